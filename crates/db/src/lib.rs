@@ -1,0 +1,35 @@
+//! Postgres access for Notegraph: the pool and its connection settings, the
+//! migrations, the row types and every SQL statement the server runs.
+//!
+//! Reads that resolvers make per item are batched by key (`= any($1)` or a
+//! lateral join over `unnest`ed keys) so that a loader turns N lookups into
+//! one statement. Visibility (public, or the viewer's own) is enforced here,
+//! in SQL, for every list and count. This crate knows nothing of GraphQL or
+//! HTTP.
+//!
+//! Layout: [`pool`] (settings, connect, readiness), [`users`], [`notes`],
+//! [`tags`], [`search`] (vector search), [`embedded`] (the Postgres the
+//! server starts when no `DATABASE_URL` is given) and [`seed`].
+
+mod error;
+mod ids;
+mod pool;
+
+pub mod embedded;
+pub mod notes;
+pub mod search;
+pub mod seed;
+pub mod tags;
+pub mod users;
+
+pub use error::Error;
+pub use ids::{NoteId, Page, TagId, UserId, Viewer};
+pub use pool::{Settings, connect, is_ready};
+pub use sqlx::PgPool;
+
+/// The schema migrations, embedded at compile time and applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The largest key, used as the open upper bound of a descending keyset page
+/// so that `id < coalesce($after, MAX_ID)` stays an index range condition.
+const MAX_ID: i64 = i64::MAX;

@@ -1,0 +1,355 @@
+//! Reads and writes of `notes`: by id, the filtered list, every author's or
+//! tag's page of notes in one lateral statement, their counts, and the
+//! create, update and delete writes.
+//!
+//! Visibility — a note is seen by everyone when public and by its author
+//! always — is part of every list and count statement here, so an invisible
+//! note is never fetched, counted or paged over.
+
+use chrono::{DateTime, Utc};
+use pgvector::Vector;
+use sqlx::{PgPool, QueryBuilder};
+use tracing::instrument;
+
+use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer, tags};
+
+/// Expands to the column list of [`NoteRow`] for a `notes n` alias; a macro
+/// so that it can be spliced into `concat!`-built statements.
+macro_rules! note_columns {
+    () => {
+        "n.id, n.author_id, n.title, n.body, n.visibility, n.created_at, n.updated_at"
+    };
+}
+pub(crate) use note_columns;
+
+/// Who may see a note; mirrors the `note_visibility` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "note_visibility", rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone.
+    Public,
+    /// The author only.
+    Private,
+}
+
+/// One row of `notes`, without the embedding (it is only ever used inside
+/// Postgres, and would add 1.5 KiB to every row fetched).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NoteRow {
+    /// Primary key.
+    pub id: NoteId,
+    /// The user who wrote it.
+    pub author_id: UserId,
+    /// Title.
+    pub title: String,
+    /// Body text.
+    pub body: String,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed; also the optimistic-concurrency token.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl NoteRow {
+    /// The visibility rule, for rows fetched by id (lists apply it in SQL).
+    pub fn is_visible_to(&self, viewer: Viewer) -> bool {
+        self.visibility == Visibility::Public || viewer == Some(self.author_id)
+    }
+}
+
+/// A page of one parent's notes as seen by one viewer: the key of the
+/// batched per-parent loads ([`fetch_by_authors`], [`fetch_by_tags`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NotesOf<P> {
+    /// The author or tag whose notes are listed.
+    pub parent: P,
+    /// Who is looking.
+    pub viewer: Viewer,
+    /// Which page.
+    pub page: Page<NoteId>,
+}
+
+/// How many of one parent's notes one viewer may see: the key of the batched
+/// counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountOf<P> {
+    /// The author or tag whose notes are counted.
+    pub parent: P,
+    /// Who is looking.
+    pub viewer: Viewer,
+}
+
+/// A note row tagged with the 1-based position of the key it answers.
+#[derive(Debug, sqlx::FromRow)]
+struct KeyedNote {
+    ord: i64,
+    #[sqlx(flatten)]
+    note: NoteRow,
+}
+
+/// A count tagged with the 1-based position of the key it answers.
+#[derive(Debug, sqlx::FromRow)]
+struct KeyedCount {
+    ord: i64,
+    count: i64,
+}
+
+/// Optional filters of the root `notes` list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoteFilter<'a> {
+    /// Only notes by this author.
+    pub author: Option<UserId>,
+    /// Only notes carrying the tag with this name.
+    pub tag: Option<&'a str>,
+}
+
+/// Notes with the given ids, visible or not (callers check visibility).
+#[instrument(skip_all, fields(db.operation = "notes.fetch_by_ids", batch = ids.len()))]
+pub async fn fetch_by_ids(pool: &PgPool, ids: &[NoteId]) -> Result<Vec<NoteRow>, Error> {
+    let rows = sqlx::query_as(concat!("select ", note_columns!(), " from notes n where n.id = any($1)"))
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows)
+}
+
+/// Visible notes newest first, optionally by one author and/or with one tag.
+///
+/// Each combination of filters is its own statement text, so Postgres plans
+/// each for what it is (driving from the tag's `note_tags` range when a tag
+/// is given) instead of one generic plan full of `$n is null or …`.
+#[instrument(skip_all, fields(db.operation = "notes.list", first = page.first))]
+pub async fn list(
+    pool: &PgPool,
+    viewer: Viewer,
+    filter: NoteFilter<'_>,
+    page: Page<NoteId>,
+) -> Result<Vec<NoteRow>, Error> {
+    let mut q = QueryBuilder::new(concat!("select ", note_columns!(), " from notes n"));
+    let id_column = if let Some(tag) = filter.tag {
+        q.push(" join note_tags nt on nt.note_id = n.id join tags t on t.id = nt.tag_id and t.name = ");
+        q.push_bind(tag);
+        "nt.note_id"
+    } else {
+        "n.id"
+    };
+    q.push(" where (n.visibility = 'public' or n.author_id = ");
+    q.push_bind(viewer);
+    q.push(") and ").push(id_column).push(" < ");
+    q.push_bind(page.after.map_or(MAX_ID, |id| id.0));
+    if let Some(author) = filter.author {
+        q.push(" and n.author_id = ").push_bind(author);
+    }
+    q.push(" order by ").push(id_column).push(" desc limit ");
+    q.push_bind(page.first);
+    let rows = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows)
+}
+
+/// Runs a lateral page statement over `unnest`ed keys: `$1` parents, `$2`
+/// viewers, `$3` exclusive upper ids, `$4` limits; rows carry `k.ord`.
+async fn fetch_pages<P: Copy + Into<i64>>(
+    pool: &PgPool,
+    statement: &'static str,
+    keys: &[NotesOf<P>],
+) -> Result<Vec<(usize, NoteRow)>, Error> {
+    let parents: Vec<i64> = keys.iter().map(|k| k.parent.into()).collect();
+    let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
+    let afters: Vec<i64> = keys.iter().map(|k| k.page.after.map_or(MAX_ID, |id| id.0)).collect();
+    let limits: Vec<i64> = keys.iter().map(|k| k.page.first).collect();
+    let rows: Vec<KeyedNote> =
+        sqlx::query_as(statement).bind(parents).bind(viewers).bind(afters).bind(limits).fetch_all(pool).await?;
+    Ok(by_key(rows, |r| r.ord).map(|(i, r)| (i, r.note)).collect())
+}
+
+/// Runs a lateral count statement over `unnest`ed keys: `$1` parents, `$2`
+/// viewers; rows carry `k.ord` and `count`.
+async fn fetch_counts<P: Copy + Into<i64>>(
+    pool: &PgPool,
+    statement: &'static str,
+    keys: &[CountOf<P>],
+) -> Result<Vec<(usize, i64)>, Error> {
+    let parents: Vec<i64> = keys.iter().map(|k| k.parent.into()).collect();
+    let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
+    let rows: Vec<KeyedCount> = sqlx::query_as(statement).bind(parents).bind(viewers).fetch_all(pool).await?;
+    Ok(by_key(rows, |r| r.ord).map(|(i, r)| (i, r.count)).collect())
+}
+
+/// Pairs each keyed row with the index of its key in the caller's slice.
+fn by_key<T>(rows: Vec<T>, ord: impl Fn(&T) -> i64) -> impl Iterator<Item = (usize, T)> {
+    rows.into_iter().filter_map(move |row| {
+        let index = usize::try_from(ord(&row) - 1).ok()?;
+        Some((index, row))
+    })
+}
+
+/// For every key, that author's visible notes newest first, in one statement
+/// (`unnest` the keys, then a lateral index range scan per key).
+/// Returns `(index of the key, row)` pairs.
+#[instrument(skip_all, fields(db.operation = "notes.fetch_by_authors", batch = keys.len()))]
+pub async fn fetch_by_authors(pool: &PgPool, keys: &[NotesOf<UserId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
+    const STATEMENT: &str = concat!(
+        "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
+             with ordinality as k(author_id, viewer_id, after_id, lim, ord) \
+         cross join lateral (select ",
+        note_columns!(),
+        " from notes n \
+             where n.author_id = k.author_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id) \
+               and n.id < k.after_id \
+             order by n.id desc limit k.lim) n"
+    );
+    fetch_pages(pool, STATEMENT, keys).await
+}
+
+/// For every key, that tag's visible notes newest first, in one statement
+/// (a backward range scan of `note_tags (tag_id, note_id)` per key).
+/// Returns `(index of the key, row)` pairs.
+#[instrument(skip_all, fields(db.operation = "notes.fetch_by_tags", batch = keys.len()))]
+pub async fn fetch_by_tags(pool: &PgPool, keys: &[NotesOf<TagId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
+    const STATEMENT: &str = concat!(
+        "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
+             with ordinality as k(tag_id, viewer_id, after_id, lim, ord) \
+         cross join lateral (select ",
+        note_columns!(),
+        " from note_tags nt join notes n on n.id = nt.note_id \
+             where nt.tag_id = k.tag_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id) \
+               and nt.note_id < k.after_id \
+             order by nt.note_id desc limit k.lim) n"
+    );
+    fetch_pages(pool, STATEMENT, keys).await
+}
+
+/// For every key, how many of that author's notes the viewer may see.
+/// Returns `(index of the key, count)` pairs.
+#[instrument(skip_all, fields(db.operation = "notes.count_by_authors", batch = keys.len()))]
+pub async fn count_by_authors(pool: &PgPool, keys: &[CountOf<UserId>]) -> Result<Vec<(usize, i64)>, Error> {
+    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
+             with ordinality as k(author_id, viewer_id, ord) \
+         cross join lateral ( \
+             select count(*) as count from notes n \
+             where n.author_id = k.author_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
+    fetch_counts(pool, STATEMENT, keys).await
+}
+
+/// For every key, how many of that tag's notes the viewer may see.
+/// Returns `(index of the key, count)` pairs.
+#[instrument(skip_all, fields(db.operation = "notes.count_by_tags", batch = keys.len()))]
+pub async fn count_by_tags(pool: &PgPool, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
+    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
+             with ordinality as k(tag_id, viewer_id, ord) \
+         cross join lateral ( \
+             select count(*) as count from note_tags nt join notes n on n.id = nt.note_id \
+             where nt.tag_id = k.tag_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
+    fetch_counts(pool, STATEMENT, keys).await
+}
+
+/// A validated new note, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewNote {
+    /// The viewer, who becomes the author.
+    pub author: UserId,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// Tag names, deduplicated and sorted (see [`tags`] for why sorted).
+    pub tags: Vec<String>,
+    /// The embedding of title and body.
+    pub embedding: Vector,
+}
+
+/// Stores a note and its tags in one transaction. An author that does not
+/// exist is [`Error::NotFound`].
+#[instrument(skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
+pub async fn insert(pool: &PgPool, note: &NewNote) -> Result<NoteRow, Error> {
+    let mut tx = pool.begin().await?;
+    let row: NoteRow = sqlx::query_as(concat!(
+        "insert into notes as n (author_id, title, body, visibility, embedding) \
+         values ($1, $2, $3, $4, $5) returning ",
+        note_columns!()
+    ))
+    .bind(note.author)
+    .bind(&note.title)
+    .bind(&note.body)
+    .bind(note.visibility)
+    .bind(&note.embedding)
+    .fetch_one(&mut *tx)
+    .await?;
+    tags::link(&mut tx, row.id, &note.tags).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The fields an update changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct NotePatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New body.
+    pub body: Option<String>,
+    /// New visibility.
+    pub visibility: Option<Visibility>,
+    /// New tag set (deduplicated and sorted), replacing the old one.
+    pub tags: Option<Vec<String>>,
+    /// New embedding, given whenever title or body changes.
+    pub embedding: Option<Vector>,
+}
+
+/// Applies a patch if the note is still the one the caller read: same
+/// author and same `updated_at`. `None` means it changed or went away in
+/// between, and the caller should read again and retry.
+#[instrument(skip_all, fields(db.operation = "notes.update", note.id = %id))]
+pub async fn update(
+    pool: &PgPool,
+    id: NoteId,
+    author: UserId,
+    read_at: DateTime<Utc>,
+    patch: &NotePatch,
+) -> Result<Option<NoteRow>, Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<NoteRow> = sqlx::query_as(concat!(
+        "update notes n set title = coalesce($4, title), body = coalesce($5, body), \
+             visibility = coalesce($6, visibility), embedding = coalesce($7, embedding), \
+             updated_at = greatest(now(), updated_at + interval '1 microsecond') \
+         where n.id = $1 and n.author_id = $2 and n.updated_at = $3 \
+         returning ",
+        note_columns!()
+    ))
+    .bind(id)
+    .bind(author)
+    .bind(read_at)
+    .bind(&patch.title)
+    .bind(&patch.body)
+    .bind(patch.visibility)
+    .bind(&patch.embedding)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if row.is_some()
+        && let Some(names) = &patch.tags
+    {
+        sqlx::query("delete from note_tags where note_id = $1").bind(id).execute(&mut *tx).await?;
+        tags::link(&mut tx, id, names).await?;
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Deletes a note if `author` wrote it; `None` when no such note of theirs
+/// exists.
+#[instrument(skip_all, fields(db.operation = "notes.delete", note.id = %id))]
+pub async fn delete(pool: &PgPool, id: NoteId, author: UserId) -> Result<Option<NoteId>, Error> {
+    let deleted = sqlx::query_scalar("delete from notes where id = $1 and author_id = $2 returning id")
+        .bind(id)
+        .bind(author)
+        .fetch_optional(pool)
+        .await?;
+    Ok(deleted)
+}

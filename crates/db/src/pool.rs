@@ -1,0 +1,77 @@
+//! Connection settings and the pool: every connection gets the statement
+//! timeout and the vector-search settings at start-up, so no query has to
+//! set them.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::{Error, MIGRATOR};
+
+/// Typed pool settings; the api crate fills them from its config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A `postgres://` URL.
+    pub url: String,
+    /// Upper bound of open connections. Postgres does its best work with
+    /// about 2–4 active connections per core; more only queue inside it.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it is told the
+    /// database is unavailable, instead of hanging.
+    pub acquire_timeout: Duration,
+    /// Server-side limit on one statement.
+    pub statement_timeout: Duration,
+    /// HNSW candidate list size for searches (`hnsw.ef_search`): higher is
+    /// better recall and slower.
+    pub hnsw_ef_search: u32,
+}
+
+impl Settings {
+    /// Connect options for `url` with the per-session settings every
+    /// statement relies on.
+    pub fn connect_options(&self) -> Result<PgConnectOptions, Error> {
+        Ok(self.apply(self.url.parse().map_err(Error::Unavailable)?))
+    }
+
+    /// Adds the per-session settings to connect options built elsewhere
+    /// (the tests get theirs from `sqlx::test`).
+    pub fn apply(&self, options: PgConnectOptions) -> PgConnectOptions {
+        options
+            .application_name("notegraph")
+            .options([
+                ("statement_timeout", format!("{}ms", self.statement_timeout.as_millis())),
+                ("hnsw.ef_search", self.hnsw_ef_search.to_string()),
+                // Keep scanning the HNSW graph until `limit` rows pass the
+                // visibility and tag filters, so filters never cost recall;
+                // strict order keeps results sorted by distance.
+                ("hnsw.iterative_scan", "strict_order".to_owned()),
+            ])
+            // Statements are logged by our own spans, with their batch sizes.
+            .disable_statement_logging()
+    }
+
+    /// Pool options: size and acquire timeout.
+    pub fn pool_options(&self) -> PgPoolOptions {
+        PgPoolOptions::new().max_connections(self.max_connections).acquire_timeout(self.acquire_timeout)
+    }
+}
+
+/// Opens the pool and checks that the database answers, failing fast with
+/// the cause when it does not.
+pub async fn connect(settings: &Settings) -> Result<PgPool, Error> {
+    let pool = settings.pool_options().connect_with(settings.connect_options()?).await?;
+    Ok(pool)
+}
+
+/// True when the database answers and every embedded migration is applied;
+/// backs `/readyz`.
+pub async fn is_ready(pool: &PgPool) -> Result<bool, Error> {
+    let applied: Vec<i64> = sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
+        .fetch_all(pool)
+        .await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .all(|m| applied.binary_search(&m.version).is_ok()))
+}

@@ -1,0 +1,53 @@
+//! Reads of `users`: by id in batches, and the keyset-paged list.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tracing::instrument;
+
+use crate::{Error, Page, UserId};
+
+/// One row of `users`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    /// Primary key.
+    pub id: UserId,
+    /// Display name.
+    pub name: String,
+    /// Private to the user; the api decides who may read it.
+    pub email: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Users with the given ids, in no particular order; missing ids are absent.
+#[instrument(skip_all, fields(db.operation = "users.fetch_by_ids", batch = ids.len()))]
+pub async fn fetch_by_ids(pool: &PgPool, ids: &[UserId]) -> Result<Vec<UserRow>, Error> {
+    let rows = sqlx::query_as("select id, name, email, created_at from users where id = any($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows)
+}
+
+/// Users oldest first (by id asc), a keyset page at a time.
+#[instrument(skip_all, fields(db.operation = "users.list", first = page.first))]
+pub async fn list(pool: &PgPool, page: Page<UserId>) -> Result<Vec<UserRow>, Error> {
+    // Ids start at 1, so `coalesce(after, 0)` keeps this a range condition
+    // on the primary key instead of an `or` the planner cannot index.
+    let rows = sqlx::query_as(
+        "select id, name, email, created_at from users \
+         where id > coalesce($1, 0) order by id limit $2",
+    )
+    .bind(page.after)
+    .bind(page.first)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// True when there are no users at all (a fresh database).
+#[instrument(skip_all, fields(db.operation = "users.is_empty"))]
+pub async fn is_empty(pool: &PgPool) -> Result<bool, Error> {
+    let any: bool = sqlx::query_scalar("select exists (select 1 from users)").fetch_one(pool).await?;
+    Ok(!any)
+}
