@@ -1,0 +1,78 @@
+//! `Application`: builds the server from config and a pool, binds the
+//! listener, and serves until told to stop. `main` and the tests start the
+//! server through exactly this code.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use loaders::Loaders;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::graphql::{EventBus, SchemaDeps, build_schema};
+use crate::http::{AppState, Limits, router};
+
+/// A bound, ready-to-serve server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    grace: Duration,
+}
+
+impl Application {
+    /// Builds the schema, loaders and router over an open (migrated) pool
+    /// and binds the listen address (port 0 picks a free port).
+    pub async fn build(config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
+        let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
+        let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
+        let schema = build_schema(SchemaDeps {
+            pool: pool.clone(),
+            loaders,
+            embedder: Arc::new(embed::HashEmbedder::default()),
+            events: EventBus::default(),
+        });
+        let limits = Limits {
+            timeout: Duration::from_secs(config.http.http_timeout_secs),
+            body_limit_bytes: config.http.body_limit_bytes,
+        };
+        let router = router(AppState { schema, auth, pool }, limits);
+        let listener =
+            TcpListener::bind(config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
+        Ok(Self { listener, router, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and gives
+    /// in-flight requests the grace period to finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(address = %self.local_addr()?, "serving");
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("draining in-flight requests");
+            let _ = draining_tx.send(());
+        });
+        let grace = self.grace;
+        let deadline = async move {
+            match draining_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                // The server ended on its own: nothing to bound.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = serve => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping in-flight requests"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

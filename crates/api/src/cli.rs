@@ -1,0 +1,90 @@
+//! What each command of the binary does, given the parsed command line.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use db::seed::SeedOptions;
+
+use crate::app::Application;
+use crate::auth::Authenticator;
+use crate::config::{Cli, Command, Config, SeedArgs, TokenArgs};
+use crate::database::{Database, start_embedded};
+use crate::{graphql, shutdown, telemetry};
+
+/// The demo data set `serve` loads into an empty embedded database, so a
+/// newcomer sees data at once (and the published k6 mix finds user 1 and
+/// note 1).
+const DEMO: SeedOptions = SeedOptions { users: 200, notes: 2_000, tags: 40, seed: 42 };
+
+/// Runs the command the user asked for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::PrintSchema => print(&graphql::sdl()),
+        Command::Token(args) => token(&config, &args),
+        command => {
+            telemetry::init(&config.telemetry)?;
+            tracing::info!(?config, "configuration");
+            if config.auth.jwt_secret.expose() == crate::config::DEFAULT_JWT_SECRET {
+                tracing::warn!("NOTEGRAPH_JWT_SECRET is the development default; set it in production");
+            }
+            match command {
+                Command::Serve => serve(&config).await,
+                Command::Migrate => Database::open(&config.db).await?.close().await,
+                Command::Seed(args) => seed(&config, &args).await,
+                Command::EmbeddedPostgres => embedded_postgres(&config).await,
+                Command::PrintSchema | Command::Token(_) => Ok(()),
+            }
+        }
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let database = Database::open(&config.db).await?;
+    if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
+        tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
+        db::seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
+    }
+    let app = Application::build(config, database.pool.clone()).await?;
+    let served = app.run_until_stopped(shutdown::signal()).await;
+    database.close().await?;
+    served
+}
+
+async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
+    let database = Database::open(&config.db).await?;
+    let options = SeedOptions { users: args.users, notes: args.notes, tags: args.tags, seed: args.seed };
+    let report = db::seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
+    database.close().await?;
+    let report = report.context("seeding")?;
+    print(&format!(
+        "seeded {} users, {} notes, {} tags, {} note tags in {:.1} s",
+        report.users,
+        report.notes,
+        report.tags,
+        report.note_tags,
+        report.elapsed.as_secs_f64()
+    ))
+}
+
+fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
+    let auth = Authenticator::new(&config.auth)?;
+    print(&auth.issue(db::UserId(args.user_id), Duration::from_secs(args.ttl))?)
+}
+
+async fn embedded_postgres(config: &Config) -> anyhow::Result<()> {
+    let pg = start_embedded(&config.db).await?;
+    print(&format!("DATABASE_URL={}", pg.url()))?;
+    shutdown::signal().await;
+    tokio::task::spawn_blocking(move || pg.stop()).await?.context("stopping the embedded Postgres")?;
+    Ok(())
+}
+
+/// Command output goes to stdout, logs to stderr.
+fn print(line: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `ApiError`: the one error type that decides what a client sees. Every
+//! variant has a stable `extensions.code` from the schema's list; internal
+//! causes are logged once, here, and replaced by a generic message.
+
+use std::borrow::Cow;
+
+use async_graphql::ErrorExtensions;
+
+/// An error as the client will see it.
+///
+/// Deliberately not `Display`: async-graphql converts any `Display` type
+/// into an error without a code, and that must not happen by accident.
+/// Conversion goes through the `From` impl below, which sets the code.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request's arguments are invalid.
+    BadUserInput(Cow<'static, str>),
+    /// No viewer, or credentials that do not verify.
+    Unauthenticated(Cow<'static, str>),
+    /// The viewer may not do this.
+    Forbidden(Cow<'static, str>),
+    /// The thing does not exist or is not visible to the viewer.
+    NotFound(Cow<'static, str>),
+    /// A deadline passed.
+    Timeout,
+    /// A dependency (the database) cannot serve right now; retrying later may work.
+    ServiceUnavailable,
+    /// A bug or an unexpected state; the cause went to the log.
+    Internal,
+}
+
+impl ApiError {
+    /// The `extensions.code` of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadUserInput(_) => "BAD_USER_INPUT",
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Timeout => "TIMEOUT",
+            ApiError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ApiError::Internal => "INTERNAL",
+        }
+    }
+
+    /// The message the client sees: safe to show, never a cause chain.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::BadUserInput(m)
+            | ApiError::Unauthenticated(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m) => m,
+            ApiError::Timeout => "the operation timed out",
+            ApiError::ServiceUnavailable => "the service is temporarily unavailable",
+            ApiError::Internal => "internal error",
+        }
+    }
+
+    /// Shorthand for a [`ApiError::BadUserInput`].
+    pub fn bad_input(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::BadUserInput(message.into())
+    }
+}
+
+impl From<&db::Error> for ApiError {
+    fn from(err: &db::Error) -> Self {
+        match err {
+            db::Error::NotFound => ApiError::NotFound("not found".into()),
+            db::Error::NotOwner => ApiError::Forbidden("only the author may do this".into()),
+            db::Error::Conflict(what) => ApiError::BadUserInput(format!("{what} already exists").into()),
+            db::Error::Timeout => {
+                tracing::warn!(exception.type = "TIMEOUT", "database statement timed out");
+                ApiError::Timeout
+            }
+            db::Error::Unavailable(cause) => {
+                tracing::warn!(exception.type = "SERVICE_UNAVAILABLE", error.message = %cause, "database unavailable");
+                ApiError::ServiceUnavailable
+            }
+            db::Error::Unexpected(cause) => {
+                tracing::error!(exception.type = "INTERNAL", error.message = %cause, "unexpected database error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<db::Error> for ApiError {
+    fn from(err: db::Error) -> Self {
+        ApiError::from(&err)
+    }
+}
+
+impl From<loaders::LoadError> for ApiError {
+    fn from(err: loaders::LoadError) -> Self {
+        ApiError::from(err.as_ref())
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        let code = self.code();
+        async_graphql::Error::new(self.message()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        err.extend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unexpected_database_errors_are_masked() {
+        let err = db::Error::Unexpected(sqlx::Error::Protocol("select * from secret_table".into()));
+        let gql: async_graphql::Error = ApiError::from(err).into();
+        assert_eq!(gql.message, "internal error");
+        let json = serde_json::to_string(&gql.extensions).unwrap_or_default();
+        assert!(json.contains("INTERNAL"), "{json}");
+    }
+
+    #[test]
+    fn codes_are_the_schema_codes() {
+        assert_eq!(ApiError::bad_input("x").code(), "BAD_USER_INPUT");
+        assert_eq!(ApiError::from(db::Error::Timeout).code(), "TIMEOUT");
+        assert_eq!(ApiError::from(db::Error::NotOwner).code(), "FORBIDDEN");
+    }
+}

@@ -1,0 +1,147 @@
+//! `MutationRoot`: create, update and delete notes. Only a signed-in viewer
+//! writes, and only the author changes a note; a note the viewer cannot see
+//! is NOT_FOUND, exactly as if it did not exist. A write is acknowledged
+//! only after its transaction commits.
+
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use db::NoteId;
+use db::notes::{NewNote, NotePatch, NoteRow};
+
+use super::events::{EventBus, NoteChange, NoteEventKind, tag_names};
+use super::types::{Note, Visibility};
+use super::{args, loaders, pool, signed_in};
+use crate::error::ApiError;
+use crate::graphql::schema::embed_text;
+
+/// How often an update re-reads and retries when the note changed between
+/// its read and its write (optimistic concurrency on `updated_at`).
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// Root of all writes.
+pub struct MutationRoot;
+
+/// A new note.
+#[derive(InputObject)]
+pub(crate) struct CreateNoteInput {
+    title: String,
+    body: String,
+    #[graphql(default_with = "Some(Visibility::Public)")]
+    visibility: Option<Visibility>,
+    /// Tag names; unknown tags are created.
+    #[graphql(default_with = "Some(Vec::new())")]
+    tags: Option<Vec<String>>,
+}
+
+/// Changes to a note; omitted fields keep their value.
+#[derive(InputObject)]
+pub(crate) struct UpdateNoteInput {
+    title: Option<String>,
+    body: Option<String>,
+    visibility: Option<Visibility>,
+    /// When given, replaces the note's tags.
+    tags: Option<Vec<String>>,
+}
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Requires an authenticated viewer; the viewer becomes the author.
+    async fn create_note(&self, ctx: &Context<'_>, input: CreateNoteInput) -> Result<Note> {
+        let author = signed_in(ctx)?;
+        let title = args::title(&input.title)?;
+        let body = args::body(&input.body)?;
+        let tags = args::tags(input.tags.as_deref().unwrap_or_default())?;
+        let embedding = embed_text(ctx, &note_text(&title, &body)).await?;
+        let new = NewNote {
+            author,
+            title,
+            body,
+            visibility: input.visibility.unwrap_or(Visibility::Public).into(),
+            tags,
+            embedding,
+        };
+        let row = db::notes::insert(pool(ctx)?, &new).await.map_err(|err| match err {
+            db::Error::NotFound => ApiError::Unauthenticated("the token's user does not exist".into()),
+            other => ApiError::from(other),
+        })?;
+        publish(ctx, NoteChange::new(NoteEventKind::Created, &row, new.tags))?;
+        Ok(Note(row))
+    }
+
+    /// Only the author may update.
+    async fn update_note(&self, ctx: &Context<'_>, id: ID, input: UpdateNoteInput) -> Result<Note> {
+        let author = signed_in(ctx)?;
+        let id: NoteId = args::parse_id(&id, "note")?;
+        let title = input.title.as_deref().map(args::title).transpose()?;
+        let body = input.body.as_deref().map(args::body).transpose()?;
+        let tags = input.tags.as_deref().map(args::tags).transpose()?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = authored_note(ctx, id, author).await?;
+            // Title and body feed the embedding, so a change to either
+            // re-embeds the note as it will read after the update.
+            let embedding = if title.is_some() || body.is_some() {
+                let text =
+                    note_text(title.as_deref().unwrap_or(&current.title), body.as_deref().unwrap_or(&current.body));
+                Some(embed_text(ctx, &text).await?)
+            } else {
+                None
+            };
+            let patch = NotePatch {
+                title: title.clone(),
+                body: body.clone(),
+                visibility: input.visibility.map(Into::into),
+                tags: tags.clone(),
+                embedding,
+            };
+            let updated =
+                db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch).await.map_err(ApiError::from)?;
+            if let Some(row) = updated {
+                let tags = match tags {
+                    Some(tags) => tags,
+                    None => tag_names(ctx, id).await?,
+                };
+                publish(ctx, NoteChange::new(NoteEventKind::Updated, &row, tags))?;
+                return Ok(Note(row));
+            }
+        }
+        tracing::warn!(note.id = %id, "note kept changing during update");
+        Err(ApiError::ServiceUnavailable.into())
+    }
+
+    /// Only the author may delete. Returns the deleted note's id.
+    async fn delete_note(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let author = signed_in(ctx)?;
+        let id: NoteId = args::parse_id(&id, "note")?;
+        let note = authored_note(ctx, id, author).await?;
+        // Read before the delete: subscribers filter the event by the tags
+        // the note had.
+        let tags = tag_names(ctx, id).await?;
+        let deleted = db::notes::delete(pool(ctx)?, id, author).await.map_err(ApiError::from)?;
+        let deleted = deleted.ok_or_else(|| ApiError::NotFound("note not found".into()))?;
+        publish(ctx, NoteChange::new(NoteEventKind::Deleted, &note, tags))?;
+        Ok(ID(deleted.to_string()))
+    }
+}
+
+/// The note, if the viewer wrote it: NOT_FOUND when it does not exist or is
+/// invisible to them, FORBIDDEN when it is someone else's public note.
+async fn authored_note(ctx: &Context<'_>, id: NoteId, author: db::UserId) -> Result<NoteRow, ApiError> {
+    let row = loaders(ctx)?.note_by_id.load_one(id).await?;
+    match row {
+        Some(note) if note.author_id == author => Ok(note),
+        Some(note) if note.is_visible_to(Some(author)) => {
+            Err(ApiError::Forbidden("only the author may change this note".into()))
+        }
+        _ => Err(ApiError::NotFound("note not found".into())),
+    }
+}
+
+/// Publishes a committed change to subscribers.
+fn publish(ctx: &Context<'_>, change: NoteChange) -> Result<(), ApiError> {
+    ctx.data::<EventBus>().map_err(|_| super::missing("event bus"))?.publish(change);
+    Ok(())
+}
+
+/// The text a note is embedded from.
+fn note_text(title: &str, body: &str) -> String {
+    format!("{title}\n{body}")
+}

@@ -1,0 +1,127 @@
+//! `QueryRoot`: the entry points of reads. Root lists call `db` directly
+//! (one statement each); everything below them goes through loaders.
+
+use async_graphql::{Context, ID, Object, Result};
+use db::notes::NoteFilter;
+
+use super::types::{Note, SearchHit, Tag, User};
+use super::{args, loaders, pool, viewer};
+use crate::error::ApiError;
+use crate::graphql::schema::embed_text;
+
+/// Root of all reads.
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// The authenticated viewer, or null when anonymous.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = viewer(ctx)? else { return Ok(None) };
+        let row = loaders(ctx)?.user_by_id.load_one(id).await.map_err(ApiError::from)?;
+        Ok(row.map(User))
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let id = args::parse_id(&id, "user")?;
+        let row = loaders(ctx)?.user_by_id.load_one(id).await.map_err(ApiError::from)?;
+        Ok(row.map(User))
+    }
+
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(args::USERS_PAGE)")] first: Option<i32>,
+        after: Option<ID>,
+    ) -> Result<Vec<User>> {
+        let page = args::page(first, args::USERS_PAGE, after.as_ref(), "user")?;
+        let rows = db::users::list(pool(ctx)?, page).await.map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(User).collect())
+    }
+
+    async fn note(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Note>> {
+        let id = args::parse_id(&id, "note")?;
+        let viewer = viewer(ctx)?;
+        let row = loaders(ctx)?.note_by_id.load_one(id).await.map_err(ApiError::from)?;
+        Ok(row.filter(|note| note.is_visible_to(viewer)).map(Note))
+    }
+
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
+        after: Option<ID>,
+        tag: Option<String>,
+        author_id: Option<ID>,
+    ) -> Result<Vec<Note>> {
+        let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
+        let author = author_id.as_ref().map(|id| args::parse_id(id, "user")).transpose()?;
+        let tag = tag.as_deref().map(args::normalize_tag);
+        let filter = NoteFilter { author, tag: tag.as_deref() };
+        let rows = db::notes::list(pool(ctx)?, viewer(ctx)?, filter, page).await.map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(Note).collect())
+    }
+
+    async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
+        let row = db::tags::fetch_by_name(pool(ctx)?, &args::normalize_tag(&name)).await.map_err(ApiError::from)?;
+        Ok(row.map(Tag))
+    }
+
+    async fn tags(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(args::TAGS_PAGE)")] first: Option<i32>,
+        after: Option<ID>,
+    ) -> Result<Vec<Tag>> {
+        let page = args::page(first, args::TAGS_PAGE, after.as_ref(), "tag")?;
+        let rows = db::tags::list(pool(ctx)?, page).await.map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(Tag).collect())
+    }
+
+    /// Semantic search over visible notes. Give exactly one of `text` (embedded by
+    /// the server's configured embedder) or `vector` (its length must equal the
+    /// configured dimension, 384 by default). Optional `tag` filters the hits
+    /// without losing recall.
+    async fn search_notes(
+        &self,
+        ctx: &Context<'_>,
+        text: Option<String>,
+        vector: Option<Vec<f32>>,
+        #[graphql(default_with = "Some(args::SEARCH_PAGE)")] first: Option<i32>,
+        tag: Option<String>,
+    ) -> Result<Vec<SearchHit>> {
+        let first = args::first(first, args::SEARCH_PAGE)?;
+        let query = match (text, vector) {
+            (Some(text), None) => {
+                let text = text.trim();
+                if text.is_empty() || text.chars().count() > args::MAX_SEARCH_TEXT_CHARS {
+                    return Err(ApiError::bad_input(format!(
+                        "`text` must be 1 to {} characters",
+                        args::MAX_SEARCH_TEXT_CHARS
+                    ))
+                    .into());
+                }
+                embed_text(ctx, text).await?
+            }
+            (None, Some(vector)) => query_vector(ctx, vector)?,
+            _ => return Err(ApiError::bad_input("give exactly one of `text` or `vector`").into()),
+        };
+        let tag = tag.as_deref().map(args::normalize_tag);
+        let hits = db::search::by_embedding(pool(ctx)?, &query, viewer(ctx)?, first, tag.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(hits.into_iter().map(SearchHit::from).collect())
+    }
+}
+
+/// Checks a client-given query vector: the configured dimension, finite,
+/// and not all zeros (cosine distance to a zero vector is undefined).
+fn query_vector(ctx: &Context<'_>, vector: Vec<f32>) -> Result<pgvector::Vector, ApiError> {
+    let dimension = super::schema::embedder(ctx)?.dimension();
+    if vector.len() != dimension {
+        return Err(ApiError::bad_input(format!("`vector` must have {dimension} elements, got {}", vector.len())));
+    }
+    if vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
+        return Err(ApiError::bad_input("`vector` must be finite and not all zeros"));
+    }
+    Ok(pgvector::Vector::from(vector))
+}

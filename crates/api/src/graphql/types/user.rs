@@ -1,0 +1,55 @@
+//! `User`: a row of `users`, its notes and their count.
+
+use async_graphql::{Context, ID, Object, Result};
+use chrono::{DateTime, Utc};
+use db::notes::{CountOf, NotesOf};
+use db::users::UserRow;
+
+use super::Note;
+use crate::graphql::{args, loaders, viewer};
+
+/// A person who writes notes.
+pub(crate) struct User(pub(crate) UserRow);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The user's email; null unless the viewer is this user.
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        Ok((viewer(ctx)? == Some(self.0.id)).then_some(self.0.email.as_str()))
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// This user's notes that the viewer may see, newest first.
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
+        after: Option<ID>,
+    ) -> Result<Vec<Note>> {
+        let key = NotesOf {
+            parent: self.0.id,
+            viewer: viewer(ctx)?,
+            page: args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?,
+        };
+        let rows = loaders(ctx)?.notes_by_author.load_one(key).await.map_err(crate::error::ApiError::from)?;
+        Ok(rows.unwrap_or_default().into_iter().map(Note).collect())
+    }
+
+    /// How many of this user's notes the viewer may see.
+    async fn note_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let key = CountOf { parent: self.0.id, viewer: viewer(ctx)? };
+        let count = loaders(ctx)?.note_count_by_author.load_one(key).await.map_err(crate::error::ApiError::from)?;
+        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+    }
+}

@@ -1,0 +1,364 @@
+//! `GET` and `POST /graphql` per the GraphQL-over-HTTP specification:
+//! the response media type is negotiated from `Accept`
+//! (`application/graphql-response+json` or `application/json`), requests
+//! that cannot be executed (bad JSON, missing `query`, a document that does
+//! not parse or validate) get no `data` entry, and with the newer media
+//! type they get status 400. Mutations over GET are refused with 405.
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Request, Response, ServerError, Variables};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use crate::error::ApiError;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
+const APPLICATION_JSON: &str = "application/json; charset=utf-8";
+
+/// The response media types we can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    /// `application/graphql-response+json`: status codes carry meaning.
+    GraphqlResponse,
+    /// `application/json`: the legacy type; well-formed requests get 200.
+    Json,
+}
+
+impl MediaType {
+    fn content_type(self) -> &'static str {
+        match self {
+            MediaType::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+            MediaType::Json => APPLICATION_JSON,
+        }
+    }
+}
+
+/// Picks the response media type from `Accept`; `None` is 406. No header
+/// means `application/json`, as the specification asks of servers that
+/// still serve legacy clients.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let mut best: Option<(f32, MediaType)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let essence = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let mut quality = 1.0_f32;
+        let mut charset_ok = true;
+        for param in parts {
+            if let Some((name, value)) = param.split_once('=') {
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "q" => quality = value.trim().parse().unwrap_or(0.0),
+                    "charset" => charset_ok = value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8"),
+                    _ => {}
+                }
+            }
+        }
+        let media = match essence.as_str() {
+            "application/graphql-response+json" => MediaType::GraphqlResponse,
+            "application/json" | "application/*" | "*/*" => MediaType::Json,
+            _ => continue,
+        };
+        if quality <= 0.0 || !charset_ok {
+            continue;
+        }
+        // Prefer the higher quality; on a tie, the more specific new type.
+        let better = match best {
+            None => true,
+            Some((q, m)) => {
+                quality > q || (quality == q && m == MediaType::Json && media == MediaType::GraphqlResponse)
+            }
+        };
+        if better {
+            best = Some((quality, media));
+        }
+    }
+    best.map(|(_, media)| media)
+}
+
+/// A GraphQL request's parameters, as sent in a POST body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Params {
+    query: Option<Value>,
+    operation_name: Option<Value>,
+    variables: Option<Value>,
+    extensions: Option<Value>,
+}
+
+/// A request that cannot be executed, with its HTTP status.
+struct Rejection {
+    status: StatusCode,
+    message: String,
+    code: &'static str,
+}
+
+impl Rejection {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Rejection { status: StatusCode::BAD_REQUEST, message: message.into(), code: "BAD_USER_INPUT" }
+    }
+}
+
+/// Validates the parameter types the specification requires.
+fn into_request(params: Params) -> Result<Request, Rejection> {
+    let query = match params.query {
+        Some(Value::String(q)) => q,
+        Some(_) => return Err(Rejection::bad_request("`query` must be a string")),
+        None => return Err(Rejection::bad_request("`query` is required")),
+    };
+    let mut request = Request::new(query);
+    match params.operation_name {
+        Some(Value::String(name)) => request = request.operation_name(name),
+        None | Some(Value::Null) => {}
+        Some(_) => return Err(Rejection::bad_request("`operationName` must be a string")),
+    }
+    match params.variables {
+        Some(vars @ Value::Object(_)) => request = request.variables(Variables::from_json(vars)),
+        None | Some(Value::Null) => {}
+        Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
+    }
+    match params.extensions {
+        Some(Value::Object(ext)) => {
+            let ext = ext.into_iter().map(|(k, v)| (k, async_graphql::Value::from_json(v).unwrap_or_default()));
+            request.extensions = async_graphql::Extensions(ext.collect());
+        }
+        None | Some(Value::Null) => {}
+        Some(_) => return Err(Rejection::bad_request("`extensions` must be an object")),
+    }
+    Ok(request)
+}
+
+/// Parses the GET query string: `variables` and `extensions` are JSON.
+fn get_params(raw: Option<&str>) -> Result<Params, Rejection> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|_| Rejection::bad_request("malformed query string"))?;
+    let mut params = Params { query: None, operation_name: None, variables: None, extensions: None };
+    for (name, value) in pairs {
+        let json = |v: &str| {
+            serde_json::from_str::<Value>(v).map_err(|_| Rejection::bad_request(format!("`{name}` must be JSON")))
+        };
+        match name.as_str() {
+            "query" => params.query = Some(Value::String(value)),
+            "operationName" => params.operation_name = Some(Value::String(value)),
+            "variables" => params.variables = Some(json(&value)?),
+            "extensions" => params.extensions = Some(json(&value)?),
+            _ => {}
+        }
+    }
+    Ok(params)
+}
+
+/// True when the operation the request selects is a mutation or a
+/// subscription (both refused over GET). Unparseable documents are left
+/// to execution, which reports the syntax error.
+fn selects_non_query(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let ty = match (&document.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    matches!(ty, Some(OperationType::Mutation | OperationType::Subscription))
+}
+
+/// `GET /graphql`.
+pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> HttpResponse {
+    let Some(media) = negotiate(&headers) else { return not_acceptable() };
+    let request = match get_params(raw.as_deref()).and_then(into_request) {
+        Ok(request) => request,
+        Err(rejection) => return reject(media, rejection),
+    };
+    if selects_non_query(&request) {
+        let mut response = reject(
+            media,
+            Rejection {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "use POST for mutations".into(),
+                code: "BAD_USER_INPUT",
+            },
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, &headers, media, request).await
+}
+
+/// `POST /graphql`.
+pub(super) async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResponse {
+    let Some(media) = negotiate(&headers) else { return not_acceptable() };
+    if let Err(rejection) = check_content_type(&headers) {
+        return reject(media, rejection);
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(err) => {
+            return reject(
+                media,
+                Rejection {
+                    status: err.status(),
+                    message: "the request body could not be read".into(),
+                    code: "BAD_USER_INPUT",
+                },
+            );
+        }
+    };
+    let params = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => serde_json::from_value::<Params>(Value::Object(map)),
+        Ok(_) => return reject(media, Rejection::bad_request("the body must be a JSON object")),
+        Err(_) => return reject(media, Rejection::bad_request("the body is not valid JSON")),
+    };
+    let request =
+        match params.map_err(|_| Rejection::bad_request("malformed request parameters")).and_then(into_request) {
+            Ok(request) => request,
+            Err(rejection) => return reject(media, rejection),
+        };
+    execute(&state, &headers, media, request).await
+}
+
+/// POST bodies must be `application/json` in UTF-8.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+    let unsupported = || Rejection {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        message: "send the request as `application/json`".into(),
+        code: "BAD_USER_INPUT",
+    };
+    let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).ok_or_else(unsupported)?;
+    let mut parts = value.split(';').map(str::trim);
+    if !parts.next().unwrap_or_default().eq_ignore_ascii_case("application/json") {
+        return Err(unsupported());
+    }
+    for param in parts {
+        if let Some((name, charset)) = param.split_once('=')
+            && name.trim().eq_ignore_ascii_case("charset")
+            && !charset.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        {
+            return Err(unsupported());
+        }
+    }
+    Ok(())
+}
+
+/// Authenticates, executes and encodes one request.
+async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, request: Request) -> HttpResponse {
+    let viewer = match state.auth.viewer(headers.get(header::AUTHORIZATION)) {
+        Ok(viewer) => viewer,
+        Err(err) => {
+            let mut response = reject(
+                media,
+                Rejection { status: StatusCode::UNAUTHORIZED, message: err.message().to_owned(), code: err.code() },
+            );
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    };
+    let response = state.schema.execute(request.data(viewer)).await;
+    encode(media, response)
+}
+
+/// Encodes an executed response. A response whose errors all came before
+/// execution (parse, validation, variable coercion) carries no `data`.
+fn encode(media: MediaType, response: Response) -> HttpResponse {
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let mut body = Map::new();
+    if !response.errors.is_empty() {
+        let errors: Vec<Value> = response.errors.into_iter().map(|e| error_json(e, request_error)).collect();
+        body.insert("errors".into(), Value::Array(errors));
+    }
+    if !request_error {
+        body.insert("data".into(), serde_json::to_value(&response.data).unwrap_or(Value::Null));
+    }
+    if !response.extensions.is_empty() {
+        body.insert("extensions".into(), serde_json::to_value(&response.extensions).unwrap_or(Value::Null));
+    }
+    let status =
+        if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    json_response(status, media, &Value::Object(body))
+}
+
+/// One error as JSON, with an `extensions.code` on every error: errors the
+/// engine raised before execution are the client's (BAD_USER_INPUT); any
+/// other error without a code is a bug we did not classify (INTERNAL).
+fn error_json(error: ServerError, before_execution: bool) -> Value {
+    let mut value = serde_json::to_value(&error).unwrap_or_else(|_| json!({ "message": "internal error" }));
+    if let Value::Object(map) = &mut value {
+        let extensions = map.entry("extensions").or_insert_with(|| json!({}));
+        if let Value::Object(ext) = extensions
+            && !ext.contains_key("code")
+        {
+            let code = if before_execution {
+                "BAD_USER_INPUT"
+            } else {
+                tracing::error!(exception.type = "INTERNAL", error.message = %error.message, "unclassified resolver error");
+                map.insert("message".into(), Value::String(ApiError::Internal.message().to_owned()));
+                "INTERNAL"
+            };
+            if let Some(Value::Object(ext)) = map.get_mut("extensions") {
+                ext.insert("code".into(), Value::String(code.into()));
+            }
+        }
+    }
+    value
+}
+
+/// A request-level error response (no `data`).
+fn reject(media: MediaType, rejection: Rejection) -> HttpResponse {
+    let body = json!({ "errors": [{ "message": rejection.message, "extensions": { "code": rejection.code } }] });
+    json_response(rejection.status, media, &body)
+}
+
+fn not_acceptable() -> HttpResponse {
+    let body = json!({ "errors": [{
+        "message": "accept application/graphql-response+json or application/json",
+        "extensions": { "code": "BAD_USER_INPUT" }
+    }] });
+    json_response(StatusCode::NOT_ACCEPTABLE, MediaType::Json, &body)
+}
+
+fn json_response(status: StatusCode, media: MediaType, body: &Value) -> HttpResponse {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))], bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn negotiation_follows_accept() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("application/graphql-response+json")), Some(MediaType::GraphqlResponse));
+        assert_eq!(negotiate(&accept("application/json")), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept("application/json;q=0.5, application/graphql-response+json")),
+            Some(MediaType::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json;q=0.1, application/json")),
+            Some(MediaType::Json)
+        );
+        assert_eq!(negotiate(&accept("text/html")), None);
+        assert_eq!(negotiate(&accept("application/json; charset=utf-16")), None);
+    }
+}

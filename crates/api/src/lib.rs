@@ -1,0 +1,25 @@
+//! Notegraph's server: a GraphQL API over notes, users and tags, with
+//! search by meaning, on axum and async-graphql over Postgres+pgvector.
+//!
+//! # Layout
+//! - [`config`]: the typed configuration and the command line.
+//! - [`cli`]: what each command does.
+//! - [`app`]: [`Application`], the server that `main` and the tests start.
+//! - [`database`]: the pool, and the embedded Postgres when no URL is set.
+//! - [`http`]: the router, its layers and the GraphQL-over-HTTP handler.
+//! - [`graphql`]: the schema, its types and resolvers.
+//! - [`auth`], [`error`], [`telemetry`], [`shutdown`].
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::{Cli, Config};
