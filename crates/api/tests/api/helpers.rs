@@ -1,0 +1,142 @@
+//! `TestApp`: the real application on `127.0.0.1:0`, a client, and typed
+//! helpers for GraphQL calls and statement counting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use api::{Application, Cli};
+use clap::Parser;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::oneshot;
+
+/// Static tokens the test server accepts: `user-N` is user N.
+const STATIC_TOKENS: &str = "test-token=1,user-1=1,user-2=2,user-3=3";
+
+/// The command line every test server starts with.
+fn cli() -> Cli {
+    Cli::parse_from(["notegraph", "--listen", "127.0.0.1:0", "--static-tokens", STATIC_TOKENS])
+}
+
+/// A running server; stopped when dropped.
+pub(crate) struct TestApp {
+    pub(crate) addr: SocketAddr,
+    pub(crate) client: reqwest::Client,
+    pub(crate) pool: PgPool,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    /// Starts the server on a database reached with `options` (given by
+    /// `sqlx::test`), with the production pool settings.
+    pub(crate) async fn spawn(options: PgConnectOptions) -> TestApp {
+        let cli = cli();
+        let settings = cli.config.db.settings(String::new());
+        let pool = settings.pool_options().connect_with(settings.apply(options)).await.expect("connect");
+        Self::spawn_with_pool(pool).await
+    }
+
+    /// Starts the server over any pool (for example one whose database is down).
+    pub(crate) async fn spawn_with_pool(pool: PgPool) -> TestApp {
+        let app = Application::build(&cli().config, pool.clone()).await.expect("build app");
+        let addr = app.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        TestApp { addr, client, pool, stop: Some(stop) }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a GraphQL request as `token` (anonymous when `None`) and
+    /// returns the status and the JSON body.
+    pub(crate) async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (StatusCode, Value) {
+        let mut request =
+            self.client.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.expect("json body"))
+    }
+
+    /// An anonymous query that must succeed; returns `data`.
+    pub(crate) async fn data(&self, query: &str) -> Value {
+        self.data_as(None, query, json!({})).await
+    }
+
+    /// A query as `token` that must succeed without errors; returns `data`.
+    pub(crate) async fn data_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(token, query, variables).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// A request that must fail; returns the first error's `extensions.code`.
+    pub(crate) async fn error_code(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let (_, body) = self.post(token, query, variables).await;
+        body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned()
+    }
+
+    /// Creates a note as `token` and returns its id.
+    pub(crate) async fn create_note(
+        &self,
+        token: &str,
+        title: &str,
+        body: &str,
+        visibility: &str,
+        tags: &[&str],
+    ) -> String {
+        let data = self
+            .data_as(
+                Some(token),
+                "mutation($input: CreateNoteInput!) { createNote(input: $input) { id } }",
+                json!({ "input": { "title": title, "body": body, "visibility": visibility, "tags": tags } }),
+            )
+            .await;
+        data["createNote"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Calls per statement in this test's database so far, as counted by
+    /// pg_stat_statements. Left out: the counting query itself, and sqlx's
+    /// `pg_catalog` lookups of custom types, which it makes once per new
+    /// connection (not per request) and caches.
+    pub(crate) async fn statement_calls(&self) -> BTreeMap<String, i64> {
+        sqlx::query("create extension if not exists pg_stat_statements").execute(&self.pool).await.expect("extension");
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "select query, calls from pg_stat_statements \
+             where dbid = (select oid from pg_database where datname = current_database()) \
+               and query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog.%'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("count statements");
+        let mut calls = BTreeMap::new();
+        for (query, n) in rows {
+            *calls.entry(query).or_insert(0) += n;
+        }
+        calls
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The ids in a list of objects, in order.
+pub(crate) fn ids(list: &Value) -> Vec<String> {
+    list.as_array().expect("a list").iter().map(|item| item["id"].as_str().expect("id").to_owned()).collect()
+}

@@ -1,0 +1,114 @@
+//! Writes: who may create, update and delete, and what each returns.
+
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::TestApp;
+
+const UPDATE: &str = "mutation($id: ID!, $input: UpdateNoteInput!) { updateNote(id: $id, input: $input) { id title body visibility tags { name } updatedAt } }";
+const DELETE: &str = "mutation($id: ID!) { deleteNote(id: $id) }";
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn create_note_stores_it_with_normalised_tags(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let data = app
+        .data_as(
+            Some("user-2"),
+            "mutation { createNote(input: { title: \" Cobol \", body: \"Compilers\", tags: [\"History\", \"history\", \"lang\"] }) { id title visibility author { id } tags { name } } }",
+            json!({}),
+        )
+        .await;
+    let note = &data["createNote"];
+    assert_eq!(note["title"], "Cobol");
+    assert_eq!(note["visibility"], "PUBLIC");
+    assert_eq!(note["author"]["id"], "2");
+    assert_eq!(note["tags"], json!([{ "name": "history" }, { "name": "lang" }]));
+    let read =
+        app.data(&format!(r#"{{ note(id: "{}") {{ title }} tags {{ name }} }}"#, note["id"].as_str().unwrap())).await;
+    assert_eq!(read["note"]["title"], "Cobol");
+    assert_eq!(read["tags"], json!([{ "name": "history" }, { "name": "lang" }]));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn writes_need_a_signed_in_viewer(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let create = "mutation { createNote(input: { title: \"t\", body: \"b\" }) { id } }";
+    assert_eq!(app.error_code(None, create, json!({})).await, "UNAUTHENTICATED");
+    assert_eq!(app.error_code(None, DELETE, json!({ "id": "1" })).await, "UNAUTHENTICATED");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn invalid_note_input_is_bad_user_input(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let create = "mutation($input: CreateNoteInput!) { createNote(input: $input) { id } }";
+    for input in [
+        json!({ "title": "   ", "body": "b" }),
+        json!({ "title": "x".repeat(201), "body": "b" }),
+        json!({ "title": "t", "body": "b", "tags": ["two words"] }),
+        json!({ "title": "t", "body": "b", "visibility": "SECRET" }),
+        json!({ "body": "b" }),
+    ] {
+        assert_eq!(
+            app.error_code(Some("user-1"), create, json!({ "input": input })).await,
+            "BAD_USER_INPUT",
+            "{input}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn the_author_updates_and_the_note_is_re_embedded(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let id = app.create_note("user-1", "Bread", "Flour and water", "PUBLIC", &["cooking"]).await;
+    app.create_note("user-1", "Boats", "Sails and keels", "PUBLIC", &[]).await;
+    let data = app
+        .data_as(
+            Some("user-1"),
+            UPDATE,
+            json!({ "id": id, "input": { "title": "Telescopes", "body": "Mirrors, lenses and galaxies", "visibility": "PRIVATE", "tags": ["astronomy"] } }),
+        )
+        .await;
+    let note = &data["updateNote"];
+    assert_eq!(note["title"], "Telescopes");
+    assert_eq!(note["visibility"], "PRIVATE");
+    assert_eq!(note["tags"], json!([{ "name": "astronomy" }]));
+
+    let found = app
+        .data_as(Some("user-1"), r#"{ searchNotes(text: "galaxies and lenses", first: 1) { note { id } } }"#, json!({}))
+        .await;
+    assert_eq!(found["searchNotes"][0]["note"]["id"], id, "search sees the new text");
+    let partial = app.data_as(Some("user-1"), UPDATE, json!({ "id": id, "input": { "body": "Only the body" } })).await;
+    assert_eq!(partial["updateNote"]["title"], "Telescopes", "omitted fields are kept");
+    assert_eq!(partial["updateNote"]["tags"], json!([{ "name": "astronomy" }]));
+    assert!(partial["updateNote"]["updatedAt"].as_str() > note["updatedAt"].as_str());
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn only_the_author_may_change_a_note(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let public = app.create_note("user-1", "Public", "p", "PUBLIC", &[]).await;
+    let private = app.create_note("user-1", "Private", "p", "PRIVATE", &[]).await;
+    let input = json!({ "title": "Mine now" });
+
+    assert_eq!(app.error_code(Some("user-2"), UPDATE, json!({ "id": public, "input": input })).await, "FORBIDDEN");
+    assert_eq!(app.error_code(Some("user-2"), DELETE, json!({ "id": public })).await, "FORBIDDEN");
+    // Someone else's private note does not exist for them.
+    assert_eq!(app.error_code(Some("user-2"), UPDATE, json!({ "id": private, "input": input })).await, "NOT_FOUND");
+    assert_eq!(app.error_code(Some("user-2"), DELETE, json!({ "id": private })).await, "NOT_FOUND");
+    assert_eq!(app.error_code(Some("user-2"), DELETE, json!({ "id": "424242" })).await, "NOT_FOUND");
+
+    let unchanged = app.data(&format!(r#"{{ note(id: "{public}") {{ title }} }}"#)).await;
+    assert_eq!(unchanged["note"]["title"], "Public");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn delete_returns_the_id_and_the_note_is_gone(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let id = app.create_note("user-3", "Ephemeral", "soon gone", "PUBLIC", &["tmp"]).await;
+    let data = app.data_as(Some("user-3"), DELETE, json!({ "id": id })).await;
+    assert_eq!(data["deleteNote"], id);
+    let after = app.data(&format!(r#"{{ note(id: "{id}") {{ id }} tag(name: "tmp") {{ noteCount }} }}"#)).await;
+    assert!(after["note"].is_null());
+    assert_eq!(after["tag"]["noteCount"], 0);
+    assert_eq!(app.error_code(Some("user-3"), DELETE, json!({ "id": id })).await, "NOT_FOUND");
+}

@@ -1,0 +1,27 @@
+# Routine tasks. `just --list` shows them; every recipe is a plain command
+# you can also run without `just`.
+
+# Serve the API on 127.0.0.1:8080 (embedded Postgres and demo data unless DATABASE_URL is set).
+run *args:
+    cargo run --release -- serve {{args}}
+
+# The whole test suite (installs its test tools, starts the embedded Postgres).
+test *args:
+    bash scripts/test.sh {{args}}
+
+# Replace all data with the default data set (10k users, 100k notes, 200 tags).
+seed *args:
+    cargo run --release -- seed {{args}}
+
+# Print the GraphQL schema (SDL).
+schema:
+    cargo run --quiet -- print-schema
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Print a development JWT for a user.
+token user="1":
+    cargo run --quiet -- token {{user}}

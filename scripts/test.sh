@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite, on a machine with only the Rust toolchain, python3
+# and node: installs the test tools (graphql-core for the schema contract,
+# graphql-http for the HTTP audit) under the data directory, starts the
+# embedded Postgres unless DATABASE_URL is set, and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+data_dir=${NOTEGRAPH_DATA_DIR:-$root/.notegraph}
+mkdir -p "$data_dir"
+
+# graphql-core, for tests/schema-compat/check.py.
+py_deps=$data_dir/python
+if ! PYTHONPATH=$py_deps python3 -c "import graphql" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --target "$py_deps" -r tests/schema-compat/requirements.txt
+fi
+export PYTHONPATH=$py_deps${PYTHONPATH:+:$PYTHONPATH}
+
+# graphql-http, for tests/http-audit/audit.mjs (reinstalled when the lock changes).
+audit=tests/http-audit
+if [ ! -d $audit/node_modules ] || [ $audit/package-lock.json -nt $audit/node_modules/.package-lock.json ]; then
+  (cd $audit && npm ci --silent --no-audit --no-fund)
+fi
+
+cargo build --workspace --all-targets
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  pg_out=$(mktemp)
+  pg_err=$(mktemp)
+  NOTEGRAPH_DATA_DIR=$data_dir "$target_dir/debug/notegraph" embedded-postgres >"$pg_out" 2>"$pg_err" &
+  pg_pid=$!
+  trap 'kill -TERM $pg_pid 2>/dev/null; wait $pg_pid 2>/dev/null; rm -f "$pg_out" "$pg_err"' EXIT
+  for _ in $(seq 1 300); do
+    grep -q '^DATABASE_URL=' "$pg_out" && break
+    if ! kill -0 $pg_pid 2>/dev/null; then
+      echo "the embedded Postgres did not start:" >&2
+      cat "$pg_err" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$pg_out")
+  [ -n "$DATABASE_URL" ] || { echo "timed out waiting for the embedded Postgres" >&2; cat "$pg_err" >&2; exit 1; }
+  export DATABASE_URL
+fi
+
+cargo test --workspace "$@"
