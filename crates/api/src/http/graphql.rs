@@ -13,7 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::AppState;
 use crate::error::ApiError;
@@ -268,26 +268,32 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
     encode(media, response)
 }
 
+/// The response body; `data` is serialised straight from the engine's
+/// value, without an intermediate JSON tree.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
 /// Encodes an executed response. A response whose errors all came before
 /// execution (parse, validation, variable coercion) carries no `data`.
 fn encode(media: MediaType, response: Response) -> HttpResponse {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let mut body = Map::new();
-    if !response.errors.is_empty() {
-        let errors: Vec<Value> = response.errors.into_iter().map(|e| error_json(e, request_error)).collect();
-        body.insert("errors".into(), Value::Array(errors));
-    }
-    if !request_error {
-        body.insert("data".into(), serde_json::to_value(&response.data).unwrap_or(Value::Null));
-    }
-    if !response.extensions.is_empty() {
-        body.insert("extensions".into(), serde_json::to_value(&response.extensions).unwrap_or(Value::Null));
-    }
+    let body = Body {
+        errors: response.errors.into_iter().map(|e| error_json(e, request_error)).collect(),
+        data: (!request_error).then_some(&response.data),
+        extensions: &response.extensions,
+    };
     let status =
         if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    json_response(status, media, &Value::Object(body))
+    json_response(status, media, &body)
 }
 
 /// One error as JSON, with an `extensions.code` on every error: errors the
@@ -329,7 +335,7 @@ fn not_acceptable() -> HttpResponse {
     json_response(StatusCode::NOT_ACCEPTABLE, MediaType::Json, &body)
 }
 
-fn json_response(status: StatusCode, media: MediaType, body: &Value) -> HttpResponse {
+fn json_response(status: StatusCode, media: MediaType, body: &impl serde::Serialize) -> HttpResponse {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))], bytes).into_response()
 }
