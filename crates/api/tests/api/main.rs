@@ -9,6 +9,7 @@
 mod auth;
 mod helpers;
 mod http_spec;
+mod lifecycle;
 mod mutations;
 mod queries;
 mod schema_contract;
