@@ -14,4 +14,5 @@ mod mutations;
 mod queries;
 mod schema_contract;
 mod statements;
+mod subscriptions;
 mod visibility;

@@ -1,0 +1,112 @@
+//! `noteEvents` over WebSocket (graphql-transport-ws): a subscriber gets
+//! committed changes to the notes it may see, and nothing else.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::TestApp;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next protocol message, or `None` if none comes within `wait`.
+async fn next_message(ws: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(wait, ws.next()).await.ok()?? {
+            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Opens a session as `token` and subscribes to `query`.
+async fn subscribe(app: &TestApp, token: &str, query: &str) -> Socket {
+    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    ws.send(Message::Text(init.to_string().into())).await.unwrap();
+    let ack = next_message(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack");
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
+    ws.send(Message::Text(subscribe.to_string().into())).await.unwrap();
+    ws
+}
+
+/// The subscription protocol has no acknowledgement for `subscribe`: writes
+/// probe notes (public, tag `news`, title "Probe") until the first event
+/// shows the subscription is live, and returns that event.
+async fn wait_until_live(app: &TestApp, ws: &mut Socket) -> Value {
+    for _ in 0..20 {
+        app.create_note("user-1", "Probe", "probe", "PUBLIC", &["news"]).await;
+        if let Some(message) = next_message(ws, Duration::from_millis(500)).await {
+            return message;
+        }
+    }
+    panic!("the subscription never went live");
+}
+
+/// The next event that is not a probe.
+async fn next_real_event(ws: &mut Socket) -> Value {
+    loop {
+        let message = next_message(ws, Duration::from_secs(5)).await.expect("an event");
+        if message["payload"]["data"]["noteEvents"]["note"]["title"] != "Probe" {
+            return message;
+        }
+    }
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn subscribers_get_only_the_events_they_may_see(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let query = "subscription { noteEvents(tag: \"news\") { kind noteId note { title } } }";
+    let mut ws = subscribe(&app, "user-2", query).await;
+    wait_until_live(&app, &mut ws).await;
+
+    // Not for this subscriber: someone else's private note, and another tag.
+    app.create_note("user-1", "Secret", "hidden", "PRIVATE", &["news"]).await;
+    app.create_note("user-1", "Other", "elsewhere", "PUBLIC", &["sports"]).await;
+    // For it: a public note with the tag, then its deletion.
+    let public = app.create_note("user-3", "Headline", "visible", "PUBLIC", &["news"]).await;
+    app.data_as(Some("user-3"), "mutation($id: ID!) { deleteNote(id: $id) }", json!({ "id": public })).await;
+
+    let created = next_real_event(&mut ws).await;
+    assert_eq!(
+        created["payload"]["data"]["noteEvents"],
+        json!({ "kind": "CREATED", "noteId": public, "note": { "title": "Headline" } }),
+        "{created}"
+    );
+    let deleted = next_real_event(&mut ws).await;
+    assert_eq!(deleted["payload"]["data"]["noteEvents"], json!({ "kind": "DELETED", "noteId": public, "note": null }));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_subscription_with_a_limit_completes_after_that_many_events(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let mut ws = subscribe(&app, "user-2", "subscription { noteEvents(limit: 1) { kind } }").await;
+    let first = wait_until_live(&app, &mut ws).await;
+    assert_eq!(first["payload"]["data"]["noteEvents"]["kind"], "CREATED");
+    let complete = next_message(&mut ws, Duration::from_secs(5)).await.expect("complete");
+    assert_eq!(complete, json!({ "id": "1", "type": "complete" }));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_bad_token_cannot_open_a_subscription(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } });
+    ws.send(Message::Text(init.to_string().into())).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+    // No acknowledgement: the server closes the socket and says why
+    // (async-graphql closes with 1002 where the protocol suggests 4403).
+    match reply {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.reason.as_str(), "the token is invalid"),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
