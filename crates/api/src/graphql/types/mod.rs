@@ -5,6 +5,44 @@ mod note;
 mod tag;
 mod user;
 
+use std::hash::Hash;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, ID};
+use db::notes::{CountOf, NoteRow, NotesOf};
+use loaders::LoadError;
+
+use crate::error::ApiError;
+use crate::graphql::{args, viewer};
+
 pub(crate) use note::{Note, SearchHit, Visibility};
 pub(crate) use tag::Tag;
 pub(crate) use user::User;
+
+/// A page of a parent's notes (`User.notes`, `Tag.notes`) through its loader.
+async fn notes_of<P, L>(
+    ctx: &Context<'_>,
+    loader: &DataLoader<L>,
+    parent: P,
+    first: Option<i32>,
+    after: Option<ID>,
+) -> Result<Vec<Note>, ApiError>
+where
+    P: Copy + Eq + Hash + Send + Sync + 'static,
+    L: Loader<NotesOf<P>, Value = Vec<NoteRow>, Error = LoadError>,
+{
+    let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
+    let rows = loader.load_one(NotesOf { parent, viewer: viewer(ctx)?, page }).await?;
+    Ok(rows.unwrap_or_default().into_iter().map(Note).collect())
+}
+
+/// How many of a parent's notes the viewer may see (`User.noteCount`,
+/// `Tag.noteCount`), through its loader.
+async fn note_count_of<P, L>(ctx: &Context<'_>, loader: &DataLoader<L>, parent: P) -> Result<i32, ApiError>
+where
+    P: Copy + Eq + Hash + Send + Sync + 'static,
+    L: Loader<CountOf<P>, Value = i64, Error = LoadError>,
+{
+    let count = loader.load_one(CountOf { parent, viewer: viewer(ctx)? }).await?;
+    Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+}

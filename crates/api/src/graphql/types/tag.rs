@@ -1,12 +1,10 @@
 //! `Tag`: a row of `tags`, its visible notes and their count.
 
 use async_graphql::{Context, ID, Object, Result};
-use db::notes::{CountOf, NotesOf};
 use db::tags::TagRow;
 
-use super::Note;
-use crate::error::ApiError;
-use crate::graphql::{args, loaders, viewer};
+use super::{Note, note_count_of, notes_of};
+use crate::graphql::{args, loaders};
 
 /// A label on notes.
 pub(crate) struct Tag(pub(crate) TagRow);
@@ -28,18 +26,10 @@ impl Tag {
         #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<Note>> {
-        let key = NotesOf {
-            parent: self.0.id,
-            viewer: viewer(ctx)?,
-            page: args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?,
-        };
-        let rows = loaders(ctx)?.notes_by_tag.load_one(key).await.map_err(ApiError::from)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Note).collect())
+        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_tag, self.0.id, first, after).await?)
     }
 
     async fn note_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let key = CountOf { parent: self.0.id, viewer: viewer(ctx)? };
-        let count = loaders(ctx)?.note_count_by_tag.load_one(key).await.map_err(ApiError::from)?;
-        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+        Ok(note_count_of(ctx, &loaders(ctx)?.note_count_by_tag, self.0.id).await?)
     }
 }

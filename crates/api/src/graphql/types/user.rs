@@ -2,10 +2,9 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use db::notes::{CountOf, NotesOf};
 use db::users::UserRow;
 
-use super::Note;
+use super::{Note, note_count_of, notes_of};
 use crate::graphql::{args, loaders, viewer};
 
 /// A person who writes notes.
@@ -37,19 +36,11 @@ impl User {
         #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<Note>> {
-        let key = NotesOf {
-            parent: self.0.id,
-            viewer: viewer(ctx)?,
-            page: args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?,
-        };
-        let rows = loaders(ctx)?.notes_by_author.load_one(key).await.map_err(crate::error::ApiError::from)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Note).collect())
+        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_author, self.0.id, first, after).await?)
     }
 
     /// How many of this user's notes the viewer may see.
     async fn note_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let key = CountOf { parent: self.0.id, viewer: viewer(ctx)? };
-        let count = loaders(ctx)?.note_count_by_author.load_one(key).await.map_err(crate::error::ApiError::from)?;
-        Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))
+        Ok(note_count_of(ctx, &loaders(ctx)?.note_count_by_author, self.0.id).await?)
     }
 }
