@@ -37,7 +37,7 @@ pub const DEFAULT_STATIC_TOKENS: &str = "test-token=1";
 /// `notegraph`: a GraphQL API over notes, users and tags, with search by
 /// meaning.
 #[derive(Debug, Parser)]
-#[command(name = "notegraph", version, about, long_about = None)]
+#[command(name = "notegraph", version, about = "A GraphQL API over notes, users and tags, with search by meaning.", long_about = None)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
