@@ -25,24 +25,23 @@ use db::{NoteId, PgPool, TagId, UserId};
 pub type LoadError = Arc<db::Error>;
 
 /// Every loader the schema uses, built once and shared across requests.
-#[derive(Clone)]
 pub struct Loaders {
     /// `Note.author`, `me`, `user(id:)`.
-    pub user_by_id: Arc<DataLoader<UserById>>,
+    pub user_by_id: DataLoader<UserById>,
     /// `note(id:)`, note events.
-    pub note_by_id: Arc<DataLoader<NoteById>>,
+    pub note_by_id: DataLoader<NoteById>,
     /// `Note.tags`.
-    pub tags_by_note: Arc<DataLoader<TagsByNote>>,
+    pub tags_by_note: DataLoader<TagsByNote>,
     /// `User.notes`.
-    pub notes_by_author: Arc<DataLoader<NotesByAuthor>>,
+    pub notes_by_author: DataLoader<NotesByAuthor>,
     /// `Tag.notes`.
-    pub notes_by_tag: Arc<DataLoader<NotesByTag>>,
+    pub notes_by_tag: DataLoader<NotesByTag>,
     /// `User.noteCount`.
-    pub note_count_by_author: Arc<DataLoader<NoteCountByAuthor>>,
+    pub note_count_by_author: DataLoader<NoteCountByAuthor>,
     /// `Tag.noteCount`.
-    pub note_count_by_tag: Arc<DataLoader<NoteCountByTag>>,
+    pub note_count_by_tag: DataLoader<NoteCountByTag>,
     /// `Note.similar`.
-    pub similar_notes: Arc<DataLoader<SimilarNotes>>,
+    pub similar_notes: DataLoader<SimilarNotes>,
 }
 
 /// How many times a batch yields to the scheduler before it takes its keys.
@@ -76,8 +75,8 @@ impl Loaders {
         fn shared<T: Loader<K>, K: Send + Sync + Hash + Eq + Clone + 'static>(
             loader: T,
             delay: Duration,
-        ) -> Arc<DataLoader<T>> {
-            Arc::new(DataLoader::new(loader, spawn_after_yields).delay(delay))
+        ) -> DataLoader<T> {
+            DataLoader::new(loader, spawn_after_yields).delay(delay)
         }
         Self {
             user_by_id: shared(UserById(pool.clone()), delay),

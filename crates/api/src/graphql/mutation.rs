@@ -71,31 +71,27 @@ impl MutationRoot {
     async fn update_note(&self, ctx: &Context<'_>, id: ID, input: UpdateNoteInput) -> Result<Note> {
         let author = signed_in(ctx)?;
         let id: NoteId = args::parse_id(&id, "note")?;
-        let title = input.title.as_deref().map(args::title).transpose()?;
-        let body = input.body.as_deref().map(args::body).transpose()?;
-        let tags = input.tags.as_deref().map(args::tags).transpose()?;
+        let mut patch = NotePatch {
+            title: input.title.as_deref().map(args::title).transpose()?,
+            body: input.body.as_deref().map(args::body).transpose()?,
+            visibility: input.visibility.map(Into::into),
+            tags: input.tags.as_deref().map(args::tags).transpose()?,
+            embedding: None,
+        };
         for _ in 0..UPDATE_ATTEMPTS {
             let current = authored_note(ctx, id, author).await?;
             // Title and body feed the embedding, so a change to either
-            // re-embeds the note as it will read after the update.
-            let embedding = if title.is_some() || body.is_some() {
-                let text =
-                    note_text(title.as_deref().unwrap_or(&current.title), body.as_deref().unwrap_or(&current.body));
-                Some(embed_text(ctx, &text).await?)
-            } else {
-                None
-            };
-            let patch = NotePatch {
-                title: title.clone(),
-                body: body.clone(),
-                visibility: input.visibility.map(Into::into),
-                tags: tags.clone(),
-                embedding,
-            };
+            // re-embeds the note as it will read after the update (the
+            // current row can differ between attempts).
+            if patch.title.is_some() || patch.body.is_some() {
+                let title = patch.title.as_deref().unwrap_or(&current.title);
+                let body = patch.body.as_deref().unwrap_or(&current.body);
+                patch.embedding = Some(embed_text(ctx, &note_text(title, body)).await?);
+            }
             let updated =
                 db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch).await.map_err(ApiError::from)?;
             if let Some(row) = updated {
-                let tags = match tags {
+                let tags = match patch.tags {
                     Some(tags) => tags,
                     None => tag_names(ctx, id).await?,
                 };

@@ -215,16 +215,19 @@ pub(super) async fn post(
             );
         }
     };
-    let params = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(map)) => serde_json::from_value::<Params>(Value::Object(map)),
-        Ok(_) => return reject(media, Rejection::bad_request("the body must be a JSON object")),
+    // One pass from bytes to parameters; serde's error category tells a
+    // body that is not JSON from one that is not a parameter object.
+    let params = match serde_json::from_slice::<Params>(&body) {
+        Ok(params) => params,
+        Err(err) if err.is_data() => {
+            return reject(media, Rejection::bad_request("the body must be a JSON object of request parameters"));
+        }
         Err(_) => return reject(media, Rejection::bad_request("the body is not valid JSON")),
     };
-    let request =
-        match params.map_err(|_| Rejection::bad_request("malformed request parameters")).and_then(into_request) {
-            Ok(request) => request,
-            Err(rejection) => return reject(media, rejection),
-        };
+    let request = match into_request(params) {
+        Ok(request) => request,
+        Err(rejection) => return reject(media, rejection),
+    };
     execute(&state, &headers, media, request).await
 }
 
@@ -300,22 +303,18 @@ fn encode(media: MediaType, response: Response) -> HttpResponse {
 /// engine raised before execution are the client's (BAD_USER_INPUT); any
 /// other error without a code is a bug we did not classify (INTERNAL).
 fn error_json(error: ServerError, before_execution: bool) -> Value {
-    let mut value = serde_json::to_value(&error).unwrap_or_else(|_| json!({ "message": "internal error" }));
-    if let Value::Object(map) = &mut value {
-        let extensions = map.entry("extensions").or_insert_with(|| json!({}));
-        if let Value::Object(ext) = extensions
-            && !ext.contains_key("code")
-        {
-            let code = if before_execution {
-                "BAD_USER_INPUT"
-            } else {
-                tracing::error!(exception.type = "INTERNAL", error.message = %error.message, "unclassified resolver error");
-                map.insert("message".into(), Value::String(ApiError::Internal.message().to_owned()));
-                "INTERNAL"
-            };
-            if let Some(Value::Object(ext)) = map.get_mut("extensions") {
-                ext.insert("code".into(), Value::String(code.into()));
-            }
+    let has_code = error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
+    let unclassified = !has_code && !before_execution;
+    if unclassified {
+        tracing::error!(exception.type = "INTERNAL", error.message = %error.message, "unclassified resolver error");
+    }
+    let mut value = serde_json::to_value(&error).unwrap_or_else(|_| json!({}));
+    if !has_code {
+        let (code, message) =
+            if unclassified { ("INTERNAL", Some(ApiError::Internal.message())) } else { ("BAD_USER_INPUT", None) };
+        value["extensions"]["code"] = json!(code);
+        if let Some(message) = message {
+            value["message"] = json!(message);
         }
     }
     value
