@@ -25,3 +25,7 @@ lint:
 # Print a development JWT for a user.
 token user="1":
     cargo run --quiet -- token {{user}}
+
+# Sequential latency of the published mix against a running server, with CPU per process.
+latency *args:
+    python3 scripts/latency.py --cpu server=$(pgrep -d, -x notegraph) --cpu postgres=$(pgrep -d, -x postgres) {{args}}
