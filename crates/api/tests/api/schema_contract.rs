@@ -27,8 +27,11 @@ fn printed_schema_is_compatible_with_the_spec() {
 fn the_vendored_spec_matches_the_shared_one_when_present() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let shared = root.join("../shared/spec/schema.graphql");
-    if let Ok(shared) = std::fs::read_to_string(shared) {
-        let vendored = std::fs::read_to_string(root.join("spec/schema.graphql")).unwrap();
-        assert_eq!(vendored, shared, "spec/schema.graphql is out of date with shared/spec");
-    }
+    // CI runs beside shared/; a bare clone elsewhere has only the vendored copy.
+    let Ok(shared) = std::fs::read_to_string(&shared) else {
+        eprintln!("skipped: {} is not present", shared.display());
+        return;
+    };
+    let vendored = std::fs::read_to_string(root.join("spec/schema.graphql")).unwrap();
+    assert_eq!(vendored, shared, "spec/schema.graphql is out of date with shared/spec");
 }
