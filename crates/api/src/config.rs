@@ -187,9 +187,9 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "GraphQL")]
 pub struct GraphqlConfig {
-    /// Extra wait (µs) before a DataLoader batch is taken, after the tasks
-    /// queued before it have run. Every level of a nested query pays it once;
-    /// 0 measured fastest (docs/dataloader-delay.md).
+    /// Extra wait (µs) before a loader batch is dispatched, after every
+    /// request feeding it is idle: larger batches across concurrent
+    /// requests, paid once per level of every query (docs/batching.md).
     #[arg(long, env = "NOTEGRAPH_LOADER_DELAY_US", default_value_t = DEFAULT_LOADER_DELAY_US, global = true)]
     pub loader_delay_us: u64,
 }

@@ -62,25 +62,34 @@ impl ApiError {
     }
 }
 
-impl From<&db::Error> for ApiError {
-    fn from(err: &db::Error) -> Self {
+impl ApiError {
+    /// What a database error means to the client, without logging it.
+    fn classify(err: &db::Error) -> Self {
         match err {
             db::Error::NotFound => ApiError::NotFound("not found".into()),
             db::Error::NotOwner => ApiError::Forbidden("only the author may do this".into()),
             db::Error::Conflict(what) => ApiError::BadUserInput(format!("{what} already exists").into()),
-            db::Error::Timeout => {
-                tracing::warn!(exception.type = "TIMEOUT", "database statement timed out");
-                ApiError::Timeout
-            }
+            db::Error::Timeout => ApiError::Timeout,
+            db::Error::Unavailable(_) => ApiError::ServiceUnavailable,
+            db::Error::Unexpected(_) => ApiError::Internal,
+        }
+    }
+}
+
+impl From<&db::Error> for ApiError {
+    /// Logs the failures a client cannot act on, once, then classifies.
+    fn from(err: &db::Error) -> Self {
+        match err {
+            db::Error::Timeout => tracing::warn!(exception.type = "TIMEOUT", "database statement timed out"),
             db::Error::Unavailable(cause) => {
                 tracing::warn!(exception.type = "SERVICE_UNAVAILABLE", error.message = %cause, "database unavailable");
-                ApiError::ServiceUnavailable
             }
             db::Error::Unexpected(cause) => {
                 tracing::error!(exception.type = "INTERNAL", error.message = %cause, "unexpected database error");
-                ApiError::Internal
             }
+            db::Error::NotFound | db::Error::NotOwner | db::Error::Conflict(_) => {}
         }
+        ApiError::classify(err)
     }
 }
 
@@ -91,8 +100,12 @@ impl From<db::Error> for ApiError {
 }
 
 impl From<loaders::LoadError> for ApiError {
+    /// The batch logged its failure once; each waiting resolver only maps it.
     fn from(err: loaders::LoadError) -> Self {
-        ApiError::from(err.as_ref())
+        match err {
+            loaders::LoadError::Db(err) => ApiError::classify(&err),
+            loaders::LoadError::Lost => ApiError::Internal,
+        }
     }
 }
 

@@ -1,217 +1,94 @@
-//! async-graphql DataLoaders over the `db` crate: one loader per access
-//! path, each answering a whole batch of keys with one statement.
+//! Batched loading over the `db` crate: one loader per access path, shared
+//! by every request, each answering a whole batch of keys with one
+//! statement — and a batch that is dispatched exactly when the requests
+//! feeding it have nothing more to add, so a query's statement count is
+//! the same every time (docs/batching.md).
 //!
-//! The loaders cache nothing (`DataLoader::new` uses `NoCache`), so one set
-//! is built at start-up and shared by every request: keys that concurrent
-//! requests ask for within the batch delay are loaded together. Keys that
-//! depend on who is asking carry the viewer, so sharing never mixes what
-//! two viewers may see. Loaders return raw rows; resolvers apply the
-//! visibility of rows fetched by id.
+//! Layout:
+//! - [`tracker`]: decides when a request is idle (wraps its execution);
+//! - [`batch`]: [`Batched`], the loader that holds keys until then;
+//! - [`paths`]: the access paths ([`UserById`], [`TagsByNote`], …);
+//! - [`extension`]: [`Batching`], the schema extension that tracks every
+//!   execution and subscription.
+//!
+//! Nothing here caches: results go to the resolvers that asked for them.
+//! Loaders return raw rows; resolvers apply the visibility of rows fetched
+//! by id.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+mod batch;
+mod extension;
+mod paths;
+mod tracker;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::dataloader::{DataLoader, Loader};
-use db::notes::{CountOf, NoteRow, NotesOf};
-use db::search::{Hit, SimilarTo};
-use db::tags::TagRow;
-use db::users::UserRow;
+use db::notes::{CountOf, NotesOf};
+use db::search::SimilarTo;
 use db::{NoteId, PgPool, TagId, UserId};
 
-/// What a failed batch reports to every waiting resolver (`Arc` because a
-/// loader error must be `Clone`).
-pub type LoadError = Arc<db::Error>;
+pub use batch::{Batched, Loader};
+pub use extension::Batching;
+pub use paths::{
+    NoteById, NoteCountByAuthor, NoteCountByTag, NotesByAuthor, NotesByTag, SimilarNotes, TagsByNote, UserById,
+};
+pub use tracker::Tracked;
+
+/// Why a load failed, as every resolver waiting on the batch sees it
+/// (`Clone`, since one failure answers many resolvers).
+#[derive(Debug, Clone)]
+pub enum LoadError {
+    /// The batch's statement failed; the batch logged it once.
+    Db(Arc<db::Error>),
+    /// The batch ended without an answer (its task panicked).
+    Lost,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Db(err) => err.fmt(f),
+            LoadError::Lost => f.write_str("the batch ended without an answer"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
 
 /// Every loader the schema uses, built once and shared across requests.
 pub struct Loaders {
     /// `Note.author`, `me`, `user(id:)`.
-    pub user_by_id: DataLoader<UserById>,
+    pub user_by_id: Batched<UserId, UserById>,
     /// `note(id:)`, note events.
-    pub note_by_id: DataLoader<NoteById>,
+    pub note_by_id: Batched<NoteId, NoteById>,
     /// `Note.tags`.
-    pub tags_by_note: DataLoader<TagsByNote>,
+    pub tags_by_note: Batched<NoteId, TagsByNote>,
     /// `User.notes`.
-    pub notes_by_author: DataLoader<NotesByAuthor>,
+    pub notes_by_author: Batched<NotesOf<UserId>, NotesByAuthor>,
     /// `Tag.notes`.
-    pub notes_by_tag: DataLoader<NotesByTag>,
+    pub notes_by_tag: Batched<NotesOf<TagId>, NotesByTag>,
     /// `User.noteCount`.
-    pub note_count_by_author: DataLoader<NoteCountByAuthor>,
+    pub note_count_by_author: Batched<CountOf<UserId>, NoteCountByAuthor>,
     /// `Tag.noteCount`.
-    pub note_count_by_tag: DataLoader<NoteCountByTag>,
+    pub note_count_by_tag: Batched<CountOf<TagId>, NoteCountByTag>,
     /// `Note.similar`.
-    pub similar_notes: DataLoader<SimilarNotes>,
-}
-
-/// How many times a batch yields to the scheduler before it takes its keys.
-///
-/// async-graphql resolves a list through `FuturesUnordered`, which polls at
-/// most 32 items and then reschedules itself: the keys of a 100-item list
-/// arrive over four polls of the request task. A timer cannot promise those
-/// polls happen before it fires (under load it often did not, and one list
-/// became two statements). Each `yield_now` defers the batch until the
-/// worker has run the tasks already queued — the request task among them —
-/// so the batch is taken once the request has nothing left to add: the
-/// end-of-tick rule of JavaScript's DataLoader. Eight yields cover
-/// 8 × 32 items per list level; each costs microseconds when idle.
-pub const BATCH_YIELDS: usize = 8;
-
-/// Spawns a batch after [`BATCH_YIELDS`] yields (see there).
-fn spawn_after_yields(batch: futures::future::BoxFuture<'static, ()>) {
-    tokio::spawn(async move {
-        for _ in 0..BATCH_YIELDS {
-            tokio::task::yield_now().await;
-        }
-        batch.await;
-    });
+    pub similar_notes: Batched<SimilarTo, SimilarNotes>,
 }
 
 impl Loaders {
-    /// Builds every loader over `pool`. A batch is taken once the tasks
-    /// queued before it have run (see [`BATCH_YIELDS`]) and then `delay`
-    /// more has passed, which lets concurrent requests share it.
+    /// Builds every loader over `pool`. A batch is dispatched when the
+    /// requests feeding it are idle, plus `delay` (0 by default: see
+    /// docs/batching.md for when more helps).
     pub fn new(pool: &PgPool, delay: Duration) -> Self {
-        fn shared<T: Loader<K>, K: Send + Sync + Hash + Eq + Clone + 'static>(
-            loader: T,
-            delay: Duration,
-        ) -> DataLoader<T> {
-            DataLoader::new(loader, spawn_after_yields).delay(delay)
-        }
         Self {
-            user_by_id: shared(UserById(pool.clone()), delay),
-            note_by_id: shared(NoteById(pool.clone()), delay),
-            tags_by_note: shared(TagsByNote(pool.clone()), delay),
-            notes_by_author: shared(NotesByAuthor(pool.clone()), delay),
-            notes_by_tag: shared(NotesByTag(pool.clone()), delay),
-            note_count_by_author: shared(NoteCountByAuthor(pool.clone()), delay),
-            note_count_by_tag: shared(NoteCountByTag(pool.clone()), delay),
-            similar_notes: shared(SimilarNotes(pool.clone()), delay),
+            user_by_id: Batched::new(UserById(pool.clone()), "user_by_id", delay),
+            note_by_id: Batched::new(NoteById(pool.clone()), "note_by_id", delay),
+            tags_by_note: Batched::new(TagsByNote(pool.clone()), "tags_by_note", delay),
+            notes_by_author: Batched::new(NotesByAuthor(pool.clone()), "notes_by_author", delay),
+            notes_by_tag: Batched::new(NotesByTag(pool.clone()), "notes_by_tag", delay),
+            note_count_by_author: Batched::new(NoteCountByAuthor(pool.clone()), "note_count_by_author", delay),
+            note_count_by_tag: Batched::new(NoteCountByTag(pool.clone()), "note_count_by_tag", delay),
+            similar_notes: Batched::new(SimilarNotes(pool.clone()), "similar_notes", delay),
         }
-    }
-}
-
-/// Groups `(index of key, value)` pairs from a keyed batch statement into
-/// one list per key, keeping the statement's order within each list.
-fn group_by_key<K: Clone + Eq + Hash, V>(keys: &[K], rows: Vec<(usize, V)>) -> HashMap<K, Vec<V>> {
-    let mut grouped: HashMap<K, Vec<V>> = HashMap::with_capacity(keys.len());
-    for (index, value) in rows {
-        if let Some(key) = keys.get(index) {
-            grouped.entry(key.clone()).or_default().push(value);
-        }
-    }
-    grouped
-}
-
-/// Pairs each count with its key.
-fn counts_by_key<K: Clone + Eq + Hash>(keys: &[K], rows: Vec<(usize, i64)>) -> HashMap<K, i64> {
-    rows.into_iter().filter_map(|(index, count)| Some((keys.get(index)?.clone(), count))).collect()
-}
-
-/// Users by id.
-pub struct UserById(PgPool);
-
-impl Loader<UserId> for UserById {
-    type Value = UserRow;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, UserRow>, LoadError> {
-        let rows = db::users::fetch_by_ids(&self.0, keys).await?;
-        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
-    }
-}
-
-/// Notes by id, visible or not.
-pub struct NoteById(PgPool);
-
-impl Loader<NoteId> for NoteById {
-    type Value = NoteRow;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[NoteId]) -> Result<HashMap<NoteId, NoteRow>, LoadError> {
-        let rows = db::notes::fetch_by_ids(&self.0, keys).await?;
-        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
-    }
-}
-
-/// The tags of each note, sorted by name; a note without tags is absent.
-pub struct TagsByNote(PgPool);
-
-impl Loader<NoteId> for TagsByNote {
-    type Value = Vec<TagRow>;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[NoteId]) -> Result<HashMap<NoteId, Vec<TagRow>>, LoadError> {
-        let rows = db::tags::fetch_by_note_ids(&self.0, keys).await?;
-        let mut grouped: HashMap<NoteId, Vec<TagRow>> = HashMap::with_capacity(keys.len());
-        for row in rows {
-            grouped.entry(row.note_id).or_default().push(row.tag);
-        }
-        Ok(grouped)
-    }
-}
-
-/// A page of each author's visible notes; an empty page is absent.
-pub struct NotesByAuthor(PgPool);
-
-impl Loader<NotesOf<UserId>> for NotesByAuthor {
-    type Value = Vec<NoteRow>;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[NotesOf<UserId>]) -> Result<HashMap<NotesOf<UserId>, Vec<NoteRow>>, LoadError> {
-        let rows = db::notes::fetch_by_authors(&self.0, keys).await?;
-        Ok(group_by_key(keys, rows))
-    }
-}
-
-/// A page of each tag's visible notes; an empty page is absent.
-pub struct NotesByTag(PgPool);
-
-impl Loader<NotesOf<TagId>> for NotesByTag {
-    type Value = Vec<NoteRow>;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[NotesOf<TagId>]) -> Result<HashMap<NotesOf<TagId>, Vec<NoteRow>>, LoadError> {
-        let rows = db::notes::fetch_by_tags(&self.0, keys).await?;
-        Ok(group_by_key(keys, rows))
-    }
-}
-
-/// How many of each author's notes the viewer may see.
-pub struct NoteCountByAuthor(PgPool);
-
-impl Loader<CountOf<UserId>> for NoteCountByAuthor {
-    type Value = i64;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[CountOf<UserId>]) -> Result<HashMap<CountOf<UserId>, i64>, LoadError> {
-        let rows = db::notes::count_by_authors(&self.0, keys).await?;
-        Ok(counts_by_key(keys, rows))
-    }
-}
-
-/// How many of each tag's notes the viewer may see.
-pub struct NoteCountByTag(PgPool);
-
-impl Loader<CountOf<TagId>> for NoteCountByTag {
-    type Value = i64;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[CountOf<TagId>]) -> Result<HashMap<CountOf<TagId>, i64>, LoadError> {
-        let rows = db::notes::count_by_tags(&self.0, keys).await?;
-        Ok(counts_by_key(keys, rows))
-    }
-}
-
-/// Each note's nearest visible neighbours, best first; none is absent.
-pub struct SimilarNotes(PgPool);
-
-impl Loader<SimilarTo> for SimilarNotes {
-    type Value = Vec<Hit>;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[SimilarTo]) -> Result<HashMap<SimilarTo, Vec<Hit>>, LoadError> {
-        let rows = db::search::similar_to(&self.0, keys).await?;
-        Ok(group_by_key(keys, rows))
     }
 }

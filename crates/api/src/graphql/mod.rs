@@ -1,5 +1,5 @@
 //! The GraphQL schema: root types, object types and the rules for
-//! arguments. Resolvers read through the shared DataLoaders (never a query
+//! arguments. Resolvers read through the shared loaders (never a query
 //! per item) and check visibility against the request's [`Viewer`].
 //!
 //! Schema data (set once): the pool, the loaders, the embedder. Request

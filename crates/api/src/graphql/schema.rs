@@ -35,6 +35,7 @@ pub(crate) struct SharedEmbedder(Arc<dyn Embedder>);
 /// Builds the schema with its shared data.
 pub fn build_schema(deps: SchemaDeps) -> AppSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .extension(loaders::Batching::default())
         .data(deps.pool)
         .data(deps.loaders)
         .data(SharedEmbedder(deps.embedder))

@@ -10,7 +10,7 @@ use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::oneshot;
 
 /// Static tokens the test server accepts: `user-N` is user N.
@@ -47,6 +47,33 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        TestApp { addr, client, pool, stop: Some(stop) }
+    }
+
+    /// Starts the server on its own multi-threaded runtime (two workers, as
+    /// in production on these machines), so that batches, requests and
+    /// their wakes cross threads; the test's own pool reads the database.
+    pub(crate) async fn spawn_multi_threaded(options: PgConnectOptions) -> TestApp {
+        let settings = cli().config.db.settings(String::new());
+        let server_options = settings.apply(options.clone());
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            runtime.expect("server runtime").block_on(async move {
+                let pool = settings.pool_options().connect_with(server_options).await.expect("connect");
+                let app = Application::build(&cli().config, pool).await.expect("build app");
+                ready_tx.send(app.local_addr().expect("local addr")).expect("test gone");
+                let _ = app
+                    .run_until_stopped(async move {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        let addr = ready_rx.await.expect("server started");
+        let pool = PgPoolOptions::new().max_connections(2).connect_with(options).await.expect("connect");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
         TestApp { addr, client, pool, stop: Some(stop) }
     }

@@ -1,5 +1,5 @@
 //! GraphQL object types: thin wrappers around `db` rows whose resolvers add
-//! the relations, each loaded through a shared DataLoader.
+//! the relations, each loaded through a shared, exactly batched loader.
 
 mod note;
 mod tag;
@@ -7,10 +7,9 @@ mod user;
 
 use std::hash::Hash;
 
-use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ID};
 use db::notes::{CountOf, NoteRow, NotesOf};
-use loaders::LoadError;
+use loaders::{Batched, Loader};
 
 use crate::error::ApiError;
 use crate::graphql::{args, viewer};
@@ -22,14 +21,14 @@ pub(crate) use user::User;
 /// A page of a parent's notes (`User.notes`, `Tag.notes`) through its loader.
 async fn notes_of<P, L>(
     ctx: &Context<'_>,
-    loader: &DataLoader<L>,
+    loader: &Batched<NotesOf<P>, L>,
     parent: P,
     first: Option<i32>,
     after: Option<ID>,
 ) -> Result<Vec<Note>, ApiError>
 where
     P: Copy + Eq + Hash + Send + Sync + 'static,
-    L: Loader<NotesOf<P>, Value = Vec<NoteRow>, Error = LoadError>,
+    L: Loader<NotesOf<P>, Value = Vec<NoteRow>>,
 {
     let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
     let rows = loader.load_one(NotesOf { parent, viewer: viewer(ctx)?, page }).await?;
@@ -38,10 +37,10 @@ where
 
 /// How many of a parent's notes the viewer may see (`User.noteCount`,
 /// `Tag.noteCount`), through its loader.
-async fn note_count_of<P, L>(ctx: &Context<'_>, loader: &DataLoader<L>, parent: P) -> Result<i32, ApiError>
+async fn note_count_of<P, L>(ctx: &Context<'_>, loader: &Batched<CountOf<P>, L>, parent: P) -> Result<i32, ApiError>
 where
     P: Copy + Eq + Hash + Send + Sync + 'static,
-    L: Loader<CountOf<P>, Value = i64, Error = LoadError>,
+    L: Loader<CountOf<P>, Value = i64>,
 {
     let count = loader.load_one(CountOf { parent, viewer: viewer(ctx)? }).await?;
     Ok(i32::try_from(count.unwrap_or(0)).unwrap_or(i32::MAX))

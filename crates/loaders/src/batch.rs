@@ -1,0 +1,193 @@
+//! [`Batched`]: a loader shared by every request, whose batch is dispatched
+//! the moment every request that added keys to it has nothing more to add
+//! (decided by [`crate::tracker`]), so one level of one query is one
+//! statement, every time, and keys from concurrent requests join it.
+//!
+//! It caches nothing: a batch's results go to the resolvers that waited
+//! for them and are dropped. Keys that depend on the viewer carry the
+//! viewer, so sharing never mixes what two viewers may see.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::oneshot;
+
+use crate::LoadError;
+use crate::tracker::{self, Gate, Tracker, lock};
+
+/// One access path: answers a whole batch of keys with one statement.
+pub trait Loader<K>: Send + Sync + 'static {
+    /// What one key loads; a key with nothing to load is absent.
+    type Value: Clone + Send + Sync + 'static;
+
+    /// Loads every key of one batch.
+    fn load(&self, keys: &[K]) -> impl Future<Output = Result<HashMap<K, Self::Value>, db::Error>> + Send;
+}
+
+/// What every resolver waiting on one batch receives.
+type Outcome<K, V> = Arc<Result<HashMap<K, V>, LoadError>>;
+
+/// A loader with exact batching (see the module docs).
+pub struct Batched<K, L: Loader<K>> {
+    shared: Arc<Shared<K, L>>,
+}
+
+struct Shared<K, L: Loader<K>> {
+    loader: L,
+    /// For the log line of a failed batch.
+    name: &'static str,
+    /// Extra wait between the last release and the dispatch, so that more
+    /// concurrent requests can join (0: none; see docs/batching.md).
+    delay: Duration,
+    /// A std mutex: held only to add a key or take the batch.
+    pending: Mutex<Pending<K, L::Value>>,
+}
+
+/// The batch being filled.
+struct Pending<K, V> {
+    keys: HashSet<K>,
+    waiters: Vec<oneshot::Sender<Outcome<K, V>>>,
+    /// Every request with keys in this batch, told when results arrive.
+    holders: Vec<Arc<Tracker>>,
+    /// How many of them have not released it yet.
+    held: usize,
+    /// A delayed dispatch is armed.
+    timer_armed: bool,
+}
+
+/// A batch taken for dispatch.
+struct Batch<K, V> {
+    keys: HashSet<K>,
+    waiters: Vec<oneshot::Sender<Outcome<K, V>>>,
+    holders: Vec<Arc<Tracker>>,
+}
+
+impl<K, V> Pending<K, V> {
+    fn take(&mut self) -> Batch<K, V> {
+        Batch {
+            keys: std::mem::take(&mut self.keys),
+            waiters: std::mem::take(&mut self.waiters),
+            holders: std::mem::take(&mut self.holders),
+        }
+    }
+}
+
+impl<K, L> Batched<K, L>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    L: Loader<K>,
+{
+    /// A loader named `name` (for logs) that waits `delay` more after the
+    /// last holder releases a batch.
+    pub fn new(loader: L, name: &'static str, delay: Duration) -> Self {
+        let pending =
+            Pending { keys: HashSet::new(), waiters: Vec::new(), holders: Vec::new(), held: 0, timer_armed: false };
+        Batched { shared: Arc::new(Shared { loader, name, delay, pending: Mutex::new(pending) }) }
+    }
+
+    /// Loads one key as part of the current batch.
+    pub async fn load_one(&self, key: K) -> Result<Option<L::Value>, LoadError> {
+        // A futures channel, not tokio's: tokio's receivers spend the task's
+        // cooperative budget, and a receiver out of budget defers its wake
+        // past the poll, which would make a busy request look idle.
+        let receiver = Arc::clone(&self.shared).enqueue(key.clone());
+        let outcome = receiver.await.map_err(|_| LoadError::Lost)?;
+        match &*outcome {
+            Ok(values) => Ok(values.get(&key).cloned()),
+            Err(err) => Err(err.clone()),
+        }
+    }
+}
+
+impl<K, L> Shared<K, L>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    L: Loader<K>,
+{
+    /// Adds `key` to the batch, with the current request as a holder. A
+    /// load outside any tracked request dispatches at once unless a request
+    /// holds the batch.
+    fn enqueue(self: Arc<Self>, key: K) -> oneshot::Receiver<Outcome<K, L::Value>> {
+        let (sender, receiver) = oneshot::channel();
+        let current = tracker::current();
+        let mut pending = lock(&self.pending);
+        pending.keys.insert(key);
+        pending.waiters.push(sender);
+        match current {
+            Some(request) if request.hold(&self) => {
+                pending.held += 1;
+                if !pending.holders.iter().any(|holder| Arc::ptr_eq(holder, &request)) {
+                    pending.holders.push(request);
+                }
+            }
+            Some(_) => {}
+            None if pending.held == 0 => self.dispatch(&mut pending),
+            None => {}
+        }
+        receiver
+    }
+
+    /// Dispatches the batch now, or arms the delayed dispatch.
+    fn dispatch(self: &Arc<Self>, pending: &mut Pending<K, L::Value>) {
+        if self.delay.is_zero() {
+            tokio::spawn(Arc::clone(self).run(pending.take()));
+        } else if !pending.timer_armed {
+            pending.timer_armed = true;
+            let shared = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(shared.delay).await;
+                let mut pending = lock(&shared.pending);
+                pending.timer_armed = false;
+                // A request that joined meanwhile dispatches on its release.
+                if pending.held == 0 && !pending.keys.is_empty() {
+                    tokio::spawn(Arc::clone(&shared).run(pending.take()));
+                }
+            });
+        }
+    }
+
+    /// Runs one batch's statement and hands every waiter the result.
+    async fn run(self: Arc<Self>, batch: Batch<K, L::Value>) {
+        let keys: Vec<K> = batch.keys.into_iter().collect();
+        let result = self.loader.load(&keys).await.map_err(|err| {
+            // Logged once here, not once per waiting resolver.
+            log_failure(self.name, keys.len(), &err);
+            LoadError::Db(Arc::new(err))
+        });
+        let outcome = Arc::new(result);
+        batch.holders.iter().for_each(|holder| holder.begin_delivery());
+        for waiter in batch.waiters {
+            // A waiter that is gone (its request was dropped) needs nothing.
+            let _ = waiter.send(Arc::clone(&outcome));
+        }
+        batch.holders.iter().for_each(Tracker::end_delivery);
+    }
+}
+
+impl<K, L> Gate for Shared<K, L>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    L: Loader<K>,
+{
+    fn release(self: Arc<Self>) {
+        let mut pending = lock(&self.pending);
+        pending.held -= 1;
+        if pending.held == 0 && !pending.keys.is_empty() {
+            self.dispatch(&mut pending);
+        }
+    }
+}
+
+/// The one log line of a failed batch, at the level its cause deserves.
+fn log_failure(loader: &'static str, keys: usize, err: &db::Error) {
+    let cause: &dyn std::error::Error = std::error::Error::source(err).unwrap_or(err);
+    match err {
+        db::Error::Unexpected(_) => {
+            tracing::error!(loader, keys, exception.type = "INTERNAL", error.message = %cause, "loader batch failed");
+        }
+        _ => tracing::warn!(loader, keys, error.message = %cause, "loader batch failed"),
+    }
+}

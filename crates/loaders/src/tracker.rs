@@ -1,0 +1,237 @@
+//! When has a request nothing more to add to a batch? This module answers
+//! that by construction, without timers or yield counting.
+//!
+//! Every GraphQL execution runs inside a [`Tracked`] wrapper with its own
+//! [`Tracker`]. While the wrapper polls the execution, loads register the
+//! request as a *holder* of each batch they add keys to. When a poll ends
+//! `Pending` and nothing woke the request during that poll, every resolver
+//! of the request is waiting on something outside it (a batch, a
+//! statement, a timer): the request has nothing left to add at this level,
+//! so it releases the batches it holds, and a batch whose holders have all
+//! released is dispatched. A wake during the poll — `FuturesUnordered`
+//! rescheduling itself, or a result arriving from another thread — means
+//! the executor polls the request again, so the decision waits for that
+//! poll. A poll that ends with tokio's cooperative budget spent counts as
+//! woken too, since tokio defers the wakes of resources out of budget
+//! until after the poll (the wrapper wakes the request itself then).
+//!
+//! One more case needs care: a batch hands its results to many resolvers
+//! of the same request, one wake each. If the request were polled between
+//! two of those wakes, it would see half of its results and release the
+//! next level half-filled. So a batch marks its holders as *receiving*
+//! while it delivers, a poll that ends during a delivery does not release,
+//! and the end of the delivery wakes the request to decide again.
+//!
+//! Written here rather than taken from a crate: async-graphql's DataLoader
+//! (and every DataLoader crate on crates.io) decides dispatch by a timer or
+//! a spawned task, and needs keys to be taken at a moment this wrapper
+//! chooses. Nothing here knows about SQL or GraphQL types.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::Stream;
+use futures::task::AtomicWaker;
+
+/// A batch that requests add keys to, and release when they are idle.
+pub(crate) trait Gate: Send + Sync {
+    /// One holder has nothing more to add; the last one dispatches.
+    fn release(self: Arc<Self>);
+}
+
+thread_local! {
+    /// The request whose execution this thread is polling right now.
+    static CURRENT: RefCell<Option<Arc<Tracker>>> = const { RefCell::new(None) };
+}
+
+/// The request being polled on this thread, if any (loads made outside a
+/// tracked execution have none and dispatch as soon as no request holds
+/// their batch).
+pub(crate) fn current() -> Option<Arc<Tracker>> {
+    CURRENT.with_borrow(Option::clone)
+}
+
+/// Locks a std mutex, ignoring poisoning: every critical section here
+/// leaves the state consistent before anything that could panic.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One request's batching state (see the module docs).
+pub(crate) struct Tracker {
+    /// The waker of the task that polls the request.
+    task: AtomicWaker,
+    /// Set by any wake since the current poll began.
+    woken: AtomicBool,
+    /// A std mutex: never held across an `.await`, and never while taking
+    /// a gate's lock (gates take this one inside theirs, not the reverse).
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Batches holding keys this request added since it was last idle.
+    holding: Vec<Arc<dyn Gate>>,
+    /// Batches handing results to this request right now.
+    receiving: usize,
+    /// A poll ended idle while a delivery was under way: the end of that
+    /// delivery must wake the request so that it decides again.
+    parked: bool,
+}
+
+impl Wake for Tracker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.task.wake();
+    }
+}
+
+impl Tracker {
+    /// Registers this request as a holder of `gate`; true the first time
+    /// since the request was last idle (the gate then counts one more
+    /// holder). Called with the gate's lock held.
+    pub(crate) fn hold<G: Gate + 'static>(&self, gate: &Arc<G>) -> bool {
+        let mut state = lock(&self.state);
+        if state.holding.iter().any(|held| std::ptr::addr_eq(Arc::as_ptr(held), Arc::as_ptr(gate))) {
+            return false;
+        }
+        state.holding.push(Arc::clone(gate) as Arc<dyn Gate>);
+        true
+    }
+
+    /// A batch this request holds keys in starts handing out results.
+    pub(crate) fn begin_delivery(&self) {
+        lock(&self.state).receiving += 1;
+    }
+
+    /// That batch has handed out every result.
+    pub(crate) fn end_delivery(self: &Arc<Self>) {
+        let wake = {
+            let mut state = lock(&self.state);
+            state.receiving -= 1;
+            state.receiving == 0 && std::mem::take(&mut state.parked)
+        };
+        if wake {
+            self.wake_by_ref();
+        }
+    }
+
+    /// The request's poll ended with nothing left to do but wait.
+    fn idle(&self) {
+        let holding = {
+            let mut state = lock(&self.state);
+            if state.receiving > 0 {
+                state.parked = true;
+                return;
+            }
+            state.parked = false;
+            std::mem::take(&mut state.holding)
+        };
+        holding.into_iter().for_each(Gate::release);
+    }
+
+    /// The request finished or was dropped: it will add nothing more.
+    fn finish(&self) {
+        let holding = std::mem::take(&mut lock(&self.state).holding);
+        holding.into_iter().for_each(Gate::release);
+    }
+
+    /// Polls the request once with this tracker as the current request and
+    /// a waker that notes wakes, then decides whether the request is idle.
+    fn poll_tracked<T>(
+        self: &Arc<Self>,
+        waker: &Waker,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.woken.store(false, Ordering::SeqCst);
+        self.task.register(cx.waker());
+        let outcome = {
+            let _current = CurrentGuard::enter(Arc::clone(self));
+            poll(&mut Context::from_waker(waker))
+        };
+        match outcome {
+            Poll::Ready(_) => self.finish(),
+            Poll::Pending if self.woken.load(Ordering::SeqCst) => {}
+            // Out of tokio's cooperative budget, a resource returns `Pending`
+            // and defers its wake until after this poll, so the request may
+            // have ready work that no wake shows yet: poll it again, with a
+            // fresh budget, before deciding.
+            Poll::Pending if !tokio::task::coop::has_budget_remaining() => self.wake_by_ref(),
+            Poll::Pending => self.idle(),
+        }
+        outcome
+    }
+}
+
+/// Makes a tracker the current request for the length of one poll, and
+/// restores the previous one after (also when the poll panics).
+struct CurrentGuard(Option<Arc<Tracker>>);
+
+impl CurrentGuard {
+    fn enter(tracker: Arc<Tracker>) -> Self {
+        CurrentGuard(CURRENT.replace(Some(tracker)))
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.set(self.0.take());
+    }
+}
+
+/// A request's execution (a future) or subscription (a stream) whose loads
+/// are batched exactly: see the module docs.
+pub struct Tracked<T> {
+    inner: T,
+    tracker: Arc<Tracker>,
+    /// The tracker as a waker, built once.
+    waker: Waker,
+}
+
+impl<T> Tracked<T> {
+    /// Wraps one request's execution.
+    pub fn new(inner: T) -> Self {
+        let tracker = Arc::new(Tracker {
+            task: AtomicWaker::new(),
+            woken: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+        });
+        let waker = Waker::from(Arc::clone(&tracker));
+        Tracked { inner, tracker, waker }
+    }
+}
+
+impl<F: Future + Unpin> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        this.tracker.poll_tracked(&this.waker, cx, |cx| Pin::new(&mut this.inner).poll(cx))
+    }
+}
+
+impl<S: Stream + Unpin> Stream for Tracked<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        // An item (or the end) is complete: `poll_tracked` releases
+        // whatever the request still held, as for a finished future.
+        let this = &mut *self;
+        this.tracker.poll_tracked(&this.waker, cx, |cx| Pin::new(&mut this.inner).poll_next(cx))
+    }
+}
+
+impl<T> Drop for Tracked<T> {
+    fn drop(&mut self) {
+        self.tracker.finish();
+    }
+}
