@@ -106,7 +106,7 @@ pub struct NoteFilter<'a> {
 }
 
 /// Notes with the given ids, visible or not (callers check visibility).
-#[instrument(skip_all, fields(db.operation = "notes.fetch_by_ids", batch = ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_ids", batch = ids.len()))]
 pub async fn fetch_by_ids(pool: &PgPool, ids: &[NoteId]) -> Result<Vec<NoteRow>, Error> {
     let rows = sqlx::query_as(concat!("select ", note_columns!(), " from notes n where n.id = any($1)"))
         .bind(ids)
@@ -120,7 +120,7 @@ pub async fn fetch_by_ids(pool: &PgPool, ids: &[NoteId]) -> Result<Vec<NoteRow>,
 /// Each combination of filters is its own statement text, so Postgres plans
 /// each for what it is (driving from the tag's `note_tags` range when a tag
 /// is given) instead of one generic plan full of `$n is null or …`.
-#[instrument(skip_all, fields(db.operation = "notes.list", first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.list", first = page.first))]
 pub async fn list(
     pool: &PgPool,
     viewer: Viewer,
@@ -188,7 +188,7 @@ fn by_key<T>(rows: Vec<T>, ord: impl Fn(&T) -> i64) -> impl Iterator<Item = (usi
 /// For every key, that author's visible notes newest first, in one statement
 /// (`unnest` the keys, then a lateral index range scan per key).
 /// Returns `(index of the key, row)` pairs.
-#[instrument(skip_all, fields(db.operation = "notes.fetch_by_authors", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_authors", batch = keys.len()))]
 pub async fn fetch_by_authors(pool: &PgPool, keys: &[NotesOf<UserId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
     const STATEMENT: &str = concat!(
         "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
@@ -207,7 +207,7 @@ pub async fn fetch_by_authors(pool: &PgPool, keys: &[NotesOf<UserId>]) -> Result
 /// For every key, that tag's visible notes newest first, in one statement
 /// (a backward range scan of `note_tags (tag_id, note_id)` per key).
 /// Returns `(index of the key, row)` pairs.
-#[instrument(skip_all, fields(db.operation = "notes.fetch_by_tags", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_tags", batch = keys.len()))]
 pub async fn fetch_by_tags(pool: &PgPool, keys: &[NotesOf<TagId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
     const STATEMENT: &str = concat!(
         "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
@@ -225,7 +225,7 @@ pub async fn fetch_by_tags(pool: &PgPool, keys: &[NotesOf<TagId>]) -> Result<Vec
 
 /// For every key, how many of that author's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
-#[instrument(skip_all, fields(db.operation = "notes.count_by_authors", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_authors", batch = keys.len()))]
 pub async fn count_by_authors(pool: &PgPool, keys: &[CountOf<UserId>]) -> Result<Vec<(usize, i64)>, Error> {
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(author_id, viewer_id, ord) \
@@ -238,7 +238,7 @@ pub async fn count_by_authors(pool: &PgPool, keys: &[CountOf<UserId>]) -> Result
 
 /// For every key, how many of that tag's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
-#[instrument(skip_all, fields(db.operation = "notes.count_by_tags", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", batch = keys.len()))]
 pub async fn count_by_tags(pool: &PgPool, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(tag_id, viewer_id, ord) \
@@ -268,7 +268,7 @@ pub struct NewNote {
 
 /// Stores a note and its tags in one transaction. An author that does not
 /// exist is [`Error::NotFound`].
-#[instrument(skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
 pub async fn insert(pool: &PgPool, note: &NewNote) -> Result<NoteRow, Error> {
     let mut tx = pool.begin().await?;
     let row: NoteRow = sqlx::query_as(concat!(
@@ -306,7 +306,7 @@ pub struct NotePatch {
 /// Applies a patch if the note is still the one the caller read: same
 /// author and same `updated_at`. `None` means it changed or went away in
 /// between, and the caller should read again and retry.
-#[instrument(skip_all, fields(db.operation = "notes.update", note.id = %id))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.update", note.id = %id))]
 pub async fn update(
     pool: &PgPool,
     id: NoteId,
@@ -344,7 +344,7 @@ pub async fn update(
 
 /// Deletes a note if `author` wrote it; `None` when no such note of theirs
 /// exists.
-#[instrument(skip_all, fields(db.operation = "notes.delete", note.id = %id))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.delete", note.id = %id))]
 pub async fn delete(pool: &PgPool, id: NoteId, author: UserId) -> Result<Option<NoteId>, Error> {
     let deleted = sqlx::query_scalar("delete from notes where id = $1 and author_id = $2 returning id")
         .bind(id)

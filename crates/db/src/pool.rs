@@ -52,8 +52,16 @@ impl Settings {
     }
 
     /// Pool options: size and acquire timeout.
+    ///
+    /// No ping before each acquire (sqlx's default): it costs a round trip
+    /// per statement, and a connection that died is found by the statement
+    /// itself, whose error (`Unavailable`) closes it and reaches the client
+    /// as SERVICE_UNAVAILABLE.
     pub fn pool_options(&self) -> PgPoolOptions {
-        PgPoolOptions::new().max_connections(self.max_connections).acquire_timeout(self.acquire_timeout)
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(false)
     }
 }
 

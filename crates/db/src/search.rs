@@ -45,7 +45,7 @@ pub struct SimilarTo {
 
 /// The `first` visible notes closest to `query`, best first, optionally only
 /// those carrying the tag named `tag`.
-#[instrument(skip_all, fields(db.operation = "search.by_embedding", first, tagged = tag.is_some()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "search.by_embedding", first, tagged = tag.is_some()))]
 pub async fn by_embedding(
     pool: &PgPool,
     query: &Vector,
@@ -79,7 +79,7 @@ pub async fn by_embedding(
 /// For every key, the visible notes nearest to that note, best first, in one
 /// statement: a lateral HNSW scan per key. Returns `(index of the key, hit)`
 /// pairs; a key whose note does not exist gets none.
-#[instrument(skip_all, fields(db.operation = "search.similar_to", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "search.similar_to", batch = keys.len()))]
 pub async fn similar_to(pool: &PgPool, keys: &[SimilarTo]) -> Result<Vec<(usize, Hit)>, Error> {
     let notes: Vec<NoteId> = keys.iter().map(|k| k.note).collect();
     let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();

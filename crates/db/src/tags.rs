@@ -27,7 +27,7 @@ pub struct NoteTagRow {
 }
 
 /// The tags of every given note, sorted by note and then by tag name.
-#[instrument(skip_all, fields(db.operation = "tags.fetch_by_note_ids", batch = note_ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_note_ids", batch = note_ids.len()))]
 pub async fn fetch_by_note_ids(pool: &PgPool, note_ids: &[NoteId]) -> Result<Vec<NoteTagRow>, Error> {
     let rows = sqlx::query_as(
         "select nt.note_id, t.id, t.name \
@@ -42,14 +42,14 @@ pub async fn fetch_by_note_ids(pool: &PgPool, note_ids: &[NoteId]) -> Result<Vec
 }
 
 /// The tag with this exact name, if any.
-#[instrument(skip_all, fields(db.operation = "tags.fetch_by_name"))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_name"))]
 pub async fn fetch_by_name(pool: &PgPool, name: &str) -> Result<Option<TagRow>, Error> {
     let row = sqlx::query_as("select id, name from tags where name = $1").bind(name).fetch_optional(pool).await?;
     Ok(row)
 }
 
 /// Tags oldest first (by id asc), a keyset page at a time.
-#[instrument(skip_all, fields(db.operation = "tags.list", first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "tags.list", first = page.first))]
 pub async fn list(pool: &PgPool, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
     let rows = sqlx::query_as("select id, name from tags where id > coalesce($1, 0) order by id limit $2")
         .bind(page.after)

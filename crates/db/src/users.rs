@@ -20,7 +20,7 @@ pub struct UserRow {
 }
 
 /// Users with the given ids, in no particular order; missing ids are absent.
-#[instrument(skip_all, fields(db.operation = "users.fetch_by_ids", batch = ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "users.fetch_by_ids", batch = ids.len()))]
 pub async fn fetch_by_ids(pool: &PgPool, ids: &[UserId]) -> Result<Vec<UserRow>, Error> {
     let rows = sqlx::query_as("select id, name, email, created_at from users where id = any($1)")
         .bind(ids)
@@ -30,7 +30,7 @@ pub async fn fetch_by_ids(pool: &PgPool, ids: &[UserId]) -> Result<Vec<UserRow>,
 }
 
 /// Users oldest first (by id asc), a keyset page at a time.
-#[instrument(skip_all, fields(db.operation = "users.list", first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "users.list", first = page.first))]
 pub async fn list(pool: &PgPool, page: Page<UserId>) -> Result<Vec<UserRow>, Error> {
     // Ids start at 1, so `coalesce(after, 0)` keeps this a range condition
     // on the primary key instead of an `or` the planner cannot index.
@@ -46,7 +46,7 @@ pub async fn list(pool: &PgPool, page: Page<UserId>) -> Result<Vec<UserRow>, Err
 }
 
 /// True when there are no users at all (a fresh database).
-#[instrument(skip_all, fields(db.operation = "users.is_empty"))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "users.is_empty"))]
 pub async fn is_empty(pool: &PgPool) -> Result<bool, Error> {
     let any: bool = sqlx::query_scalar("select exists (select 1 from users)").fetch_one(pool).await?;
     Ok(!any)
