@@ -8,8 +8,8 @@
 //! HTTP.
 //!
 //! Layout: [`pool`] (settings, connect, readiness), [`users`], [`notes`],
-//! [`tags`], [`search`] (vector search), [`embedded`] (the Postgres the
-//! server starts when no `DATABASE_URL` is given) and [`seed`].
+//! [`tags`], [`search`] (vector search) and [`embedded`] (the Postgres the
+//! server starts when no `DATABASE_URL` is given).
 
 mod error;
 mod ids;
@@ -18,7 +18,6 @@ mod pool;
 pub mod embedded;
 pub mod notes;
 pub mod search;
-pub mod seed;
 pub mod tags;
 pub mod users;
 

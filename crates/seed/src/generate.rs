@@ -1,6 +1,6 @@
 //! Generating the data set: users, tags and notes from one seed, each kind
 //! of row from its own random stream. Pure and deterministic; loading is in
-//! the parent module.
+//! the crate root.
 
 use std::collections::HashSet;
 

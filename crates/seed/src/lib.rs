@@ -1,4 +1,4 @@
-//! The seeder: replaces all data with a generated, real-looking data set
+//! The seeder: replaces all data in the database with a generated, real-looking data set
 //! (users, notes with embeddings, tags) for demos, benchmarks and tests.
 //!
 //! Everything is generated from one seed (ChaCha8), so a seed and a size give
