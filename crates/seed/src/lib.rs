@@ -7,13 +7,12 @@
 //! so that notes on one topic share words and search by meaning (with any
 //! embedder) finds sensible neighbours.
 //!
-//! Loading uses binary `COPY` inside one transaction that also truncates,
-//! drops the HNSW index and the foreign keys and restores them after the load
-//! (a bulk build or a single validating join is far faster than maintaining
-//! them row by row), so a failure at any point leaves the previous data
-//! untouched. Generation runs on a blocking
-//! thread and streams chunks to the connection through a bounded channel, so
-//! Postgres ingests while the next rows are generated and memory stays flat.
+//! Loading goes through [`db::bulk`], which holds every statement: one
+//! transaction truncates, takes the rows through binary `COPY` and rebuilds
+//! indexes and keys, so a failure at any point leaves the previous data
+//! untouched. Generation runs on a blocking thread and streams chunks to the
+//! connection through a bounded channel, so Postgres ingests while the next
+//! rows are generated and memory stays flat.
 //!
 //! It does not run migrations (the schema must be current) and does not
 //! check that the schema matches what it writes beyond what Postgres checks.
@@ -21,23 +20,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use db::bulk::{CopyRows, Loaded, NoteCopy, Replacement, Table};
+use db::notes::Visibility;
+use db::{NoteId, PgPool, TagId, UserId};
 use embed::{Embedder as _, HashEmbedder};
-use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 
-use generate::{Note, NoteGenerator, Tag, User, generate_tags, generate_users};
+use generate::{NoteGenerator, Tag, User, generate_tags, generate_users};
 
 mod generate;
 mod vocabulary;
-
-/// The HNSW index on `notes.embedding`, dropped before the load and built
-/// again after it.
-///
-/// Must stay identical to `notes_embedding_hnsw_idx` in the migration
-/// `20261123000001_schema.sql`: the seeder recreates the index from this text,
-/// so any divergence would silently change the schema of a seeded database.
-pub const HNSW_INDEX_DDL: &str = "create index notes_embedding_hnsw_idx on notes \
-     using hnsw (embedding vector_cosine_ops) with (m = 16, ef_construction = 64)";
 
 /// The size of `notes.embedding` (`vector(384)` in the migration).
 const EMBEDDING_DIMENSION: usize = 384;
@@ -45,6 +37,10 @@ const EMBEDDING_DIMENSION: usize = 384;
 /// How much COPY data one message carries: large enough that per-message
 /// overhead vanishes, small enough that a few chunks in flight stay cheap.
 const CHUNK_BYTES: usize = 4 << 20;
+
+/// What a COPY buffer is allocated with: a chunk plus room for the row that
+/// crosses the chunk boundary, so that filling one never reallocates.
+const STREAM_BUFFER_BYTES: usize = CHUNK_BYTES + (64 << 10);
 
 /// Chunks the generator may run ahead of Postgres; bounds memory to about
 /// `(CHUNKS_IN_FLIGHT + 2) * CHUNK_BYTES`.
@@ -120,7 +116,7 @@ pub enum SeedError {
     InvalidOptions(&'static str),
     /// A statement or the COPY stream failed.
     #[error("seeding the database failed")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] db::Error),
     /// The generator thread panicked (a bug in this module).
     #[error("seed data generator failed")]
     Generator(#[source] tokio::task::JoinError),
@@ -163,35 +159,18 @@ pub async fn run_at(
     let now = now.timestamp_micros();
     tracing::info!(users = opts.users, notes = opts.notes, tags = opts.tags, seed = opts.seed, "seeding started");
 
-    let mut tx = pool.begin().await?;
-    // The index build alone can outlast a statement timeout meant for API
-    // queries; `set local` ends with the transaction, so the pooled
-    // connection keeps its settings.
-    sqlx::query("set local statement_timeout = 0").execute(&mut *tx).await?;
+    let mut load = Replacement::begin(pool).await?;
 
     let phase = Instant::now();
-    // Cascade: a table added later that references these is seeded data too
-    // (empty after a reseed) rather than a reason to fail.
-    sqlx::query("truncate table note_tags, notes, tags, users restart identity cascade").execute(&mut *tx).await?;
-    sqlx::query("drop index if exists notes_embedding_hnsw_idx").execute(&mut *tx).await?;
-    let foreign_keys = drop_foreign_keys(&mut tx).await?;
+    let foreign_keys = load.clear().await?;
     let prepare = phase.elapsed();
-    tracing::info!(
-        foreign_keys = foreign_keys.len(),
-        elapsed = ?prepare,
-        "tables truncated, vector index and foreign keys dropped"
-    );
+    tracing::info!(foreign_keys, elapsed = ?prepare, "tables truncated, vector index and foreign keys dropped");
 
     let phase = Instant::now();
     let users = generate_users(opts.users, opts.seed, now);
     let tags = generate_tags(opts.tags);
-    copy_buffer(
-        &mut tx,
-        "copy users (id, name, email, created_at) from stdin with (format binary, freeze)",
-        &encode_users(&users),
-    )
-    .await?;
-    copy_buffer(&mut tx, "copy tags (id, name) from stdin with (format binary, freeze)", &encode_tags(&tags)).await?;
+    copy_buffer(&mut load, Table::Users, &encode_users(&users)).await?;
+    copy_buffer(&mut load, Table::Tags, &encode_tags(&tags)).await?;
     let users_and_tags = phase.elapsed();
     tracing::info!(
         users = users.len(),
@@ -202,7 +181,7 @@ pub async fn run_at(
 
     let phase = Instant::now();
     let generator = NoteGenerator::new(opts, &users, &tags, now);
-    let links = copy_notes(&mut tx, generator, embedder.clone()).await?;
+    let links = copy_notes(&mut load, generator, embedder.clone()).await?;
     let notes_copy = phase.elapsed();
     tracing::info!(
         notes = opts.notes,
@@ -212,8 +191,7 @@ pub async fn run_at(
     );
 
     let phase = Instant::now();
-    copy_buffer(&mut tx, "copy note_tags (note_id, tag_id) from stdin with (format binary, freeze)", &links.note_tags)
-        .await?;
+    copy_buffer(&mut load, Table::NoteTags, &links.note_tags).await?;
     let note_tags_copy = phase.elapsed();
     tracing::info!(
         note_tags = links.count,
@@ -222,42 +200,18 @@ pub async fn run_at(
     );
 
     let phase = Instant::now();
-    for statement in &foreign_keys {
-        sqlx::query(statement).execute(&mut *tx).await?;
-    }
-    // Rows carry explicit ids, so the sequences are moved past them for the
-    // rows the server inserts later.
-    for (table, rows) in [("users", users.len()), ("notes", opts.notes as usize), ("tags", tags.len())] {
-        if rows > 0 {
-            sqlx::query("select setval(pg_get_serial_sequence($1, 'id'), $2)")
-                .bind(table)
-                .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
+    let loaded = Loaded { users: row_count(users.len()), notes: i64::from(opts.notes), tags: row_count(tags.len()) };
+    load.restore_constraints(loaded).await?;
     let constraints = phase.elapsed();
     tracing::info!(elapsed = ?constraints, "foreign keys validated and sequences advanced");
 
     let phase = Instant::now();
-    // pgvector builds the graph in memory when it fits in
-    // maintenance_work_mem (a few hundred MB for 100k notes) and otherwise
-    // falls back to a much slower on-disk build; a parallel build reserves
-    // all of it as shared memory up front, so the server needs that much
-    // room in /dev/shm (Docker's default of 64 MB is not). Two workers plus
-    // the leader on two cores measured fastest (23-29 s against 22-38 s with
-    // one worker and 54 s serial for 100k notes): the build waits on graph
-    // locks often enough that a third process fills the gaps. Both settings
-    // end with the transaction.
-    sqlx::query("set local maintenance_work_mem = '1GB'").execute(&mut *tx).await?;
-    sqlx::query("set local max_parallel_maintenance_workers = 2").execute(&mut *tx).await?;
-    sqlx::query(HNSW_INDEX_DDL).execute(&mut *tx).await?;
+    load.build_vector_index().await?;
     let index = phase.elapsed();
     tracing::info!(elapsed = ?index, "vector index built");
 
     let phase = Instant::now();
-    sqlx::query("analyze users, notes, tags, note_tags").execute(&mut *tx).await?;
-    tx.commit().await?;
+    load.finish().await?;
     let analyze_and_commit = phase.elapsed();
 
     let report = SeedReport {
@@ -283,37 +237,15 @@ pub async fn run_at(
     Ok(report)
 }
 
-/// Drops the foreign keys of the seeded tables and returns the statements
-/// that re-add them.
-///
-/// Checking a foreign key row by row costs a trigger and a lookup per row
-/// (measured: the note_tags COPY took 8.8 s with its two keys and 1.3 s
-/// without); re-adding the key validates all rows in one join in about 0.1 s.
-/// The definitions come from the catalog rather than from constants here so
-/// that they cannot drift from the migrations.
-async fn drop_foreign_keys(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
-    let keys: Vec<(String, String)> = sqlx::query_as(
-        "select format('alter table %s drop constraint %I', conrelid::regclass, conname), \
-                format('alter table %s add constraint %I %s', conrelid::regclass, conname, \
-                       pg_get_constraintdef(oid)) \
-         from pg_constraint \
-         where contype = 'f' \
-           and conrelid = any (array['users', 'notes', 'tags', 'note_tags']::regclass[]) \
-         order by conrelid::regclass::text, conname",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut restore = Vec::with_capacity(keys.len());
-    for (drop, add) in keys {
-        sqlx::query(&drop).execute(&mut *conn).await?;
-        restore.push(add);
-    }
-    Ok(restore)
+/// A generated row count as the database counts (users and tags are at
+/// most `u32::MAX`, so this never saturates).
+fn row_count(rows: usize) -> i64 {
+    i64::try_from(rows).unwrap_or(i64::MAX)
 }
 
 /// Sends an in-memory COPY stream in chunks.
-async fn copy_buffer(conn: &mut PgConnection, statement: &str, data: &[u8]) -> Result<u64, sqlx::Error> {
-    let mut copy = conn.copy_in_raw(statement).await?;
+async fn copy_buffer(load: &mut Replacement, table: Table, data: &[u8]) -> Result<u64, db::Error> {
+    let mut copy = load.copy_in(table).await?;
     for chunk in data.chunks(CHUNK_BYTES) {
         copy.send(chunk).await?;
     }
@@ -331,16 +263,16 @@ struct NoteLinks {
 
 /// Streams the notes from a blocking generator thread into `COPY notes`.
 async fn copy_notes(
-    conn: &mut PgConnection,
+    load: &mut Replacement,
     generator: NoteGenerator,
     embedder: HashEmbedder,
 ) -> Result<NoteLinks, SeedError> {
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     let producer = tokio::task::spawn_blocking(move || {
-        let mut links = CopyEncoder::new();
+        let mut links = CopyRows::with_capacity(STREAM_BUFFER_BYTES);
         let mut count = 0_u64;
         let mut private_notes = 0_u64;
-        let mut out = CopyEncoder::new();
+        let mut out = CopyRows::with_capacity(STREAM_BUFFER_BYTES);
         let mut text = String::new();
         for note in generator {
             text.clear();
@@ -348,33 +280,33 @@ async fn copy_notes(
             text.push('\n');
             text.push_str(&note.body);
             let embedding = embedder.embed_one(&text);
-            out.note(&note, &embedding);
+            out.note(&NoteCopy {
+                id: NoteId(note.id),
+                author_id: user_id(note.author),
+                title: &note.title,
+                body: &note.body,
+                visibility: if note.private { Visibility::Private } else { Visibility::Public },
+                created_at_micros: note.created_at,
+                updated_at_micros: note.updated_at,
+                embedding: &embedding,
+            });
             for &tag in &note.tags {
-                links.row(2);
-                links.int8(note.id);
-                links.int8(i64::from(tag) + 1);
+                links.note_tag(NoteId(note.id), tag_id(tag));
             }
             count += note.tags.len() as u64;
             private_notes += u64::from(note.private);
-            if out.buf.len() >= CHUNK_BYTES && sender.blocking_send(out.take()).is_err() {
+            if out.buffered() >= CHUNK_BYTES && sender.blocking_send(out.take()).is_err() {
                 // The receiver is gone because the COPY failed; that error is
                 // what the caller reports, so stop without a result of our own.
                 break;
             }
         }
-        out.trailer();
-        links.trailer();
         // Fails only after a failed COPY, as above.
-        let _ = sender.blocking_send(out.take());
-        NoteLinks { note_tags: links.buf, count, private_notes }
+        let _ = sender.blocking_send(out.finish());
+        NoteLinks { note_tags: links.finish(), count, private_notes }
     });
 
-    let mut copy = conn
-        .copy_in_raw(
-            "copy notes (id, author_id, title, body, visibility, created_at, updated_at, \
-             embedding) from stdin with (format binary, freeze)",
-        )
-        .await?;
+    let mut copy = load.copy_in(Table::Notes).await?;
     while let Some(chunk) = receiver.recv().await {
         copy.send(chunk).await?;
     }
@@ -393,131 +325,28 @@ async fn copy_notes(
     }
 }
 
-/// Writes Postgres' binary COPY format.
-///
-/// Hand-written because sqlx only offers raw COPY and the format is a header,
-/// length-prefixed big-endian fields and a trailer. Binary rather than text:
-/// a vector in text is 384 decimal floats that Postgres parses one by one
-/// (measured for 100k notes: 7.2 s against 2.3 s in Postgres alone, and
-/// 290 MB against 190 MB on the wire).
-struct CopyEncoder {
-    buf: Vec<u8>,
+/// The id of the generated user at `index` (ids are positions plus one).
+fn user_id(index: u32) -> UserId {
+    UserId(i64::from(index) + 1)
 }
 
-/// Microseconds from the Unix epoch to Postgres' epoch (2000-01-01 UTC), the
-/// origin of binary timestamps.
-const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-impl CopyEncoder {
-    fn new() -> Self {
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
-        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-        buf.extend_from_slice(&0_i32.to_be_bytes()); // flags
-        buf.extend_from_slice(&0_i32.to_be_bytes()); // header extension length
-        Self { buf }
-    }
-
-    /// Hands over what is buffered and keeps going with an empty buffer (the
-    /// header is only at the start of the stream).
-    fn take(&mut self) -> Vec<u8> {
-        std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES + (64 << 10)))
-    }
-
-    fn trailer(&mut self) {
-        self.buf.extend_from_slice(&(-1_i16).to_be_bytes());
-    }
-
-    fn row(&mut self, fields: i16) {
-        self.buf.extend_from_slice(&fields.to_be_bytes());
-    }
-
-    fn int8(&mut self, value: i64) {
-        self.buf.extend_from_slice(&8_i32.to_be_bytes());
-        self.buf.extend_from_slice(&value.to_be_bytes());
-    }
-
-    /// Text, and enums, whose binary form is their label.
-    fn text(&mut self, value: &str) {
-        self.field_len(value.len());
-        self.buf.extend_from_slice(value.as_bytes());
-    }
-
-    fn timestamptz(&mut self, unix_micros: i64) {
-        self.int8(unix_micros - POSTGRES_EPOCH_MICROS);
-    }
-
-    /// pgvector's binary form: dimension and an unused word as int16, then
-    /// the components as float4.
-    fn vector(&mut self, values: &[f32]) {
-        self.field_len(4 + 4 * values.len());
-        let dimension = i16::try_from(values.len()).unwrap_or(i16::MAX);
-        self.buf.extend_from_slice(&dimension.to_be_bytes());
-        self.buf.extend_from_slice(&0_i16.to_be_bytes());
-        for value in values {
-            self.buf.extend_from_slice(&value.to_be_bytes());
-        }
-    }
-
-    fn field_len(&mut self, len: usize) {
-        // Fields here are at most a few kilobytes; an oversized one would be
-        // rejected by Postgres rather than wrap around.
-        let len = i32::try_from(len).unwrap_or(i32::MAX);
-        self.buf.extend_from_slice(&len.to_be_bytes());
-    }
-
-    fn note(&mut self, note: &Note, embedding: &[f32]) {
-        self.row(8);
-        self.int8(note.id);
-        self.int8(i64::from(note.author) + 1);
-        self.text(&note.title);
-        self.text(&note.body);
-        self.text(if note.private { "private" } else { "public" });
-        self.timestamptz(note.created_at);
-        self.timestamptz(note.updated_at);
-        self.vector(embedding);
-    }
+/// The id of the generated tag at `index` (ids are positions plus one).
+fn tag_id(index: u32) -> TagId {
+    TagId(i64::from(index) + 1)
 }
 
 fn encode_users(users: &[User]) -> Vec<u8> {
-    let mut out = CopyEncoder::new();
+    let mut out = CopyRows::with_capacity(STREAM_BUFFER_BYTES);
     for (id, user) in (1_i64..).zip(users) {
-        out.row(4);
-        out.int8(id);
-        out.text(&user.name);
-        out.text(&user.email);
-        out.timestamptz(user.created_at);
+        out.user(UserId(id), &user.name, &user.email, user.created_at);
     }
-    out.trailer();
-    out.buf
+    out.finish()
 }
 
 fn encode_tags(tags: &[Tag]) -> Vec<u8> {
-    let mut out = CopyEncoder::new();
+    let mut out = CopyRows::with_capacity(STREAM_BUFFER_BYTES);
     for (id, tag) in (1_i64..).zip(tags) {
-        out.row(2);
-        out.int8(id);
-        out.text(&tag.name);
+        out.tag(TagId(id), &tag.name);
     }
-    out.trailer();
-    out.buf
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_encoding_has_header_rows_and_trailer() {
-        let tags = generate_tags(2);
-        let data = encode_tags(&tags);
-        assert!(data.starts_with(b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0"));
-        assert!(data.ends_with(&[0xff, 0xff]));
-        // header 19 + per row: 2 + (4 + 8) + (4 + name)
-        let names: usize = tags.iter().map(|t| t.name.len()).sum();
-        assert_eq!(data.len(), 19 + 2 * 18 + names + 2);
-        let mut vector = CopyEncoder::new();
-        vector.buf.clear();
-        vector.vector(&[1.0, -2.0]);
-        assert_eq!(vector.buf, [0, 0, 0, 12, 0, 2, 0, 0, 0x3f, 0x80, 0, 0, 0xc0, 0, 0, 0]);
-    }
+    out.finish()
 }
