@@ -1,5 +1,6 @@
-//! The seeder: replaces all data in the database with a generated, real-looking data set
-//! (users, notes with embeddings, tags) for demos, benchmarks and tests.
+//! The seeder: replaces all data in the database with a generated,
+//! real-looking data set (users, notes with embeddings, tags) for demos,
+//! benchmarks and tests.
 //!
 //! Everything is generated from one seed (ChaCha8), so a seed and a size give
 //! the same rows every time; only the timestamps follow the clock unless
@@ -13,6 +14,11 @@
 //! untouched. Generation runs on a blocking thread and streams chunks to the
 //! connection through a bounded channel, so Postgres ingests while the next
 //! rows are generated and memory stays flat.
+//!
+//! It only replaces data it created itself: each run is recorded in
+//! `seed_runs` in the same transaction as the load, and a database that
+//! holds users, notes or tags without such a record is refused unless
+//! [`SeedOptions::force`] is set. An empty database is always seeded.
 //!
 //! It does not run migrations (the schema must be current) and does not
 //! check that the schema matches what it writes beyond what Postgres checks.
@@ -55,7 +61,8 @@ const DAY_MICROS: i64 = 86_400 * 1_000_000;
 /// The longest gap between a note's creation and its last edit.
 const MAX_EDIT_DELAY_MICROS: i64 = 60 * DAY_MICROS;
 
-/// How big a data set to generate and from which seed.
+/// How big a data set to generate, from which seed, and whether it may
+/// replace data the seeder did not create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedOptions {
     /// Number of users.
@@ -67,11 +74,14 @@ pub struct SeedOptions {
     pub tags: u32,
     /// The seed of every random choice.
     pub seed: u64,
+    /// Replace users, notes and tags that the seeder did not create, which
+    /// it otherwise refuses to do ([`SeedError::UnseededData`]).
+    pub force: bool,
 }
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        Self { users: 10_000, notes: 100_000, tags: 200, seed: 42 }
+        Self { users: 10_000, notes: 100_000, tags: 200, seed: 42, force: false }
     }
 }
 
@@ -114,6 +124,10 @@ pub enum SeedError {
     /// The options or the embedder cannot produce a loadable data set.
     #[error("invalid seed options: {0}")]
     InvalidOptions(&'static str),
+    /// The database holds users, notes or tags that no seed run recorded,
+    /// and [`SeedOptions::force`] was not set.
+    #[error("the database holds users, notes or tags that the seeder did not create")]
+    UnseededData,
     /// A statement or the COPY stream failed.
     #[error("seeding the database failed")]
     Database(#[from] db::Error),
@@ -124,14 +138,17 @@ pub enum SeedError {
 
 /// Replaces all data with a generated data set.
 ///
-/// One transaction truncates users, notes, tags and note_tags, loads the new
-/// rows, rebuilds the HNSW index and runs `analyze`; readers wait on the
-/// truncate's lock until it commits and then see only the new data.
+/// One transaction checks that the data present is the seeder's own (or
+/// none, or `force` is set), truncates users, notes, tags and note_tags,
+/// loads the new rows, rebuilds the HNSW index, runs `analyze` and records
+/// the run; readers wait on its lock until it commits and then see only the
+/// new data.
 ///
 /// # Errors
 ///
 /// [`SeedError::InvalidOptions`] for notes without users or an embedder whose
-/// dimension does not fit the column, before anything is touched; otherwise
+/// dimension does not fit the column, and [`SeedError::UnseededData`] for
+/// data the seeder did not create, before anything is touched; otherwise
 /// any database error, after which the transaction is rolled back.
 pub async fn run(pool: &PgPool, opts: &SeedOptions, embedder: &HashEmbedder) -> Result<SeedReport, SeedError> {
     run_at(pool, opts, embedder, Utc::now()).await
@@ -160,6 +177,10 @@ pub async fn run_at(
     tracing::info!(users = opts.users, notes = opts.notes, tags = opts.tags, seed = opts.seed, "seeding started");
 
     let mut load = Replacement::begin(pool).await?;
+    if !opts.force && load.holds_unseeded_data().await? {
+        // Dropping `load` rolls back: nothing was touched.
+        return Err(SeedError::UnseededData);
+    }
 
     let phase = Instant::now();
     let foreign_keys = load.clear().await?;
@@ -200,8 +221,13 @@ pub async fn run_at(
     );
 
     let phase = Instant::now();
-    let loaded = Loaded { users: row_count(users.len()), notes: i64::from(opts.notes), tags: row_count(tags.len()) };
-    load.restore_constraints(loaded).await?;
+    let loaded = Loaded {
+        seed: opts.seed,
+        users: row_count(users.len()),
+        notes: i64::from(opts.notes),
+        tags: row_count(tags.len()),
+    };
+    load.restore_constraints(&loaded).await?;
     let constraints = phase.elapsed();
     tracing::info!(elapsed = ?constraints, "foreign keys validated and sequences advanced");
 
@@ -211,7 +237,7 @@ pub async fn run_at(
     tracing::info!(elapsed = ?index, "vector index built");
 
     let phase = Instant::now();
-    load.finish().await?;
+    load.finish(&loaded).await?;
     let analyze_and_commit = phase.elapsed();
 
     let report = SeedReport {

@@ -1,14 +1,17 @@
 //! Replacing all data at once, for the seeder (the `seed` crate): it
 //! generates the rows, this module holds every statement that loads them.
 //!
-//! A [`Replacement`] is one transaction that truncates users, notes, tags
-//! and note_tags, drops the HNSW index and the foreign keys, takes the new
-//! rows through binary `COPY` (encoded with [`CopyRows`]), then re-adds the
-//! keys, rebuilds the index and runs `analyze`. Building the index once and
+//! A [`Replacement`] is one transaction that checks whether the present
+//! data is the seeder's own ([`Replacement::holds_unseeded_data`]),
+//! truncates users, notes, tags and note_tags, drops the HNSW index and the
+//! foreign keys, takes the new rows through binary `COPY` (encoded with
+//! [`CopyRows`]), then re-adds the keys, rebuilds the index, runs `analyze`
+//! and records the run in `seed_runs`. Building the index once and
 //! validating each key in one join is far faster than maintaining both row
-//! by row. Until [`Replacement::finish`] commits, readers wait on the
-//! truncate's lock and then see only the new data; a failure or a dropped
-//! `Replacement` rolls back and leaves the previous data untouched.
+//! by row. From [`Replacement::begin`] until [`Replacement::finish`]
+//! commits, readers wait on the transaction's lock and then see only the new
+//! data; a failure or a dropped `Replacement` rolls back and leaves the
+//! previous data untouched.
 
 use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -61,10 +64,13 @@ impl Table {
     }
 }
 
-/// How many rows of each table with an id were loaded. Ids are 1 to the
-/// count, so this is also where each id sequence must continue.
+/// What was loaded: how many rows of each table with an id (ids are 1 to
+/// the count, so this is also where each id sequence must continue) and
+/// the seed that generated them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Loaded {
+    /// The seed the rows were generated from, recorded in `seed_runs`.
+    pub seed: u64,
     /// Users, ids 1 to `users`.
     pub users: i64,
     /// Notes, ids 1 to `notes`.
@@ -83,11 +89,14 @@ pub struct Replacement {
 }
 
 impl Replacement {
-    /// Begins the transaction.
+    /// Begins the transaction and locks the tables it replaces.
     ///
     /// The statement timeout meant for API queries is lifted: the index
     /// build alone can outlast it. `set local` ends with the transaction, so
-    /// the pooled connection keeps its settings.
+    /// the pooled connection keeps its settings. The lock is the one the
+    /// truncate would take anyway, taken first so that nothing can be
+    /// written between [`Replacement::holds_unseeded_data`] and the truncate;
+    /// it waits for transactions that use the tables to end.
     ///
     /// # Errors
     ///
@@ -96,11 +105,34 @@ impl Replacement {
     pub async fn begin(pool: &PgPool) -> Result<Self, Error> {
         let mut tx = pool.begin().await?;
         sqlx::query("set local statement_timeout = 0").execute(&mut *tx).await?;
+        sqlx::query("lock table users, notes, tags, note_tags, seed_runs in access exclusive mode")
+            .execute(&mut *tx)
+            .await?;
         Ok(Self { tx, foreign_keys: Vec::new() })
     }
 
-    /// Truncates the tables, drops the HNSW index and the foreign keys of
-    /// the seeded tables; returns how many keys were dropped.
+    /// True when users, notes or tags exist that no seed run recorded:
+    /// data the seeder did not create and should not drop unasked. An empty
+    /// database and one the seeder loaded last both give false.
+    ///
+    /// # Errors
+    ///
+    /// Any database error.
+    #[instrument(skip_all, fields(db.operation = "bulk.holds_unseeded_data"))]
+    pub async fn holds_unseeded_data(&mut self) -> Result<bool, Error> {
+        let unseeded = sqlx::query_scalar(
+            "select not exists (select 1 from seed_runs) \
+                and (exists (select 1 from users) or exists (select 1 from notes) \
+                     or exists (select 1 from tags))",
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(unseeded)
+    }
+
+    /// Truncates the tables (and the record of the previous seed run), drops
+    /// the HNSW index and the foreign keys of the seeded tables; returns how
+    /// many keys were dropped.
     ///
     /// Truncation cascades: a table added later that references these is
     /// seeded data too (empty after a reseed) rather than a reason to fail.
@@ -110,7 +142,7 @@ impl Replacement {
     /// Any database error.
     #[instrument(skip_all, fields(db.operation = "bulk.clear"))]
     pub async fn clear(&mut self) -> Result<usize, Error> {
-        sqlx::query("truncate table note_tags, notes, tags, users restart identity cascade")
+        sqlx::query("truncate table note_tags, notes, tags, users, seed_runs restart identity cascade")
             .execute(&mut *self.tx)
             .await?;
         sqlx::query("drop index if exists notes_embedding_hnsw_idx").execute(&mut *self.tx).await?;
@@ -137,7 +169,7 @@ impl Replacement {
     ///
     /// A key the loaded rows violate, or any other database error.
     #[instrument(skip_all, fields(db.operation = "bulk.restore_constraints"))]
-    pub async fn restore_constraints(&mut self, loaded: Loaded) -> Result<(), Error> {
+    pub async fn restore_constraints(&mut self, loaded: &Loaded) -> Result<(), Error> {
         for statement in std::mem::take(&mut self.foreign_keys) {
             sqlx::query(&statement).execute(&mut *self.tx).await?;
         }
@@ -178,14 +210,22 @@ impl Replacement {
     }
 
     /// Runs `analyze` on the loaded tables, so the planner knows their new
-    /// sizes at once, and commits.
+    /// sizes at once, records the run in `seed_runs` (so that the next run
+    /// knows the data as its own) and commits.
     ///
     /// # Errors
     ///
     /// Any database error; nothing is committed then.
     #[instrument(skip_all, fields(db.operation = "bulk.finish"))]
-    pub async fn finish(mut self) -> Result<(), Error> {
+    pub async fn finish(mut self, loaded: &Loaded) -> Result<(), Error> {
         sqlx::query("analyze users, notes, tags, note_tags").execute(&mut *self.tx).await?;
+        sqlx::query("insert into seed_runs (seed, users, notes, tags) values ($1::numeric, $2, $3, $4)")
+            .bind(loaded.seed.to_string())
+            .bind(loaded.users)
+            .bind(loaded.notes)
+            .bind(loaded.tags)
+            .execute(&mut *self.tx)
+            .await?;
         self.tx.commit().await?;
         Ok(())
     }
