@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use db::seed::SeedOptions;
+use seed::{SeedError, SeedOptions};
 
 use crate::app::Application;
 use crate::auth::Authenticator;
@@ -14,8 +14,9 @@ use crate::{graphql, shutdown, telemetry};
 
 /// The demo data set `serve` loads into an empty embedded database, so a
 /// newcomer sees data at once (and the published k6 mix finds user 1 and
-/// note 1).
-const DEMO: SeedOptions = SeedOptions { users: 200, notes: 2_000, tags: 40, seed: 42 };
+/// note 1). Not forced: should the database hold anything the seeder did
+/// not create after all, failing to start beats deleting it.
+const DEMO: SeedOptions = SeedOptions { users: 200, notes: 2_000, tags: 40, seed: 42, force: false };
 
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,7 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match command {
                 Command::Serve => serve(&config).await,
                 Command::Migrate => Database::open(&config.db).await?.close().await,
-                Command::Seed(args) => seed(&config, &args).await,
+                Command::Seed(args) => reseed(&config, &args).await,
                 Command::EmbeddedPostgres => embedded_postgres(&config).await,
                 Command::PrintSchema | Command::Token(_) => Ok(()),
             }
@@ -44,7 +45,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let database = Database::open(&config.db).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
-        db::seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
+        seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
     }
     let app = Application::build(config, database.pool.clone()).await?;
     let served = app.run_until_stopped(shutdown::signal()).await;
@@ -52,12 +53,19 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     served
 }
 
-async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
+async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
     let database = Database::open(&config.db).await?;
-    let options = SeedOptions { users: args.users, notes: args.notes, tags: args.tags, seed: args.seed };
-    let report = db::seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
+    let options =
+        SeedOptions { users: args.users, notes: args.notes, tags: args.tags, seed: args.seed, force: args.force };
+    let report = seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
     database.close().await?;
-    let report = report.context("seeding")?;
+    let report = match report {
+        Err(SeedError::UnseededData) => anyhow::bail!(
+            "refusing to replace users, notes or tags that `notegraph seed` did not create (nothing was \
+             changed); run `notegraph seed --force` to replace them anyway"
+        ),
+        report => report.context("seeding")?,
+    };
     print(&format!(
         "seeded {} users, {} notes, {} tags, {} note tags in {:.1} s",
         report.users,

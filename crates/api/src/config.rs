@@ -54,7 +54,8 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
-    /// Replace all data with a generated data set.
+    /// Replace all data with a generated data set; data it did not create
+    /// only with `--force`.
     Seed(SeedArgs),
     /// Print the GraphQL schema (SDL) to stdout; needs no database.
     PrintSchema,
@@ -80,6 +81,12 @@ pub struct SeedArgs {
     /// Random seed: the same seed gives the same data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Replace the data even if `notegraph seed` did not load it (there are
+    /// users, notes or tags and no recorded seed run); without it the
+    /// command refuses and changes nothing. Writes made after a seed are not
+    /// tracked: they are replaced either way.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `notegraph token`.
@@ -264,7 +271,18 @@ mod tests {
     fn seed_takes_sizes() {
         let cli = Cli::parse_from(["notegraph", "seed", "--users", "5", "--notes", "50", "--seed", "7"]);
         match cli.command {
-            Some(Command::Seed(args)) => assert_eq!((args.users, args.notes, args.tags, args.seed), (5, 50, 200, 7)),
+            Some(Command::Seed(args)) => {
+                assert_eq!((args.users, args.notes, args.tags, args.seed, args.force), (5, 50, 200, 7, false));
+            }
+            other => panic!("expected seed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_is_forced_only_when_asked() {
+        let cli = Cli::parse_from(["notegraph", "seed", "--force"]);
+        match cli.command {
+            Some(Command::Seed(args)) => assert!(args.force),
             other => panic!("expected seed, got {other:?}"),
         }
     }

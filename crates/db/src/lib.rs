@@ -8,17 +8,18 @@
 //! HTTP.
 //!
 //! Layout: [`pool`] (settings, connect, readiness), [`users`], [`notes`],
-//! [`tags`], [`search`] (vector search), [`embedded`] (the Postgres the
-//! server starts when no `DATABASE_URL` is given) and [`seed`].
+//! [`tags`], [`search`] (vector search), [`bulk`] (replacing all data in one
+//! load, for the seeder) and [`embedded`] (the Postgres the server starts
+//! when no `DATABASE_URL` is given).
 
 mod error;
 mod ids;
 mod pool;
 
+pub mod bulk;
 pub mod embedded;
 pub mod notes;
 pub mod search;
-pub mod seed;
 pub mod tags;
 pub mod users;
 

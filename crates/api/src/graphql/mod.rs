@@ -7,6 +7,7 @@
 //! committed changes on the [`EventBus`] that subscriptions read.
 
 mod args;
+mod embedding;
 mod events;
 mod mutation;
 mod query;

@@ -7,11 +7,11 @@ use async_graphql::{Context, ID, InputObject, Object, Result};
 use db::NoteId;
 use db::notes::{NewNote, NotePatch, NoteRow};
 
+use super::embedding::embed_text;
 use super::events::{EventBus, NoteChange, NoteEventKind, tag_names};
 use super::types::{Note, Visibility};
 use super::{args, loaders, pool, signed_in};
 use crate::error::ApiError;
-use crate::graphql::schema::embed_text;
 
 /// How often an update re-reads and retries when the note changed between
 /// its read and its write (optimistic concurrency on `updated_at`).

@@ -4,10 +4,10 @@
 use async_graphql::{Context, ID, Object, Result};
 use db::notes::NoteFilter;
 
+use super::embedding::{embed_text, embedder};
 use super::types::{Note, SearchHit, Tag, User};
 use super::{args, loaders, pool, viewer};
 use crate::error::ApiError;
-use crate::graphql::schema::embed_text;
 
 /// Root of all reads.
 pub struct QueryRoot;
@@ -116,7 +116,7 @@ impl QueryRoot {
 /// Checks a client-given query vector: the configured dimension, finite,
 /// and not all zeros (cosine distance to a zero vector is undefined).
 fn query_vector(ctx: &Context<'_>, vector: Vec<f32>) -> Result<pgvector::Vector, ApiError> {
-    let dimension = super::schema::embedder(ctx)?.dimension();
+    let dimension = embedder(ctx)?.dimension();
     if vector.len() != dimension {
         return Err(ApiError::bad_input(format!("`vector` must have {dimension} elements, got {}", vector.len())));
     }

@@ -13,6 +13,7 @@ mod lifecycle;
 mod mutations;
 mod queries;
 mod schema_contract;
+mod seed_command;
 mod statements;
 mod subscriptions;
 mod visibility;

@@ -1,6 +1,6 @@
 //! Generating the data set: users, tags and notes from one seed, each kind
 //! of row from its own random stream. Pure and deterministic; loading is in
-//! the parent module.
+//! the crate root.
 
 use std::collections::HashSet;
 
@@ -336,7 +336,7 @@ mod tests {
     const NOW: i64 = 1_790_000_000_000_000;
 
     fn options(users: u32, notes: u32, tags: u32, seed: u64) -> SeedOptions {
-        SeedOptions { users, notes, tags, seed }
+        SeedOptions { users, notes, tags, seed, force: false }
     }
 
     fn generate_notes(opts: &SeedOptions) -> Vec<Note> {

@@ -1,0 +1,29 @@
+//! The embedder as schema data, and the two ways resolvers reach it: the
+//! embedder itself (for its dimension) and embedding one text. Kept apart
+//! from `schema` so that the root resolvers depend on this small module
+//! rather than on the module that builds the schema out of them.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use embed::Embedder;
+
+use crate::error::ApiError;
+
+/// The embedder as schema data (a newtype, since `Arc<dyn Embedder>` is
+/// awkward as a context key).
+pub(crate) struct SharedEmbedder(pub(crate) Arc<dyn Embedder>);
+
+/// The configured embedder.
+pub(crate) fn embedder<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn Embedder>, ApiError> {
+    ctx.data::<SharedEmbedder>().map(|e| &e.0).map_err(|_| super::missing("embedder"))
+}
+
+/// Embeds one text with the configured embedder.
+pub(crate) async fn embed_text(ctx: &Context<'_>, text: &str) -> Result<pgvector::Vector, ApiError> {
+    let mut vectors = embedder(ctx)?.embed(&[text]).await.map_err(|err| {
+        tracing::warn!(error.message = %err, "embedding failed");
+        ApiError::ServiceUnavailable
+    })?;
+    vectors.pop().map(pgvector::Vector::from).ok_or(ApiError::Internal)
+}
