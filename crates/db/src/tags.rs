@@ -83,6 +83,18 @@ pub async fn list(pool: &PgPool, viewer: Viewer, page: Page<TagId>) -> Result<Ve
     Ok(rows)
 }
 
+/// The tag names of one note, sorted, as the writer's transaction sees
+/// them: what a write publishes in its event.
+pub(crate) async fn names_of(tx: &mut Transaction<'_, Postgres>, note_id: NoteId) -> Result<Vec<String>, Error> {
+    let names = sqlx::query_scalar(
+        "select t.name from note_tags nt join tags t on t.id = nt.tag_id where nt.note_id = $1 order by t.name",
+    )
+    .bind(note_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(names)
+}
+
 /// Links a note to tags by name, creating the tags that do not exist yet.
 ///
 /// `names` must be deduplicated and sorted: concurrent writers then lock
