@@ -42,6 +42,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
+    // Before the database: a refused start should not start Postgres first.
+    config.check_safe_to_serve()?;
     let database = Database::open(&config.db).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");

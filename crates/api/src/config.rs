@@ -33,6 +33,9 @@ pub const DEFAULT_LOADER_DELAY_US: u64 = 0;
 pub const DEFAULT_JWT_SECRET: &str = "notegraph-development-secret";
 /// Development tokens: the published k6 mix sends `Bearer test-token`.
 pub const DEFAULT_STATIC_TOKENS: &str = "test-token=1";
+/// The static token the defaults, README and k6 mix publish: anyone may
+/// sign in with it.
+pub const DEVELOPMENT_TOKEN: &str = "test-token";
 
 /// `notegraph`: a GraphQL API over notes, users and tags, with search by
 /// meaning.
@@ -117,7 +120,66 @@ pub struct Config {
     /// Logging settings.
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    /// Development machine: `serve` accepts the development JWT secret and
+    /// the `test-token` static token on any address, not only on loopback.
+    #[arg(long, env = "NOTEGRAPH_DEV", global = true)]
+    pub dev: bool,
 }
+
+impl Config {
+    /// Refuses to serve the development credentials on an address other
+    /// machines can reach, where anyone who read the README could sign in.
+    /// Loopback addresses (127.0.0.0/8, ::1) and `--dev` keep the defaults
+    /// working for local use.
+    pub fn check_safe_to_serve(&self) -> Result<(), UnsafeDefaults> {
+        let listen = self.http.listen;
+        let jwt_secret = self.auth.jwt_secret.expose() == DEFAULT_JWT_SECRET;
+        let test_token = self
+            .auth
+            .static_tokens
+            .expose()
+            .split(',')
+            .filter_map(|entry| entry.split_once('='))
+            .any(|(token, _)| token.trim() == DEVELOPMENT_TOKEN);
+        if self.dev || listen.ip().to_canonical().is_loopback() || !(jwt_secret || test_token) {
+            return Ok(());
+        }
+        Err(UnsafeDefaults { listen, jwt_secret, test_token })
+    }
+}
+
+/// Why `serve` will not start: development credentials on a reachable
+/// address. The message says what to set.
+#[derive(Debug)]
+pub struct UnsafeDefaults {
+    listen: SocketAddr,
+    /// The JWT secret is [`DEFAULT_JWT_SECRET`].
+    jwt_secret: bool,
+    /// The static tokens include [`DEVELOPMENT_TOKEN`].
+    test_token: bool,
+}
+
+impl std::fmt::Display for UnsafeDefaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut fixes = Vec::new();
+        if self.jwt_secret {
+            fixes.push("set NOTEGRAPH_JWT_SECRET to a secret of your own");
+        }
+        if self.test_token {
+            fixes.push("set NOTEGRAPH_STATIC_TOKENS without `test-token` (empty disables static tokens)");
+        }
+        write!(
+            f,
+            "refusing to serve the development credentials on {}, which other machines can reach: {}; \
+             or listen on a loopback address (NOTEGRAPH_LISTEN=127.0.0.1:8080); \
+             or, on a development machine, set NOTEGRAPH_DEV=true (--dev)",
+            self.listen,
+            fixes.join(" and ")
+        )
+    }
+}
+
+impl std::error::Error for UnsafeDefaults {}
 
 /// HTTP server settings.
 #[derive(Debug, Clone, Args)]
@@ -265,6 +327,44 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.config.http.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(cli.config.http.http_timeout_secs, DEFAULT_HTTP_TIMEOUT_SECS);
+    }
+
+    /// The command line `notegraph <args>`.
+    fn config(args: &[&str]) -> Config {
+        Cli::parse_from(std::iter::once("notegraph").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn development_credentials_are_refused_on_a_reachable_address() {
+        let both = config(&["--listen", "0.0.0.0:8080"]).check_safe_to_serve().unwrap_err().to_string();
+        for variable in ["NOTEGRAPH_JWT_SECRET", "NOTEGRAPH_STATIC_TOKENS", "NOTEGRAPH_DEV", "NOTEGRAPH_LISTEN"] {
+            assert!(both.contains(variable), "{variable} missing from: {both}");
+        }
+        let secret = config(&["--listen", "10.0.0.5:8080", "--static-tokens", "mine=1"]).check_safe_to_serve();
+        let secret = secret.unwrap_err().to_string();
+        assert!(secret.contains("NOTEGRAPH_JWT_SECRET") && !secret.contains("NOTEGRAPH_STATIC_TOKENS"), "{secret}");
+        let token =
+            config(&["--listen", "[::]:8080", "--jwt-secret", "s3cret", "--static-tokens", "a=2, test-token=1"])
+                .check_safe_to_serve()
+                .unwrap_err()
+                .to_string();
+        assert!(token.contains("NOTEGRAPH_STATIC_TOKENS") && !token.contains("NOTEGRAPH_JWT_SECRET"), "{token}");
+    }
+
+    #[test]
+    fn loopback_keeps_the_development_defaults() {
+        for listen in ["127.0.0.1:8080", "127.1.2.3:0", "[::1]:8080", "[::ffff:127.0.0.1]:8080"] {
+            assert!(config(&["--listen", listen]).check_safe_to_serve().is_ok(), "{listen}");
+        }
+    }
+
+    #[test]
+    fn dev_or_own_credentials_serve_anywhere() {
+        assert!(config(&["--listen", "0.0.0.0:8080", "--dev"]).check_safe_to_serve().is_ok());
+        let own = ["--listen", "0.0.0.0:8080", "--jwt-secret", "s3cret", "--static-tokens", "mine=1"];
+        assert!(config(&own).check_safe_to_serve().is_ok());
+        let none = ["--listen", "0.0.0.0:8080", "--jwt-secret", "s3cret", "--static-tokens", ""];
+        assert!(config(&none).check_safe_to_serve().is_ok());
     }
 
     #[test]

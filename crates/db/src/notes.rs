@@ -303,9 +303,24 @@ pub struct NotePatch {
     pub embedding: Option<Vector>,
 }
 
+/// A note as a write left it (as it was, for a delete) with its sorted tag
+/// names, both read inside the write's transaction while it holds the
+/// note's row lock: what the write's event publishes, never staler than the
+/// write itself.
+#[derive(Debug, Clone)]
+pub struct ChangedNote {
+    /// The row.
+    pub row: NoteRow,
+    /// Its tag names.
+    pub tags: Vec<String>,
+}
+
 /// Applies a patch if the note is still the one the caller read: same
 /// author and same `updated_at`. `None` means it changed or went away in
 /// between, and the caller should read again and retry.
+///
+/// Every writer of a note's tags holds the note's row lock (the `update`
+/// here takes it first), so the tags read after it are this write's.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.update", note.id = %id))]
 pub async fn update(
     pool: &PgPool,
@@ -313,7 +328,7 @@ pub async fn update(
     author: UserId,
     read_at: DateTime<Utc>,
     patch: &NotePatch,
-) -> Result<Option<NoteRow>, Error> {
+) -> Result<Option<ChangedNote>, Error> {
     let mut tx = pool.begin().await?;
     let row: Option<NoteRow> = sqlx::query_as(concat!(
         "update notes n set title = coalesce($4, title), body = coalesce($5, body), \
@@ -332,24 +347,41 @@ pub async fn update(
     .bind(&patch.embedding)
     .fetch_optional(&mut *tx)
     .await?;
-    if row.is_some()
-        && let Some(names) = &patch.tags
-    {
-        sqlx::query("delete from note_tags where note_id = $1").bind(id).execute(&mut *tx).await?;
-        tags::link(&mut tx, id, names).await?;
-    }
+    let Some(row) = row else { return Ok(None) };
+    let tags = match &patch.tags {
+        Some(names) => {
+            sqlx::query("delete from note_tags where note_id = $1").bind(id).execute(&mut *tx).await?;
+            tags::link(&mut tx, id, names).await?;
+            names.clone()
+        }
+        None => tags::names_of(&mut tx, id).await?,
+    };
     tx.commit().await?;
-    Ok(row)
+    Ok(Some(ChangedNote { row, tags }))
 }
 
-/// Deletes a note if `author` wrote it; `None` when no such note of theirs
-/// exists.
+/// Deletes a note if `author` wrote it and returns it as it was; `None`
+/// when no such note of theirs exists.
+///
+/// The row is locked before its tags are read, so an update that commits
+/// while the delete waits is in what the delete returns (a single
+/// `delete … returning` would read the tags from the statement's older
+/// snapshot).
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.delete", note.id = %id))]
-pub async fn delete(pool: &PgPool, id: NoteId, author: UserId) -> Result<Option<NoteId>, Error> {
-    let deleted = sqlx::query_scalar("delete from notes where id = $1 and author_id = $2 returning id")
-        .bind(id)
-        .bind(author)
-        .fetch_optional(pool)
-        .await?;
-    Ok(deleted)
+pub async fn delete(pool: &PgPool, id: NoteId, author: UserId) -> Result<Option<ChangedNote>, Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<NoteRow> = sqlx::query_as(concat!(
+        "select ",
+        note_columns!(),
+        " from notes n where n.id = $1 and n.author_id = $2 for update"
+    ))
+    .bind(id)
+    .bind(author)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let tags = tags::names_of(&mut tx, id).await?;
+    sqlx::query("delete from notes where id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Some(ChangedNote { row, tags }))
 }

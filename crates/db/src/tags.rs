@@ -1,11 +1,31 @@
 //! Reads of `tags` and the tag side of `note_tags`: tags of many notes at
 //! once, a tag by name, the tag list, and the writer that links tags to a
 //! note.
+//!
+//! A tag exists for a viewer only while a note that viewer may see carries
+//! it: otherwise the name of a private note's tag would reveal that the
+//! note exists. The tags of one note are not filtered (whoever sees the
+//! note sees all its tags).
 
 use sqlx::{PgPool, Postgres, Transaction};
 use tracing::instrument;
 
-use crate::{Error, NoteId, Page, TagId};
+use crate::{Error, NoteId, Page, TagId, Viewer};
+
+/// Expands to the condition "a note the viewer may see carries tag `t`",
+/// with the viewer bound at the given placeholder; a macro so that it can be
+/// spliced into `concat!`-built statements. `note_tags (tag_id, note_id)`
+/// drives it, and it stops at the first visible note.
+macro_rules! carried_by_visible_note {
+    ($viewer:literal) => {
+        concat!(
+            "exists (select 1 from note_tags nt join notes n on n.id = nt.note_id \
+             where nt.tag_id = t.id and (n.visibility = 'public' or n.author_id = ",
+            $viewer,
+            "))"
+        )
+    };
+}
 
 /// One row of `tags`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -41,22 +61,38 @@ pub async fn fetch_by_note_ids(pool: &PgPool, note_ids: &[NoteId]) -> Result<Vec
     Ok(rows)
 }
 
-/// The tag with this exact name, if any.
+/// The tag with this exact name, if a note the viewer may see carries it.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_name"))]
-pub async fn fetch_by_name(pool: &PgPool, name: &str) -> Result<Option<TagRow>, Error> {
-    let row = sqlx::query_as("select id, name from tags where name = $1").bind(name).fetch_optional(pool).await?;
+pub async fn fetch_by_name(pool: &PgPool, viewer: Viewer, name: &str) -> Result<Option<TagRow>, Error> {
+    const STATEMENT: &str =
+        concat!("select t.id, t.name from tags t where t.name = $1 and ", carried_by_visible_note!("$2"));
+    let row = sqlx::query_as(STATEMENT).bind(name).bind(viewer).fetch_optional(pool).await?;
     Ok(row)
 }
 
-/// Tags oldest first (by id asc), a keyset page at a time.
+/// Tags that a note the viewer may see carries, oldest first (by id asc),
+/// a keyset page at a time.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.list", first = page.first))]
-pub async fn list(pool: &PgPool, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
-    let rows = sqlx::query_as("select id, name from tags where id > coalesce($1, 0) order by id limit $2")
-        .bind(page.after)
-        .bind(page.first)
-        .fetch_all(pool)
-        .await?;
+pub async fn list(pool: &PgPool, viewer: Viewer, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
+    const STATEMENT: &str = concat!(
+        "select t.id, t.name from tags t where t.id > coalesce($1, 0) and ",
+        carried_by_visible_note!("$3"),
+        " order by t.id limit $2"
+    );
+    let rows = sqlx::query_as(STATEMENT).bind(page.after).bind(page.first).bind(viewer).fetch_all(pool).await?;
     Ok(rows)
+}
+
+/// The tag names of one note, sorted, as the writer's transaction sees
+/// them: what a write publishes in its event.
+pub(crate) async fn names_of(tx: &mut Transaction<'_, Postgres>, note_id: NoteId) -> Result<Vec<String>, Error> {
+    let names = sqlx::query_scalar(
+        "select t.name from note_tags nt join tags t on t.id = nt.tag_id where nt.note_id = $1 order by t.name",
+    )
+    .bind(note_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(names)
 }
 
 /// Links a note to tags by name, creating the tags that do not exist yet.

@@ -32,7 +32,9 @@ pub(crate) enum NoteEventKind {
     Deleted,
 }
 
-/// A committed change, with what subscribers filter on.
+/// A committed change, with what subscribers filter on. Visibility and tags
+/// come from the write's own transaction ([`db::notes::ChangedNote`]), so
+/// an event never carries a state older than its write.
 #[derive(Debug, Clone)]
 pub(crate) struct NoteChange {
     pub(crate) kind: NoteEventKind,
@@ -84,12 +86,6 @@ impl EventBus {
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<NoteChange> {
         self.0.subscribe()
     }
-}
-
-/// The tag names of a note, through the loader.
-pub(crate) async fn tag_names(ctx: &Context<'_>, note: NoteId) -> Result<Vec<String>, ApiError> {
-    let tags = loaders(ctx)?.tags_by_note.load_one(note).await?;
-    Ok(tags.unwrap_or_default().into_iter().map(|t| t.name).collect())
 }
 
 /// A change as a subscriber sees it.

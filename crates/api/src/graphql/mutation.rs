@@ -8,7 +8,7 @@ use db::NoteId;
 use db::notes::{NewNote, NotePatch, NoteRow};
 
 use super::embedding::embed_text;
-use super::events::{EventBus, NoteChange, NoteEventKind, tag_names};
+use super::events::{EventBus, NoteChange, NoteEventKind};
 use super::types::{Note, Visibility};
 use super::{args, loaders, pool, signed_in};
 use crate::error::ApiError;
@@ -90,13 +90,9 @@ impl MutationRoot {
             }
             let updated =
                 db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch).await.map_err(ApiError::from)?;
-            if let Some(row) = updated {
-                let tags = match patch.tags {
-                    Some(tags) => tags,
-                    None => tag_names(ctx, id).await?,
-                };
-                publish(ctx, NoteChange::new(NoteEventKind::Updated, &row, tags))?;
-                return Ok(Note(row));
+            if let Some(changed) = updated {
+                publish(ctx, NoteChange::new(NoteEventKind::Updated, &changed.row, changed.tags))?;
+                return Ok(Note(changed.row));
             }
         }
         tracing::warn!(note.id = %id, "note kept changing during update");
@@ -107,14 +103,13 @@ impl MutationRoot {
     async fn delete_note(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let author = signed_in(ctx)?;
         let id: NoteId = args::parse_id(&id, "note")?;
-        let note = authored_note(ctx, id, author).await?;
-        // Read before the delete: subscribers filter the event by the tags
-        // the note had.
-        let tags = tag_names(ctx, id).await?;
+        // Only tells NOT_FOUND from FORBIDDEN: the event is built from what
+        // the delete's own transaction read.
+        authored_note(ctx, id, author).await?;
         let deleted = db::notes::delete(pool(ctx)?, id, author).await.map_err(ApiError::from)?;
         let deleted = deleted.ok_or_else(|| ApiError::NotFound("note not found".into()))?;
-        publish(ctx, NoteChange::new(NoteEventKind::Deleted, &note, tags))?;
-        Ok(ID(deleted.to_string()))
+        publish(ctx, NoteChange::new(NoteEventKind::Deleted, &deleted.row, deleted.tags))?;
+        Ok(ID(deleted.row.id.to_string()))
     }
 }
 

@@ -61,11 +61,17 @@ impl QueryRoot {
         Ok(rows.into_iter().map(Note).collect())
     }
 
+    /// The tag with this name, or null when no note the viewer may see
+    /// carries it: a tag only invisible notes carry does not exist for the
+    /// viewer.
     async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
-        let row = db::tags::fetch_by_name(pool(ctx)?, &args::normalize_tag(&name)).await.map_err(ApiError::from)?;
+        let name = args::normalize_tag(&name);
+        let row = db::tags::fetch_by_name(pool(ctx)?, viewer(ctx)?, &name).await.map_err(ApiError::from)?;
         Ok(row.map(Tag))
     }
 
+    /// Tags that at least one note the viewer may see carries, oldest
+    /// first; the others do not exist for the viewer.
     async fn tags(
         &self,
         ctx: &Context<'_>,
@@ -73,7 +79,7 @@ impl QueryRoot {
         after: Option<ID>,
     ) -> Result<Vec<Tag>> {
         let page = args::page(first, args::TAGS_PAGE, after.as_ref(), "tag")?;
-        let rows = db::tags::list(pool(ctx)?, page).await.map_err(ApiError::from)?;
+        let rows = db::tags::list(pool(ctx)?, viewer(ctx)?, page).await.map_err(ApiError::from)?;
         Ok(rows.into_iter().map(Tag).collect())
     }
 

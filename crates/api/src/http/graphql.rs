@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, error_body};
 use crate::error::ApiError;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
@@ -322,20 +322,30 @@ fn error_json(error: ServerError, before_execution: bool) -> Value {
 
 /// A request-level error response (no `data`).
 fn reject(media: MediaType, rejection: Rejection) -> HttpResponse {
-    let body = json!({ "errors": [{ "message": rejection.message, "extensions": { "code": rejection.code } }] });
-    json_response(rejection.status, media, &body)
+    json_response(rejection.status, media, &error_body(&rejection.message, rejection.code))
 }
 
 fn not_acceptable() -> HttpResponse {
-    let body = json!({ "errors": [{
-        "message": "accept application/graphql-response+json or application/json",
-        "extensions": { "code": "BAD_USER_INPUT" }
-    }] });
+    let body = error_body("accept application/graphql-response+json or application/json", "BAD_USER_INPUT");
     json_response(StatusCode::NOT_ACCEPTABLE, MediaType::Json, &body)
 }
 
+/// Encodes `body` as the response. A body that does not serialise is a bug:
+/// it is logged and answered with a 500 INTERNAL error, never with an empty
+/// body behind a success status.
 fn json_response(status: StatusCode, media: MediaType, body: &impl serde::Serialize) -> HttpResponse {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let (status, bytes) = match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        Err(err) => {
+            tracing::error!(exception.type = "INTERNAL", error.message = %err, "response did not serialise");
+            let internal = ApiError::Internal;
+            // A `Value` always serialises: `to_string` cannot fail.
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error_body(internal.message(), internal.code()).to_string().into_bytes(),
+            )
+        }
+    };
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))], bytes).into_response()
 }
 
@@ -347,6 +357,29 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
         headers
+    }
+
+    /// A body whose serialisation always fails.
+    struct Unserialisable;
+
+    impl serde::Serialize for Unserialisable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("cannot serialise this"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_fails_to_serialise_is_an_internal_error() {
+        // Act
+        let response = json_response(StatusCode::OK, MediaType::Json, &Unserialisable);
+
+        // Assert
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], APPLICATION_JSON);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL");
+        assert_eq!(body["errors"][0]["message"], "internal error");
     }
 
     #[test]

@@ -16,9 +16,10 @@ use tokio::sync::oneshot;
 /// Static tokens the test server accepts: `user-N` is user N.
 const STATIC_TOKENS: &str = "test-token=1,user-1=1,user-2=2,user-3=3";
 
-/// The command line every test server starts with.
-fn cli() -> Cli {
-    Cli::parse_from(["notegraph", "--listen", "127.0.0.1:0", "--static-tokens", STATIC_TOKENS])
+/// The command line every test server starts with, plus `extra` flags.
+fn cli(extra: &[&str]) -> Cli {
+    let base = ["notegraph", "--listen", "127.0.0.1:0", "--static-tokens", STATIC_TOKENS];
+    Cli::parse_from(base.iter().chain(extra))
 }
 
 /// A running server; stopped when dropped.
@@ -33,15 +34,24 @@ impl TestApp {
     /// Starts the server on a database reached with `options` (given by
     /// `sqlx::test`), with the production pool settings.
     pub(crate) async fn spawn(options: PgConnectOptions) -> TestApp {
-        let cli = cli();
+        Self::spawn_with_args(options, &[]).await
+    }
+
+    /// Like [`TestApp::spawn`], with extra command-line flags.
+    pub(crate) async fn spawn_with_args(options: PgConnectOptions, args: &[&str]) -> TestApp {
+        let cli = cli(args);
         let settings = cli.config.db.settings(String::new());
         let pool = settings.pool_options().connect_with(settings.apply(options)).await.expect("connect");
-        Self::spawn_with_pool(pool).await
+        Self::start(&cli, pool).await
     }
 
     /// Starts the server over any pool (for example one whose database is down).
     pub(crate) async fn spawn_with_pool(pool: PgPool) -> TestApp {
-        let app = Application::build(&cli().config, pool.clone()).await.expect("build app");
+        Self::start(&cli(&[]), pool).await
+    }
+
+    async fn start(cli: &Cli, pool: PgPool) -> TestApp {
+        let app = Application::build(&cli.config, pool.clone()).await.expect("build app");
         let addr = app.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {
@@ -55,7 +65,7 @@ impl TestApp {
     /// in production on these machines), so that batches, requests and
     /// their wakes cross threads; the test's own pool reads the database.
     pub(crate) async fn spawn_multi_threaded(options: PgConnectOptions) -> TestApp {
-        let settings = cli().config.db.settings(String::new());
+        let settings = cli(&[]).config.db.settings(String::new());
         let server_options = settings.apply(options.clone());
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -63,7 +73,7 @@ impl TestApp {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
             runtime.expect("server runtime").block_on(async move {
                 let pool = settings.pool_options().connect_with(server_options).await.expect("connect");
-                let app = Application::build(&cli().config, pool).await.expect("build app");
+                let app = Application::build(&cli(&[]).config, pool).await.expect("build app");
                 ready_tx.send(app.local_addr().expect("local addr")).expect("test gone");
                 let _ = app
                     .run_until_stopped(async move {

@@ -126,3 +126,23 @@ async fn a_database_that_is_down_is_service_unavailable_quickly() {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_request_past_the_http_deadline_gets_a_json_timeout_error(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: a 1 s deadline, and `notes` locked so that a query waits.
+    let app = TestApp::spawn_with_args(options, &["--http-timeout-secs", "1"]).await;
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("lock table notes in access exclusive mode").execute(&mut *lock).await.unwrap();
+
+    // Act
+    let response = app.client.post(app.url("/graphql")).json(&json!({ "query": "{ notes { id } }" })).send().await;
+    lock.rollback().await.unwrap();
+    let response = response.unwrap();
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let content_type = response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
+    assert!(content_type.as_deref().is_some_and(|t| t.starts_with("application/json")), "{content_type:?}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+}

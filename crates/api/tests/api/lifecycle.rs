@@ -1,29 +1,38 @@
-//! The binary itself: it serves on the address it logs, and SIGTERM makes
-//! it drain and exit cleanly.
+//! The binary itself: it serves on the address it logs, SIGTERM makes it
+//! drain and exit cleanly, and it refuses development credentials on an
+//! address other machines can reach.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
 
-#[tokio::test]
-async fn serve_answers_then_exits_cleanly_on_sigterm() {
+/// `notegraph serve` on the test database with JSON logs, the development
+/// credentials (whatever the caller's environment says) and `env` on top;
+/// its stderr comes back as lines.
+fn serve(env: &[(&str, &str)]) -> (Child, Lines<BufReader<ChildStderr>>) {
     let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
     let mut child = Command::new(env!("CARGO_BIN_EXE_notegraph"))
         .arg("serve")
         .env("DATABASE_URL", database_url)
-        .env("NOTEGRAPH_LISTEN", "127.0.0.1:0")
         .env("NOTEGRAPH_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        .env_remove("NOTEGRAPH_JWT_SECRET")
+        .env_remove("NOTEGRAPH_STATIC_TOKENS")
+        .env_remove("NOTEGRAPH_DEV")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start notegraph");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
 
-    // The address comes from the "serving" log line.
-    let address = tokio::time::timeout(Duration::from_secs(60), async {
+/// The address from the "serving" log line.
+async fn serving_address(lines: &mut Lines<BufReader<ChildStderr>>) -> String {
+    tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if event["fields"]["message"] == "serving" {
@@ -33,7 +42,13 @@ async fn serve_answers_then_exits_cleanly_on_sigterm() {
         panic!("notegraph exited before serving");
     })
     .await
-    .expect("serving within 60 s");
+    .expect("serving within 60 s")
+}
+
+#[tokio::test]
+async fn serve_answers_then_exits_cleanly_on_sigterm() {
+    let (mut child, mut lines) = serve(&[("NOTEGRAPH_LISTEN", "127.0.0.1:0")]);
+    let address = serving_address(&mut lines).await;
 
     let health = reqwest::get(format!("http://{address}/readyz")).await.unwrap();
     assert_eq!(health.status(), reqwest::StatusCode::OK);
@@ -49,4 +64,29 @@ async fn serve_answers_then_exits_cleanly_on_sigterm() {
     }
     assert!(rest.iter().any(|l| l.contains("draining in-flight requests")), "{rest:#?}");
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
+}
+
+#[tokio::test]
+async fn serve_refuses_development_credentials_on_a_reachable_address_unless_told_it_is_development() {
+    // Act: the defaults on every interface, without and with NOTEGRAPH_DEV.
+    let (refused, mut refused_lines) = serve(&[("NOTEGRAPH_LISTEN", "0.0.0.0:0")]);
+    let (_dev, mut dev_lines) = serve(&[("NOTEGRAPH_LISTEN", "0.0.0.0:0"), ("NOTEGRAPH_DEV", "true")]);
+    let status = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut refused = refused;
+        refused.wait().await.unwrap()
+    })
+    .await
+    .expect("exits within 30 s");
+
+    // Assert: the refusal names what to set; development mode serves.
+    assert!(!status.success());
+    let mut stderr = Vec::new();
+    while let Some(line) = refused_lines.next_line().await.unwrap() {
+        stderr.push(line);
+    }
+    let stderr = stderr.join("\n");
+    for variable in ["NOTEGRAPH_JWT_SECRET", "NOTEGRAPH_STATIC_TOKENS", "NOTEGRAPH_DEV"] {
+        assert!(stderr.contains(variable), "{variable} is not named in:\n{stderr}");
+    }
+    assert!(serving_address(&mut dev_lines).await.starts_with("0.0.0.0:"));
 }

@@ -110,3 +110,98 @@ async fn a_bad_token_cannot_open_a_subscription(_: PgPoolOptions, options: PgCon
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+/// Waits until a statement in this test's database waits for a lock.
+async fn wait_for_a_lock_waiter(pool: &sqlx::PgPool) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("nothing ever waited for the lock");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_delete_publishes_the_visibility_and_tags_the_note_had_when_it_went(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Arrange: user-1 (the author) and user-2 follow `news`; the note is
+    // made private and loses the tag in a transaction that commits while
+    // the delete waits for its row lock.
+    let app = TestApp::spawn(options).await;
+    let query = "subscription { noteEvents(tag: \"news\") { kind noteId note { title } } }";
+    let mut author = subscribe(&app, "user-1", query).await;
+    wait_until_live(&app, &mut author).await;
+    let mut other = subscribe(&app, "user-2", query).await;
+    wait_until_live(&app, &mut other).await;
+    let id = app.create_note("user-1", "Going dark", "soon private", "PUBLIC", &["news"]).await;
+    for ws in [&mut author, &mut other] {
+        assert_eq!(next_real_event(ws).await["payload"]["data"]["noteEvents"]["noteId"], id);
+    }
+    let note_id: i64 = id.parse().unwrap();
+    let mut concurrent = app.pool.begin().await.unwrap();
+    sqlx::query("update notes set visibility = 'private' where id = $1")
+        .bind(note_id)
+        .execute(&mut *concurrent)
+        .await
+        .unwrap();
+    sqlx::query("delete from note_tags where note_id = $1").bind(note_id).execute(&mut *concurrent).await.unwrap();
+
+    // Act
+    let delete = app.data_as(Some("user-1"), "mutation($id: ID!) { deleteNote(id: $id) }", json!({ "id": id }));
+    let commit = async {
+        wait_for_a_lock_waiter(&app.pool).await;
+        concurrent.commit().await.unwrap();
+    };
+    let (deleted, ()) = tokio::join!(delete, commit);
+    let after = app.create_note("user-3", "After", "marks the end", "PUBLIC", &["news"]).await;
+
+    // Assert: the note was private and untagged when it went, so the event
+    // matches neither subscription; the next event each gets is the marker.
+    assert_eq!(deleted["deleteNote"], id);
+    for ws in [&mut author, &mut other] {
+        let next = next_real_event(ws).await;
+        assert_eq!(next["payload"]["data"]["noteEvents"]["noteId"], after, "{next}");
+    }
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn an_update_publishes_the_tags_and_visibility_it_left(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: user-1 (the author) and user-2 follow `news`; the note is
+    // not tagged `news` yet.
+    let app = TestApp::spawn(options).await;
+    let update = "mutation($id: ID!, $input: UpdateNoteInput!) { updateNote(id: $id, input: $input) { id } }";
+    let id = app.create_note("user-1", "Mover", "changes tags", "PUBLIC", &["old"]).await;
+    let query = "subscription { noteEvents(tag: \"news\") { kind noteId note { title } } }";
+    let mut author = subscribe(&app, "user-1", query).await;
+    wait_until_live(&app, &mut author).await;
+    let mut other = subscribe(&app, "user-2", query).await;
+    wait_until_live(&app, &mut other).await;
+
+    // Act: tag the note `news` and hide it in one update, then make it
+    // public again without touching its tags.
+    let hide = json!({ "id": id, "input": { "visibility": "PRIVATE", "tags": ["news"] } });
+    app.data_as(Some("user-1"), update, hide).await;
+    let show = json!({ "id": id, "input": { "visibility": "PUBLIC" } });
+    app.data_as(Some("user-1"), update, show).await;
+    let after = app.create_note("user-3", "After", "marks the end", "PUBLIC", &["news"]).await;
+
+    // Assert: the author hears both updates, user-2 only the public one.
+    let updated = json!({ "kind": "UPDATED", "noteId": id, "note": { "title": "Mover" } });
+    for (ws, updates) in [(&mut author, 2), (&mut other, 1)] {
+        for _ in 0..updates {
+            assert_eq!(next_real_event(ws).await["payload"]["data"]["noteEvents"], updated);
+        }
+        let next = next_real_event(ws).await;
+        assert_eq!(next["payload"]["data"]["noteEvents"]["noteId"], after, "{next}");
+    }
+}

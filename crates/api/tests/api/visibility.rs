@@ -68,3 +68,33 @@ async fn email_is_shown_only_to_its_owner(_: PgPoolOptions, options: PgConnectOp
     let anonymous = app.data(query).await;
     assert_eq!(anonymous, json!({ "user": { "email": null }, "me": null }));
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_tag_only_invisible_notes_carry_does_not_exist_for_other_viewers(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Arrange: tags are created in this order, so their ids are too.
+    let app = TestApp::spawn(options).await;
+    app.create_note("user-1", "Open", "out in the open", "PUBLIC", &["early"]).await;
+    app.create_note("user-1", "Hidden", "nobody else knows", "PRIVATE", &["early", "hush"]).await;
+    app.create_note("user-1", "Later", "also open", "PUBLIC", &["late"]).await;
+    let query = r#"{ tag(name: "hush") { name noteCount } tags { name } }"#;
+    let page = "query($after: ID) { tags(first: 1, after: $after) { id name } }";
+
+    for viewer in [None, Some("user-2")] {
+        // Act
+        let data = app.data_as(viewer, query, json!({})).await;
+        let first = app.data_as(viewer, page, json!({ "after": null })).await;
+        let second = app.data_as(viewer, page, json!({ "after": first["tags"][0]["id"] })).await;
+
+        // Assert
+        assert!(data["tag"].is_null(), "{viewer:?} found the tag: {data}");
+        assert_eq!(data["tags"], json!([{ "name": "early" }, { "name": "late" }]), "{viewer:?}");
+        assert_eq!(first["tags"][0]["name"], "early", "{viewer:?}");
+        assert_eq!(second["tags"][0]["name"], "late", "{viewer:?}: paging skips the hidden tag");
+    }
+    let author = app.data_as(Some("user-1"), query, json!({})).await;
+    assert_eq!(author["tag"], json!({ "name": "hush", "noteCount": 1 }));
+    assert_eq!(author["tags"], json!([{ "name": "early" }, { "name": "hush" }, { "name": "late" }]));
+}

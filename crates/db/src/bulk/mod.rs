@@ -101,7 +101,7 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(skip_all, fields(db.operation = "bulk.begin"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.begin"))]
     pub async fn begin(pool: &PgPool) -> Result<Self, Error> {
         let mut tx = pool.begin().await?;
         sqlx::query("set local statement_timeout = 0").execute(&mut *tx).await?;
@@ -118,7 +118,7 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(skip_all, fields(db.operation = "bulk.holds_unseeded_data"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.holds_unseeded_data"))]
     pub async fn holds_unseeded_data(&mut self) -> Result<bool, Error> {
         let unseeded = sqlx::query_scalar(
             "select not exists (select 1 from seed_runs) \
@@ -140,7 +140,7 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(skip_all, fields(db.operation = "bulk.clear"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.clear"))]
     pub async fn clear(&mut self) -> Result<usize, Error> {
         sqlx::query("truncate table note_tags, notes, tags, users, seed_runs restart identity cascade")
             .execute(&mut *self.tx)
@@ -168,7 +168,7 @@ impl Replacement {
     /// # Errors
     ///
     /// A key the loaded rows violate, or any other database error.
-    #[instrument(skip_all, fields(db.operation = "bulk.restore_constraints"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.restore_constraints"))]
     pub async fn restore_constraints(&mut self, loaded: &Loaded) -> Result<(), Error> {
         for statement in std::mem::take(&mut self.foreign_keys) {
             sqlx::query(&statement).execute(&mut *self.tx).await?;
@@ -201,7 +201,7 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(skip_all, fields(db.operation = "bulk.build_vector_index"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.build_vector_index"))]
     pub async fn build_vector_index(&mut self) -> Result<(), Error> {
         sqlx::query("set local maintenance_work_mem = '1GB'").execute(&mut *self.tx).await?;
         sqlx::query("set local max_parallel_maintenance_workers = 2").execute(&mut *self.tx).await?;
@@ -216,7 +216,7 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error; nothing is committed then.
-    #[instrument(skip_all, fields(db.operation = "bulk.finish"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.finish"))]
     pub async fn finish(mut self, loaded: &Loaded) -> Result<(), Error> {
         sqlx::query("analyze users, notes, tags, note_tags").execute(&mut *self.tx).await?;
         sqlx::query("insert into seed_runs (seed, users, notes, tags) values ($1::numeric, $2, $3, $4)")

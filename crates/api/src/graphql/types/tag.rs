@@ -6,7 +6,8 @@ use db::tags::TagRow;
 use super::{Note, note_count_of, notes_of};
 use crate::graphql::{args, loaders};
 
-/// A label on notes.
+/// A label on notes. It exists for a viewer while a note the viewer may see
+/// carries it.
 pub(crate) struct Tag(pub(crate) TagRow);
 
 #[Object]
