@@ -7,16 +7,15 @@
 //! Layout:
 //! - [`tracker`]: decides when a request is idle (wraps its execution);
 //! - [`batch`]: [`Batched`], the loader that holds keys until then;
-//! - [`paths`]: the access paths ([`UserById`], [`TagsByNote`], …);
-//! - [`extension`]: [`Batching`], the schema extension that tracks every
-//!   execution and subscription.
+//! - [`paths`]: the access paths ([`UserById`], [`TagsByNote`], …).
+//!
+//! The api crate runs every execution and subscription inside [`Tracked`].
 //!
 //! Nothing here caches: results go to the resolvers that asked for them.
 //! Loaders return raw rows; resolvers apply the visibility of rows fetched
 //! by id.
 
 mod batch;
-mod extension;
 mod paths;
 mod tracker;
 
@@ -28,7 +27,6 @@ use db::search::SimilarTo;
 use db::{NoteId, PgPool, TagId, UserId};
 
 pub use batch::{Batched, Loader};
-pub use extension::Batching;
 pub use paths::{
     NoteById, NoteCountByAuthor, NoteCountByTag, NotesByAuthor, NotesByTag, SimilarNotes, TagsByNote, UserById,
 };

@@ -18,7 +18,7 @@ mod types;
 pub use events::EventBus;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use schema::{AppSchema, SchemaDeps, build_schema, sdl};
+pub use schema::{AppSchema, BatchedSchema, SchemaDeps, build_schema, sdl};
 pub use subscription::SubscriptionRoot;
 
 use async_graphql::Context;

@@ -6,7 +6,7 @@
 //! type they get status 400. Mutations over GET are refused with 405.
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{Request, Response, ServerError, Variables};
+use async_graphql::{Executor as _, Request, Response, ServerError, Variables};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};

@@ -23,13 +23,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
-use crate::graphql::AppSchema;
+use crate::graphql::BatchedSchema;
 
 /// Everything a handler needs; cheap to clone (handles only).
 #[derive(Clone)]
 pub struct AppState {
     /// The executable schema, with pool, loaders and embedder inside.
-    pub schema: AppSchema,
+    pub schema: BatchedSchema,
     /// Turns the `Authorization` header into a viewer.
     pub auth: Authenticator,
     /// For the readiness probe.
