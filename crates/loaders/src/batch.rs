@@ -124,26 +124,35 @@ where
                 }
             }
             Some(_) => {}
-            None if pending.held == 0 => self.dispatch(&mut pending),
+            None if pending.held == 0 => self.dispatch(&mut pending, None),
             None => {}
         }
         receiver
     }
 
-    /// Dispatches the batch now, or arms the delayed dispatch.
-    fn dispatch(self: &Arc<Self>, pending: &mut Pending<K, L::Value>) {
+    /// Dispatches the batch now — driven by `driver`, the request whose
+    /// release completed it, or on a task of its own — or arms the delayed
+    /// dispatch.
+    fn dispatch(self: &Arc<Self>, pending: &mut Pending<K, L::Value>, driver: Option<&Tracker>) {
         if self.delay.is_zero() {
-            tokio::spawn(Arc::clone(self).run(pending.take()));
+            let batch = Box::pin(Arc::clone(self).run(pending.take()));
+            match driver {
+                Some(request) => request.drive(batch),
+                None => drop(tokio::spawn(batch)),
+            }
         } else if !pending.timer_armed {
             pending.timer_armed = true;
             let shared = Arc::clone(self);
             tokio::spawn(async move {
                 tokio::time::sleep(shared.delay).await;
-                let mut pending = lock(&shared.pending);
-                pending.timer_armed = false;
-                // A request that joined meanwhile dispatches on its release.
-                if pending.held == 0 && !pending.keys.is_empty() {
-                    tokio::spawn(Arc::clone(&shared).run(pending.take()));
+                let batch = {
+                    let mut pending = lock(&shared.pending);
+                    pending.timer_armed = false;
+                    // A request that joined meanwhile dispatches on its release.
+                    (pending.held == 0 && !pending.keys.is_empty()).then(|| pending.take())
+                };
+                if let Some(batch) = batch {
+                    shared.run(batch).await;
                 }
             });
         }
@@ -172,11 +181,11 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     L: Loader<K>,
 {
-    fn release(self: Arc<Self>) {
+    fn release(self: Arc<Self>, driver: Option<&Tracker>) {
         let mut pending = lock(&self.pending);
         pending.held -= 1;
         if pending.held == 0 && !pending.keys.is_empty() {
-            self.dispatch(&mut pending);
+            self.dispatch(&mut pending, driver);
         }
     }
 }

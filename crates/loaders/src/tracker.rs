@@ -34,13 +34,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-use futures::Stream;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::task::AtomicWaker;
+use futures::{Stream, StreamExt as _};
 
 /// A batch that requests add keys to, and release when they are idle.
 pub(crate) trait Gate: Send + Sync {
-    /// One holder has nothing more to add; the last one dispatches.
-    fn release(self: Arc<Self>);
+    /// One holder has nothing more to add; the last one dispatches, and
+    /// `driver` (the releasing request, when it can) drives the batch.
+    fn release(self: Arc<Self>, driver: Option<&Tracker>);
 }
 
 thread_local! {
@@ -67,6 +70,11 @@ pub(crate) struct Tracker {
     task: AtomicWaker,
     /// Set by any wake since the current poll began.
     woken: AtomicBool,
+    /// Set while the request drives its batches, whose deliveries need not
+    /// wake the task: the request is polled right after, in the same poll.
+    driving: AtomicBool,
+    /// Batches this request dispatched and has not started driving yet.
+    dispatched: Mutex<Vec<BoxFuture<'static, ()>>>,
     /// A std mutex: never held across an `.await`, and never while taking
     /// a gate's lock (gates take this one inside theirs, not the reverse).
     state: Mutex<State>,
@@ -90,7 +98,9 @@ impl Wake for Tracker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::SeqCst);
-        self.task.wake();
+        if !self.driving.load(Ordering::SeqCst) {
+            self.task.wake();
+        }
     }
 }
 
@@ -105,6 +115,12 @@ impl Tracker {
         }
         state.holding.push(Arc::clone(gate) as Arc<dyn Gate>);
         true
+    }
+
+    /// Hands this request a batch to drive on its own task: no task
+    /// hand-off, and the statement's reply wakes the request directly.
+    pub(crate) fn drive(&self, batch: BoxFuture<'static, ()>) {
+        lock(&self.dispatched).push(batch);
     }
 
     /// A batch this request holds keys in starts handing out results.
@@ -135,25 +151,32 @@ impl Tracker {
             state.parked = false;
             std::mem::take(&mut state.holding)
         };
-        holding.into_iter().for_each(Gate::release);
+        holding.into_iter().for_each(|gate| gate.release(Some(self)));
     }
 
     /// The request finished or was dropped: it will add nothing more.
     fn finish(&self) {
         let holding = std::mem::take(&mut lock(&self.state).holding);
-        holding.into_iter().for_each(Gate::release);
+        holding.into_iter().for_each(|gate| gate.release(Some(self)));
     }
 
-    /// Polls the request once with this tracker as the current request and
-    /// a waker that notes wakes, then decides whether the request is idle.
+    /// Polls the request once: first the batches it drives (whose results
+    /// its resolvers may be waiting for), then the request itself with this
+    /// tracker as the current request and a waker that notes wakes; then
+    /// decides whether the request is idle, and starts any batch that
+    /// decision dispatched.
     fn poll_tracked<T>(
         self: &Arc<Self>,
         waker: &Waker,
         cx: &mut Context<'_>,
+        batches: &mut Batches,
         poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        self.woken.store(false, Ordering::SeqCst);
         self.task.register(cx.waker());
+        self.driving.store(true, Ordering::SeqCst);
+        self.drive_batches(batches, cx);
+        self.driving.store(false, Ordering::SeqCst);
+        self.woken.store(false, Ordering::SeqCst);
         let outcome = {
             let _current = CurrentGuard::enter(Arc::clone(self));
             poll(&mut Context::from_waker(waker))
@@ -166,11 +189,40 @@ impl Tracker {
             // have ready work that no wake shows yet: poll it again, with a
             // fresh budget, before deciding.
             Poll::Pending if !tokio::task::coop::has_budget_remaining() => self.wake_by_ref(),
-            Poll::Pending => self.idle(),
+            Poll::Pending => {
+                self.idle();
+                // Send the statements of the batches just dispatched now.
+                self.drive_batches(batches, cx);
+            }
         }
         outcome
     }
+
+    /// Polls every batch this request drives, adding those it dispatched.
+    fn drive_batches(&self, batches: &mut Batches, cx: &mut Context<'_>) {
+        batches.extend(std::mem::take(&mut *lock(&self.dispatched)));
+        while let Poll::Ready(Some(())) = batches.poll_next_unpin(cx) {}
+    }
+
+    /// The request is done: batches it still drives serve other requests,
+    /// so they go on, each on a task of its own.
+    fn hand_off(&self, batches: &mut Batches) {
+        batches.extend(std::mem::take(&mut *lock(&self.dispatched)));
+        if batches.is_empty() {
+            return;
+        }
+        let batches = std::mem::take(batches);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => batches.into_iter().for_each(|batch| drop(runtime.spawn(batch))),
+            // Outside a runtime nothing could run them; dropping a batch
+            // answers its waiters with `LoadError::Lost`.
+            Err(_) => drop(batches),
+        }
+    }
 }
+
+/// The batches one request drives.
+type Batches = FuturesUnordered<BoxFuture<'static, ()>>;
 
 /// Makes a tracker the current request for the length of one poll, and
 /// restores the previous one after (also when the poll panics).
@@ -195,6 +247,8 @@ pub struct Tracked<T> {
     tracker: Arc<Tracker>,
     /// The tracker as a waker, built once.
     waker: Waker,
+    /// Batches this request dispatched, polled on its own task.
+    batches: Batches,
 }
 
 impl<T> Tracked<T> {
@@ -203,10 +257,12 @@ impl<T> Tracked<T> {
         let tracker = Arc::new(Tracker {
             task: AtomicWaker::new(),
             woken: AtomicBool::new(false),
+            driving: AtomicBool::new(false),
+            dispatched: Mutex::new(Vec::new()),
             state: Mutex::new(State::default()),
         });
         let waker = Waker::from(Arc::clone(&tracker));
-        Tracked { inner, tracker, waker }
+        Tracked { inner, tracker, waker, batches: Batches::new() }
     }
 }
 
@@ -214,8 +270,12 @@ impl<F: Future + Unpin> Future for Tracked<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
-        this.tracker.poll_tracked(&this.waker, cx, |cx| Pin::new(&mut this.inner).poll(cx))
+        let Tracked { inner, tracker, waker, batches } = &mut *self;
+        let outcome = tracker.poll_tracked(waker, cx, batches, |cx| Pin::new(inner).poll(cx));
+        if outcome.is_ready() {
+            tracker.hand_off(batches);
+        }
+        outcome
     }
 }
 
@@ -225,13 +285,18 @@ impl<S: Stream + Unpin> Stream for Tracked<S> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         // An item (or the end) is complete: `poll_tracked` releases
         // whatever the request still held, as for a finished future.
-        let this = &mut *self;
-        this.tracker.poll_tracked(&this.waker, cx, |cx| Pin::new(&mut this.inner).poll_next(cx))
+        let Tracked { inner, tracker, waker, batches } = &mut *self;
+        let next = tracker.poll_tracked(waker, cx, batches, |cx| Pin::new(inner).poll_next(cx));
+        if let Poll::Ready(None) = next {
+            tracker.hand_off(batches);
+        }
+        next
     }
 }
 
 impl<T> Drop for Tracked<T> {
     fn drop(&mut self) {
         self.tracker.finish();
+        self.tracker.hand_off(&mut self.batches);
     }
 }
