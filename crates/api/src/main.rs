@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a request allocates many small,
+/// short-lived objects across two worker threads, where glibc's malloc and
+/// free measured about a tenth of the server's CPU (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     api::cli::run(api::Cli::parse()).await
