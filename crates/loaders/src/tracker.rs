@@ -22,10 +22,17 @@
 //! while it delivers, a poll that ends during a delivery does not release,
 //! and the end of the delivery wakes the request to decide again.
 //!
+//! The request whose release dispatches a batch drives it: the wrapper
+//! polls the batches it dispatched before the request itself, so the
+//! statement's reply wakes the task that needs the rows, with no task
+//! hand-off. A request that ends while it drives batches for others hands
+//! them to tasks of their own.
+//!
 //! Written here rather than taken from a crate: async-graphql's DataLoader
-//! (and every DataLoader crate on crates.io) decides dispatch by a timer or
-//! a spawned task, and needs keys to be taken at a moment this wrapper
-//! chooses. Nothing here knows about SQL or GraphQL types.
+//! (and every DataLoader crate on crates.io) decides dispatch by a timer in
+//! a spawned task, while exact batches need their keys taken at the moment
+//! this wrapper sees the request go idle. Nothing here knows about SQL or
+//! GraphQL types.
 
 use std::cell::RefCell;
 use std::future::Future;
