@@ -10,6 +10,7 @@ mod auth;
 mod helpers;
 mod http_spec;
 mod lifecycle;
+mod loader_errors;
 mod mutations;
 mod queries;
 mod schema_contract;
