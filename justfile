@@ -29,3 +29,7 @@ token user="1":
 # Sequential latency of the published mix against a running server, with CPU per process.
 latency *args:
     python3 scripts/latency.py --cpu server=$(pgrep -d, -x notegraph) --cpu postgres=$(pgrep -d, -x postgres) {{args}}
+
+# CPU per request side by side (k6 mix at a fixed rate): `just compare baseline notegraph=target/release/notegraph`.
+compare *args:
+    bash bench/compare.sh {{args}}

