@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod chromium;
+mod graphiql;
 mod helpers;
 mod http_spec;
 mod lifecycle;
