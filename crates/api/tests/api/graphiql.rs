@@ -130,6 +130,7 @@ async fn graphiql_runs_queries_and_subscriptions_in_a_real_browser_from_the_serv
     assert_eq!(refused, "script-src-elem inline");
     assert_eq!(page.evaluate("window.__ran === true").await, false);
 
+    // docs/graphiql.png is a copy: refresh it when the page changes.
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphiql.png");
     std::fs::write(&path, shot).unwrap();
     eprintln!("GraphiQL screenshot: {}", path.display());
