@@ -8,6 +8,7 @@
 
 mod auth;
 mod chromium;
+mod first_run;
 mod graphiql;
 mod helpers;
 mod http_spec;
