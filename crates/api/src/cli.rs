@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use seed::{SeedError, SeedOptions};
 
-use crate::app::Application;
+use crate::app::{self, Application};
 use crate::auth::Authenticator;
 use crate::config::{Cli, Command, Config, SeedArgs, TokenArgs};
 use crate::database::{Database, start_embedded};
@@ -42,14 +42,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
-    // Before the database: a refused start should not start Postgres first.
+    // Before the database: a refused start, or a port already taken, should
+    // not start (or install) Postgres first.
     config.check_safe_to_serve()?;
+    let listener = app::listen(config.http.listen).await?;
     let database = Database::open(&config.db).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
         seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
     }
-    let app = Application::build(config, database.pool.clone()).await?;
+    let app = Application::build_on(listener, config, database.pool.clone())?;
     let served = app.run_until_stopped(shutdown::signal()).await;
     database.close().await?;
     served

@@ -1,6 +1,6 @@
 //! The binary as a newcomer first meets it: the messages for what is
-//! missing (python3, pip, or PyPI). Each runs the real binary with a clean
-//! environment.
+//! missing (a free port, python3, pip, or PyPI). Each runs the real binary
+//! with a clean environment.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
@@ -53,6 +53,26 @@ async fn embedded_start_fails(env: &[(&str, &str)]) -> String {
 /// The error the binary ends with: everything after `Error: `.
 fn final_error(stderr: &str) -> &str {
     stderr.split_once("Error: ").map(|(_, error)| error.trim()).unwrap_or_else(|| panic!("no error in:\n{stderr}"))
+}
+
+#[tokio::test]
+async fn a_taken_port_is_named_with_the_variable_that_changes_it_before_any_database_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+
+    // Nothing listens at this DATABASE_URL: the port is checked first.
+    let output = notegraph(&["serve"])
+        .env("NOTEGRAPH_LISTEN", address.to_string())
+        .env("DATABASE_URL", "postgres://nobody:nothing@127.0.0.1:1/none")
+        .output()
+        .await
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = final_error(&stderr);
+    assert!(error.starts_with(&format!("port {} on 127.0.0.1 is already in use", address.port())), "{error}");
+    assert!(error.contains("NOTEGRAPH_LISTEN") && !error.contains("Caused by"), "{error}");
 }
 
 #[tokio::test]
