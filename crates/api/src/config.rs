@@ -37,10 +37,14 @@ pub const DEFAULT_STATIC_TOKENS: &str = "test-token=1";
 /// sign in with it.
 pub const DEVELOPMENT_TOKEN: &str = "test-token";
 
+/// What `notegraph --version` prints after the name: the release and the
+/// git commit the binary was built from (see `build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("NOTEGRAPH_GIT_COMMIT"), ")");
+
 /// `notegraph`: a GraphQL API over notes, users and tags, with search by
 /// meaning.
 #[derive(Debug, Parser)]
-#[command(name = "notegraph", version, about = "A GraphQL API over notes, users and tags, with search by meaning.", long_about = None)]
+#[command(name = "notegraph", version = VERSION, about = "A GraphQL API over notes, users and tags, with search by meaning.", long_about = None)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]

@@ -1,6 +1,6 @@
-//! The binary as a newcomer first meets it: the messages for what is
-//! missing (a free port, python3, pip, or PyPI). Each runs the real binary
-//! with a clean environment.
+//! The binary as a newcomer first meets it: `--version`, and the messages
+//! for what is missing (a free port, python3, pip, or PyPI). Each runs the
+//! real binary with a clean environment.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
@@ -53,6 +53,21 @@ async fn embedded_start_fails(env: &[(&str, &str)]) -> String {
 /// The error the binary ends with: everything after `Error: `.
 fn final_error(stderr: &str) -> &str {
     stderr.split_once("Error: ").map(|(_, error)| error.trim()).unwrap_or_else(|| panic!("no error in:\n{stderr}"))
+}
+
+#[tokio::test]
+async fn version_names_the_release_and_the_commit() {
+    let output = notegraph(&["--version"]).output().await.unwrap();
+    let version = String::from_utf8(output.stdout).unwrap();
+
+    let expected_commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(|| "unknown".to_owned(), |out| String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    assert_eq!(version.trim(), format!("notegraph {} (commit {expected_commit})", env!("CARGO_PKG_VERSION")));
 }
 
 #[tokio::test]
