@@ -57,7 +57,8 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting and gives
     /// in-flight requests the grace period to finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        tracing::info!(address = %self.local_addr()?, "serving");
+        // At debug: `serve` tells the person, or the JSON log, itself.
+        tracing::debug!(address = %self.local_addr()?, "serving");
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;

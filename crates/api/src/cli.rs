@@ -10,7 +10,7 @@ use crate::app::{self, Application};
 use crate::auth::Authenticator;
 use crate::config::{Cli, Command, Config, SeedArgs, TokenArgs};
 use crate::database::{Database, start_embedded};
-use crate::{graphql, shutdown, telemetry};
+use crate::{console, graphql, shutdown, telemetry};
 
 /// The demo data set `serve` loads into an empty embedded database, so a
 /// newcomer sees data at once (and the published k6 mix finds user 1 and
@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token(&config, &args),
         command => {
             telemetry::init(&config.telemetry)?;
-            tracing::info!(?config, "configuration");
+            console::print_configuration(&config);
             if config.auth.jwt_secret.expose() == crate::config::DEFAULT_JWT_SECRET {
                 tracing::warn!("NOTEGRAPH_JWT_SECRET is the development default; set it in production");
             }
@@ -52,6 +52,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
     }
     let app = Application::build_on(listener, config, database.pool.clone())?;
+    console::print_listening(config, app.local_addr()?);
     let served = app.run_until_stopped(shutdown::signal()).await;
     database.close().await?;
     served

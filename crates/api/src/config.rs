@@ -277,6 +277,17 @@ pub struct TelemetryConfig {
     /// Log format.
     #[arg(long, env = "NOTEGRAPH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Never colour the output. Colour is only ever used in text logs
+    /// written to a terminal; the variable is the https://no-color.org one.
+    #[arg(long, env = "NO_COLOR", value_parser = non_empty, default_value = "", global = true)]
+    pub no_color: bool,
+}
+
+/// NO_COLOR's rule: any value but the empty string turns colour off, "0"
+/// and "false" included. (Absent, the default is the empty string; the
+/// bare flag gives "true".)
+fn non_empty(value: &str) -> Result<bool, std::convert::Infallible> {
+    Ok(!value.is_empty())
 }
 
 /// How log lines are written.
@@ -369,6 +380,13 @@ mod tests {
         assert!(config(&own).check_safe_to_serve().is_ok());
         let none = ["--listen", "0.0.0.0:8080", "--jwt-secret", "s3cret", "--static-tokens", ""];
         assert!(config(&none).check_safe_to_serve().is_ok());
+    }
+
+    #[test]
+    fn no_color_follows_no_color_org() {
+        assert_eq!(non_empty(""), Ok(false));
+        assert_eq!(non_empty("0"), Ok(true));
+        assert!(config(&["--no-color"]).telemetry.no_color);
     }
 
     #[test]

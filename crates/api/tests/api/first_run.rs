@@ -1,10 +1,14 @@
-//! The binary as a newcomer first meets it: `--version`, and the messages
-//! for what is missing (a free port, python3, pip, or PyPI). Each runs the
-//! real binary with a clean environment.
+//! The binary as a newcomer first meets it: `--version`, the start-up
+//! output (a readable settings block and one line saying where to go,
+//! coloured only on a terminal), and the messages for what is missing: a
+//! free port, python3, pip, or PyPI. Each runs the real binary with a clean
+//! environment.
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_notegraph");
@@ -25,6 +29,11 @@ fn clean(program: &str, args: &[&str]) -> Command {
         }
     }
     command
+}
+
+/// The test server's `DATABASE_URL`.
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)")
 }
 
 /// A fresh data directory that Postgres' user could enter (as root, the
@@ -68,6 +77,82 @@ async fn version_names_the_release_and_the_commit() {
         .filter(|out| out.status.success())
         .map_or_else(|| "unknown".to_owned(), |out| String::from_utf8(out.stdout).unwrap().trim().to_owned());
     assert_eq!(version.trim(), format!("notegraph {} (commit {expected_commit})", env!("CARGO_PKG_VERSION")));
+}
+
+#[tokio::test]
+async fn start_up_prints_the_settings_then_where_to_go_and_it_is_there() {
+    // Arrange: text logs into a pipe, as when output goes to a file.
+    let mut child = notegraph(&["serve"])
+        .env("DATABASE_URL", database_url())
+        .env("NOTEGRAPH_LISTEN", "127.0.0.1:0")
+        .env("NOTEGRAPH_JWT_SECRET", "not-for-your-eyes")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+
+    // Act: read up to the line that says where to go.
+    let mut printed = Vec::new();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            printed.push(line.clone());
+            if let Some(rest) = line.split_once(" listening on ").map(|(_, rest)| rest.to_owned()) {
+                assert_eq!(line, format!("Notegraph {} listening on {rest}", env!("CARGO_PKG_VERSION")));
+                return rest.split_once(' ').unwrap().0.to_owned();
+            }
+        }
+        panic!("notegraph exited before listening:\n{}", printed.join("\n"));
+    })
+    .await
+    .expect("listening within 60 s");
+
+    // Assert: one aligned block of the settings, secrets masked, no colour.
+    let text = printed.join("\n");
+    let settings: Vec<&String> = printed.iter().filter(|line| line.starts_with("  ")).collect();
+    assert!(settings.len() >= 15, "{text}");
+    let column = settings[0].find(" = ").unwrap();
+    assert!(settings.iter().all(|line| line.find(" = ") == Some(column)), "{text}");
+    for shown in ["NOTEGRAPH_LISTEN", "= 127.0.0.1:0", "DATABASE_URL", "NOTEGRAPH_JWT_SECRET", "= ***"] {
+        assert!(text.contains(shown), "{shown} missing from:\n{text}");
+    }
+    let password =
+        database_url().split_once("://").unwrap().1.rsplit_once('@').unwrap().0.split(':').nth(1).map(str::to_owned);
+    assert!(!text.contains("not-for-your-eyes") && password.is_none_or(|pw| !text.contains(&pw)), "{text}");
+    assert!(!text.contains('\x1b'), "colour in a pipe:\n{text}");
+    assert!(printed.last().unwrap().ends_with(" — GraphiQL at /, GraphQL at /graphql"), "{text}");
+    // Where it says to go, GraphiQL and GraphQL answer.
+    let page = reqwest::get(format!("{url}/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let client = reqwest::Client::new();
+    let answer = client.post(format!("{url}/graphql")).json(&serde_json::json!({ "query": "{ __typename }" }));
+    let answer: serde_json::Value = answer.send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["data"]["__typename"], "Query");
+}
+
+#[tokio::test]
+async fn start_up_is_coloured_on_a_terminal_only_and_never_with_no_color() {
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: `script` (util-linux) is not installed");
+        return;
+    }
+    // `notegraph migrate` on a terminal; its output comes back on stdout.
+    let run = |no_color: Option<&'static str>| async move {
+        let mut script = clean("script", &["-qec", &format!("{BINARY} migrate"), "/dev/null"]);
+        script.env("DATABASE_URL", database_url()).env("TERM", "xterm");
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        let output = script.output().await.unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{text}");
+        text
+    };
+
+    let coloured = run(None).await;
+    assert!(coloured.contains("\x1b[") && coloured.contains("NOTEGRAPH_LISTEN"), "{coloured}");
+    let plain = run(Some("1")).await;
+    assert!(!plain.contains('\x1b') && plain.contains("NOTEGRAPH_LISTEN"), "{plain}");
 }
 
 #[tokio::test]
