@@ -15,6 +15,7 @@ mod http_spec;
 mod lifecycle;
 mod mutations;
 mod queries;
+mod readme;
 mod schema_contract;
 mod seed_command;
 mod statements;
