@@ -55,8 +55,11 @@ pub async fn start_embedded(config: &DbConfig) -> anyhow::Result<EmbeddedPostgre
     let data_dir = config.data_dir.clone();
     tracing::info!(data_dir = %data_dir.display(), "starting the embedded Postgres");
     let started = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&data_dir, EMBEDDED_DATABASE)).await?;
-    started.map_err(|err| match err.is_missing_prerequisite() {
-        true => anyhow::Error::new(err),
-        false => anyhow::Error::new(err).context("starting the embedded Postgres"),
+    started.map_err(|err| {
+        if err.is_missing_prerequisite() {
+            anyhow::Error::new(err)
+        } else {
+            anyhow::Error::new(err).context("starting the embedded Postgres")
+        }
     })
 }
