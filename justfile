@@ -26,6 +26,10 @@ lint:
 token user="1":
     cargo run --quiet -- token {{user}}
 
+# Update the vendored GraphiQL and React (crates/api/assets/graphiql) from npm.
+vendor-graphiql:
+    bash scripts/vendor-graphiql.sh
+
 # Sequential latency of the published mix against a running server, with CPU per process.
 latency *args:
     python3 scripts/latency.py --cpu server=$(pgrep -d, -x notegraph) --cpu postgres=$(pgrep -d, -x postgres) {{args}}

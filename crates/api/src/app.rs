@@ -27,6 +27,12 @@ impl Application {
     /// Builds the schema, loaders and router over an open (migrated) pool
     /// and binds the listen address (port 0 picks a free port).
     pub async fn build(config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
+        Self::build_on(listen(config.http.listen).await?, config, pool)
+    }
+
+    /// Like [`Application::build`], on a listener bound beforehand (by
+    /// [`listen`]), so that a taken port fails before the database starts.
+    pub fn build_on(listener: TcpListener, config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
         let schema = build_schema(SchemaDeps {
@@ -40,8 +46,6 @@ impl Application {
             body_limit_bytes: config.http.body_limit_bytes,
         };
         let router = router(AppState { schema, auth, pool }, limits);
-        let listener =
-            TcpListener::bind(config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         Ok(Self { listener, router, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
     }
 
@@ -53,7 +57,8 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting and gives
     /// in-flight requests the grace period to finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        tracing::info!(address = %self.local_addr()?, "serving");
+        // At debug: `serve` tells the person, or the JSON log, itself.
+        tracing::debug!(address = %self.local_addr()?, "serving");
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -75,4 +80,19 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Binds the listen address; a port already in use is named, with the
+/// variable that changes it, rather than as a bare OS error.
+pub async fn listen(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|err| match err.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "port {port} on {ip} is already in use, perhaps by another notegraph: stop that, or listen \
+             elsewhere with NOTEGRAPH_LISTEN (for example NOTEGRAPH_LISTEN={next}; port 0 picks a free one)",
+            port = address.port(),
+            ip = address.ip(),
+            next = SocketAddr::new(address.ip(), address.port().wrapping_add(1)),
+        ),
+        _ => anyhow::Error::new(err).context(format!("listening on {address} (set by NOTEGRAPH_LISTEN)")),
+    })
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use seed::{SeedError, SeedOptions};
 
-use crate::app::Application;
+use crate::app::{self, Application};
 use crate::auth::Authenticator;
 use crate::config::{Cli, Command, Config, SeedArgs, TokenArgs};
 use crate::database::{Database, start_embedded};
-use crate::{graphql, shutdown, telemetry};
+use crate::{console, graphql, shutdown, telemetry};
 
 /// The demo data set `serve` loads into an empty embedded database, so a
 /// newcomer sees data at once (and the published k6 mix finds user 1 and
@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token(&config, &args),
         command => {
             telemetry::init(&config.telemetry)?;
-            tracing::info!(?config, "configuration");
+            console::print_configuration(&config);
             if config.auth.jwt_secret.expose() == crate::config::DEFAULT_JWT_SECRET {
                 tracing::warn!("NOTEGRAPH_JWT_SECRET is the development default; set it in production");
             }
@@ -42,14 +42,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
-    // Before the database: a refused start should not start Postgres first.
+    // Before the database: a refused start, or a port already taken, should
+    // not start (or install) Postgres first.
     config.check_safe_to_serve()?;
+    let listener = app::listen(config.http.listen).await?;
     let database = Database::open(&config.db).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
         seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
     }
-    let app = Application::build(config, database.pool.clone()).await?;
+    let app = Application::build_on(listener, config, database.pool.clone())?;
+    console::print_listening(config, app.local_addr()?);
     let served = app.run_until_stopped(shutdown::signal()).await;
     database.close().await?;
     served

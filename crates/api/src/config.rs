@@ -37,10 +37,14 @@ pub const DEFAULT_STATIC_TOKENS: &str = "test-token=1";
 /// sign in with it.
 pub const DEVELOPMENT_TOKEN: &str = "test-token";
 
+/// What `notegraph --version` prints after the name: the release and the
+/// git commit the binary was built from (see `build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("NOTEGRAPH_GIT_COMMIT"), ")");
+
 /// `notegraph`: a GraphQL API over notes, users and tags, with search by
 /// meaning.
 #[derive(Debug, Parser)]
-#[command(name = "notegraph", version, about = "A GraphQL API over notes, users and tags, with search by meaning.", long_about = None)]
+#[command(name = "notegraph", version = VERSION, about = "A GraphQL API over notes, users and tags, with search by meaning.", long_about = None)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
@@ -273,6 +277,17 @@ pub struct TelemetryConfig {
     /// Log format.
     #[arg(long, env = "NOTEGRAPH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Never colour the output. Colour is only ever used in text logs
+    /// written to a terminal; the variable is the https://no-color.org one.
+    #[arg(long, env = "NO_COLOR", value_parser = non_empty, default_value = "", global = true)]
+    pub no_color: bool,
+}
+
+/// NO_COLOR's rule: any value but the empty string turns colour off, "0"
+/// and "false" included. (Absent, the default is the empty string; the
+/// bare flag gives "true".)
+fn non_empty(value: &str) -> Result<bool, std::convert::Infallible> {
+    Ok(!value.is_empty())
 }
 
 /// How log lines are written.
@@ -365,6 +380,13 @@ mod tests {
         assert!(config(&own).check_safe_to_serve().is_ok());
         let none = ["--listen", "0.0.0.0:8080", "--jwt-secret", "s3cret", "--static-tokens", ""];
         assert!(config(&none).check_safe_to_serve().is_ok());
+    }
+
+    #[test]
+    fn no_color_follows_no_color_org() {
+        assert_eq!(non_empty(""), Ok(false));
+        assert_eq!(non_empty("0"), Ok(true));
+        assert!(config(&["--no-color"]).telemetry.no_color);
     }
 
     #[test]

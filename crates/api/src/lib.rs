@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: the typed configuration and the command line.
+//! - [`console`]: what a person reads at start-up.
 //! - [`cli`]: what each command does.
 //! - [`app`]: [`Application`], the server that `main` and the tests start.
 //! - [`database`]: the pool, and the embedded Postgres when no URL is set.
@@ -14,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod database;
 pub mod error;
 pub mod graphql;

@@ -1,6 +1,8 @@
 //! Logging setup: one `init` that composes the filter and the formatter.
 //! (OpenTelemetry export is added by the observability work.)
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -13,11 +15,16 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
     let registry = tracing_subscriber::registry().with(filter);
     // Logs go to stderr: stdout carries command output (`print-schema`,
     // `token`, `embedded-postgres`).
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour(config));
     match config.log_format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()?,
-        LogFormat::Json => {
-            registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()?
-        }
+        LogFormat::Text => registry.with(layer).try_init()?,
+        LogFormat::Json => registry.with(layer.json()).try_init()?,
     }
     Ok(())
+}
+
+/// Whether what goes to stderr may be coloured: text logs on a terminal,
+/// unless NO_COLOR. Never in files, pipes or JSON.
+pub fn colour(config: &TelemetryConfig) -> bool {
+    config.log_format == LogFormat::Text && !config.no_color && std::io::stderr().is_terminal()
 }

@@ -1,6 +1,7 @@
 //! The axum router: routes, the shared [`AppState`] and the tower layers
 //! around them.
 
+mod graphiql;
 mod graphql;
 mod health;
 mod ws;
@@ -11,7 +12,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tower::timeout::TimeoutLayer;
@@ -65,7 +66,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(TimeoutLayer::new(limits.timeout))
         .layer(CompressionLayer::new());
     Router::new()
-        .route("/", get(graphiql))
+        .route("/", get(graphiql::page))
+        .route("/assets/{name}", get(graphiql::asset))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::subscribe))
         .route("/healthz", get(health::healthz))
@@ -76,17 +78,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(layers)
         .with_state(state)
-}
-
-/// `GET /`: GraphiQL, pointed at this server.
-async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Notegraph")
-            .finish(),
-    )
 }
 
 /// Unknown paths get the same JSON error shape as everything else.

@@ -7,12 +7,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod chromium;
+mod first_run;
+mod graphiql;
 mod helpers;
 mod http_spec;
 mod lifecycle;
 mod loader_errors;
 mod mutations;
 mod queries;
+mod readme;
 mod schema_contract;
 mod seed_command;
 mod statements;

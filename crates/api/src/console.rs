@@ -1,0 +1,200 @@
+//! What a person reads when the server starts: the configuration as one
+//! block of aligned `VARIABLE = value` lines, secrets masked, and one line
+//! saying where to go once it listens. Both go to stderr beside the logs;
+//! with JSON logs they are log events instead. Colour only on a terminal.
+//!
+//! It prints no logs (that is [`crate::telemetry`]) and no command output
+//! (that goes to stdout).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use clap::ValueEnum as _;
+
+use crate::config::{Config, DEFAULT_JWT_SECRET, DEVELOPMENT_TOKEN, LogFormat};
+use crate::telemetry;
+
+/// Prints the configuration, as a block on a terminal or in text logs, as
+/// one `configuration` event in JSON logs.
+pub fn print_configuration(config: &Config) {
+    let settings = settings(config);
+    match config.telemetry.log_format {
+        LogFormat::Text => write_stderr(&block(&settings, telemetry::colour(&config.telemetry))),
+        LogFormat::Json => {
+            let map: serde_json::Map<String, serde_json::Value> =
+                settings.into_iter().map(|(name, value)| (name.to_owned(), value.into())).collect();
+            tracing::info!(settings = %serde_json::Value::Object(map), "configuration");
+        }
+    }
+}
+
+/// Says where the server listens and what is there, once it is bound.
+pub fn print_listening(config: &Config, address: SocketAddr) {
+    let version = env!("CARGO_PKG_VERSION");
+    match config.telemetry.log_format {
+        LogFormat::Text => {
+            let url = format!("http://{address}");
+            let url = if telemetry::colour(&config.telemetry) { format!("\x1b[1;32m{url}\x1b[0m") } else { url };
+            write_stderr(&format!("Notegraph {version} listening on {url} — GraphiQL at /, GraphQL at /graphql\n"));
+        }
+        LogFormat::Json => tracing::info!(%address, version, "serving"),
+    }
+}
+
+/// Every setting by the environment variable that sets it, in the order of
+/// the README's table; secrets masked.
+fn settings(config: &Config) -> Vec<(&'static str, String)> {
+    let (http, db, auth) = (&config.http, &config.db, &config.auth);
+    let database_url = match &db.database_url {
+        Some(url) => redact_url(url.expose()),
+        None => format!("unset: the embedded Postgres in {}", db.data_dir.display()),
+    };
+    let jwt_secret = if auth.jwt_secret.expose() == DEFAULT_JWT_SECRET { "the development default" } else { "***" };
+    let log_format = config.telemetry.log_format.to_possible_value().map(|v| v.get_name().to_owned());
+    vec![
+        ("NOTEGRAPH_LISTEN", http.listen.to_string()),
+        ("DATABASE_URL", database_url),
+        ("NOTEGRAPH_DATA_DIR", db.data_dir.display().to_string()),
+        ("NOTEGRAPH_DEMO_DATA", db.demo_data.to_string()),
+        ("NOTEGRAPH_DB_MAX_CONNECTIONS", db.db_max_connections.to_string()),
+        ("NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", db.db_acquire_timeout_ms.to_string()),
+        ("NOTEGRAPH_DB_STATEMENT_TIMEOUT_MS", db.db_statement_timeout_ms.to_string()),
+        ("NOTEGRAPH_HNSW_EF_SEARCH", db.hnsw_ef_search.to_string()),
+        ("NOTEGRAPH_HTTP_TIMEOUT_SECS", http.http_timeout_secs.to_string()),
+        ("NOTEGRAPH_BODY_LIMIT_BYTES", http.body_limit_bytes.to_string()),
+        ("NOTEGRAPH_SHUTDOWN_GRACE_SECS", http.shutdown_grace_secs.to_string()),
+        ("NOTEGRAPH_JWT_SECRET", jwt_secret.to_owned()),
+        ("NOTEGRAPH_STATIC_TOKENS", redact_tokens(auth.static_tokens.expose())),
+        ("NOTEGRAPH_DEV", config.dev.to_string()),
+        ("NOTEGRAPH_LOADER_DELAY_US", config.graphql.loader_delay_us.to_string()),
+        ("RUST_LOG", config.telemetry.log_filter.clone()),
+        ("NOTEGRAPH_LOG_FORMAT", log_format.unwrap_or_default()),
+        ("NO_COLOR", config.telemetry.no_color.to_string()),
+    ]
+}
+
+/// The block: a heading, then one `NAME = value` line per setting, the
+/// `=` signs in one column.
+fn block(settings: &[(&str, String)], colour: bool) -> String {
+    let width = settings.iter().map(|(name, _)| name.len()).max().unwrap_or_default();
+    let (dim, bold, reset) = if colour { ("\x1b[2m", "\x1b[1m", "\x1b[0m") } else { ("", "", "") };
+    let mut text = format!(
+        "{bold}Notegraph {} (commit {}){reset}, with these settings (`notegraph --help` explains each):\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("NOTEGRAPH_GIT_COMMIT")
+    );
+    for (name, value) in settings {
+        text.push_str(&format!("  {dim}{name:<width$} ={reset} {value}\n"));
+    }
+    text
+}
+
+/// `postgres://user:secret@host:5432/db?…` becomes
+/// `postgres://user:***@host:5432/db?***`: which server and database,
+/// without the password or the query, which may hold one.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "***".to_owned() };
+    // The last `@` ends the credentials even when the password holds one.
+    let (user, location) = match rest.rsplit_once('@') {
+        Some((credentials, location)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            (if credentials.contains(':') { format!("{user}:***@") } else { format!("{user}@") }, location)
+        }
+        None => (String::new(), rest),
+    };
+    let location = match location.split_once('?') {
+        Some((path, _query)) => format!("{path}?***"),
+        None => location.to_owned(),
+    };
+    format!("{scheme}://{user}{location}")
+}
+
+/// `test-token=1,mine=2` becomes `test-token=1, ***=2`: the published
+/// development token may show, other tokens not; user ids are not secret.
+fn redact_tokens(tokens: &str) -> String {
+    let entries: Vec<String> = tokens
+        .split(',')
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| match entry.split_once('=') {
+            Some((token, user)) if token.trim() == DEVELOPMENT_TOKEN => format!("{DEVELOPMENT_TOKEN}={}", user.trim()),
+            Some((_, user)) => format!("***={}", user.trim()),
+            None => "***".to_owned(),
+        })
+        .collect();
+    if entries.is_empty() { "none".to_owned() } else { entries.join(", ") }
+}
+
+/// Best effort: a closed stderr must not stop the server.
+fn write_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::*;
+    use crate::Cli;
+
+    fn config(args: &[&str]) -> Config {
+        Cli::parse_from(std::iter::once("notegraph").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn every_environment_variable_is_shown_once() {
+        let command = Cli::command();
+        let mut variables: Vec<String> = command
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|env| env.to_string_lossy().into_owned())
+            .collect();
+        let mut shown: Vec<String> = settings(&config(&[])).into_iter().map(|(name, _)| name.to_owned()).collect();
+        variables.sort();
+        shown.sort();
+        assert_eq!(shown, variables);
+    }
+
+    #[test]
+    fn secrets_are_masked_and_the_rest_is_shown() {
+        let args = [
+            "--jwt-secret",
+            "hunter2",
+            "--database-url",
+            "postgres://app:p@ss?w0rd@db.internal:5432/notes?password=again",
+            "--static-tokens",
+            "test-token=1, s3cr3t=7",
+        ];
+        let text = block(&settings(&config(&args)), false);
+        for secret in ["hunter2", "p@ss", "w0rd", "again", "s3cr3t"] {
+            assert!(!text.contains(secret), "{secret} shown in:\n{text}");
+        }
+        assert!(text.contains("postgres://app:***@db.internal:5432/notes?***"), "{text}");
+        assert!(text.contains("test-token=1, ***=7"), "{text}");
+        // Whatever the environment running the tests says.
+        let mut defaults = config(&["--jwt-secret", DEFAULT_JWT_SECRET]);
+        defaults.db.database_url = None;
+        let defaults = block(&settings(&defaults), false);
+        assert!(defaults.contains("unset: the embedded Postgres in .notegraph"), "{defaults}");
+        assert!(defaults.contains("the development default"), "{defaults}");
+    }
+
+    #[test]
+    fn the_block_is_aligned_and_plain_without_colour() {
+        let text = block(&settings(&config(&["--listen", "127.0.0.1:8080"])), false);
+        let columns: Vec<usize> = text.lines().skip(1).map(|line| line.find(" = ").expect("name = value")).collect();
+        assert!(columns.windows(2).all(|pair| pair[0] == pair[1]), "{text}");
+        assert!(text.contains("NOTEGRAPH_LISTEN") && text.contains("= 127.0.0.1:8080"), "{text}");
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(block(&settings(&config(&[])), true).contains('\x1b'));
+    }
+
+    #[test]
+    fn urls_keep_where_and_lose_what_is_secret() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h:5432/db"), "postgres://u@h:5432/db");
+        assert_eq!(redact_url("postgres:///db?host=/run&password=x"), "postgres:///db?***");
+        assert_eq!(redact_url("not a url"), "***");
+    }
+}
