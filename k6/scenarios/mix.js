@@ -1,0 +1,25 @@
+// The published mix at a constant arrival rate: userList 30%, noteDetail
+// 40%, userNotes 30%, as `Bearer test-token`, ids Zipf-distributed, RATE
+// requests per second (default 1000) for DURATION (default 60s).
+// Thresholds: p(99) < 200 ms, failures < 1%.
+
+import { DURATION, MIX_QUERIES, RATE, THRESHOLDS, perQuery, vusFor } from '../lib/options.js';
+import { mixRequest } from '../lib/queries.js';
+
+export const options = {
+  scenarios: {
+    mix: {
+      executor: 'constant-arrival-rate',
+      rate: RATE,
+      timeUnit: '1s',
+      duration: DURATION,
+      preAllocatedVUs: vusFor(RATE),
+      maxVUs: vusFor(RATE) * 10,
+    },
+  },
+  thresholds: { ...THRESHOLDS, ...perQuery(MIX_QUERIES) },
+};
+
+export default function () {
+  mixRequest();
+}
