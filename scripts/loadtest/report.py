@@ -1,0 +1,150 @@
+"""The run's results: `report.json` (the figures, also the format of a
+baseline under k6/baselines/) and `report.md` (the same for a person).
+"""
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from .stack import ROOT
+
+
+def _metric(summary, name):
+    return summary.get("metrics", {}).get(name, {})
+
+
+def _machine():
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
+
+
+def _commit():
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def figures(run):
+    """The numbers of a run, as report.json holds them."""
+    summary = run["summary"]
+    duration = _metric(summary, "http_req_duration")
+    reqs = _metric(summary, "http_reqs")
+    failures = _metric(summary, "failures")
+    dropped = _metric(summary, "dropped_iterations")
+    cache = _metric(summary, "cache_hits")
+    requests = reqs.get("count", 0)
+    statements = run.get("statements")
+    out = {
+        "scenario": run["scenario"],
+        "rate_asked": run.get("rate"),
+        "duration_asked": run.get("duration"),
+        "command": run["command"],
+        "commit": _commit(),
+        "machine": _machine(),
+        "started_at": run["started_at"],
+        "requests": requests,
+        "achieved_rate": round(reqs.get("rate", 0.0), 1),
+        "iterations": _metric(summary, "iterations").get("count", 0),
+        "latency_ms": {k: duration.get(k) for k in ("med", "p(95)", "p(99)", "max", "avg")},
+        "failed_requests": failures.get("passes", 0),
+        "failure_rate": failures.get("value", 0.0),
+        "dropped_iterations": dropped.get("count", 0),
+        "stale_reads": _metric(summary, "stale_reads").get("count", 0),
+        "cache_hit_ratio": cache.get("value") if cache else None,
+        "statements": statements,
+        "statements_per_request": (statements / requests) if statements is not None and requests else None,
+        "resources": run["resources"],
+        "resources_wall_seconds": run["resources_wall"],
+        "server_sockets_peak": run.get("sockets_peak"),
+        "thresholds_passed": run["k6_exit"] == 0,
+        "k6_exit": run["k6_exit"],
+        "data": run["data"],
+        "per_query": {},
+        "analysis": run.get("analysis", {}),
+    }
+    for name, metric in summary.get("metrics", {}).items():
+        if name.startswith("http_req_duration{query:"):
+            query = name[len("http_req_duration{query:"):-1]
+            fails = _metric(summary, f"failures{{query:{query}}}")
+            out["per_query"][query] = {
+                "p50": metric.get("med"), "p99": metric.get("p(99)"), "max": metric.get("max"),
+                "requests": fails.get("passes", 0) + fails.get("fails", 0), "failed": fails.get("passes", 0),
+            }
+    return out
+
+
+def _ms(value):
+    return f"{value:.2f} ms" if isinstance(value, (int, float)) else "n/a"
+
+
+def _mib(value):
+    return f"{value / 2**20:.0f} MiB"
+
+
+def markdown(fig, analysis_lines, comparison_lines, ids_note):
+    lat = fig["latency_ms"]
+    verdict = "PASSED" if fig["thresholds_passed"] else f"FAILED (k6 exit {fig['k6_exit']})"
+    rate = f"{fig['rate_asked']}/s" if fig["rate_asked"] else "n/a (see the scenario)"
+    lines = [
+        f"# Load test `{fig['scenario']}`: thresholds {verdict}",
+        "",
+        f"- Command: `{fig['command']}`",
+        f"- Started: {fig['started_at']}, commit {fig['commit']}",
+        f"- Machine: {fig['machine']}; k6, the server and Postgres share it.",
+        f"- Rate asked: {rate} for {fig['duration_asked'] or 'n/a'}; achieved: **{fig['achieved_rate']:.1f} requests/s** "
+        f"({fig['requests']} requests, {fig['iterations']} iterations).",
+        f"- Latency (http_req_duration): p50 {_ms(lat['med'])}, p95 {_ms(lat['p(95)'])}, "
+        f"**p99 {_ms(lat['p(99)'])}**, max {_ms(lat['max'])}.",
+        f"- Failed requests (not HTTP 200, `errors`, or empty `data`): {fig['failed_requests']} "
+        f"({100 * fig['failure_rate']:.3f}%); dropped iterations: {fig['dropped_iterations']}.",
+    ]
+    if fig["scenario"] in ("writes", "smoke"):
+        lines.append(f"- Stale reads after a write: {fig['stale_reads']}.")
+    if fig["statements_per_request"] is not None:
+        lines.append(f"- Statements per request (pg_stat_statements, delta over the run / requests): "
+                     f"**{fig['statements_per_request']:.2f}** ({fig['statements']} statements).")
+    if fig["cache_hit_ratio"] is None:
+        lines.append("- Cache hit ratio: no cache (no response carried `x-cache`).")
+    else:
+        lines.append(f"- Cache hit ratio (`x-cache: hit` among responses with the header): {100 * fig['cache_hit_ratio']:.1f}%.")
+    if fig["server_sockets_peak"] is not None and fig["scenario"] == "connections":
+        lines.append(f"- Server sockets open at peak (connections, listener and pool): {fig['server_sockets_peak']}.")
+    lines += ["", "## CPU and memory", "",
+              f"Sampled from /proc every second over {fig['resources_wall_seconds']:.1f} s of the run. "
+              "Cores = CPU seconds / wall seconds. Memory is the peak RSS; for Postgres the peak of the "
+              "sum of PSS over all its processes (their RSS would count shared buffers once per backend). "
+              "`other processes` is the machine's busy time outside these three: other work competing "
+              "for the same cores, which makes the figures worse than on an idle machine.", "",
+              "| process | CPU seconds | cores | peak memory |", "|---|---|---|---|"]
+    for name, r in fig["resources"].items():
+        memory = _mib(r["peak_memory"]) if r["peak_memory"] is not None else "n/a"
+        lines.append(f"| {name} | {r['cpu_seconds']:.1f} | {r['cores']:.2f} | {memory} |")
+    if fig["per_query"]:
+        lines += ["", "## Per query", "", "| query | requests | failed | p50 | p99 | max |", "|---|---|---|---|---|---|"]
+        for name, q in sorted(fig["per_query"].items()):
+            lines.append(f"| {name} | {q['requests']} | {q['failed']} | {_ms(q['p50'])} | {_ms(q['p99'])} | {_ms(q['max'])} |")
+    if analysis_lines:
+        lines += [""] + analysis_lines
+    if comparison_lines:
+        lines += [""] + comparison_lines
+    lines += ["", "## Data", "", ids_note, "",
+              "![throughput, latency, CPU and memory over time](chart.svg)", "",
+              "Files: `summary.json` (k6 end-of-test summary), `samples.csv.gz` (every k6 sample), "
+              "`report.json` (these figures), `resources.json` (the /proc samples), `chart.svg`, "
+              "`k6.log`, `server.log`, `postgres.log`.", ""]
+    return "\n".join(lines)
+
+
+def write(directory, fig, text):
+    Path(directory, "report.json").write_text(json.dumps(fig, indent=2) + "\n")
+    Path(directory, "report.md").write_text(text)
