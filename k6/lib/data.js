@@ -15,11 +15,18 @@ if (!file) {
   throw new Error('DATA_FILE is not set: run scenarios through `just load-test` (scripts/loadtest)');
 }
 
-// One copy shared by every VU, not one per VU.
-const shared = new SharedArray('seeded data', () => [JSON.parse(open(file))]);
+// One copy shared by every VU, not one per VU: reading an element of a
+// SharedArray copies only that element into the VU, so the 93,000 note ids
+// are each their own element rather than one array every VU would copy.
+const load = (key) => JSON.parse(open(file))[key];
+const users = new SharedArray('users', () => [load('users')])[0];
 
-/** The seeded data the runner read: users, visible notes, tags, titles. */
-export const data = shared[0];
+/** The seeded data the runner read: visible note ids, tag names, note titles. */
+export const data = {
+  notes: new SharedArray('notes', () => load('notes')),
+  tags: new SharedArray('tags', () => load('tags')),
+  titles: new SharedArray('titles', () => load('titles')),
+};
 
 /** Zipf exponent: rank r is drawn with probability proportional to 1 / r^s. */
 export const ZIPF_S = Number(__ENV.ZIPF_S || 1.0);
@@ -47,7 +54,7 @@ export function zipfRank(n, s = ZIPF_S) {
 
 /** A user id, Zipf over the seeded range (user `min` is the hottest). */
 export function pickUserId() {
-  const { min, max } = data.users;
+  const { min, max } = users;
   return String(min + zipfRank(max - min + 1));
 }
 

@@ -29,18 +29,15 @@ const PARAMS_HEADERS = {
 
 /**
  * Posts `query` (with `variables`), tags the request with `name`, checks it
- * and returns the parsed `data` (null when the request failed).
+ * and returns the parsed `data` (null when the request failed), or with
+ * `response: true` the k6 response itself (null when it failed).
  *
  * `root` names the field that must be present in `data`; with
  * `nullable: true` a null there is a correct answer (a deleted note).
  */
-export function gql(name, query, { variables, root, nullable = false, timeout } = {}) {
+export function gql(name, query, { variables, root, nullable = false, response = false } = {}) {
   const body = JSON.stringify(variables ? { query, variables } : { query });
-  const params = { headers: PARAMS_HEADERS, tags: { query: name } };
-  if (timeout) {
-    params.timeout = timeout;
-  }
-  const res = http.post(`${BASE_URL}/graphql`, body, params);
+  const res = http.post(`${BASE_URL}/graphql`, body, { headers: PARAMS_HEADERS, tags: { query: name } });
   const cache = res.headers['X-Cache'];
   if (cache !== undefined) {
     cacheHits.add(cache === 'hit', { query: name });
@@ -66,5 +63,8 @@ export function gql(name, query, { variables, root, nullable = false, timeout } 
     { query: name },
   );
   failures.add(!ok, { query: name });
-  return ok ? data : null;
+  if (!ok) {
+    return null;
+  }
+  return response ? res : data;
 }

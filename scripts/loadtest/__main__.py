@@ -180,7 +180,9 @@ def main():
         return 1
     summary = json.loads(summary_path.read_text())
     seconds = timeline.read(run_dir / "samples.csv.gz", scenario=follow)
-    resources, wall = sampler.summary()
+    # CPU over the seconds requests completed in, not k6's start-up and summary.
+    load_phase = (seconds[0]["t"], seconds[-1]["t"] + 1) if seconds else (None, None)
+    resources, wall = sampler.summary(*load_phase)
     series = sampler.series()
     Path(run_dir / "resources.json").write_text(json.dumps(series))
 
@@ -197,6 +199,7 @@ def main():
         "started_at": started.isoformat(timespec="seconds"), "summary": summary, "statements": statements,
         "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": description,
         "sockets_peak": max((r["sockets"] for r in series), default=None), "analysis": analysis_result,
+        "follow": follow,
     }
     fig = report.figures(run)
     comparison_lines, regressed = [], False

@@ -4,6 +4,7 @@ baseline under k6/baselines/) and `report.md` (the same for a person).
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -34,12 +35,25 @@ def _commit():
         return "unknown"
 
 
+def duration_seconds(text):
+    """Seconds in a k6 duration such as `90s`, `5m` or `1h30m` (None when not one)."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text or "")
+    return sum(float(value) * units[unit] for value, unit in parts) or None
+
+
 def figures(run):
-    """The numbers of a run, as report.json holds them."""
+    """The numbers of a run, as report.json holds them.
+
+    When the run follows one k6 scenario among several (`connections`), the
+    headline figures are that scenario's.
+    """
     summary = run["summary"]
-    duration = _metric(summary, "http_req_duration")
-    reqs = _metric(summary, "http_reqs")
-    failures = _metric(summary, "failures")
+    follow = run.get("follow")
+    only = f"{{scenario:{follow}}}" if follow else ""
+    duration = _metric(summary, f"http_req_duration{only}")
+    reqs = _metric(summary, f"http_reqs{only}")
+    failures = _metric(summary, f"failures{only}")
     dropped = _metric(summary, "dropped_iterations")
     cache = _metric(summary, "cache_hits")
     requests = reqs.get("count", 0)
@@ -53,7 +67,9 @@ def figures(run):
         "machine": _machine(),
         "started_at": run["started_at"],
         "requests": requests,
-        "achieved_rate": round(reqs.get("rate", 0.0), 1),
+        # k6's rate of a scenario's submetric is over the whole test: use the scenario's own duration.
+        "achieved_rate": round(reqs.get("count", 0) / duration_seconds(run["duration"]) if follow
+                               else reqs.get("rate", 0.0), 1),
         "iterations": _metric(summary, "iterations").get("count", 0),
         "latency_ms": {k: duration.get(k) for k in ("med", "p(95)", "p(99)", "max", "avg")},
         "failed_requests": failures.get("passes", 0),
@@ -66,6 +82,11 @@ def figures(run):
         "resources": run["resources"],
         "resources_wall_seconds": run["resources_wall"],
         "server_sockets_peak": run.get("sockets_peak"),
+        "followed_scenario": follow,
+        "holders": ({"requests": _metric(summary, "http_reqs{scenario:holders}").get("count", 0),
+                     "failed": _metric(summary, "failures{scenario:holders}").get("passes", 0),
+                     "reconnects": _metric(summary, "reconnects").get("count", 0)}
+                    if run["scenario"] == "connections" else None),
         "thresholds_passed": run["k6_exit"] == 0,
         "k6_exit": run["k6_exit"],
         "data": run["data"],
@@ -117,10 +138,17 @@ def markdown(fig, analysis_lines, comparison_lines, ids_note):
         lines.append("- Cache hit ratio: no cache (no response carried `x-cache`).")
     else:
         lines.append(f"- Cache hit ratio (`x-cache: hit` among responses with the header): {100 * fig['cache_hit_ratio']:.1f}%.")
-    if fig["server_sockets_peak"] is not None and fig["scenario"] == "connections":
+    if fig["followed_scenario"]:
+        lines.append(f"- The figures above are those of the k6 scenario `{fig['followed_scenario']}` alone.")
+    if fig["holders"] is not None:
+        h = fig["holders"]
+        lines.append(f"- Held connections (scenario `holders`, one keep-alive connection per VU, a request every "
+                     f"10 s on each): {h['requests']} requests, {h['failed']} failed, {h['reconnects']} had to "
+                     f"reconnect (closed or reset).")
         lines.append(f"- Server sockets open at peak (connections, listener and pool): {fig['server_sockets_peak']}.")
     lines += ["", "## CPU and memory", "",
-              f"Sampled from /proc every second over {fig['resources_wall_seconds']:.1f} s of the run. "
+              f"Sampled from /proc every second; figures over the {fig['resources_wall_seconds']:.1f} s in "
+              "which requests completed (k6 starting its VUs and writing its summary left out). "
               "Cores = CPU seconds / wall seconds. Memory is the peak RSS; for Postgres the peak of the "
               "sum of PSS over all its processes (their RSS would count shared buffers once per backend). "
               "`other processes` is the machine's busy time outside these three: other work competing "

@@ -122,21 +122,29 @@ class Sampler(threading.Thread):
         self.join()
         self.sample(final_cpu)
 
-    def summary(self):
-        """Per group: CPU seconds used, cores (CPU seconds / wall seconds), peak memory."""
+    def summary(self, start=None, end=None):
+        """Per group: CPU seconds used, cores (CPU seconds / wall seconds) and
+        peak memory, between the samples that bracket `start` and `end` (unix
+        times; the whole run by default), so that k6 starting its VUs and
+        writing its summary stay out of the load phase's figures."""
         if len(self.samples) < 2:
             return {}, 0.0
-        wall = self.samples[-1][0] - self.samples[0][0]
+        before = [s for s in self.samples if start is None or s[0] <= start]
+        after = [s for s in self.samples if end is None or s[0] >= end]
+        first_sample = before[-1] if before else self.samples[0]
+        last_sample = after[0] if after else self.samples[-1]
+        wall = last_sample[0] - first_sample[0]
+        chosen = [s for s in self.samples if first_sample[0] <= s[0] <= last_sample[0]]
         out = {}
         for name in self.groups:
-            first = self.samples[0][1][name][0]
-            last = self.samples[-1][1][name][0]
-            peak = max(s[1][name][1] for s in self.samples)
+            first = first_sample[1][name][0]
+            last = last_sample[1][name][0]
+            peak = max(s[1][name][1] for s in chosen)
             out[name] = {"cpu_seconds": last - first, "cores": (last - first) / wall if wall else 0.0,
                          "peak_memory": peak}
         # Whatever else ran on the machine meanwhile (other users' work), which
         # competed for the same cores.
-        busy = self.samples[-1][1]["machine"][0] - self.samples[0][1]["machine"][0]
+        busy = last_sample[1]["machine"][0] - first_sample[1]["machine"][0]
         others = max(0.0, busy - sum(group["cpu_seconds"] for group in out.values()))
         out["other processes"] = {"cpu_seconds": others, "cores": others / wall if wall else 0.0,
                                   "peak_memory": None}

@@ -1,0 +1,35 @@
+// The mix at a rate ramping from 50/s to RATE/s over DURATION, stopped by
+// k6 once the thresholds break for good (checked from 10 s on) or
+// iterations start being dropped. The runner finds the highest rate that
+// held in 5-second windows (p99 < 200 ms, failures < 1%, nothing dropped)
+// and fits CPU against the achieved rate below it.
+
+import { DURATION, MIX_QUERIES, RATE, perQuery } from '../lib/options.js';
+import { mixRequest } from '../lib/queries.js';
+
+const abort = (threshold) => ({ threshold, abortOnFail: true, delayAbortEval: '10s' });
+
+export const options = {
+  scenarios: {
+    ramp: {
+      executor: 'ramping-arrival-rate',
+      startRate: 50,
+      timeUnit: '1s',
+      stages: [{ target: RATE, duration: DURATION }],
+      preAllocatedVUs: 100,
+      // 400 requests in flight is 200 ms each at 2,000/s: past that the
+      // rate did not hold anyway, and iterations are dropped.
+      maxVUs: 400,
+    },
+  },
+  thresholds: {
+    http_req_duration: [abort('p(99)<200')],
+    failures: [abort('rate<0.01')],
+    dropped_iterations: [abort('count<1000')],
+    ...perQuery(MIX_QUERIES),
+  },
+};
+
+export default function () {
+  mixRequest();
+}
