@@ -32,16 +32,16 @@ from .stack import ROOT, log
 SCENARIOS = {
     "smoke": (None, None, "every query and mutation a few times, one VU", None),
     "mix": (1000, "60s", "the published mix at RATE requests/s for DURATION", None),
-    "ramp": (4000, "60s", "ramping arrival rate from 50/s up to RATE/s over DURATION, stopped when thresholds break",
+    "ramp": (4000, "60s", "the mix at a rate ramping from 50/s up to RATE/s over DURATION, stopped once thresholds break",
              None),
-    "spike": (2000, "30s", "100/s, then RATE/s for DURATION, then 100/s again", None),
-    "soak": (1000, "1h", "the mix at RATE/s for DURATION, memory sampled throughout", None),
-    "writes": (1000, "60s", "the mix plus 5% writes with read-after-write checks, RATE/s for DURATION", None),
-    "create": (500, "60s", "createNote only, RATE/s for DURATION", None),
-    "users": (200, "60s", "ramping VUs from 1 to RATE with think time over DURATION", None),
-    "connections": (500, "60s", "1,000 idle keep-alive connections (CONNECTIONS) held open while the mix runs "
-                                "at RATE/s for DURATION", "mix"),
-    "vector": (100, "60s", "searchNotes and Note.similar at RATE/s for DURATION", None),
+    "spike": (2000, "30s", "the mix at 100/s for 20 s, RATE/s for DURATION, then 100/s for 40 s", None),
+    "soak": (1000, "1h", "the published mix at RATE requests/s for DURATION, memory sampled throughout", None),
+    "writes": (1000, "60s", "the mix plus 5% writes with read-after-write checks, at RATE iterations/s for DURATION", None),
+    "create": (500, "60s", "createNote only, at RATE requests/s for DURATION", None),
+    "users": (200, "60s", "virtual users ramping from 1 to RATE and back over DURATION, each thinking 0.5 to 1.5 s between requests", None),
+    "connections": (500, "60s", "CONNECTIONS (default 1,000) keep-alive connections held open while the mix "
+                                "runs at RATE requests/s for DURATION", "mix"),
+    "vector": (100, "60s", "searchNotes and Note.similar at RATE requests/s for DURATION", None),
     "sse": (None, None, "subscriptions over Server-Sent Events", None),
 }
 
@@ -200,6 +200,7 @@ def main():
         "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": description,
         "sockets_peak": max((r["sockets"] for r in series), default=None), "analysis": analysis_result,
         "follow": follow,
+        "asked": SCENARIOS[args.scenario][2].replace("RATE", str(rate)).replace("DURATION", str(duration)),
     }
     fig = report.figures(run)
     comparison_lines, regressed = [], False

@@ -60,6 +60,7 @@ def figures(run):
     statements = run.get("statements")
     out = {
         "scenario": run["scenario"],
+        "asked": run["asked"].replace("CONNECTIONS (default 1,000)", os.environ.get("CONNECTIONS", "1000")),
         "rate_asked": run.get("rate"),
         "duration_asked": run.get("duration"),
         "command": run["command"],
@@ -115,15 +116,15 @@ def _mib(value):
 def markdown(fig, analysis_lines, comparison_lines, ids_note):
     lat = fig["latency_ms"]
     verdict = "PASSED" if fig["thresholds_passed"] else f"FAILED (k6 exit {fig['k6_exit']})"
-    rate = f"{fig['rate_asked']}/s" if fig["rate_asked"] else "n/a (see the scenario)"
     lines = [
         f"# Load test `{fig['scenario']}`: thresholds {verdict}",
         "",
         f"- Command: `{fig['command']}`",
         f"- Started: {fig['started_at']}, commit {fig['commit']}",
         f"- Machine: {fig['machine']}; k6, the server and Postgres share it.",
-        f"- Rate asked: {rate} for {fig['duration_asked'] or 'n/a'}; achieved: **{fig['achieved_rate']:.1f} requests/s** "
-        f"({fig['requests']} requests, {fig['iterations']} iterations).",
+        f"- Asked: {fig['asked']}.",
+        f"- Achieved: **{fig['achieved_rate']:.1f} requests/s** ({fig['requests']} requests, "
+        f"{fig['iterations']} iterations).",
         f"- Latency (http_req_duration): p50 {_ms(lat['med'])}, p95 {_ms(lat['p(95)'])}, "
         f"**p99 {_ms(lat['p(99)'])}**, max {_ms(lat['max'])}.",
         f"- Failed requests (not HTTP 200, `errors`, or empty `data`): {fig['failed_requests']} "
