@@ -32,7 +32,7 @@ from .stack import ROOT, log
 SCENARIOS = {
     "smoke": (None, None, "every query and mutation a few times, one VU", None),
     "mix": (1000, "60s", "the published mix at RATE requests/s for DURATION", None),
-    "ramp": (4000, "60s", "the mix at a rate ramping from 50/s up to RATE/s over DURATION, stopped once thresholds break",
+    "ramp": (3000, "60s", "the mix at a rate ramping from 50/s up to RATE/s over DURATION, stopped once thresholds break",
              None),
     "spike": (2000, "30s", "the mix at 100/s for 20 s, RATE/s for DURATION, then 100/s for 40 s", None),
     "soak": (1000, "1h", "the published mix at RATE requests/s for DURATION, memory sampled throughout", None),

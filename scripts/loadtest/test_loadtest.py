@@ -58,13 +58,14 @@ class Ramp(unittest.TestCase):
         self.assertIsNone(analysis.linear_fit([(1, 1), (2, 2)]))
 
     def test_highest_rate_held_is_before_the_first_break(self):
-        # 5 s windows at 100, 200, 300 requests/s, then a window with p99 of 500 ms, then a fast one again.
+        # Windows at 100, 200, 300 requests/s, then one with p99 of 500 ms, then a fast one again.
+        w = analysis.WINDOW
         seconds = []
         for index, (rate, p99) in enumerate([(100, 5), (200, 6), (300, 8), (400, 500), (500, 5)]):
-            seconds += [second(1000 + index * 5 + i, rate, p99) for i in range(5)]
-        seconds.append(second(1025, 10, 5))
+            seconds += [second(1000 + index * w + i, rate, p99) for i in range(w)]
+        seconds.append(second(1000 + 5 * w, 10, 5))
         resources = [{"t": 1000 + i + 0.5, "cores": {"server": 0.1 + 0.001 * seconds[i]["requests"]},
-                      "memory": {"server": 1}} for i in range(25)]
+                      "memory": {"server": 1}} for i in range(5 * w)]
         lines, result = analysis.ramp(seconds, resources)
         self.assertEqual(result["highest_rate_held"], 300)
         self.assertEqual(result["broke_at_rate"], 400)
