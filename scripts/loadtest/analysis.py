@@ -172,7 +172,8 @@ def soak(seconds, resources):
     # An hour's run warms up for 5 minutes and compares its first and last 10:
     # the same proportions for shorter runs.
     warm_up, part = span / 12, span / 6
-    after_warm_up = [r for r in resources if r["t"] >= t0 + warm_up]
+    # Up to the last second of load: k6 has exited by the runner's last sample.
+    after_warm_up = [r for r in resources if t0 + warm_up <= r["t"] <= t_end + 1]
     lines.append(f"Warm-up: the first {warm_up:.0f} s (1/12 of the run); first and last parts: {part:.0f} s each (1/6).")
     lines += ["", "| process | memory after warm-up | peak after | at the end | growth after warm-up |", "|---|---|---|---|---|"]
     result = {}
@@ -186,6 +187,8 @@ def soak(seconds, resources):
         result[name] = {"after_warm_up": start, "peak": peak, "end": end, "growth": growth}
         lines.append(f"| {name} | {start / 2**20:.1f} MiB | {peak / 2**20:.1f} MiB | {end / 2**20:.1f} MiB | "
                      f"{100 * growth:+.1f}% |")
+    lines += ["", "Postgres's figure grows while its backends first touch the shared buffers (256 MB): "
+                  "pages of the data set being cached, not a leak."]
     first = timeline.window(seconds, t0, t0 + part)
     last = timeline.window(seconds, t_end - part, t_end)
     fmt = lambda v: f"{v:.1f} ms" if v is not None else "n/a"  # noqa: E731
