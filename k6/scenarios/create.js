@@ -1,24 +1,33 @@
-// Writes only: createNote as user 1 at RATE per second for DURATION (default
-// 500/s), to find the sustained create rate and its p99. Each create embeds
-// the text and inserts into the HNSW index. The runner deletes the notes
-// afterwards. Thresholds: the published ones.
+// Writes only: createNote as user 1 at a rate ramping from 10/s to RATE/s
+// (default 500) over DURATION, stopped by k6 once the thresholds break for
+// good or 1,000 iterations were dropped. Each create embeds the text and
+// inserts into the HNSW index. The runner reports the highest rate that
+// held (the sustained create rate) with its p99, as for `ramp`, and deletes
+// the notes afterwards.
 
-import { DURATION, RATE, THRESHOLDS, perQuery, vusFor } from '../lib/options.js';
+import { DURATION, RATE, perQuery } from '../lib/options.js';
 import { data, pickUniform } from '../lib/data.js';
 import { createNote } from '../lib/queries.js';
+
+const abort = (threshold) => ({ threshold, abortOnFail: true, delayAbortEval: '10s' });
 
 export const options = {
   scenarios: {
     create: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
+      executor: 'ramping-arrival-rate',
+      startRate: 10,
       timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: vusFor(RATE),
-      maxVUs: vusFor(RATE) * 10,
+      stages: [{ target: RATE, duration: DURATION }],
+      preAllocatedVUs: 200,
+      maxVUs: 200,
     },
   },
-  thresholds: { ...THRESHOLDS, ...perQuery(['createNote']) },
+  thresholds: {
+    http_req_duration: [abort('p(99)<200')],
+    failures: [abort('rate<0.01')],
+    dropped_iterations: [abort('count<1000')],
+    ...perQuery(['createNote']),
+  },
 };
 
 export default function () {

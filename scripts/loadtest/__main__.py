@@ -11,8 +11,8 @@ the server, Postgres and k6 during the run, and stops everything it started.
 
 Exits 0 when the scenario's thresholds held, 99 (k6's code) when one
 failed, 3 when --compare found a regression, 1 when the run itself failed.
-`ramp` looks for where the thresholds break, so a break is its result, not
-a failure: it exits 0 when some rate held. Standard library only.
+`ramp` and `create` look for where the thresholds break, so a break is
+their result, not a failure: they exit 0 when some rate held. Standard library only.
 """
 import argparse
 import datetime
@@ -37,7 +37,8 @@ SCENARIOS = {
     "spike": (2000, "30s", "the mix at 100/s for 20 s, RATE/s for DURATION, then 100/s for 40 s", None),
     "soak": (1000, "1h", "the published mix at RATE requests/s for DURATION, memory sampled throughout", None),
     "writes": (1000, "60s", "the mix plus 5% writes with read-after-write checks, at RATE iterations/s for DURATION", None),
-    "create": (500, "60s", "createNote only, at RATE requests/s for DURATION", None),
+    "create": (500, "60s", "createNote only, at a rate ramping from 10/s up to RATE/s over DURATION, stopped once "
+                           "thresholds break", None),
     "users": (200, "60s", "virtual users ramping from 1 to RATE and back over DURATION, each thinking 0.5 to 1.5 s between requests", None),
     "connections": (500, "60s", "CONNECTIONS (default 1,000) keep-alive connections held open while the mix "
                                 "runs at RATE requests/s for DURATION", "mix"),
@@ -187,7 +188,7 @@ def main():
     Path(run_dir / "resources.json").write_text(json.dumps(series))
 
     analysis_lines, analysis_result = [], {}
-    if args.scenario == "ramp":
+    if args.scenario in ("ramp", "create"):
         analysis_lines, analysis_result = analysis.ramp(seconds, series)
     elif args.scenario == "spike":
         analysis_lines, analysis_result = analysis.spike(seconds, 100, rate)
@@ -216,7 +217,7 @@ def main():
     print()
     print(text.split("\n## Per query")[0].split("\n## Data")[0])
     print(f"report: {run_dir / 'report.md'}")
-    if args.scenario == "ramp":
+    if args.scenario in ("ramp", "create"):
         return 0 if analysis_result.get("highest_rate_held") else 99
     if k6_exit != 0:
         return k6_exit

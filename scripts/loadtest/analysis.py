@@ -63,7 +63,7 @@ def ramp(seconds, resources):
             # Windows before the first held one are k6 starting up at a low rate.
             broke_at = (start, w)
             break
-    lines = ["## Ramp", ""]
+    lines = ["## Highest rate that held", ""]
     result = {}
     if not held:
         lines.append(f"No {WINDOW}-second window held the thresholds (p99 < 200 ms, failures < 1%, under 1% of "

@@ -36,6 +36,10 @@ def compare(fig, baseline_path):
     if not same:
         lines += ["The baseline is of another scenario or rate: the comparison says little.", ""]
     lines += ["| figure | baseline | this run | change | verdict |", "|---|---|---|---|---|"] + rows
+    others = [run.get("resources", {}).get("other processes", {}).get("cores") for run in (base, fig)]
+    if None not in others:
+        lines += ["", f"Other processes on the machine used {others[1]:.2f} cores during this run and "
+                      f"{others[0]:.2f} during the baseline's: a busier machine alone can make a run look worse."]
     lines += ["", f"Regression: more than {100 * TOLERANCE:.0f}% worse in p99 or achieved rate: "
                   f"{'**yes**' if regressed else 'no'}."]
     return lines, regressed
