@@ -187,6 +187,12 @@ def soak(seconds, resources):
         result[name] = {"after_warm_up": start, "peak": peak, "end": end, "growth": growth}
         lines.append(f"| {name} | {start / 2**20:.1f} MiB | {peak / 2**20:.1f} MiB | {end / 2**20:.1f} MiB | "
                      f"{100 * growth:+.1f}% |")
+    if after_warm_up:
+        sockets = (after_warm_up[0]["sockets"], max(r["sockets"] for r in after_warm_up))
+        result["server_sockets"] = {"after_warm_up": sockets[0], "peak": sockets[1]}
+        lines += ["", f"Server sockets: {sockets[0]} after warm-up, {sockets[1]} at peak. Every k6 VU holds a "
+                      "connection, and k6 adds VUs when responses slow down, so the server's memory follows its "
+                      "connections: compare growth with them before calling it a leak."]
     lines += ["", "Postgres's figure grows while its backends first touch the shared buffers (256 MB): "
                   "pages of the data set being cached, not a leak."]
     first = timeline.window(seconds, t0, t0 + part)
