@@ -34,3 +34,7 @@ latency *args:
 # Installs k6, starts and seeds its own embedded Postgres, starts the server, writes target/load/<time>-<scenario>/.
 load-test *args:
     python3 scripts/load-test.py {{args}}
+
+# CPU flame graph (perf + inferno) of the server under a load-test scenario (default: the mix at 1000/s for 30s).
+profile scenario="mix" rate="1000" duration="30s":
+    python3 scripts/load-test.py --profile {{scenario}} {{rate}} {{duration}}

@@ -24,7 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import analysis, chart, compare, report, stack, timeline
+from . import analysis, chart, compare, profile, report, stack, timeline
 from .sampler import Sampler, pss_bytes, rss_bytes
 from .stack import ROOT, log
 
@@ -62,6 +62,8 @@ def parse_args():
     parser.add_argument("rate", nargs="?", type=int, help="requests per second (VUs for `users`)")
     parser.add_argument("duration", nargs="?", help="k6 duration, e.g. 60s, 5m, 1h")
     parser.add_argument("--compare", metavar="BASELINE", help="flag >10%% regressions against a report.json")
+    parser.add_argument("--profile", action="store_true",
+                        help="record the server with perf and write flamegraph.svg beside the report")
     return parser.parse_args()
 
 
@@ -116,10 +118,13 @@ def main():
                        + ([str(args.rate)] if args.rate is not None else [])
                        + ([args.duration] if args.duration else [])
                        + ([f"--compare {args.compare}"] if args.compare else []))
+    if args.profile:
+        command = command.replace("just load-test", "just profile", 1)
     if os.environ.get("DATABASE_URL"):
         log("DATABASE_URL is ignored: load tests run on their own embedded Postgres, which they may reseed")
 
     k6 = stack.ensure_k6()
+    profiler = profile.check() if args.profile else None
     binary = stack.build_release()
     started = datetime.datetime.now().astimezone()
     run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"
@@ -131,6 +136,7 @@ def main():
     postgres = stack.Postgres(binary, run_dir / "postgres.log")
     server = None
     k6_process = None
+    recording = None
     try:
         postgres.start()
         postgres.ensure_seeded(binary)
@@ -159,16 +165,22 @@ def main():
         k6_process, copier = run_k6(k6, args.scenario, run_dir, env)
         holder["k6"] = k6_process.pid
         sampler.start()
+        if profiler:
+            recording = profile.Recording(profiler[0], server.process.pid, run_dir)
         # wait4 gives k6's own CPU time once it has exited, which /proc no longer can.
         _, status, usage = os.wait4(k6_process.pid, 0)
         k6_exit = k6_process.returncode = os.waitstatus_to_exitcode(status)
         copier.join()
         sampler.stop(final_cpu={"k6": usage.ru_utime + usage.ru_stime})
+        if recording:
+            recording.stop()
         statements = postgres.statement_calls() - statements_before
         removed = postgres.remove_created(marks)
         if any(removed):
             log(f"removed what the run created: {removed[0]} notes, {removed[1]} tags")
     finally:
+        if recording is not None:
+            recording.stop()
         if k6_process is not None and k6_process.poll() is None:
             stack.stop(k6_process, "k6")
         if server is not None:
@@ -213,6 +225,14 @@ def main():
     title = f"{args.scenario}: {fig['achieved_rate']:.0f} requests/s achieved (asked {rate}), p99 " \
             f"{fig['latency_ms']['p(99)'] or 0:.1f} ms — {started:%Y-%m-%d %H:%M}"
     (run_dir / "chart.svg").write_text(chart.render(title, seconds, series))
+    if recording:
+        cpu_seconds = profile.flamegraph(profiler[0], profiler[1], recording,
+                                     f"notegraph serve under {command.removeprefix('just profile ')}",
+                                     run_dir / "flamegraph.svg")
+        with open(run_dir / "report.md", "a") as report_file:
+            report_file.write(f"\nCPU flame graph of the server (perf at {profile.FREQUENCY} samples/s of CPU "
+                              f"time, {cpu_seconds:.1f} s of the server's CPU): [flamegraph.svg](flamegraph.svg)\n")
+        log(f"flame graph: {run_dir / 'flamegraph.svg'}")
 
     print()
     print(text.split("\n## Per query")[0].split("\n## Data")[0])
