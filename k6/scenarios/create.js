@@ -1,6 +1,6 @@
 // Writes only: createNote as user 1 at a rate ramping from 10/s to RATE/s
-// (default 500) over DURATION, stopped by k6 once the thresholds break for
-// good or 1,000 iterations were dropped. Each create embeds the text and
+// (default 500) over DURATION, stopped by k6 once 1,000 iterations were
+// dropped or failures passed 1%. Each create embeds the text and
 // inserts into the HNSW index. The runner reports the highest rate that
 // held (the sustained create rate) with its p99, as for `ramp`, and deletes
 // the notes afterwards.
@@ -23,7 +23,10 @@ export const options = {
     },
   },
   thresholds: {
-    http_req_duration: [abort('p(99)<200')],
+    // Not aborted on p99: over the whole run it stays above 200 ms long
+    // after one stall of a shared machine. Saturation shows as dropped
+    // iterations once every VU waits on a slow response.
+    http_req_duration: ['p(99)<200'],
     failures: [abort('rate<0.01')],
     dropped_iterations: [abort('count<1000')],
     ...perQuery(['createNote']),

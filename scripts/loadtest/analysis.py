@@ -52,15 +52,19 @@ def _mean_cores(resources, start, end, name):
 
 
 def ramp(seconds, resources):
-    """Highest rate that held (in windows of WINDOW seconds, before the first that broke) and
-    server CPU against achieved rate below it."""
+    """Highest rate that held (in windows of WINDOW seconds, before the
+    first two in a row that broke) and CPU against achieved rate below it."""
     windows = _windows(seconds)
     held, broke_at = [], None
-    for start, w in windows:
+    for index, (start, w) in enumerate(windows):
         if holds(w):
             held.append((start, w))
-        elif held:
-            # Windows before the first held one are k6 starting up at a low rate.
+            continue
+        # Windows before the first held one are k6 starting up at a low rate,
+        # and one bad window alone is a stall of a shared machine: the rate
+        # broke where two windows in a row fail.
+        following = windows[index + 1][1] if index + 1 < len(windows) else None
+        if held and (following is None or not holds(following)):
             broke_at = (start, w)
             break
     lines = ["## Highest rate that held", ""]

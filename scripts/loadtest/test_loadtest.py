@@ -58,14 +58,15 @@ class Ramp(unittest.TestCase):
         self.assertIsNone(analysis.linear_fit([(1, 1), (2, 2)]))
 
     def test_highest_rate_held_is_before_the_first_break(self):
-        # Windows at 100, 200, 300 requests/s, then one with p99 of 500 ms, then a fast one again.
         w = analysis.WINDOW
         seconds = []
-        for index, (rate, p99) in enumerate([(100, 5), (200, 6), (300, 8), (400, 500), (500, 5)]):
+        # A lone slow window (a stall) at 250/s does not end the ramp; two in a row at 400/s do.
+        profile = [(100, 5), (200, 6), (250, 300), (300, 8), (400, 500), (450, 600), (500, 5)]
+        for index, (rate, p99) in enumerate(profile):
             seconds += [second(1000 + index * w + i, rate, p99) for i in range(w)]
-        seconds.append(second(1000 + 5 * w, 10, 5))
+        seconds.append(second(1000 + len(profile) * w, 10, 5))
         resources = [{"t": 1000 + i + 0.5, "cores": {"server": 0.1 + 0.001 * seconds[i]["requests"]},
-                      "memory": {"server": 1}} for i in range(5 * w)]
+                      "memory": {"server": 1}} for i in range(len(profile) * w)]
         lines, result = analysis.ramp(seconds, resources)
         self.assertEqual(result["highest_rate_held"], 300)
         self.assertEqual(result["broke_at_rate"], 400)
