@@ -53,3 +53,47 @@ export function perQuery(names) {
 }
 
 export const MIX_QUERIES = ['userList', 'noteDetail', 'userNotes'];
+
+/** A constant-arrival-rate scenario at RATE per second for DURATION (`extra` adds or overrides). */
+export function constantArrival(extra = {}) {
+  return {
+    executor: 'constant-arrival-rate',
+    rate: RATE,
+    timeUnit: '1s',
+    duration: DURATION,
+    preAllocatedVUs: vusFor(RATE),
+    maxVUs: vusFor(RATE) * 10,
+    ...extra,
+  };
+}
+
+/**
+ * A ramping-arrival-rate scenario from `startRate` to RATE per second over
+ * DURATION, for finding where the thresholds break. All `vus` start before
+ * the ramp, since starting VUs during it drops iterations; once every one
+ * waits on a slow response, iterations are dropped, which is saturation.
+ */
+export function rampingArrival(startRate, vus) {
+  return {
+    executor: 'ramping-arrival-rate',
+    startRate,
+    timeUnit: '1s',
+    stages: [{ target: RATE, duration: DURATION }],
+    preAllocatedVUs: vus,
+    maxVUs: vus,
+  };
+}
+
+const abort = (threshold) => ({ threshold, abortOnFail: true, delayAbortEval: '10s' });
+
+/**
+ * Thresholds of a ramp: k6 stops it once 1,000 iterations were dropped or
+ * failures passed 1% (checked from 10 s on). Not on p99: over the whole
+ * run it stays above 200 ms long after one stall of a shared machine; the
+ * runner judges latency per window instead.
+ */
+export const RAMP_THRESHOLDS = {
+  http_req_duration: ['p(99)<200'],
+  failures: [abort('rate<0.01')],
+  dropped_iterations: [abort('count<1000')],
+};

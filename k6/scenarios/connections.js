@@ -10,7 +10,7 @@
 
 import { sleep } from 'k6';
 import { Counter } from 'k6/metrics';
-import { DURATION, MIX_QUERIES, RATE, perQuery, seconds, vusFor } from '../lib/options.js';
+import { DURATION, MIX_QUERIES, constantArrival, perQuery, seconds } from '../lib/options.js';
 import { gql } from '../lib/graphql.js';
 import { mixRequest } from '../lib/queries.js';
 
@@ -26,16 +26,7 @@ export const options = {
       duration: `${seconds(DURATION) + 25}s`,
       exec: 'hold',
     },
-    mix: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      startTime: '15s',
-      preAllocatedVUs: vusFor(RATE),
-      maxVUs: vusFor(RATE) * 10,
-      exec: 'mix',
-    },
+    mix: constantArrival({ startTime: '15s', exec: 'mix' }),
   },
   thresholds: {
     'http_req_duration{scenario:mix}': ['p(99)<200'],

@@ -3,20 +3,11 @@
 // requests per second (default 1000) for DURATION (default 60s).
 // Thresholds: p(99) < 200 ms, failures < 1%.
 
-import { DURATION, MIX_QUERIES, RATE, THRESHOLDS, perQuery, vusFor } from '../lib/options.js';
+import { MIX_QUERIES, THRESHOLDS, constantArrival, perQuery } from '../lib/options.js';
 import { mixRequest } from '../lib/queries.js';
 
 export const options = {
-  scenarios: {
-    mix: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: vusFor(RATE),
-      maxVUs: vusFor(RATE) * 10,
-    },
-  },
+  scenarios: { mix: constantArrival() },
   thresholds: { ...THRESHOLDS, ...perQuery(MIX_QUERIES) },
 };
 

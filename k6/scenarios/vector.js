@@ -3,21 +3,12 @@
 // the same filtered by a tag 20%, and Note.similar 30%.
 // Thresholds: the published ones.
 
-import { DURATION, RATE, THRESHOLDS, perQuery, vusFor } from '../lib/options.js';
+import { THRESHOLDS, constantArrival, perQuery } from '../lib/options.js';
 import { data, pickUniform } from '../lib/data.js';
 import { searchText, similarNotes } from '../lib/queries.js';
 
 export const options = {
-  scenarios: {
-    vector: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: vusFor(RATE),
-      maxVUs: vusFor(RATE) * 10,
-    },
-  },
+  scenarios: { vector: constantArrival() },
   thresholds: { ...THRESHOLDS, ...perQuery(['searchText', 'searchTextTag', 'similar']) },
 };
 

@@ -4,21 +4,12 @@
 // requests, so requests per second run a little above RATE.
 // Thresholds: the published ones, and no stale read.
 
-import { DURATION, MIX_QUERIES, RATE, THRESHOLDS, perQuery, vusFor } from '../lib/options.js';
+import { MIX_QUERIES, THRESHOLDS, constantArrival, perQuery } from '../lib/options.js';
 import { mixRequest } from '../lib/queries.js';
 import { writeRequest } from '../lib/writes.js';
 
 export const options = {
-  scenarios: {
-    writes: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: vusFor(RATE),
-      maxVUs: vusFor(RATE) * 10,
-    },
-  },
+  scenarios: { writes: constantArrival() },
   thresholds: {
     ...THRESHOLDS,
     stale_reads: ['count==0'],
