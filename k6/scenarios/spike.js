@@ -1,7 +1,9 @@
 // The mix at 100/s for 20 s, a jump to RATE/s (default 2,000) held for
 // DURATION (default 30s), and back to 100/s for 40 s. The runner reports
-// latency before, during and after, and how long p99 took to recover.
-// Thresholds: the published ones, over the whole run.
+// latency before, during and after, and how long latency took to recover.
+// Thresholds: the published ones, over the whole run. The runner's
+// analysis (scripts/loadtest/analysis.py, SPIKE_LEAD and SPIKE_STEP) knows
+// this schedule.
 
 import { DURATION, MIX_QUERIES, RATE, THRESHOLDS, perQuery } from '../lib/options.js';
 import { mixRequest } from '../lib/queries.js';

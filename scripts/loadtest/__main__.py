@@ -203,7 +203,7 @@ def main():
     if args.scenario in ("ramp", "create"):
         analysis_lines, analysis_result = analysis.ramp(seconds, series)
     elif args.scenario == "spike":
-        analysis_lines, analysis_result = analysis.spike(seconds, 100, rate)
+        analysis_lines, analysis_result = analysis.spike(seconds, round(report.duration_seconds(duration)))
     elif args.scenario == "soak":
         analysis_lines, analysis_result = analysis.soak(seconds, series)
 

@@ -110,19 +110,21 @@ def ramp(seconds, resources):
     return lines, result
 
 
-def spike(seconds, base_rate, peak_rate):
-    """Latency before, during and after the spike, and how long after its end
-    latency took to come back."""
+#: k6/scenarios/spike.js: seconds at the base rate before the spike, and
+#: the seconds each change of rate takes.
+SPIKE_LEAD, SPIKE_STEP = 20, 1
+
+
+def spike(seconds, peak_seconds):
+    """Latency before, during and after the spike (from the schedule of
+    k6/scenarios/spike.js: `peak_seconds` at the top), and how long after
+    its end latency took to come back."""
     lines = ["## Spike", ""]
     if not seconds:
         return lines + ["No requests were recorded."], {}
     t0 = seconds[0]["t"]
-    threshold = (base_rate + peak_rate) / 2
-    # The spike is where completions run above the midpoint of the two rates.
-    during = [s for s in seconds if s["requests"] > threshold]
-    if not during:
-        return lines + [f"No second reached {threshold:.0f} requests/s: the spike never happened."], {}
-    spike_start, spike_end = during[0]["t"], during[-1]["t"] + 1
+    spike_start = t0 + SPIKE_LEAD
+    spike_end = spike_start + SPIKE_STEP + peak_seconds + SPIKE_STEP
     before = timeline.window(seconds, t0 + 5, spike_start)
     peak = timeline.window(seconds, spike_start, spike_end)
     baseline_p50, baseline_p99 = before["p50"] or 0.0, before["p99"] or 0.0

@@ -76,11 +76,12 @@ class Ramp(unittest.TestCase):
 
 class Spike(unittest.TestCase):
     def test_recovery_counts_from_the_end_of_the_spike(self):
+        # 20 s at 100/s, 1 s up, 8 s at 2000/s, 1 s down (ends at 30), then 100/s again.
         seconds = [second(t, 100, 2) for t in range(0, 20)]
         seconds += [second(t, 2000, 80) for t in range(20, 30)]
         seconds += [second(30, 100, 300), second(31, 100, 40), second(32, 100, 3)]
         seconds += [second(t, 100, 2) for t in range(33, 60)]
-        _, result = analysis.spike(seconds, 100, 2000)
+        _, result = analysis.spike(seconds, 8)
         self.assertEqual(result["recovery_seconds"], 2)
         self.assertEqual(result["spike_rate"], 2000)
 
