@@ -115,9 +115,13 @@ def _mib(value):
 
 def markdown(fig, analysis_lines, comparison_lines, ids_note):
     lat = fig["latency_ms"]
-    verdict = "PASSED" if fig["thresholds_passed"] else f"FAILED (k6 exit {fig['k6_exit']})"
+    verdict = "thresholds " + ("PASSED" if fig["thresholds_passed"] else f"FAILED (k6 exit {fig['k6_exit']})")
+    if "highest_rate_held" in fig["analysis"]:
+        # ramp and create run until the thresholds break: the rate where they did is the result.
+        held = fig["analysis"]["highest_rate_held"]
+        verdict = f"highest rate that held {held:.0f}/s" if held else "no rate held"
     lines = [
-        f"# Load test `{fig['scenario']}`: thresholds {verdict}",
+        f"# Load test `{fig['scenario']}`: {verdict}",
         "",
         f"- Command: `{fig['command']}`",
         f"- Started: {fig['started_at']}, commit {fig['commit']}",
