@@ -88,7 +88,7 @@ def ramp(seconds, resources):
     else:
         lines.append("- No window broke: the ramp's top rate held; raise the rate to find the knee.")
     if resources:
-        names = list(resources[0]["cores"])
+        names = list(resources[0]["memory"])
         lines += ["", f"CPU against achieved rate, per {WINDOW} s window below the knee (least squares, cores = a + b × rate):", "",
                   "| process | a (cores) | b (cores per 1000 requests/s) | R² |", "|---|---|---|---|"]
         fits = {}

@@ -90,11 +90,12 @@ def render(title, seconds, resources):
         ]),
     ]
     if resources:
-        names = list(resources[0]["cores"])
         panels.append(("CPU (cores used, from /proc)", "cores",
-                       [(name, xy(resources, lambda r, n=name: r["cores"][n])) for name in names]))
+                       [(name, xy(resources, lambda r, n=name: r["cores"].get(n)))
+                        for name in resources[0]["cores"]]))
         panels.append(("Memory (RSS; Postgres: sum of PSS)", "MiB",
-                       [(name, xy(resources, lambda r, n=name: r["memory"][n] / 2**20)) for name in names]))
+                       [(name, xy(resources, lambda r, n=name: r["memory"][n] / 2**20))
+                        for name in resources[0]["memory"]]))
     height = MARGIN_TOP + len(panels) * (PANEL_HEIGHT + GAP) + 20
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '

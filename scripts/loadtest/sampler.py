@@ -151,13 +151,16 @@ class Sampler(threading.Thread):
         return out, wall
 
     def series(self):
-        """Per-second series for the chart: t, cores used per group since the last sample, memory."""
+        """Per-second series for the chart: t, cores used per group (and by
+        other processes) since the last sample, memory, server sockets."""
         rows = []
         for previous, current in zip(self.samples, self.samples[1:]):
             dt = current[0] - previous[0]
             if dt <= 0:
                 continue
             cores = {name: (current[1][name][0] - previous[1][name][0]) / dt for name in self.groups}
+            busy = (current[1]["machine"][0] - previous[1]["machine"][0]) / dt
+            cores["other processes"] = max(0.0, busy - sum(cores.values()))
             memory = {name: current[1][name][1] for name in self.groups}
             rows.append({"t": current[0], "cores": cores, "memory": memory, "sockets": current[2]})
         return rows
