@@ -127,6 +127,7 @@ def main():
     profiler = profile.check() if args.profile else None
     binary = stack.build_release()
     started = datetime.datetime.now().astimezone()
+    tree = report.commit()
     run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"
     run_dir.mkdir(parents=True)
     log(f"results go to {run_dir}")
@@ -209,7 +210,8 @@ def main():
 
     run = {
         "scenario": args.scenario, "rate": rate, "duration": duration, "command": command,
-        "started_at": started.isoformat(timespec="seconds"), "summary": summary, "statements": statements,
+        "started_at": started.isoformat(timespec="seconds"), "commit": tree, "summary": summary,
+        "statements": statements,
         "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": description,
         "sockets_peak": max((r["sockets"] for r in series), default=None), "analysis": analysis_result,
         "follow": follow,

@@ -27,7 +27,8 @@ def _machine():
     return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
 
 
-def _commit():
+def commit():
+    """The tree's `git describe --always --dirty`; the runner takes it when the run starts."""
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
         return out.stdout.strip() or "unknown"
@@ -64,7 +65,7 @@ def figures(run):
         "rate_asked": run.get("rate"),
         "duration_asked": run.get("duration"),
         "command": run["command"],
-        "commit": _commit(),
+        "commit": run["commit"],
         "machine": _machine(),
         "started_at": run["started_at"],
         "requests": requests,
