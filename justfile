@@ -37,3 +37,12 @@ latency *args:
 # CPU per request side by side (k6 mix at a fixed rate): `just compare baseline notegraph=target/release/notegraph`.
 compare *args:
     bash bench/compare.sh {{args}}
+
+# k6 load test against a release build on this machine: `just load-test [scenario] [rate] [duration] [--compare k6/baselines/mix.json]`.
+# Installs k6, starts and seeds its own embedded Postgres, starts the server, writes target/load/<time>-<scenario>/.
+load-test *args:
+    python3 scripts/load-test.py {{args}}
+
+# CPU flame graph (perf + inferno) of the server under a load-test scenario (default: the mix at 1000/s for 30s).
+profile scenario="mix" rate="1000" duration="30s":
+    python3 scripts/load-test.py --profile {{scenario}} {{rate}} {{duration}}

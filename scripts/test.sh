@@ -22,6 +22,9 @@ if [ ! -d $audit/node_modules ] || [ $audit/package-lock.json -nt $audit/node_mo
   (cd $audit && npm ci --silent --no-audit --no-fund)
 fi
 
+# The load-test runner's own arithmetic (scripts/loadtest); needs nothing running.
+python3 -m unittest discover -s scripts/loadtest -t scripts
+
 cargo build --workspace --all-targets
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 

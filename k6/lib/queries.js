@@ -1,0 +1,84 @@
+// The query texts every scenario sends, and the published mix.
+//
+// The mix is verbatim from the issue that set the target (ids inlined in the
+// document, as published): userList 30%, noteDetail 40%, userNotes 30%.
+
+import { gql } from './graphql.js';
+import { data, pickNoteId, pickUniform, pickUserId } from './data.js';
+
+export const userList = () => gql('userList', '{ users(first: 20) { id name } }', { root: 'users' });
+
+export const noteDetail = (id = pickNoteId()) =>
+  gql('noteDetail', `{ note(id: "${id}") { id title author { name } } }`, { root: 'note' });
+
+export const userNotes = (id = pickUserId()) =>
+  gql('userNotes', `{ user(id: "${id}") { notes { id title tags { name } } } }`, { root: 'user' });
+
+/** One request of the published mix, drawn by its weights. */
+export function mixRequest() {
+  const r = Math.random();
+  if (r < 0.3) {
+    return userList();
+  }
+  if (r < 0.7) {
+    return noteDetail();
+  }
+  return userNotes();
+}
+
+// Beyond the mix: the rest of the read API, for `smoke` and `vector`.
+
+export const notesList = () =>
+  gql('notesList', '{ notes(first: 10) { id title author { name } tags { name } } }', { root: 'notes' });
+
+export const notesByTag = (tag = pickUniform(data.tags)) =>
+  gql('notesByTag', 'query($tag: String) { notes(first: 10, tag: $tag) { id title } }', {
+    variables: { tag },
+    root: 'notes',
+  });
+
+export const tagDetail = (name = pickUniform(data.tags)) =>
+  gql('tagDetail', 'query($name: String!) { tag(name: $name) { id name noteCount notes(first: 5) { id } } }', {
+    variables: { name },
+    root: 'tag',
+  });
+
+export const tagList = () => gql('tagList', '{ tags(first: 50) { id name noteCount } }', { root: 'tags' });
+
+export const me = () => gql('me', '{ me { id name email noteCount } }', { root: 'me' });
+
+export const searchText = (text = pickUniform(data.titles), tag) =>
+  gql(
+    tag ? 'searchTextTag' : 'searchText',
+    'query($text: String!, $tag: String) { searchNotes(text: $text, first: 10, tag: $tag) { score note { id title } } }',
+    { variables: { text, tag }, root: 'searchNotes' },
+  );
+
+export const similarNotes = (id = pickNoteId()) =>
+  gql('similar', `{ note(id: "${id}") { id similar(first: 5) { score note { id title } } } }`, { root: 'note' });
+
+// Writes, as the viewer `test-token` stands for (user 1).
+
+export const createNote = (title, body, tags) =>
+  gql(
+    'createNote',
+    'mutation($input: CreateNoteInput!) { createNote(input: $input) { id title tags { name } } }',
+    { variables: { input: { title, body, tags } }, root: 'createNote' },
+  );
+
+export const updateNote = (id, title) =>
+  gql('updateNote', 'mutation($id: ID!, $title: String) { updateNote(id: $id, input: { title: $title }) { id title } }', {
+    variables: { id, title },
+    root: 'updateNote',
+  });
+
+export const deleteNote = (id) =>
+  gql('deleteNote', 'mutation($id: ID!) { deleteNote(id: $id) }', { variables: { id }, root: 'deleteNote' });
+
+/** A note read back after a write; null is the right answer after a delete. */
+export const readNote = (id, { deleted = false } = {}) =>
+  gql('readAfterWrite', `{ note(id: "${id}") { id title } }`, { root: 'note', nullable: deleted });
+
+/** The newest note of the viewer, read back after a create. */
+export const newestOwnNote = () =>
+  gql('readAfterWrite', '{ me { notes(first: 1) { id } } }', { root: 'me' });

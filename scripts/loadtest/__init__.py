@@ -1,0 +1,1 @@
+"""The load-test runner behind `just load-test` (see __main__.py)."""

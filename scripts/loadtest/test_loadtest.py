@@ -1,0 +1,118 @@
+"""Tests of the load-test runner's own arithmetic, on made-up series: no k6,
+server or Postgres needed.
+
+    python3 -m unittest discover -s scripts/loadtest -t scripts
+"""
+import csv
+import gzip
+import io
+import json
+import tempfile
+import unittest
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+from loadtest import analysis, chart, compare, report, timeline
+
+
+def second(t, requests, p99, failures=0, dropped=0):
+    durations = [p99] * requests
+    return {"t": t, "requests": requests, "failures": failures, "dropped": dropped, "p50": 1.0, "p95": 1.0,
+            "p99": p99, "max": p99, "_durations": sorted(durations)}
+
+
+class Percentiles(unittest.TestCase):
+    def test_nearest_rank(self):
+        values = list(range(1, 101))
+        self.assertEqual(timeline.percentile(values, 50), 50)
+        self.assertEqual(timeline.percentile(values, 99), 99)
+        self.assertEqual(timeline.percentile(values, 100), 100)
+        self.assertEqual(timeline.percentile([7], 99), 7)
+        self.assertIsNone(timeline.percentile([], 99))
+
+    def test_reads_k6_csv_per_second_and_scenario(self):
+        rows = [
+            ["http_req_duration", "100", "2.0", "mix"], ["http_req_duration", "100", "4.0", "mix"],
+            ["failures", "100", "1", "mix"], ["http_req_duration", "101", "3.0", "mix"],
+            ["http_req_duration", "101", "900.0", "holders"], ["dropped_iterations", "101", "2", "mix"],
+            ["http_reqs", "101", "1", "mix"],
+        ]
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory, "samples.csv.gz")
+            with gzip.open(path, "wt", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["metric_name", "timestamp", "metric_value", "scenario"])
+                writer.writerows(rows)
+            seconds = timeline.read(path, scenario="mix")
+        self.assertEqual([s["t"] for s in seconds], [100, 101])
+        self.assertEqual((seconds[0]["requests"], seconds[0]["failures"], seconds[0]["p99"]), (2, 1, 4.0))
+        self.assertEqual((seconds[1]["requests"], seconds[1]["dropped"], seconds[1]["max"]), (1, 2, 3.0))
+
+
+class Ramp(unittest.TestCase):
+    def test_fit_is_exact_on_a_line(self):
+        intercept, slope, r_squared = analysis.linear_fit([(100, 0.15), (200, 0.25), (300, 0.35)])
+        self.assertAlmostEqual(intercept, 0.05)
+        self.assertAlmostEqual(slope, 0.001)
+        self.assertAlmostEqual(r_squared, 1.0)
+        self.assertIsNone(analysis.linear_fit([(1, 1), (2, 2)]))
+
+    def test_highest_rate_held_is_before_the_first_break(self):
+        w = analysis.WINDOW
+        seconds = []
+        # A lone slow window (a stall) at 250/s does not end the ramp; two in a row at 400/s do.
+        profile = [(100, 5), (200, 6), (250, 300), (300, 8), (400, 500), (450, 600), (500, 5)]
+        for index, (rate, p99) in enumerate(profile):
+            seconds += [second(1000 + index * w + i, rate, p99) for i in range(w)]
+        seconds.append(second(1000 + len(profile) * w, 10, 5))
+        resources = [{"t": 1000 + i + 0.5, "cores": {"server": 0.1 + 0.001 * seconds[i]["requests"]},
+                      "memory": {"server": 1}} for i in range(len(profile) * w)]
+        lines, result = analysis.ramp(seconds, resources)
+        self.assertEqual(result["highest_rate_held"], 300)
+        self.assertEqual(result["broke_at_rate"], 400)
+        self.assertAlmostEqual(result["cpu_fit"]["server"]["r_squared"], 1.0)
+        self.assertAlmostEqual(result["cpu_fit"]["server"]["per_1000"], 1.0)
+
+
+class Spike(unittest.TestCase):
+    def test_recovery_counts_from_the_end_of_the_spike(self):
+        # 20 s at 100/s, 1 s up, 8 s at 2000/s, 1 s down (ends at 30), then 100/s again.
+        seconds = [second(t, 100, 2) for t in range(0, 20)]
+        seconds += [second(t, 2000, 80) for t in range(20, 30)]
+        seconds += [second(30, 100, 300), second(31, 100, 40), second(32, 100, 3)]
+        seconds += [second(t, 100, 2) for t in range(33, 60)]
+        _, result = analysis.spike(seconds, 8)
+        self.assertEqual(result["recovery_seconds"], 2)
+        self.assertEqual(result["spike_rate"], 2000)
+
+
+class Outputs(unittest.TestCase):
+    def figures(self, p99, rate):
+        return {"scenario": "mix", "rate_asked": 1000, "latency_ms": {"p(99)": p99}, "achieved_rate": rate}
+
+    def test_compare_flags_more_than_ten_percent(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory, "base.json")
+            path.write_text(json.dumps({**self.figures(10.0, 1000.0), "duration_asked": "60s"}))
+            self.assertFalse(compare.compare(self.figures(10.9, 950.0), path)[1])
+            self.assertTrue(compare.compare(self.figures(11.5, 1000.0), path)[1])
+            self.assertTrue(compare.compare(self.figures(10.0, 850.0), path)[1])
+
+    def test_chart_is_well_formed_svg(self):
+        seconds = [second(t, 100, 2.0 + t) for t in range(100, 110)]
+        seconds[3]["p99"] = None
+        resources = [{"t": 100.5 + i, "cores": {"server": 0.1, "k6": 0.2}, "memory": {"server": 2**20, "k6": 2**21},
+                      "sockets": 3} for i in range(10)]
+        svg = chart.render("mix & more", seconds, resources)
+        root = ElementTree.parse(io.StringIO(svg)).getroot()
+        self.assertTrue(root.tag.endswith("svg"))
+        self.assertEqual(svg.count("<path "), 2 + 3 + 2 + 2 + 1)
+
+    def test_k6_durations(self):
+        self.assertEqual(report.duration_seconds("1h30m"), 5400)
+        self.assertEqual(report.duration_seconds("90s"), 90)
+        self.assertIsNone(report.duration_seconds(None))
+
+
+if __name__ == "__main__":
+    unittest.main()
