@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::graphql::{EventBus, SchemaDeps, build_schema};
+use crate::graphql::{EventBus, SchemaDeps, SchemaSettings, build_schema};
 use crate::http::{AppState, Limits, router};
 
 /// A bound, ready-to-serve server.
@@ -27,17 +27,27 @@ impl Application {
     /// Builds the schema, loaders and router over an open (migrated) pool
     /// and binds the listen address (port 0 picks a free port).
     pub async fn build(config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
+        config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
-        let schema = build_schema(SchemaDeps {
-            pool: pool.clone(),
-            loaders,
-            embedder: Arc::new(embed::HashEmbedder::default()),
-            events: EventBus::default(),
-        });
+        let schema = build_schema(
+            SchemaDeps {
+                pool: pool.clone(),
+                loaders,
+                embedder: Arc::new(embed::HashEmbedder::default()),
+                events: EventBus::default(),
+            },
+            SchemaSettings {
+                limits: config.graphql.limits(),
+                timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
+                introspection: config.introspection_enabled(),
+                suggestions: config.suggestions_enabled(),
+            },
+        );
         let limits = Limits {
-            timeout: Duration::from_secs(config.http.http_timeout_secs),
+            timeout: Duration::from_millis(config.http.http_timeout_ms),
             body_limit_bytes: config.http.body_limit_bytes,
+            max_concurrent_requests: config.http.max_concurrent_requests,
         };
         let router = router(AppState { schema, auth, pool }, limits);
         let listener =

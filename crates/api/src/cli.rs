@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: &Config) -> anyhow::Result<()> {
     // Before the database: a refused start should not start Postgres first.
     config.check_safe_to_serve()?;
+    config.check_timeouts().map_err(anyhow::Error::msg)?;
     let database = Database::open(&config.db).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");

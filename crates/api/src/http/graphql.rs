@@ -215,6 +215,14 @@ pub(super) async fn post(
             );
         }
     };
+    // Batches (a JSON array of requests) are refused: one body would buy
+    // many executions past the per-request limits and the load shedding.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return reject(
+            media,
+            Rejection::bad_request("batched requests (a JSON array) are not accepted; send one object"),
+        );
+    }
     // One pass from bytes to parameters; serde's error category tells a
     // body that is not JSON from one that is not a parameter object.
     let params = match serde_json::from_slice::<Params>(&body) {

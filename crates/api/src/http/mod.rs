@@ -10,10 +10,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::load_shed::error::Overloaded;
 use tower::timeout::TimeoutLayer;
 use tower::timeout::error::Elapsed;
 use tower::{BoxError, ServiceBuilder};
@@ -43,6 +48,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Largest accepted body.
     pub body_limit_bytes: usize,
+    /// Requests executing at once on `/graphql` before the rest are shed.
+    pub max_concurrent_requests: usize,
 }
 
 /// Builds the application's router.
@@ -61,12 +68,20 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             tracing::info_span!("request", http.method = %request.method(), http.route = path, request.id = id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(HandleErrorLayer::new(timed_out))
+        .layer(HandleErrorLayer::new(layer_error))
         .layer(TimeoutLayer::new(limits.timeout))
         .layer(CompressionLayer::new());
+    // Load shedding on the GraphQL routes only, so probes still answer
+    // under load. One semaphore shared by GET and POST (a plain
+    // `ConcurrencyLimitLayer` would make one per method); `LoadShed` turns
+    // "no permit now" into an immediate error instead of a queue.
+    let shedding = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(layer_error))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests));
     Router::new()
         .route("/", get(graphiql))
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql", get(graphql::get).post(graphql::post).route_layer(shedding))
         .route("/graphql/ws", get(ws::subscribe))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -94,18 +109,28 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, &ApiError::NotFound("no such endpoint".into()))
 }
 
-/// Answers a request the timeout layer gave up on. 504 Gateway Timeout:
-/// the server stopped waiting for the work behind the request (mostly the
-/// database), which is what clients and proxies read as a timeout. 408
-/// would blame the client for sending slowly, and 503 is our
-/// SERVICE_UNAVAILABLE (no capacity now, retry later).
-async fn timed_out(err: BoxError) -> Response {
+/// Answers a request a layer gave up on.
+///
+/// Timeout: 504 Gateway Timeout: the server stopped waiting for the work
+/// behind the request (mostly the database), which is what clients and
+/// proxies read as a timeout. 408 would blame the client for sending
+/// slowly.
+///
+/// Shed: 503 with `Retry-After`: no capacity now, retry later. Answered at
+/// once, so clients back off instead of piling onto a queue.
+async fn layer_error(err: BoxError) -> Response {
     if err.is::<Elapsed>() {
         tracing::warn!(exception.type = "TIMEOUT", "request timed out");
         return error_response(StatusCode::GATEWAY_TIMEOUT, &ApiError::Timeout);
     }
-    // The router cannot fail (its error type is `Infallible`), so the
-    // timeout is the only source of errors; stay safe all the same.
+    if err.is::<Overloaded>() {
+        tracing::warn!(exception.type = "SERVICE_UNAVAILABLE", "request shed");
+        let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &ApiError::ServiceUnavailable);
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    // The router cannot fail (its error type is `Infallible`), so these
+    // layers are the only sources of errors; stay safe all the same.
     tracing::error!(exception.type = "INTERNAL", error.message = %err, "middleware error");
     error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal)
 }
