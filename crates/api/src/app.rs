@@ -14,12 +14,13 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql::{EventBus, SchemaDeps, SchemaSettings, build_schema};
-use crate::http::{AppState, Limits, router};
+use crate::http::{AppState, ConnectionLimits, Limits, router, serve};
 
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    connection_limits: ConnectionLimits,
     grace: Duration,
 }
 
@@ -52,7 +53,12 @@ impl Application {
         let router = router(AppState { schema, auth, pool }, limits);
         let listener =
             TcpListener::bind(config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        Ok(Self { listener, router, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+        let connection_limits = ConnectionLimits {
+            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+            max_headers: config.http.max_headers,
+            max_header_bytes: config.http.max_header_bytes,
+        };
+        Ok(Self { listener, router, connection_limits, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
     }
 
     /// The address actually bound.
@@ -65,7 +71,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr()?, "serving");
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let serve = serve(self.listener, self.router, self.connection_limits, async move {
             shutdown.await;
             tracing::info!("draining in-flight requests");
             let _ = draining_tx.send(());
@@ -79,7 +85,7 @@ impl Application {
             }
         };
         tokio::select! {
-            result = serve => result.context("serving HTTP")?,
+            () = serve => {}
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping in-flight requests"),
         }
         tracing::info!("stopped");

@@ -16,6 +16,12 @@ pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 30_000;
 /// The GraphQL execution deadline: inside the HTTP one, so a slow
 /// execution still answers with a GraphQL `TIMEOUT` error, not a 504.
 pub const DEFAULT_GRAPHQL_TIMEOUT_MS: u64 = 25_000;
+/// See [`HttpConfig::header_read_timeout_ms`].
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// See [`HttpConfig::max_headers`]: browsers send about 20.
+pub const DEFAULT_MAX_HEADERS: usize = 64;
+/// See [`HttpConfig::max_header_bytes`].
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// See [`HttpConfig::max_concurrent_requests`].
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 /// Largest accepted request body; GraphQL documents are small.
@@ -260,6 +266,18 @@ pub struct HttpConfig {
     /// immediate 503 with `Retry-After`, instead of a queue that times out.
     #[arg(long, env = "NOTEGRAPH_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS, global = true)]
     pub max_concurrent_requests: usize,
+    /// How long a connection may take to send a request's headers, in ms;
+    /// also how long an idle keep-alive connection stays open. Cuts off
+    /// clients that trickle headers (slowloris).
+    #[arg(long, env = "NOTEGRAPH_HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS, global = true)]
+    pub header_read_timeout_ms: u64,
+    /// Most headers in one request; more is answered 431.
+    #[arg(long, env = "NOTEGRAPH_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS, global = true)]
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes (at
+    /// least 8192); more is answered 431.
+    #[arg(long, env = "NOTEGRAPH_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, global = true)]
+    pub max_header_bytes: usize,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "NOTEGRAPH_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT_BYTES, global = true)]
     pub body_limit_bytes: usize,

@@ -3,16 +3,19 @@
 
 mod graphql;
 mod health;
+mod serve;
 mod ws;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -25,6 +28,8 @@ use tower::{BoxError, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+pub use serve::{ConnectionLimits, serve};
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
@@ -87,10 +92,25 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
         // Read by the `Bytes` extractor, whose rejection the handler turns
-        // into a GraphQL error (tower-http's limit layer answers in plain text).
+        // into a GraphQL error (tower-http's limit layer answers in plain
+        // text); that catches chunked bodies while they stream. A declared
+        // length over the limit is refused before any of the body is read.
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(limits.body_limit_bytes, refuse_oversized))
         .layer(layers)
         .with_state(state)
+}
+
+/// Answers 413 at once when `Content-Length` declares more than the limit,
+/// instead of reading a body that will be refused.
+async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        let error = ApiError::bad_input(format!("the request body is over the limit of {limit} bytes"));
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE, &error);
+    }
+    next.run(request).await
 }
 
 /// `GET /`: GraphiQL, pointed at this server.

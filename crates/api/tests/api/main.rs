@@ -8,6 +8,7 @@
 
 mod auth;
 mod helpers;
+mod hostile_http;
 mod http_spec;
 mod lifecycle;
 mod limits;
