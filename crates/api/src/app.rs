@@ -13,13 +13,14 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::graphql::{EventBus, SchemaDeps, build_schema};
-use crate::http::{AppState, Limits, router};
+use crate::graphql::{EventBus, SchemaDeps, SchemaSettings, build_schema};
+use crate::http::{AppState, ConnectionLimits, Limits, router, serve};
 
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    connection_limits: ConnectionLimits,
     grace: Duration,
 }
 
@@ -33,20 +34,35 @@ impl Application {
     /// Like [`Application::build`], on a listener bound beforehand (by
     /// [`listen`]), so that a taken port fails before the database starts.
     pub fn build_on(listener: TcpListener, config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
+        config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
-        let schema = build_schema(SchemaDeps {
-            pool: pool.clone(),
-            loaders,
-            embedder: Arc::new(embed::HashEmbedder::default()),
-            events: EventBus::default(),
-        });
+        let schema = build_schema(
+            SchemaDeps {
+                pool: pool.clone(),
+                loaders,
+                embedder: Arc::new(embed::HashEmbedder::default()),
+                events: EventBus::default(),
+            },
+            SchemaSettings {
+                limits: config.graphql.limits(),
+                timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
+                introspection: config.introspection_enabled(),
+                suggestions: config.suggestions_enabled(),
+            },
+        );
         let limits = Limits {
-            timeout: Duration::from_secs(config.http.http_timeout_secs),
+            timeout: Duration::from_millis(config.http.http_timeout_ms),
             body_limit_bytes: config.http.body_limit_bytes,
+            max_concurrent_requests: config.http.max_concurrent_requests,
         };
         let router = router(AppState { schema, auth, pool }, limits);
-        Ok(Self { listener, router, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+        let connection_limits = ConnectionLimits {
+            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+            max_headers: config.http.max_headers,
+            max_header_bytes: config.http.max_header_bytes,
+        };
+        Ok(Self { listener, router, connection_limits, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
     }
 
     /// The address actually bound.
@@ -60,7 +76,7 @@ impl Application {
         // At debug: `serve` tells the person, or the JSON log, itself.
         tracing::debug!(address = %self.local_addr()?, "serving");
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let serve = serve(self.listener, self.router, self.connection_limits, async move {
             shutdown.await;
             tracing::info!("draining in-flight requests");
             let _ = draining_tx.send(());
@@ -74,7 +90,7 @@ impl Application {
             }
         };
         tokio::select! {
-            result = serve => result.context("serving HTTP")?,
+            () = serve => {}
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping in-flight requests"),
         }
         tracing::info!("stopped");

@@ -45,6 +45,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // Before the database: a refused start, or a port already taken, should
     // not start (or install) Postgres first.
     config.check_safe_to_serve()?;
+    config.check_timeouts().map_err(anyhow::Error::msg)?;
     let listener = app::listen(config.http.listen).await?;
     let database = Database::open(&config.db).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {

@@ -12,7 +12,18 @@ use clap::{Args, Parser, Subcommand};
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The whole-request HTTP deadline, the outermost of the timeout hierarchy.
-pub const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 30_000;
+/// The GraphQL execution deadline: inside the HTTP one, so a slow
+/// execution still answers with a GraphQL `TIMEOUT` error, not a 504.
+pub const DEFAULT_GRAPHQL_TIMEOUT_MS: u64 = 25_000;
+/// See [`HttpConfig::header_read_timeout_ms`].
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// See [`HttpConfig::max_headers`]: browsers send about 20.
+pub const DEFAULT_MAX_HEADERS: usize = 64;
+/// See [`HttpConfig::max_header_bytes`].
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// See [`HttpConfig::max_concurrent_requests`].
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 /// Largest accepted request body; GraphQL documents are small.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long in-flight requests may run after a shutdown signal.
@@ -23,12 +34,32 @@ pub const DEFAULT_DATA_DIR: &str = ".notegraph";
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
 /// See [`DbConfig::db_acquire_timeout_ms`].
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
-/// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL > DB).
-pub const DEFAULT_DB_STATEMENT_TIMEOUT_MS: u64 = 20_000;
+/// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL 25 s >
+/// DB 20 s): a statement ends before the execution that waits for it.
+pub const DEFAULT_DB_TIMEOUT_MS: u64 = 20_000;
 /// See [`DbConfig::hnsw_ef_search`].
 pub const DEFAULT_HNSW_EF_SEARCH: u32 = 100;
 /// See [`GraphqlConfig::loader_delay_us`].
 pub const DEFAULT_LOADER_DELAY_US: u64 = 0;
+/// Deepest field nesting an operation may have; the deepest query the
+/// clients need (`notes { similar { note { author { notes { tags { name } } } } } }`) is 7.
+pub const DEFAULT_MAX_DEPTH: usize = 12;
+/// Highest operation cost (each field 1, a list's subtree times its
+/// `first`): the heaviest measured query in the README costs 14,050.
+pub const DEFAULT_MAX_COMPLEXITY: u64 = 25_000;
+/// Aliases in one document: enough for a dashboard, too few to fan one
+/// expensive root field out hundreds of times.
+pub const DEFAULT_MAX_ALIASES: usize = 30;
+/// Fields at the root of the executed operation.
+pub const DEFAULT_MAX_ROOT_FIELDS: usize = 20;
+/// Largest document, in bytes: long documents are a parser workload, and
+/// long texts belong in variables.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 32 * 1024;
+/// Most lexical tokens in a document (the standard introspection query has
+/// about 300).
+pub const DEFAULT_MAX_TOKENS: usize = 4_000;
+/// Most directives on one field or fragment.
+pub const DEFAULT_MAX_DIRECTIVES_PER_FIELD: usize = 4;
 /// The development signing key; the server warns when it is in use.
 pub const DEFAULT_JWT_SECRET: &str = "notegraph-development-secret";
 /// Development tokens: the published k6 mix sends `Bearer test-token`.
@@ -128,9 +159,49 @@ pub struct Config {
     /// the `test-token` static token on any address, not only on loopback.
     #[arg(long, env = "NOTEGRAPH_DEV", global = true)]
     pub dev: bool,
+    /// The deployment environment; `production` turns field suggestions
+    /// and introspection off unless they are set explicitly.
+    #[arg(long, env = "NOTEGRAPH_ENV", value_enum, default_value_t = Environment::Development, global = true)]
+    pub env: Environment,
+}
+
+/// Where the server runs; decides defaults that trade convenience for
+/// exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    /// A developer's machine or a test: introspection and suggestions on.
+    Development,
+    /// Facing untrusted clients: introspection and suggestions off.
+    Production,
 }
 
 impl Config {
+    /// Refuses a timeout hierarchy that is not strictly ordered
+    /// (HTTP > GraphQL > DB): an inner deadline must fire first, so that
+    /// its precise error reaches the client and its work stops.
+    pub fn check_timeouts(&self) -> Result<(), String> {
+        let (http, graphql, db) = (self.http.http_timeout_ms, self.graphql.graphql_timeout_ms, self.db.db_timeout_ms);
+        if db == 0 || !(http > graphql && graphql > db) {
+            return Err(format!(
+                "timeouts must be ordered NOTEGRAPH_HTTP_TIMEOUT_MS ({http}) > NOTEGRAPH_GRAPHQL_TIMEOUT_MS ({graphql}) \
+                 > NOTEGRAPH_DB_TIMEOUT_MS ({db}) > 0"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether introspection queries are answered: as set, else on outside
+    /// production.
+    pub fn introspection_enabled(&self) -> bool {
+        self.graphql.introspection.unwrap_or(self.env != Environment::Production)
+    }
+
+    /// Whether errors suggest field names ("did you mean …"): as set, else
+    /// on outside production.
+    pub fn suggestions_enabled(&self) -> bool {
+        self.graphql.field_suggestions.unwrap_or(self.env != Environment::Production)
+    }
+
     /// Refuses to serve the development credentials on an address other
     /// machines can reach, where anyone who read the README could sign in.
     /// Loopback addresses (127.0.0.0/8, ::1) and `--dev` keep the defaults
@@ -192,9 +263,25 @@ pub struct HttpConfig {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "NOTEGRAPH_LISTEN", default_value = DEFAULT_LISTEN, global = true)]
     pub listen: SocketAddr,
-    /// Deadline for a whole HTTP request, in seconds.
-    #[arg(long, env = "NOTEGRAPH_HTTP_TIMEOUT_SECS", default_value_t = DEFAULT_HTTP_TIMEOUT_SECS, global = true)]
-    pub http_timeout_secs: u64,
+    /// Deadline for a whole HTTP request, in ms; past it the answer is 504.
+    #[arg(long, env = "NOTEGRAPH_HTTP_TIMEOUT_MS", default_value_t = DEFAULT_HTTP_TIMEOUT_MS, global = true)]
+    pub http_timeout_ms: u64,
+    /// Requests executing at once on `/graphql`; beyond it the answer is an
+    /// immediate 503 with `Retry-After`, instead of a queue that times out.
+    #[arg(long, env = "NOTEGRAPH_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS, global = true)]
+    pub max_concurrent_requests: usize,
+    /// How long a connection may take to send a request's headers, in ms;
+    /// also how long an idle keep-alive connection stays open. Cuts off
+    /// clients that trickle headers (slowloris).
+    #[arg(long, env = "NOTEGRAPH_HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS, global = true)]
+    pub header_read_timeout_ms: u64,
+    /// Most headers in one request; more is answered 431.
+    #[arg(long, env = "NOTEGRAPH_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS, global = true)]
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes (at
+    /// least 8192); more is answered 431.
+    #[arg(long, env = "NOTEGRAPH_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, global = true)]
+    pub max_header_bytes: usize,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "NOTEGRAPH_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT_BYTES, global = true)]
     pub body_limit_bytes: usize,
@@ -223,9 +310,9 @@ pub struct DbConfig {
     /// How long a request waits for a connection before SERVICE_UNAVAILABLE, in ms.
     #[arg(long, env = "NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_MS, global = true)]
     pub db_acquire_timeout_ms: u64,
-    /// Server-side limit on one SQL statement, in ms.
-    #[arg(long, env = "NOTEGRAPH_DB_STATEMENT_TIMEOUT_MS", default_value_t = DEFAULT_DB_STATEMENT_TIMEOUT_MS, global = true)]
-    pub db_statement_timeout_ms: u64,
+    /// Server-side limit on one SQL statement (`statement_timeout`), in ms.
+    #[arg(long, env = "NOTEGRAPH_DB_TIMEOUT_MS", default_value_t = DEFAULT_DB_TIMEOUT_MS, global = true)]
+    pub db_timeout_ms: u64,
     /// HNSW candidate list size for vector search (recall vs speed).
     #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH", default_value_t = DEFAULT_HNSW_EF_SEARCH, global = true)]
     pub hnsw_ef_search: u32,
@@ -238,7 +325,7 @@ impl DbConfig {
             url,
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
-            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_timeout_ms),
             hnsw_ef_search: self.hnsw_ef_search,
         }
     }
@@ -265,6 +352,54 @@ pub struct GraphqlConfig {
     /// requests, paid once per level of every query (docs/batching.md).
     #[arg(long, env = "NOTEGRAPH_LOADER_DELAY_US", default_value_t = DEFAULT_LOADER_DELAY_US, global = true)]
     pub loader_delay_us: u64,
+    /// Deadline for executing one operation, in ms; past it the answer is
+    /// a GraphQL error with code TIMEOUT.
+    #[arg(long, env = "NOTEGRAPH_GRAPHQL_TIMEOUT_MS", default_value_t = DEFAULT_GRAPHQL_TIMEOUT_MS, global = true)]
+    pub graphql_timeout_ms: u64,
+    /// Answer introspection queries; default: on unless NOTEGRAPH_ENV=production.
+    #[arg(long, env = "NOTEGRAPH_INTROSPECTION", action = clap::ArgAction::Set, global = true)]
+    pub introspection: Option<bool>,
+    /// Suggest field names in validation errors; default: on unless
+    /// NOTEGRAPH_ENV=production.
+    #[arg(long, env = "NOTEGRAPH_FIELD_SUGGESTIONS", action = clap::ArgAction::Set, global = true)]
+    pub field_suggestions: Option<bool>,
+    /// Deepest field nesting of an operation.
+    #[arg(long, env = "NOTEGRAPH_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH, global = true)]
+    pub max_depth: usize,
+    /// Highest operation cost: each field costs 1, and a list field's
+    /// subtree is multiplied by its `first` (or its default).
+    #[arg(long, env = "NOTEGRAPH_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY, global = true)]
+    pub max_complexity: u64,
+    /// Most aliases in one document.
+    #[arg(long, env = "NOTEGRAPH_MAX_ALIASES", default_value_t = DEFAULT_MAX_ALIASES, global = true)]
+    pub max_aliases: usize,
+    /// Most fields at the root of the executed operation.
+    #[arg(long, env = "NOTEGRAPH_MAX_ROOT_FIELDS", default_value_t = DEFAULT_MAX_ROOT_FIELDS, global = true)]
+    pub max_root_fields: usize,
+    /// Largest document, in bytes.
+    #[arg(long, env = "NOTEGRAPH_MAX_DOCUMENT_BYTES", default_value_t = DEFAULT_MAX_DOCUMENT_BYTES, global = true)]
+    pub max_document_bytes: usize,
+    /// Most lexical tokens in a document.
+    #[arg(long, env = "NOTEGRAPH_MAX_TOKENS", default_value_t = DEFAULT_MAX_TOKENS, global = true)]
+    pub max_tokens: usize,
+    /// Most directives on one field or fragment.
+    #[arg(long, env = "NOTEGRAPH_MAX_DIRECTIVES_PER_FIELD", default_value_t = DEFAULT_MAX_DIRECTIVES_PER_FIELD, global = true)]
+    pub max_directives_per_field: usize,
+}
+
+impl GraphqlConfig {
+    /// The operation limits these settings describe.
+    pub fn limits(&self) -> crate::graphql::OperationLimits {
+        crate::graphql::OperationLimits {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            max_aliases: self.max_aliases,
+            max_root_fields: self.max_root_fields,
+            max_document_bytes: self.max_document_bytes,
+            max_tokens: self.max_tokens,
+            max_directives_per_field: self.max_directives_per_field,
+        }
+    }
 }
 
 /// Logging settings.
@@ -341,7 +476,8 @@ mod tests {
         let cli = Cli::parse_from(["notegraph"]);
         assert!(cli.command.is_none());
         assert_eq!(cli.config.http.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(cli.config.http.http_timeout_secs, DEFAULT_HTTP_TIMEOUT_SECS);
+        assert_eq!(cli.config.http.http_timeout_ms, DEFAULT_HTTP_TIMEOUT_MS);
+        assert!(cli.config.check_timeouts().is_ok());
     }
 
     /// The command line `notegraph <args>`.
@@ -387,6 +523,30 @@ mod tests {
         assert_eq!(non_empty(""), Ok(false));
         assert_eq!(non_empty("0"), Ok(true));
         assert!(config(&["--no-color"]).telemetry.no_color);
+    }
+
+    #[test]
+    fn timeouts_must_be_strictly_ordered() {
+        let equal = config(&["--graphql-timeout-ms", "20000"]).check_timeouts().unwrap_err();
+        assert!(equal.contains("NOTEGRAPH_GRAPHQL_TIMEOUT_MS (20000)"), "{equal}");
+        assert!(config(&["--http-timeout-ms", "1000"]).check_timeouts().is_err());
+        assert!(
+            config(&["--db-timeout-ms", "0", "--graphql-timeout-ms", "5", "--http-timeout-ms", "9"])
+                .check_timeouts()
+                .is_err()
+        );
+        let custom = ["--http-timeout-ms", "3000", "--graphql-timeout-ms", "2000", "--db-timeout-ms", "1500"];
+        assert!(config(&custom).check_timeouts().is_ok());
+    }
+
+    #[test]
+    fn production_hides_the_schema_unless_asked() {
+        let dev = config(&[]);
+        assert!(dev.introspection_enabled() && dev.suggestions_enabled());
+        let prod = config(&["--env", "production"]);
+        assert!(!prod.introspection_enabled() && !prod.suggestions_enabled());
+        let asked = config(&["--env", "production", "--introspection", "true"]);
+        assert!(asked.introspection_enabled() && !asked.suggestions_enabled());
     }
 
     #[test]

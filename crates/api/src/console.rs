@@ -44,7 +44,7 @@ pub fn print_listening(config: &Config, address: SocketAddr) {
 /// Every setting by the environment variable that sets it, in the order of
 /// the README's table; secrets masked.
 fn settings(config: &Config) -> Vec<(&'static str, String)> {
-    let (http, db, auth) = (&config.http, &config.db, &config.auth);
+    let (http, db, auth, graphql) = (&config.http, &config.db, &config.auth, &config.graphql);
     let database_url = match &db.database_url {
         Some(url) => redact_url(url.expose()),
         None => format!("unset: the embedded Postgres in {}", db.data_dir.display()),
@@ -58,14 +58,29 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_DEMO_DATA", db.demo_data.to_string()),
         ("NOTEGRAPH_DB_MAX_CONNECTIONS", db.db_max_connections.to_string()),
         ("NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", db.db_acquire_timeout_ms.to_string()),
-        ("NOTEGRAPH_DB_STATEMENT_TIMEOUT_MS", db.db_statement_timeout_ms.to_string()),
+        ("NOTEGRAPH_DB_TIMEOUT_MS", db.db_timeout_ms.to_string()),
         ("NOTEGRAPH_HNSW_EF_SEARCH", db.hnsw_ef_search.to_string()),
-        ("NOTEGRAPH_HTTP_TIMEOUT_SECS", http.http_timeout_secs.to_string()),
+        ("NOTEGRAPH_HTTP_TIMEOUT_MS", http.http_timeout_ms.to_string()),
+        ("NOTEGRAPH_GRAPHQL_TIMEOUT_MS", graphql.graphql_timeout_ms.to_string()),
+        ("NOTEGRAPH_MAX_CONCURRENT_REQUESTS", http.max_concurrent_requests.to_string()),
+        ("NOTEGRAPH_HEADER_READ_TIMEOUT_MS", http.header_read_timeout_ms.to_string()),
+        ("NOTEGRAPH_MAX_HEADERS", http.max_headers.to_string()),
+        ("NOTEGRAPH_MAX_HEADER_BYTES", http.max_header_bytes.to_string()),
         ("NOTEGRAPH_BODY_LIMIT_BYTES", http.body_limit_bytes.to_string()),
         ("NOTEGRAPH_SHUTDOWN_GRACE_SECS", http.shutdown_grace_secs.to_string()),
+        ("NOTEGRAPH_MAX_DEPTH", graphql.max_depth.to_string()),
+        ("NOTEGRAPH_MAX_COMPLEXITY", graphql.max_complexity.to_string()),
+        ("NOTEGRAPH_MAX_ALIASES", graphql.max_aliases.to_string()),
+        ("NOTEGRAPH_MAX_ROOT_FIELDS", graphql.max_root_fields.to_string()),
+        ("NOTEGRAPH_MAX_DOCUMENT_BYTES", graphql.max_document_bytes.to_string()),
+        ("NOTEGRAPH_MAX_TOKENS", graphql.max_tokens.to_string()),
+        ("NOTEGRAPH_MAX_DIRECTIVES_PER_FIELD", graphql.max_directives_per_field.to_string()),
+        ("NOTEGRAPH_INTROSPECTION", config.introspection_enabled().to_string()),
+        ("NOTEGRAPH_FIELD_SUGGESTIONS", config.suggestions_enabled().to_string()),
         ("NOTEGRAPH_JWT_SECRET", jwt_secret.to_owned()),
         ("NOTEGRAPH_STATIC_TOKENS", redact_tokens(auth.static_tokens.expose())),
         ("NOTEGRAPH_DEV", config.dev.to_string()),
+        ("NOTEGRAPH_ENV", format!("{:?}", config.env).to_lowercase()),
         ("NOTEGRAPH_LOADER_DELAY_US", config.graphql.loader_delay_us.to_string()),
         ("RUST_LOG", config.telemetry.log_filter.clone()),
         ("NOTEGRAPH_LOG_FORMAT", log_format.unwrap_or_default()),

@@ -9,6 +9,7 @@
 mod args;
 mod embedding;
 mod events;
+mod limits;
 mod mutation;
 mod query;
 mod schema;
@@ -16,9 +17,10 @@ mod subscription;
 mod types;
 
 pub use events::EventBus;
+pub use limits::OperationLimits;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use schema::{AppSchema, BatchedSchema, SchemaDeps, build_schema, sdl};
+pub use schema::{AppSchema, BatchedSchema, SchemaDeps, SchemaSettings, build_schema, sdl};
 pub use subscription::SubscriptionRoot;
 
 use async_graphql::Context;

@@ -4,14 +4,16 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::{Data, Executor, Request, Response, Schema};
+use async_graphql::{Data, ErrorExtensionValues, Executor, Request, Response, Schema, ServerError};
 use embed::Embedder;
 use loaders::{Loaders, Tracked};
 
 use super::embedding::SharedEmbedder;
 use super::events::EventBus;
+use super::limits::{Limiter, OperationLimits};
 use super::mutation::MutationRoot;
 use super::query::QueryRoot;
 use super::subscription::SubscriptionRoot;
@@ -31,34 +33,94 @@ pub struct SchemaDeps {
     pub events: EventBus,
 }
 
-/// The schema, run so that every execution and subscription is
-/// [`Tracked`]: its loads then batch exactly (docs/batching.md).
+/// How operations are checked and bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaSettings {
+    /// Checked before any resolver runs.
+    pub limits: OperationLimits,
+    /// How long one execution may run before it answers TIMEOUT.
+    pub timeout: Duration,
+    /// Answer `__schema` and `__type`.
+    pub introspection: bool,
+    /// Suggest field names in validation errors.
+    pub suggestions: bool,
+}
+
+/// The schema, run so that every operation is first checked against the
+/// operation limits, and every execution and subscription is [`Tracked`]
+/// (its loads then batch exactly, docs/batching.md) and bounded by the
+/// GraphQL timeout.
 ///
 /// A wrapper rather than a schema extension: with any extension registered,
 /// async-graphql runs every field through the extension chain, which costs
 /// an allocation per field.
 #[derive(Clone)]
-pub struct BatchedSchema(AppSchema);
+pub struct BatchedSchema {
+    schema: AppSchema,
+    limiter: Arc<Limiter>,
+    timeout: Duration,
+}
 
 impl Executor for BatchedSchema {
-    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
-        Tracked::new(Box::pin(self.0.execute(request)))
+    fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
+        let checked = self.limiter.check(&mut request);
+        let execution = Tracked::new(Box::pin(self.schema.execute(request)));
+        let timeout = self.timeout;
+        async move {
+            if let Err(refusal) = checked {
+                return Response::from_errors(vec![refusal]);
+            }
+            // Dropping the execution drops its pending loads; a statement
+            // already sent ends by its own `statement_timeout`, which the
+            // hierarchy (DB < GraphQL) makes shorter than this deadline.
+            match tokio::time::timeout(timeout, execution).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(exception.type = "TIMEOUT", "graphql execution timed out");
+                    Response::from_errors(vec![timed_out()])
+                }
+            }
+        }
     }
 
-    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        Box::pin(Tracked::new(self.0.execute_stream_with_session_data(request, session_data.unwrap_or_default())))
+    fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
+        if let Err(refusal) = self.limiter.check(&mut request) {
+            return Box::pin(async_graphql::futures_util::stream::once(
+                async move { Response::from_errors(vec![refusal]) },
+            ));
+        }
+        Box::pin(Tracked::new(self.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default())))
     }
 }
 
-/// Builds the schema with its shared data.
-pub fn build_schema(deps: SchemaDeps) -> BatchedSchema {
-    let schema = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+/// The error of an execution that ran past the GraphQL timeout.
+fn timed_out() -> ServerError {
+    let error = crate::error::ApiError::Timeout;
+    let mut server_error = ServerError::new(error.message(), None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", error.code());
+    server_error.extensions = Some(extensions);
+    server_error
+}
+
+/// Builds the schema with its shared data and settings.
+pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(deps.pool)
         .data(deps.loaders)
         .data(SharedEmbedder(deps.embedder))
-        .data(deps.events)
-        .finish();
-    BatchedSchema(schema)
+        .data(deps.events);
+    if !settings.introspection {
+        builder = builder.disable_introspection();
+    }
+    if !settings.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    BatchedSchema {
+        schema: builder.finish(),
+        limiter: Arc::new(Limiter::new(settings.limits)),
+        timeout: settings.timeout,
+    }
 }
 
 /// The schema's SDL, for `notegraph print-schema`; needs no database.

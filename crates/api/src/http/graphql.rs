@@ -215,6 +215,14 @@ pub(super) async fn post(
             );
         }
     };
+    // Batches (a JSON array of requests) are refused: one body would buy
+    // many executions past the per-request limits and the load shedding.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return reject(
+            media,
+            Rejection::bad_request("batched requests (a JSON array) are not accepted; send one object"),
+        );
+    }
     // One pass from bytes to parameters; serde's error category tells a
     // body that is not JSON from one that is not a parameter object.
     let params = match serde_json::from_slice::<Params>(&body) {
@@ -294,8 +302,15 @@ fn encode(media: MediaType, response: Response) -> HttpResponse {
         data: (!request_error).then_some(&response.data),
         extensions: &response.extensions,
     };
-    let status =
-        if request_error && media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    // With the newer media type a request error needs a 4xx or 5xx: an
+    // execution that ran out of time is the server's (504), any other
+    // error before execution is the client's (400).
+    let timed_out = body.errors.iter().all(|e| e["extensions"]["code"] == "TIMEOUT");
+    let status = match (request_error && media == MediaType::GraphqlResponse, timed_out) {
+        (false, _) => StatusCode::OK,
+        (true, true) => StatusCode::GATEWAY_TIMEOUT,
+        (true, false) => StatusCode::BAD_REQUEST,
+    };
     json_response(status, media, &body)
 }
 

@@ -4,23 +4,33 @@
 mod graphiql;
 mod graphql;
 mod health;
+mod serve;
 mod ws;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::load_shed::error::Overloaded;
 use tower::timeout::TimeoutLayer;
 use tower::timeout::error::Elapsed;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+pub use serve::{ConnectionLimits, serve};
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
@@ -44,6 +54,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Largest accepted body.
     pub body_limit_bytes: usize,
+    /// Requests executing at once on `/graphql` before the rest are shed.
+    pub max_concurrent_requests: usize,
 }
 
 /// Builds the application's router.
@@ -62,22 +74,45 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             tracing::info_span!("request", http.method = %request.method(), http.route = path, request.id = id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(HandleErrorLayer::new(timed_out))
+        .layer(HandleErrorLayer::new(layer_error))
         .layer(TimeoutLayer::new(limits.timeout))
         .layer(CompressionLayer::new());
+    // Load shedding on the GraphQL routes only, so probes still answer
+    // under load. One semaphore shared by GET and POST (a plain
+    // `ConcurrencyLimitLayer` would make one per method); `LoadShed` turns
+    // "no permit now" into an immediate error instead of a queue.
+    let shedding = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(layer_error))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests));
     Router::new()
         .route("/", get(graphiql::page))
         .route("/assets/{name}", get(graphiql::asset))
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql", get(graphql::get).post(graphql::post).route_layer(shedding))
         .route("/graphql/ws", get(ws::subscribe))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
         // Read by the `Bytes` extractor, whose rejection the handler turns
-        // into a GraphQL error (tower-http's limit layer answers in plain text).
+        // into a GraphQL error (tower-http's limit layer answers in plain
+        // text); that catches chunked bodies while they stream. A declared
+        // length over the limit is refused before any of the body is read.
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(limits.body_limit_bytes, refuse_oversized))
         .layer(layers)
         .with_state(state)
+}
+
+/// Answers 413 at once when `Content-Length` declares more than the limit,
+/// instead of reading a body that will be refused.
+async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        let error = ApiError::bad_input(format!("the request body is over the limit of {limit} bytes"));
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE, &error);
+    }
+    next.run(request).await
 }
 
 /// Unknown paths get the same JSON error shape as everything else.
@@ -85,18 +120,28 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, &ApiError::NotFound("no such endpoint".into()))
 }
 
-/// Answers a request the timeout layer gave up on. 504 Gateway Timeout:
-/// the server stopped waiting for the work behind the request (mostly the
-/// database), which is what clients and proxies read as a timeout. 408
-/// would blame the client for sending slowly, and 503 is our
-/// SERVICE_UNAVAILABLE (no capacity now, retry later).
-async fn timed_out(err: BoxError) -> Response {
+/// Answers a request a layer gave up on.
+///
+/// Timeout: 504 Gateway Timeout: the server stopped waiting for the work
+/// behind the request (mostly the database), which is what clients and
+/// proxies read as a timeout. 408 would blame the client for sending
+/// slowly.
+///
+/// Shed: 503 with `Retry-After`: no capacity now, retry later. Answered at
+/// once, so clients back off instead of piling onto a queue.
+async fn layer_error(err: BoxError) -> Response {
     if err.is::<Elapsed>() {
         tracing::warn!(exception.type = "TIMEOUT", "request timed out");
         return error_response(StatusCode::GATEWAY_TIMEOUT, &ApiError::Timeout);
     }
-    // The router cannot fail (its error type is `Infallible`), so the
-    // timeout is the only source of errors; stay safe all the same.
+    if err.is::<Overloaded>() {
+        tracing::warn!(exception.type = "SERVICE_UNAVAILABLE", "request shed");
+        let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &ApiError::ServiceUnavailable);
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    // The router cannot fail (its error type is `Infallible`), so these
+    // layers are the only sources of errors; stay safe all the same.
     tracing::error!(exception.type = "INTERNAL", error.message = %err, "middleware error");
     error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal)
 }

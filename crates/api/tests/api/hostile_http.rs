@@ -1,0 +1,137 @@
+//! Hostile HTTP, spoken as raw bytes over a TCP socket: oversized bodies
+//! and heads, clients that trickle or go idle, bodies that lie or are not
+//! a request object. Each gets a clean 4xx (in the JSON error shape once
+//! the router sees the request) or a closed connection, and the server
+//! answers a normal request at once afterwards.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::TestApp;
+
+/// Longest any refusal here may take.
+const PROMPT: Duration = Duration::from_secs(3);
+
+/// Sends `bytes` (then, with `close`, ends the sending half) and reads
+/// until the server closes; returns the status and the JSON body, if any.
+async fn exchange(addr: SocketAddr, bytes: &[u8], close: bool) -> (u16, Option<Value>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    if close {
+        stream.shutdown().await.unwrap();
+    }
+    let mut response = Vec::new();
+    tokio::time::timeout(PROMPT, stream.read_to_end(&mut response)).await.expect("answered promptly").unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split_once("\r\n\r\n").and_then(|(_, body)| serde_json::from_str(body).ok());
+    (status, body)
+}
+
+/// A POST /graphql head with `content-length` and `connection: close`.
+fn post_head(content_length: usize) -> String {
+    format!(
+        "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         connection: close\r\ncontent-length: {content_length}\r\n\r\n"
+    )
+}
+
+/// The server still answers a normal request at once.
+async fn still_serves(app: &TestApp) {
+    let started = Instant::now();
+    let (status, body) = app.post(None, "{ users { id } }", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+}
+
+fn code(body: &Option<Value>) -> &str {
+    body.as_ref().and_then(|b| b["errors"][0]["extensions"]["code"].as_str()).unwrap_or("no JSON error")
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_body_over_the_limit_is_refused_before_it_is_read(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn_with_args(options, &["--body-limit-bytes", "1000"]).await;
+
+    // Only the head is sent: a server that buffered first would wait.
+    let (status, body) = exchange(app.addr, post_head(10_000_000).as_bytes(), false).await;
+
+    assert_eq!((status, code(&body)), (413, "BAD_USER_INPUT"), "{body:?}");
+    still_serves(&app).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn bodies_that_are_not_a_request_object_get_json_400s(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let bodies: [&[u8]; 5] = [b"{\"query\": \"\xff\xfe\"}", b"42", b"\"{ users { id } }\"", b"null", b"{\"query\": "];
+
+    for body in bodies {
+        let mut request = post_head(body.len()).into_bytes();
+        request.extend_from_slice(body);
+        let (status, error) = exchange(app.addr, &request, false).await;
+        assert_eq!((status, code(&error)), (400, "BAD_USER_INPUT"), "{:?}: {error:?}", String::from_utf8_lossy(body));
+    }
+    still_serves(&app).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_content_length_that_lies_gets_a_json_400(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    // Declares 100 bytes, sends 30 and ends the stream.
+    let mut request = post_head(100).into_bytes();
+    request.extend_from_slice(br#"{"query": "{ users { id } }"}"#);
+
+    let (status, body) = exchange(app.addr, &request, true).await;
+
+    assert_eq!((status, code(&body)), (400, "BAD_USER_INPUT"), "{body:?}");
+    still_serves(&app).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn too_many_or_too_large_headers_are_refused(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn_with_args(options, &["--max-headers", "20", "--max-header-bytes", "8192"]).await;
+    let many: String = (0..30).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let large = format!("x-big: {}\r\n", "a".repeat(10_000));
+
+    for extra in [many, large] {
+        let request = format!("GET /healthz HTTP/1.1\r\nhost: test\r\n{extra}connection: close\r\n\r\n");
+        let (status, _) = exchange(app.addr, request.as_bytes(), false).await;
+        assert_eq!(status, 431);
+    }
+    let (status, _) =
+        exchange(app.addr, b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n", false).await;
+    assert_eq!(status, 200);
+    still_serves(&app).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn clients_that_trickle_headers_or_idle_are_cut_off(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn_with_args(options, &["--header-read-timeout-ms", "500"]).await;
+
+    // Half a head, then nothing.
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"POST /graphql HTTP/1.1\r\nhost: test\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(PROMPT, slow.read_to_end(&mut rest)).await.expect("cut off").ok();
+    let trickled = started.elapsed();
+
+    // A kept-alive connection that goes idle after one request.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let idle_since = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(PROMPT, idle.read_to_end(&mut rest)).await.expect("idle connection closed").ok();
+
+    assert!(trickled >= Duration::from_millis(400) && trickled < Duration::from_secs(2), "took {trickled:?}");
+    assert!(idle_since.elapsed() < Duration::from_secs(2), "idle for {:?}", idle_since.elapsed());
+    still_serves(&app).await;
+}

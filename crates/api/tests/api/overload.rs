@@ -1,0 +1,148 @@
+//! Timeouts and load shedding against a real stall: another connection
+//! holds `lock table notes in access exclusive mode`, so every statement
+//! that reads notes waits on the lock, as it would behind a long write.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::helpers::TestApp;
+
+/// Locks `notes` until the returned transaction ends.
+async fn lock_notes(pool: &PgPool) -> Transaction<'static, Postgres> {
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("lock table notes in access exclusive mode").execute(&mut *lock).await.unwrap();
+    lock
+}
+
+/// Statements of ours still running in this database, the asking one and
+/// the lock holder (idle in its transaction) aside.
+async fn running_statements(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "select query from pg_stat_activity \
+         where datname = current_database() and state = 'active' and pid <> pg_backend_pid()",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_statement_stuck_on_a_lock_times_out_and_leaves_nothing_running(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: DB 1.5 s < GraphQL 2.5 s < HTTP 4 s.
+    let args = ["--db-timeout-ms", "1500", "--graphql-timeout-ms", "2500", "--http-timeout-ms", "4000"];
+    let app = TestApp::spawn_with_args(options, &args).await;
+    let lock = lock_notes(&app.pool).await;
+
+    // Act
+    let started = Instant::now();
+    let (status, body) = app.post(None, "{ notes { id } }", json!({})).await;
+    let elapsed = started.elapsed();
+
+    // Assert: the database's timeout ended the statement, within its budget.
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+    assert_eq!(body["errors"][0]["message"], "the operation timed out", "{body}");
+    assert!(elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_millis(2500), "took {elapsed:?}");
+    assert_eq!(running_statements(&app.pool).await, Vec::<String>::new());
+    lock.rollback().await.unwrap();
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn beyond_the_concurrency_cap_requests_are_shed_at_once(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: one request in execution, stuck on the lock.
+    let args = [
+        "--max-concurrent-requests",
+        "1",
+        "--db-timeout-ms",
+        "5000",
+        "--graphql-timeout-ms",
+        "6000",
+        "--http-timeout-ms",
+        "7000",
+    ];
+    let app = TestApp::spawn_with_args(options, &args).await;
+    let lock = lock_notes(&app.pool).await;
+    let stuck = {
+        let request = app.client.post(app.url("/graphql")).json(&json!({ "query": "{ notes { id } }" }));
+        tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Act: a burst beside it.
+    let started = Instant::now();
+    let burst =
+        (0..20).map(|_| app.client.post(app.url("/graphql")).json(&json!({ "query": "{ users { id } }" })).send());
+    let shed = futures::future::join_all(burst).await;
+    let burst_time = started.elapsed();
+
+    // Assert: every one answered 503 at once, with Retry-After.
+    assert!(burst_time < Duration::from_secs(1), "the burst took {burst_time:?}");
+    for response in shed {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE", "{body}");
+    }
+    // Probes are not shed.
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+
+    // Once the stall ends, the stuck request completes and new ones run.
+    lock.rollback().await.unwrap();
+    let stuck = stuck.await.unwrap();
+    assert!(stuck.get("errors").is_none(), "{stuck}");
+    let (status, body) = app.post(None, "{ users { id } }", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn an_execution_past_the_graphql_deadline_answers_timeout(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: `notes` is locked for 1.2 s and `users` for longer, so the
+    // query's two statements, each under the DB timeout (1.5 s), add up
+    // past the GraphQL deadline (2 s).
+    let args = ["--db-timeout-ms", "1500", "--graphql-timeout-ms", "2000", "--http-timeout-ms", "4000"];
+    let app = TestApp::spawn_with_args(options, &args).await;
+    app.create_note("user-1", "Locked", "body", "PUBLIC", &[]).await;
+    let notes = lock_notes(&app.pool).await;
+    let mut users = app.pool.begin().await.unwrap();
+    sqlx::query("lock table users in access exclusive mode").execute(&mut *users).await.unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        notes.rollback().await.unwrap();
+    });
+
+    // Act
+    let started = Instant::now();
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": "{ notes { id author { name } } }" }))
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+
+    // Assert: no data, so with the newer media type the status is 504.
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+    assert!(elapsed >= Duration::from_millis(1950) && elapsed < Duration::from_millis(2500), "took {elapsed:?}");
+    // The statement the execution left behind is ended by its own
+    // `statement_timeout` (started at ~1.2 s, so gone by ~2.7 s).
+    let mut left = running_statements(&app.pool).await;
+    while !left.is_empty() && started.elapsed() < Duration::from_millis(3500) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = running_statements(&app.pool).await;
+    }
+    assert_eq!(left, Vec::<String>::new());
+    users.rollback().await.unwrap();
+}
