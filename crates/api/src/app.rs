@@ -10,17 +10,23 @@ use std::time::Duration;
 use anyhow::Context as _;
 use loaders::Loaders;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql::{EventBus, SchemaDeps, build_schema};
 use crate::http::{AppState, Limits, router};
+use crate::response_cache::{self, Invalidation};
 
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     grace: Duration,
+    /// The `LISTEN` task that applies other processes' writes to the cache,
+    /// and the signal that stops it.
+    notifications: Option<(JoinHandle<()>, watch::Sender<bool>)>,
 }
 
 impl Application {
@@ -29,20 +35,41 @@ impl Application {
     pub async fn build(config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
+        let cache = config.cache.cache_enabled.then(|| {
+            cache::ResponseCache::new(cache::Config {
+                max_bytes: config.cache.cache_max_bytes,
+                ttl: Duration::from_secs(config.cache.cache_ttl_secs),
+            })
+        });
+        let invalidation = Invalidation::new(cache.clone());
+        // Listening starts before the first request is served, so no write
+        // committed after that can go unseen.
+        let notifications = match &cache {
+            Some(_) => {
+                let listener = db::notify::listen(&pool, &[db::notify::WRITES_CHANNEL])
+                    .await
+                    .context("listening for write events")?;
+                let (stop, stopped) = watch::channel(false);
+                let task = tokio::spawn(response_cache::listen(pool.clone(), listener, invalidation.clone(), stopped));
+                Some((task, stop))
+            }
+            None => None,
+        };
         let schema = build_schema(SchemaDeps {
             pool: pool.clone(),
             loaders,
             embedder: Arc::new(embed::HashEmbedder::default()),
             events: EventBus::default(),
+            invalidation,
         });
         let limits = Limits {
             timeout: Duration::from_secs(config.http.http_timeout_secs),
             body_limit_bytes: config.http.body_limit_bytes,
         };
-        let router = router(AppState { schema, auth, pool }, limits);
+        let router = router(AppState { schema, auth, pool, cache }, limits);
         let listener =
             TcpListener::bind(config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
-        Ok(Self { listener, router, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+        Ok(Self { listener, router, grace: Duration::from_secs(config.http.shutdown_grace_secs), notifications })
     }
 
     /// The address actually bound.
@@ -54,6 +81,7 @@ impl Application {
     /// in-flight requests the grace period to finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr()?, "serving");
+        let notifications = self.notifications;
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -71,6 +99,10 @@ impl Application {
         tokio::select! {
             result = serve => result.context("serving HTTP")?,
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping in-flight requests"),
+        }
+        if let Some((task, stop)) = notifications {
+            let _ = stop.send(true);
+            let _ = task.await;
         }
         tracing::info!("stopped");
         Ok(())

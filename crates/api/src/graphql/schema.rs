@@ -15,6 +15,7 @@ use super::events::EventBus;
 use super::mutation::MutationRoot;
 use super::query::QueryRoot;
 use super::subscription::SubscriptionRoot;
+use crate::response_cache::Invalidation;
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -29,6 +30,8 @@ pub struct SchemaDeps {
     pub embedder: Arc<dyn Embedder>,
     /// Where writes publish and subscriptions listen.
     pub events: EventBus,
+    /// What writes invalidate in the response cache.
+    pub invalidation: Invalidation,
 }
 
 /// The schema, run so that every execution and subscription is
@@ -57,6 +60,7 @@ pub fn build_schema(deps: SchemaDeps) -> BatchedSchema {
         .data(deps.loaders)
         .data(SharedEmbedder(deps.embedder))
         .data(deps.events)
+        .data(deps.invalidation)
         .finish();
     BatchedSchema(schema)
 }

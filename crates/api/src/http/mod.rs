@@ -34,6 +34,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// For the readiness probe.
     pub pool: db::PgPool,
+    /// The response cache, when enabled.
+    pub cache: Option<cache::ResponseCache>,
 }
 
 /// HTTP limits applied by the layers.

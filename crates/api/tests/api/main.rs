@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod cache;
 mod helpers;
 mod http_spec;
 mod lifecycle;
