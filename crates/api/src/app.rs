@@ -43,12 +43,11 @@ impl Application {
         });
         let invalidation = Invalidation::new(cache.clone());
         // Listening starts before the first request is served, so no write
-        // committed after that can go unseen.
+        // committed after that can go unseen (without it, the cache is off
+        // until the task connects).
         let notifications = match &cache {
             Some(_) => {
-                let listener = db::notify::listen(&pool, &[db::notify::WRITES_CHANNEL])
-                    .await
-                    .context("listening for write events")?;
+                let listener = response_cache::connect(&pool).await;
                 let (stop, stopped) = watch::channel(false);
                 let task = tokio::spawn(response_cache::listen(pool.clone(), listener, invalidation.clone(), stopped));
                 Some((task, stop))

@@ -96,17 +96,44 @@ impl Invalidation {
     }
 }
 
+/// The `LISTEN` connection, if it can be made within a second: the server
+/// starts without it when the database is down, with the cache off.
+pub async fn connect(pool: &db::PgPool) -> Option<sqlx::postgres::PgListener> {
+    let listen = db::notify::listen(pool, &[WRITES_CHANNEL]);
+    match tokio::time::timeout(Duration::from_secs(1), listen).await {
+        Ok(Ok(listener)) => Some(listener),
+        Ok(Err(err)) => {
+            tracing::warn!(error.message = %err, "cannot LISTEN yet; the response cache is off until it can");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("cannot LISTEN yet; the response cache is off until it can");
+            None
+        }
+    }
+}
+
 /// Listens for other processes' writes and invalidates what they changed,
-/// until `stop` turns true. While the connection is down nothing is served
-/// from or stored in the cache; on reconnecting, the cache is flushed,
-/// since writes made in between were not seen.
+/// until `stop` turns true. While the connection is down (or `listener`
+/// is `None`) nothing is served from or stored in the cache; on
+/// (re)connecting, the cache is flushed, since writes made in between were
+/// not seen.
 pub async fn listen(
     pool: db::PgPool,
-    mut listener: sqlx::postgres::PgListener,
+    listener: Option<sqlx::postgres::PgListener>,
     invalidation: Invalidation,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(cache) = invalidation.cache.clone() else { return };
+    let mut listener = match listener {
+        Some(listener) => listener,
+        None => {
+            cache.set_available(false);
+            let Some(listener) = reconnect(&pool, &mut stop).await else { return };
+            cache.set_available(true);
+            listener
+        }
+    };
     loop {
         let received = tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
@@ -124,19 +151,25 @@ pub async fn listen(
             Ok(None) | Err(_) => {
                 tracing::warn!("lost the LISTEN connection; the response cache is off until it is back");
                 cache.set_available(false);
-                listener = loop {
-                    tokio::select! {
-                        _ = stop.wait_for(|stop| *stop) => return,
-                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    }
-                    match db::notify::listen(&pool, &[WRITES_CHANNEL]).await {
-                        Ok(listener) => break listener,
-                        Err(err) => tracing::warn!(error.message = %err, "LISTEN reconnect failed"),
-                    }
-                };
+                let Some(reconnected) = reconnect(&pool, &mut stop).await else { return };
+                listener = reconnected;
                 cache.set_available(true);
                 tracing::info!("LISTEN connection back; the response cache was flushed");
             }
+        }
+    }
+}
+
+/// A new `LISTEN` connection, retried every 200 ms; `None` when told to stop.
+async fn reconnect(pool: &db::PgPool, stop: &mut watch::Receiver<bool>) -> Option<sqlx::postgres::PgListener> {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return None,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        match db::notify::listen(pool, &[WRITES_CHANNEL]).await {
+            Ok(listener) => return Some(listener),
+            Err(err) => tracing::warn!(error.message = %err, "LISTEN reconnect failed"),
         }
     }
 }

@@ -303,3 +303,71 @@ impl ResponseCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn cache() -> ResponseCache {
+        ResponseCache::new(Config { max_bytes: 1 << 20, ttl: Duration::from_secs(60) })
+    }
+
+    fn key(name: &str) -> Key {
+        Key::new(Fingerprint::of([name.as_bytes()]), Scope::Shared)
+    }
+
+    fn stored(body: &'static str, tags: &[&str], began: Epoch) -> Stored {
+        Stored { body: Bytes::from_static(body.as_bytes()), tags: tags.iter().map(|t| Tag::new(t)).collect(), began }
+    }
+
+    #[tokio::test]
+    async fn invalidation_drops_exactly_the_entries_carrying_the_tag() {
+        let cache = cache();
+        cache.insert(key("a"), stored("A", &["Note:1"], cache.begin())).await;
+        cache.insert(key("b"), stored("B", &["Note:2"], cache.begin())).await;
+
+        cache.invalidate([Tag::new("Note:1")]);
+
+        assert_eq!(cache.get(key("a")).await, None);
+        assert_eq!(cache.get(key("b")).await, Some(Bytes::from_static(b"B")));
+    }
+
+    #[tokio::test]
+    async fn a_response_read_before_an_invalidation_is_not_stored() {
+        let cache = cache();
+        let began = cache.begin();
+        cache.invalidate([Tag::new("Note:1")]);
+        cache.insert(key("a"), stored("old", &["Note:1"], began)).await;
+        assert_eq!(cache.get(key("a")).await, None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_identical_requests_run_once() {
+        let cache = cache();
+        let runs = AtomicUsize::new(0);
+        let runs = &runs;
+        let run = move |began| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, ()>(stored("body", &["Note/list"], began))
+        };
+        let answers = futures_join(&cache, run).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(answers.iter().filter(|a| matches!(a, Ok(Outcome::Miss(_)))).count(), 1);
+        assert_eq!(answers.iter().filter(|a| matches!(a, Ok(Outcome::Hit(_)))).count(), 7);
+        assert_eq!(cache.stats().coalesced, 7);
+    }
+
+    /// Eight concurrent `get_or_run`s of one key, polled together.
+    async fn futures_join<F, Fut>(cache: &ResponseCache, run: F) -> Vec<Result<Outcome, ()>>
+    where
+        F: Fn(Epoch) -> Fut + Clone,
+        Fut: Future<Output = Result<Stored, ()>>,
+    {
+        futures::future::join_all((0..8).map(|_| cache.get_or_run(key("k"), run.clone()))).await
+    }
+}
