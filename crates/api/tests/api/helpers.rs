@@ -22,6 +22,11 @@ fn cli(extra: &[&str]) -> Cli {
     Cli::parse_from(base.iter().chain(extra))
 }
 
+/// Tests that saturate the CPU on purpose (statement counts under load)
+/// share it; tests that must not overlap them (long randomized runs,
+/// latency measurements) take it alone.
+pub(crate) static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A running server; stopped when dropped.
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::TestApp;
+use crate::helpers::{HEAVY, TestApp};
 
 /// Every counted run executes: the response cache would answer repeats.
 const NO_CACHE: &[&str] = &["--cache-enabled", "false"];
@@ -147,6 +147,7 @@ impl Background {
 
 /// Checks `query` in every condition. `options` reach the test's database.
 async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
+    let _heavy = HEAVY.read().await;
     let app = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
 
     // The background statements, learnt by running the mix alone; none may
