@@ -19,6 +19,11 @@ use crate::graphql::{EventBus, SchemaDeps, build_schema};
 use crate::http::{AppState, Limits, router};
 use crate::response_cache::{self, Invalidation};
 
+/// Bound on the persisted query texts held: thousands of documents.
+const PERSISTED_QUERY_BYTES: u64 = 16 * 1024 * 1024;
+/// A persisted query unused this long is forgotten (clients re-register).
+const PERSISTED_QUERY_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
@@ -65,7 +70,8 @@ impl Application {
             timeout: Duration::from_secs(config.http.http_timeout_secs),
             body_limit_bytes: config.http.body_limit_bytes,
         };
-        let router = router(AppState { schema, auth, pool, cache }, limits);
+        let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
+        let router = router(AppState { schema, auth, pool, cache, documents }, limits);
         let listener =
             TcpListener::bind(config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
         Ok(Self { listener, router, grace: Duration::from_secs(config.http.shutdown_grace_secs), notifications })

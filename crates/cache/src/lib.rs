@@ -1,7 +1,8 @@
 //! The response cache: finished response bodies (opaque bytes) under keys
 //! the caller derives from its request and a [`Scope`], bounded by bytes
 //! with a TTL, invalidated by dependency [`Tag`]s, and coalescing identical
-//! concurrent work into one execution.
+//! concurrent work into one execution; and [`Documents`], the bounded
+//! store of persisted query texts.
 //!
 //! This crate knows nothing of GraphQL or SQL: a key is a hash of bytes the
 //! caller chose, a tag is a hash of a name the caller chose, and a body is
@@ -17,6 +18,7 @@
 //! size eviction. Two tags may share a bucket (1 in 65,536): that costs a
 //! needless miss, never a stale hit.
 
+mod documents;
 mod key;
 mod touched;
 
@@ -28,6 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::future::Cache;
 
+pub use documents::Documents;
 pub use key::{Fingerprint, Key, Scope, Tag};
 pub use touched::Touched;
 

@@ -9,6 +9,11 @@
 //! (docs/CACHE.md): a shared entry first, then the viewer's own, then one
 //! execution shared by identical concurrent requests. Every answer to an
 //! executed request says which in `x-cache: hit|miss|bypass`.
+//!
+//! Apollo's automatic persisted queries: a request may send only
+//! `extensions.persistedQuery.sha256Hash` (a GET a CDN can cache); an
+//! unknown hash is answered with `PersistedQueryNotFound`, and the client
+//! then sends the document with its hash once.
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use std::sync::Arc;
@@ -145,6 +150,55 @@ fn into_request(params: Params) -> Result<Request, Rejection> {
     Ok(request)
 }
 
+/// Applies the automatic persisted queries protocol: with
+/// `extensions.persistedQuery` (version 1) and no `query`, fills the query
+/// in from the store or fails with `PersistedQueryNotFound`; with both,
+/// checks the hash and registers the document.
+async fn persisted(state: &AppState, params: &mut Params) -> Result<(), Rejection> {
+    let Some(Value::Object(extensions)) = &params.extensions else { return Ok(()) };
+    let Some(persisted) = extensions.get("persistedQuery") else { return Ok(()) };
+    if persisted.get("version") != Some(&json!(1)) {
+        return Err(Rejection::bad_request("`persistedQuery.version` must be 1"));
+    }
+    let Some(hash) = persisted.get("sha256Hash").and_then(Value::as_str) else {
+        return Err(Rejection::bad_request("`persistedQuery.sha256Hash` must be a string"));
+    };
+    let hash = hash.to_ascii_lowercase();
+    match &params.query {
+        None => match state.documents.get(&hash).await {
+            Some(text) => {
+                params.query = Some(Value::String(text.to_string()));
+                Ok(())
+            }
+            None => Err(Rejection {
+                status: StatusCode::OK,
+                message: "PersistedQueryNotFound".into(),
+                code: "PERSISTED_QUERY_NOT_FOUND",
+            }),
+        },
+        Some(Value::String(text)) => {
+            if sha256_hex(text) != hash {
+                return Err(Rejection::bad_request("provided sha256Hash does not match the query"));
+            }
+            state.documents.insert(hash, text.as_str().into()).await;
+            Ok(())
+        }
+        // `into_request` reports a query that is not a string.
+        Some(_) => Ok(()),
+    }
+}
+
+/// The lower-case hex SHA-256 of `text`.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().fold(String::with_capacity(64), |mut hex, byte| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
 /// Parses the GET query string: `variables` and `extensions` are JSON.
 fn get_params(raw: Option<&str>) -> Result<Params, Rejection> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
@@ -183,7 +237,14 @@ fn selects_non_query(request: &Request) -> bool {
 /// `GET /graphql`.
 pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> HttpResponse {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    let request = match get_params(raw.as_deref()).and_then(into_request) {
+    let mut params = match get_params(raw.as_deref()) {
+        Ok(params) => params,
+        Err(rejection) => return reject(media, rejection),
+    };
+    if let Err(rejection) = persisted(&state, &mut params).await {
+        return reject(media, rejection);
+    }
+    let request = match into_request(params) {
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),
     };
@@ -227,13 +288,16 @@ pub(super) async fn post(
     };
     // One pass from bytes to parameters; serde's error category tells a
     // body that is not JSON from one that is not a parameter object.
-    let params = match serde_json::from_slice::<Params>(&body) {
+    let mut params = match serde_json::from_slice::<Params>(&body) {
         Ok(params) => params,
         Err(err) if err.is_data() => {
             return reject(media, Rejection::bad_request("the body must be a JSON object of request parameters"));
         }
         Err(_) => return reject(media, Rejection::bad_request("the body is not valid JSON")),
     };
+    if let Err(rejection) = persisted(&state, &mut params).await {
+        return reject(media, rejection);
+    }
     let request = match into_request(params) {
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),

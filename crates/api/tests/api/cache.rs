@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::RwLock;
 
-use crate::helpers::TestApp;
+use crate::helpers::{HEAVY, TestApp};
 
 const NO_CACHE: &[&str] = &["--cache-enabled", "false"];
 const NOTE: &str = "query($id: ID!) { note(id: $id) { id title visibility } }";
@@ -191,6 +191,7 @@ async fn identical_concurrent_cold_requests_execute_once(_: PgPoolOptions, optio
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn a_write_through_one_server_reaches_the_other_within_100ms(_: PgPoolOptions, options: PgConnectOptions) {
+    let _alone = HEAVY.write().await;
     let writer = TestApp::spawn(options.clone()).await;
     let reader = TestApp::spawn(options).await;
     let id = writer.create_note("user-1", "v0", "body", "PUBLIC", &["lag"]).await;
@@ -242,6 +243,7 @@ const WORKERS: usize = 4;
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn randomized_reads_and_writes_match_a_server_without_cache(_: PgPoolOptions, options: PgConnectOptions) {
+    let _alone = HEAVY.write().await;
     let cached = Arc::new(TestApp::spawn(options.clone()).await);
     let uncached = Arc::new(TestApp::spawn_with_args(options, NO_CACHE).await);
     for i in 1..=VIEWERS {
@@ -349,4 +351,39 @@ async fn write(app: &TestApp, tokens: &[String], notes: &RwLock<Vec<(String, i64
         }
     };
     app.data_as(token, update, json!({ "id": id, "input": input })).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn persisted_queries_run_by_hash_over_get(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = &TestApp::spawn(options).await;
+    let query = "{ users(first: 2) { name } }";
+    let hash: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(query.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let persisted = |hash: &str| json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let get = || async {
+        let extensions = persisted(&hash).to_string();
+        let response = app.client.get(app.url("/graphql")).query(&[("extensions", extensions)]).send().await.unwrap();
+        let x_cache = response.headers().get("x-cache").map(|v| v.to_str().unwrap().to_owned());
+        (response.status(), x_cache, response.json::<Value>().await.unwrap())
+    };
+    let post = |extensions: Value| async move {
+        let body = json!({ "query": query, "extensions": extensions });
+        app.client.post(app.url("/graphql")).json(&body).send().await.unwrap().json::<Value>().await.unwrap()
+    };
+
+    let (status, _, unknown) = get().await;
+    let registered = post(persisted(&hash)).await;
+    let (by_hash_status, x_cache, by_hash) = get().await;
+    let mismatched = post(persisted("00")).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(unknown["errors"][0]["message"], "PersistedQueryNotFound");
+    assert_eq!(unknown["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND");
+    assert_eq!(registered["data"]["users"].as_array().unwrap().len(), 2);
+    assert_eq!(by_hash_status, StatusCode::OK);
+    assert_eq!(by_hash["data"], registered["data"]);
+    assert_eq!(x_cache.as_deref(), Some("hit"));
+    assert_eq!(mismatched["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 }
