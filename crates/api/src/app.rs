@@ -10,11 +10,19 @@ use std::time::Duration;
 use anyhow::Context as _;
 use loaders::Loaders;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql::{EventBus, SchemaDeps, SchemaSettings, build_schema};
 use crate::http::{AppState, ConnectionLimits, Limits, router, serve};
+use crate::response_cache::{self, Invalidation};
+
+/// Bound on the persisted query texts held: thousands of documents.
+const PERSISTED_QUERY_BYTES: u64 = 16 * 1024 * 1024;
+/// A persisted query unused this long is forgotten (clients re-register).
+const PERSISTED_QUERY_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A bound, ready-to-serve server.
 pub struct Application {
@@ -22,27 +30,50 @@ pub struct Application {
     router: axum::Router,
     connection_limits: ConnectionLimits,
     grace: Duration,
+    /// The `LISTEN` task that applies other processes' writes to the cache,
+    /// and the signal that stops it.
+    notifications: Option<(JoinHandle<()>, watch::Sender<bool>)>,
 }
 
 impl Application {
     /// Builds the schema, loaders and router over an open (migrated) pool
     /// and binds the listen address (port 0 picks a free port).
     pub async fn build(config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
-        Self::build_on(listen(config.http.listen).await?, config, pool)
+        Self::build_on(listen(config.http.listen).await?, config, pool).await
     }
 
     /// Like [`Application::build`], on a listener bound beforehand (by
     /// [`listen`]), so that a taken port fails before the database starts.
-    pub fn build_on(listener: TcpListener, config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
+    pub async fn build_on(listener: TcpListener, config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
+        let cache = config.cache.cache_enabled.then(|| {
+            cache::ResponseCache::new(cache::Config {
+                max_bytes: config.cache.cache_max_bytes,
+                ttl: Duration::from_secs(config.cache.cache_ttl_secs),
+            })
+        });
+        let invalidation = Invalidation::new(cache.clone());
+        // Listening starts before the first request is served, so no write
+        // committed after that can go unseen (without it, the cache is off
+        // until the task connects).
+        let notifications = match &cache {
+            Some(_) => {
+                let listener = response_cache::connect(&pool).await;
+                let (stop, stopped) = watch::channel(false);
+                let task = tokio::spawn(response_cache::listen(pool.clone(), listener, invalidation.clone(), stopped));
+                Some((task, stop))
+            }
+            None => None,
+        };
         let schema = build_schema(
             SchemaDeps {
                 pool: pool.clone(),
                 loaders,
                 embedder: Arc::new(embed::HashEmbedder::default()),
                 events: EventBus::default(),
+                invalidation,
             },
             SchemaSettings {
                 limits: config.graphql.limits(),
@@ -56,13 +87,20 @@ impl Application {
             body_limit_bytes: config.http.body_limit_bytes,
             max_concurrent_requests: config.http.max_concurrent_requests,
         };
-        let router = router(AppState { schema, auth, pool }, limits);
+        let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
+        let router = router(AppState { schema, auth, pool, cache, documents }, limits);
         let connection_limits = ConnectionLimits {
             header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
             max_headers: config.http.max_headers,
             max_header_bytes: config.http.max_header_bytes,
         };
-        Ok(Self { listener, router, connection_limits, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+        Ok(Self {
+            listener,
+            router,
+            connection_limits,
+            grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            notifications,
+        })
     }
 
     /// The address actually bound.
@@ -75,6 +113,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         // At debug: `serve` tells the person, or the JSON log, itself.
         tracing::debug!(address = %self.local_addr()?, "serving");
+        let notifications = self.notifications;
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = serve(self.listener, self.router, self.connection_limits, async move {
             shutdown.await;
@@ -92,6 +131,10 @@ impl Application {
         tokio::select! {
             () = serve => {}
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping in-flight requests"),
+        }
+        if let Some((task, stop)) = notifications {
+            let _ = stop.send(true);
+            let _ = task.await;
         }
         tracing::info!("stopped");
         Ok(())

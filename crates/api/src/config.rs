@@ -60,6 +60,14 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 32 * 1024;
 pub const DEFAULT_MAX_TOKENS: usize = 4_000;
 /// Most directives on one field or fragment.
 pub const DEFAULT_MAX_DIRECTIVES_PER_FIELD: usize = 4;
+/// See [`CacheConfig::cache_max_bytes`]: 256 MiB holds about 100,000
+/// typical responses (2 KiB each) and is small beside the 24 GiB the
+/// project's machines have.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// See [`CacheConfig::cache_ttl_secs`]: writes invalidate entries as they
+/// commit, so the TTL only bounds what an unseen change (a write made
+/// outside the server) can leave stale.
+pub const DEFAULT_CACHE_TTL_SECS: u64 = 300;
 /// The development signing key; the server warns when it is in use.
 pub const DEFAULT_JWT_SECRET: &str = "notegraph-development-secret";
 /// Development tokens: the published k6 mix sends `Bearer test-token`.
@@ -152,6 +160,9 @@ pub struct Config {
     /// GraphQL execution settings.
     #[command(flatten)]
     pub graphql: GraphqlConfig,
+    /// Response cache settings.
+    #[command(flatten)]
+    pub cache: CacheConfig,
     /// Logging settings.
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
@@ -400,6 +411,21 @@ impl GraphqlConfig {
             max_directives_per_field: self.max_directives_per_field,
         }
     }
+}
+
+/// Response cache settings (docs/CACHE.md).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Response cache")]
+pub struct CacheConfig {
+    /// Cache query responses, invalidated by writes.
+    #[arg(long, env = "NOTEGRAPH_CACHE_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub cache_enabled: bool,
+    /// Upper bound on the bytes the cache holds (bodies, tags, bookkeeping).
+    #[arg(long, env = "NOTEGRAPH_CACHE_MAX_BYTES", default_value_t = DEFAULT_CACHE_MAX_BYTES, global = true)]
+    pub cache_max_bytes: u64,
+    /// Longest life of a cached response, in seconds.
+    #[arg(long, env = "NOTEGRAPH_CACHE_TTL_SECS", default_value_t = DEFAULT_CACHE_TTL_SECS, global = true)]
+    pub cache_ttl_secs: u64,
 }
 
 /// Logging settings.

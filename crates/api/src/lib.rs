@@ -9,6 +9,7 @@
 //! - [`database`]: the pool, and the embedded Postgres when no URL is set.
 //! - [`http`]: the router, its layers and the GraphQL-over-HTTP handler.
 //! - [`graphql`]: the schema, its types and resolvers.
+//! - [`response_cache`]: cache keys, dependency tags and the `LISTEN` task.
 //! - [`auth`], [`error`], [`telemetry`], [`shutdown`].
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod response_cache;
 pub mod shutdown;
 pub mod telemetry;
 

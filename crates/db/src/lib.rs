@@ -8,7 +8,8 @@
 //! HTTP.
 //!
 //! Layout: [`pool`] (settings, connect, readiness), [`users`], [`notes`],
-//! [`tags`], [`search`] (vector search), [`bulk`] (replacing all data in one
+//! [`tags`], [`search`] (vector search), [`notify`] (write events over
+//! `NOTIFY`), [`bulk`] (replacing all data in one
 //! load, for the seeder) and [`embedded`] (the Postgres the server starts
 //! when no `DATABASE_URL` is given).
 
@@ -19,6 +20,7 @@ mod pool;
 pub mod bulk;
 pub mod embedded;
 pub mod notes;
+pub mod notify;
 pub mod search;
 pub mod tags;
 pub mod users;

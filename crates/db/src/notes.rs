@@ -11,6 +11,7 @@ use pgvector::Vector;
 use sqlx::{PgPool, QueryBuilder};
 use tracing::instrument;
 
+use crate::notify::{NoteWritten, note_written};
 use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer, tags};
 
 /// Expands to the column list of [`NoteRow`] for a `notes n` alias; a macro
@@ -266,10 +267,11 @@ pub struct NewNote {
     pub embedding: Vector,
 }
 
-/// Stores a note and its tags in one transaction. An author that does not
-/// exist is [`Error::NotFound`].
+/// Stores a note and its tags in one transaction, which also notifies
+/// [`NoteWritten`] (from process `origin`). An author that does not exist
+/// is [`Error::NotFound`].
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
-pub async fn insert(pool: &PgPool, note: &NewNote) -> Result<NoteRow, Error> {
+pub async fn insert(pool: &PgPool, note: &NewNote, origin: u64) -> Result<ChangedNote, Error> {
     let mut tx = pool.begin().await?;
     let row: NoteRow = sqlx::query_as(concat!(
         "insert into notes as n (author_id, title, body, visibility, embedding) \
@@ -284,8 +286,10 @@ pub async fn insert(pool: &PgPool, note: &NewNote) -> Result<NoteRow, Error> {
     .fetch_one(&mut *tx)
     .await?;
     tags::link(&mut tx, row.id, &note.tags).await?;
+    let event = NoteWritten { origin, note: row.id, author: row.author_id, tags: note.tags.clone() };
+    note_written(&mut tx, &event).await?;
     tx.commit().await?;
-    Ok(row)
+    Ok(ChangedNote { row, tags: note.tags.clone(), written: event })
 }
 
 /// The fields an update changes; `None` keeps the current value.
@@ -313,6 +317,8 @@ pub struct ChangedNote {
     pub row: NoteRow,
     /// Its tag names.
     pub tags: Vec<String>,
+    /// The event the write's transaction notified.
+    pub written: NoteWritten,
 }
 
 /// Applies a patch if the note is still the one the caller read: same
@@ -320,7 +326,8 @@ pub struct ChangedNote {
 /// between, and the caller should read again and retry.
 ///
 /// Every writer of a note's tags holds the note's row lock (the `update`
-/// here takes it first), so the tags read after it are this write's.
+/// here takes it first), so the tags read after it are this write's. The
+/// transaction notifies [`NoteWritten`] with the tags before and after.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.update", note.id = %id))]
 pub async fn update(
     pool: &PgPool,
@@ -328,6 +335,7 @@ pub async fn update(
     author: UserId,
     read_at: DateTime<Utc>,
     patch: &NotePatch,
+    origin: u64,
 ) -> Result<Option<ChangedNote>, Error> {
     let mut tx = pool.begin().await?;
     let row: Option<NoteRow> = sqlx::query_as(concat!(
@@ -348,27 +356,35 @@ pub async fn update(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let tags = match &patch.tags {
+    let before = tags::names_of(&mut tx, id).await?;
+    let (tags, touched) = match &patch.tags {
         Some(names) => {
             sqlx::query("delete from note_tags where note_id = $1").bind(id).execute(&mut *tx).await?;
             tags::link(&mut tx, id, names).await?;
-            names.clone()
+            let mut touched = before;
+            touched.extend(names.iter().cloned());
+            touched.sort_unstable();
+            touched.dedup();
+            (names.clone(), touched)
         }
-        None => tags::names_of(&mut tx, id).await?,
+        None => (before.clone(), before),
     };
+    let event = NoteWritten { origin, note: id, author: row.author_id, tags: touched };
+    note_written(&mut tx, &event).await?;
     tx.commit().await?;
-    Ok(Some(ChangedNote { row, tags }))
+    Ok(Some(ChangedNote { row, tags, written: event }))
 }
 
 /// Deletes a note if `author` wrote it and returns it as it was; `None`
-/// when no such note of theirs exists.
+/// when no such note of theirs exists. The transaction notifies
+/// [`NoteWritten`].
 ///
 /// The row is locked before its tags are read, so an update that commits
 /// while the delete waits is in what the delete returns (a single
 /// `delete … returning` would read the tags from the statement's older
 /// snapshot).
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.delete", note.id = %id))]
-pub async fn delete(pool: &PgPool, id: NoteId, author: UserId) -> Result<Option<ChangedNote>, Error> {
+pub async fn delete(pool: &PgPool, id: NoteId, author: UserId, origin: u64) -> Result<Option<ChangedNote>, Error> {
     let mut tx = pool.begin().await?;
     let row: Option<NoteRow> = sqlx::query_as(concat!(
         "select ",
@@ -382,6 +398,8 @@ pub async fn delete(pool: &PgPool, id: NoteId, author: UserId) -> Result<Option<
     let Some(row) = row else { return Ok(None) };
     let tags = tags::names_of(&mut tx, id).await?;
     sqlx::query("delete from notes where id = $1").bind(id).execute(&mut *tx).await?;
+    let event = NoteWritten { origin, note: id, author: row.author_id, tags: tags.clone() };
+    note_written(&mut tx, &event).await?;
     tx.commit().await?;
-    Ok(Some(ChangedNote { row, tags }))
+    Ok(Some(ChangedNote { row, tags, written: event }))
 }

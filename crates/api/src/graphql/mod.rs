@@ -2,8 +2,10 @@
 //! arguments. Resolvers read through the shared loaders (never a query
 //! per item) and check visibility against the request's [`Viewer`].
 //!
-//! Schema data (set once): the pool, the loaders, the embedder. Request
-//! data (set by the HTTP handler): the [`Viewer`]. Writes publish
+//! Schema data (set once): the pool, the loaders, the embedder, the cache
+//! invalidation. Request data (set by the HTTP handler): the [`Viewer`]
+//! and, when the response may be cached, the [`Touched`] collector that
+//! resolvers record their dependencies in. Writes publish
 //! committed changes on the [`EventBus`] that subscriptions read.
 
 mod args;
@@ -23,7 +25,10 @@ pub use query::QueryRoot;
 pub use schema::{AppSchema, BatchedSchema, SchemaDeps, SchemaSettings, build_schema, sdl};
 pub use subscription::SubscriptionRoot;
 
+use std::sync::Arc;
+
 use async_graphql::Context;
+use cache::Touched;
 use loaders::Loaders;
 
 use crate::auth::Viewer;
@@ -47,6 +52,22 @@ fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
 /// The pool, for root fields and writes (per-item reads use loaders).
 fn pool<'a>(ctx: &Context<'a>) -> Result<&'a db::PgPool, ApiError> {
     ctx.data::<db::PgPool>().map_err(|_| missing("pool"))
+}
+
+/// Records, for the response cache, that this execution read what the
+/// tag `name` names (docs/CACHE.md); a no-op when nothing is cached.
+fn touch(ctx: &Context<'_>, name: impl FnOnce() -> String) {
+    if let Ok(touched) = ctx.data::<Arc<Touched>>() {
+        touched.read(&name());
+    }
+}
+
+/// Records that this execution's result would differ for another viewer,
+/// so the response cache keeps it private to this one.
+fn viewer_dependent(ctx: &Context<'_>) {
+    if let Ok(touched) = ctx.data::<Arc<Touched>>() {
+        touched.viewer_dependent();
+    }
 }
 
 /// Context data that the server always sets is missing: a wiring bug.

@@ -12,6 +12,7 @@ use super::events::{EventBus, NoteChange, NoteEventKind};
 use super::types::{Note, Visibility};
 use super::{args, loaders, pool, signed_in};
 use crate::error::ApiError;
+use crate::response_cache::Invalidation;
 
 /// How often an update re-reads and retries when the note changed between
 /// its read and its write (optimistic concurrency on `updated_at`).
@@ -59,12 +60,14 @@ impl MutationRoot {
             tags,
             embedding,
         };
-        let row = db::notes::insert(pool(ctx)?, &new).await.map_err(|err| match err {
+        let invalidation = invalidation(ctx)?;
+        let created = db::notes::insert(pool(ctx)?, &new, invalidation.origin).await.map_err(|err| match err {
             db::Error::NotFound => ApiError::Unauthenticated("the token's user does not exist".into()),
             other => ApiError::from(other),
         })?;
-        publish(ctx, NoteChange::new(NoteEventKind::Created, &row, new.tags))?;
-        Ok(Note(row))
+        invalidation.written(&created.written);
+        publish(ctx, NoteChange::new(NoteEventKind::Created, &created.row, created.tags))?;
+        Ok(Note(created.row))
     }
 
     /// Only the author may update.
@@ -88,9 +91,12 @@ impl MutationRoot {
                 let body = patch.body.as_deref().unwrap_or(&current.body);
                 patch.embedding = Some(embed_text(ctx, &note_text(title, body)).await?);
             }
-            let updated =
-                db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch).await.map_err(ApiError::from)?;
+            let invalidation = invalidation(ctx)?;
+            let updated = db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch, invalidation.origin)
+                .await
+                .map_err(ApiError::from)?;
             if let Some(changed) = updated {
+                invalidation.written(&changed.written);
                 publish(ctx, NoteChange::new(NoteEventKind::Updated, &changed.row, changed.tags))?;
                 return Ok(Note(changed.row));
             }
@@ -106,8 +112,10 @@ impl MutationRoot {
         // Only tells NOT_FOUND from FORBIDDEN: the event is built from what
         // the delete's own transaction read.
         authored_note(ctx, id, author).await?;
-        let deleted = db::notes::delete(pool(ctx)?, id, author).await.map_err(ApiError::from)?;
+        let invalidation = invalidation(ctx)?;
+        let deleted = db::notes::delete(pool(ctx)?, id, author, invalidation.origin).await.map_err(ApiError::from)?;
         let deleted = deleted.ok_or_else(|| ApiError::NotFound("note not found".into()))?;
+        invalidation.written(&deleted.written);
         publish(ctx, NoteChange::new(NoteEventKind::Deleted, &deleted.row, deleted.tags))?;
         Ok(ID(deleted.row.id.to_string()))
     }
@@ -124,6 +132,12 @@ async fn authored_note(ctx: &Context<'_>, id: NoteId, author: db::UserId) -> Res
         }
         _ => Err(ApiError::NotFound("note not found".into())),
     }
+}
+
+/// This process's write identity and cache, for invalidating before a
+/// mutation answers.
+fn invalidation<'a>(ctx: &Context<'a>) -> Result<&'a Invalidation, ApiError> {
+    ctx.data::<Invalidation>().map_err(|_| super::missing("cache invalidation"))
 }
 
 /// Publishes a committed change to subscribers.

@@ -6,8 +6,9 @@ use db::notes::NoteFilter;
 
 use super::embedding::{embed_text, embedder};
 use super::types::{Note, SearchHit, Tag, User};
-use super::{args, loaders, pool, viewer};
+use super::{args, loaders, pool, touch, viewer, viewer_dependent};
 use crate::error::ApiError;
+use crate::response_cache::tags;
 
 /// Root of all reads.
 pub struct QueryRoot;
@@ -16,13 +17,16 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The authenticated viewer, or null when anonymous.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        viewer_dependent(ctx);
         let Some(id) = viewer(ctx)? else { return Ok(None) };
+        touch(ctx, || tags::user(id));
         let row = loaders(ctx)?.user_by_id.load_one(id).await.map_err(ApiError::from)?;
         Ok(row.map(User))
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         let id = args::parse_id(&id, "user")?;
+        touch(ctx, || tags::user(id));
         let row = loaders(ctx)?.user_by_id.load_one(id).await.map_err(ApiError::from)?;
         Ok(row.map(User))
     }
@@ -34,6 +38,7 @@ impl QueryRoot {
         after: Option<ID>,
     ) -> Result<Vec<User>> {
         let page = args::page(first, args::USERS_PAGE, after.as_ref(), "user")?;
+        touch(ctx, || tags::USER_LIST.into());
         let rows = db::users::list(pool(ctx)?, page).await.map_err(ApiError::from)?;
         Ok(rows.into_iter().map(User).collect())
     }
@@ -41,7 +46,12 @@ impl QueryRoot {
     async fn note(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Note>> {
         let id = args::parse_id(&id, "note")?;
         let viewer = viewer(ctx)?;
+        touch(ctx, || tags::note(id));
         let row = loaders(ctx)?.note_by_id.load_one(id).await.map_err(ApiError::from)?;
+        // A private note is the author's and null to everyone else.
+        if row.as_ref().is_some_and(|note| note.visibility == db::notes::Visibility::Private) {
+            viewer_dependent(ctx);
+        }
         Ok(row.filter(|note| note.is_visible_to(viewer)).map(Note))
     }
 
@@ -57,6 +67,9 @@ impl QueryRoot {
         let author = author_id.as_ref().map(|id| args::parse_id(id, "user")).transpose()?;
         let tag = tag.as_deref().map(args::normalize_tag);
         let filter = NoteFilter { author, tag: tag.as_deref() };
+        // Any list of notes may hold the viewer's own private notes.
+        touch(ctx, || tags::NOTE_LIST.into());
+        viewer_dependent(ctx);
         let rows = db::notes::list(pool(ctx)?, viewer(ctx)?, filter, page).await.map_err(ApiError::from)?;
         Ok(rows.into_iter().map(Note).collect())
     }
@@ -66,6 +79,8 @@ impl QueryRoot {
     /// viewer.
     async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
         let name = args::normalize_tag(&name);
+        touch(ctx, || tags::tag_notes(&name));
+        viewer_dependent(ctx);
         let row = db::tags::fetch_by_name(pool(ctx)?, viewer(ctx)?, &name).await.map_err(ApiError::from)?;
         Ok(row.map(Tag))
     }
@@ -79,6 +94,8 @@ impl QueryRoot {
         after: Option<ID>,
     ) -> Result<Vec<Tag>> {
         let page = args::page(first, args::TAGS_PAGE, after.as_ref(), "tag")?;
+        touch(ctx, || tags::TAG_LIST.into());
+        viewer_dependent(ctx);
         let rows = db::tags::list(pool(ctx)?, viewer(ctx)?, page).await.map_err(ApiError::from)?;
         Ok(rows.into_iter().map(Tag).collect())
     }
@@ -96,6 +113,8 @@ impl QueryRoot {
         tag: Option<String>,
     ) -> Result<Vec<SearchHit>> {
         let first = args::first(first, args::SEARCH_PAGE)?;
+        touch(ctx, || tags::NOTE_SEARCH.into());
+        viewer_dependent(ctx);
         let query = match (text, vector) {
             (Some(text), None) => {
                 let text = text.trim();

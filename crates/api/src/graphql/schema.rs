@@ -17,6 +17,7 @@ use super::limits::{Limiter, OperationLimits};
 use super::mutation::MutationRoot;
 use super::query::QueryRoot;
 use super::subscription::SubscriptionRoot;
+use crate::response_cache::Invalidation;
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -31,6 +32,8 @@ pub struct SchemaDeps {
     pub embedder: Arc<dyn Embedder>,
     /// Where writes publish and subscriptions listen.
     pub events: EventBus,
+    /// What writes invalidate in the response cache.
+    pub invalidation: Invalidation,
 }
 
 /// How operations are checked and bounded.
@@ -109,7 +112,8 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         .data(deps.pool)
         .data(deps.loaders)
         .data(SharedEmbedder(deps.embedder))
-        .data(deps.events);
+        .data(deps.events)
+        .data(deps.invalidation);
     if !settings.introspection {
         builder = builder.disable_introspection();
     }

@@ -4,14 +4,27 @@
 //! that cannot be executed (bad JSON, missing `query`, a document that does
 //! not parse or validate) get no `data` entry, and with the newer media
 //! type they get status 400. Mutations over GET are refused with 405.
+//!
+//! Queries go through the response cache when it is enabled
+//! (docs/CACHE.md): a shared entry first, then the viewer's own, then one
+//! execution shared by identical concurrent requests. Every answer to an
+//! executed request says which in `x-cache: hit|miss|bypass`.
+//!
+//! Apollo's automatic persisted queries: a request may send only
+//! `extensions.persistedQuery.sha256Hash` (a GET a CDN can cache); an
+//! unknown hash is answered with `PersistedQueryNotFound`, and the client
+//! then sends the document with its hash once.
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
+use std::sync::Arc;
+
 use async_graphql::{Executor as _, Request, Response, ServerError, Variables};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
+use cache::{Epoch, Key, Outcome, ResponseCache, Scope, Stored, Touched};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -20,6 +33,8 @@ use crate::error::ApiError;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const APPLICATION_JSON: &str = "application/json; charset=utf-8";
+/// The response header that says how the cache answered.
+const X_CACHE: &str = "x-cache";
 
 /// The response media types we can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +150,55 @@ fn into_request(params: Params) -> Result<Request, Rejection> {
     Ok(request)
 }
 
+/// Applies the automatic persisted queries protocol: with
+/// `extensions.persistedQuery` (version 1) and no `query`, fills the query
+/// in from the store or fails with `PersistedQueryNotFound`; with both,
+/// checks the hash and registers the document.
+async fn persisted(state: &AppState, params: &mut Params) -> Result<(), Rejection> {
+    let Some(Value::Object(extensions)) = &params.extensions else { return Ok(()) };
+    let Some(persisted) = extensions.get("persistedQuery") else { return Ok(()) };
+    if persisted.get("version") != Some(&json!(1)) {
+        return Err(Rejection::bad_request("`persistedQuery.version` must be 1"));
+    }
+    let Some(hash) = persisted.get("sha256Hash").and_then(Value::as_str) else {
+        return Err(Rejection::bad_request("`persistedQuery.sha256Hash` must be a string"));
+    };
+    let hash = hash.to_ascii_lowercase();
+    match &params.query {
+        None => match state.documents.get(&hash).await {
+            Some(text) => {
+                params.query = Some(Value::String(text.to_string()));
+                Ok(())
+            }
+            None => Err(Rejection {
+                status: StatusCode::OK,
+                message: "PersistedQueryNotFound".into(),
+                code: "PERSISTED_QUERY_NOT_FOUND",
+            }),
+        },
+        Some(Value::String(text)) => {
+            if sha256_hex(text) != hash {
+                return Err(Rejection::bad_request("provided sha256Hash does not match the query"));
+            }
+            state.documents.insert(hash, text.as_str().into()).await;
+            Ok(())
+        }
+        // `into_request` reports a query that is not a string.
+        Some(_) => Ok(()),
+    }
+}
+
+/// The lower-case hex SHA-256 of `text`.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().fold(String::with_capacity(64), |mut hex, byte| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
 /// Parses the GET query string: `variables` and `extensions` are JSON.
 fn get_params(raw: Option<&str>) -> Result<Params, Rejection> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
@@ -173,7 +237,14 @@ fn selects_non_query(request: &Request) -> bool {
 /// `GET /graphql`.
 pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> HttpResponse {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    let request = match get_params(raw.as_deref()).and_then(into_request) {
+    let mut params = match get_params(raw.as_deref()) {
+        Ok(params) => params,
+        Err(rejection) => return reject(media, rejection),
+    };
+    if let Err(rejection) = persisted(&state, &mut params).await {
+        return reject(media, rejection);
+    }
+    let request = match into_request(params) {
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),
     };
@@ -225,13 +296,16 @@ pub(super) async fn post(
     }
     // One pass from bytes to parameters; serde's error category tells a
     // body that is not JSON from one that is not a parameter object.
-    let params = match serde_json::from_slice::<Params>(&body) {
+    let mut params = match serde_json::from_slice::<Params>(&body) {
         Ok(params) => params,
         Err(err) if err.is_data() => {
             return reject(media, Rejection::bad_request("the body must be a JSON object of request parameters"));
         }
         Err(_) => return reject(media, Rejection::bad_request("the body is not valid JSON")),
     };
+    if let Err(rejection) = persisted(&state, &mut params).await {
+        return reject(media, rejection);
+    }
     let request = match into_request(params) {
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),
@@ -275,8 +349,82 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
             return response;
         }
     };
-    let response = state.schema.execute(request.data(viewer)).await;
-    encode(media, response)
+    let Some(cache) = &state.cache else {
+        let response = state.schema.execute(request.data(viewer)).await;
+        return respond(media, &encode(response), "bypass");
+    };
+    let mut request = request;
+    let Some(fingerprint) = crate::response_cache::fingerprint(&mut request) else {
+        // Mutations, subscriptions and documents that do not parse.
+        let response = state.schema.execute(request.data(viewer)).await;
+        return respond(media, &encode(response), "bypass");
+    };
+    // Key parts: the fingerprint (normalized document, operation name,
+    // canonical variables), then the scope: shared, or this viewer's own
+    // (anonymous is one viewer); the cache crate adds its format version.
+    let mut identity = [0_u8; 9];
+    if let Some(user) = viewer.user {
+        identity[0] = 1;
+        identity[1..].copy_from_slice(&user.0.to_le_bytes());
+    }
+    let shared = Key::new(fingerprint, Scope::Shared);
+    let private = Key::new(fingerprint, Scope::Private(&identity));
+    let run = |began: Epoch| run_cacheable(state, cache, shared, request.data(viewer), began);
+    if wants_no_cache(headers) {
+        // Executed afresh, and the fresh answer replaces the stored one.
+        let began = cache.begin();
+        return match run(began).await {
+            Ok(stored) => {
+                let body = stored.body.clone();
+                cache.insert(private, stored).await;
+                respond(media, &Encoded::ok(body), "bypass")
+            }
+            Err(encoded) => respond(media, &encoded, "bypass"),
+        };
+    }
+    if let Some(body) = cache.get(shared).await {
+        return respond(media, &Encoded::ok(body), "hit");
+    }
+    match cache.get_or_run(private, run).await {
+        Ok(Outcome::Hit(body)) => respond(media, &Encoded::ok(body), "hit"),
+        Ok(Outcome::Miss(body)) => respond(media, &Encoded::ok(body), "miss"),
+        Err(encoded) => respond(media, &encoded, "miss"),
+    }
+}
+
+/// Executes a query whose response may be cached: `Ok` with what to store
+/// (under the viewer's key; also under the `shared` key when no resolver
+/// found it viewer-dependent), `Err` with a response never to store (it
+/// has errors).
+async fn run_cacheable(
+    state: &AppState,
+    cache: &ResponseCache,
+    shared: Key,
+    request: Request,
+    began: Epoch,
+) -> Result<Stored, Arc<Encoded>> {
+    let touched = Arc::new(Touched::default());
+    let response = state.schema.execute(request.data(Arc::clone(&touched))).await;
+    let cacheable = response.errors.is_empty();
+    let encoded = encode(response);
+    if !cacheable || encoded.failed {
+        return Err(Arc::new(encoded));
+    }
+    let stored = Stored { body: encoded.body, tags: touched.take_tags(), began };
+    if !touched.is_viewer_dependent() {
+        cache.insert(shared, stored.clone()).await;
+    }
+    Ok(stored)
+}
+
+/// True when the request asks not to be answered from the cache.
+fn wants_no_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"))
 }
 
 /// The response body; `data` is serialised straight from the engine's
@@ -291,9 +439,29 @@ struct Body<'a> {
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
+/// An executed response, encoded once whatever the media type (coalesced
+/// requests share it).
+#[derive(Debug, Clone)]
+struct Encoded {
+    body: Bytes,
+    /// Every error came before execution: 400 with the newer media type.
+    request_error: bool,
+    /// Those errors are all TIMEOUT: 504 with the newer media type.
+    timed_out: bool,
+    /// The body did not serialise: `body` is an INTERNAL error, status 500.
+    failed: bool,
+}
+
+impl Encoded {
+    /// A successful body (as the cache stores them).
+    fn ok(body: Bytes) -> Self {
+        Encoded { body, request_error: false, timed_out: false, failed: false }
+    }
+}
+
 /// Encodes an executed response. A response whose errors all came before
 /// execution (parse, validation, variable coercion) carries no `data`.
-fn encode(media: MediaType, response: Response) -> HttpResponse {
+fn encode(response: Response) -> Encoded {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
@@ -302,16 +470,30 @@ fn encode(media: MediaType, response: Response) -> HttpResponse {
         data: (!request_error).then_some(&response.data),
         extensions: &response.extensions,
     };
-    // With the newer media type a request error needs a 4xx or 5xx: an
-    // execution that ran out of time is the server's (504), any other
-    // error before execution is the client's (400).
     let timed_out = body.errors.iter().all(|e| e["extensions"]["code"] == "TIMEOUT");
-    let status = match (request_error && media == MediaType::GraphqlResponse, timed_out) {
-        (false, _) => StatusCode::OK,
-        (true, true) => StatusCode::GATEWAY_TIMEOUT,
-        (true, false) => StatusCode::BAD_REQUEST,
+    match serialise(&body) {
+        Ok(bytes) => Encoded { body: bytes.into(), request_error, timed_out, failed: false },
+        Err(bytes) => Encoded { body: bytes.into(), request_error, timed_out, failed: true },
+    }
+}
+
+/// Answers with an encoded response and its `x-cache` header.
+fn respond(media: MediaType, encoded: &Encoded, x_cache: &'static str) -> HttpResponse {
+    let status = if encoded.failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if encoded.request_error && media == MediaType::GraphqlResponse {
+        // With the newer media type a request error needs a 4xx or 5xx: an
+        // execution that ran out of time is the server's (504), any other
+        // error before execution is the client's (400).
+        if encoded.timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_REQUEST }
+    } else {
+        StatusCode::OK
     };
-    json_response(status, media, &body)
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(media.content_type())),
+        (header::HeaderName::from_static(X_CACHE), HeaderValue::from_static(x_cache)),
+    ];
+    (status, headers, encoded.body.clone()).into_response()
 }
 
 /// One error as JSON, with an `extensions.code` on every error: errors the
@@ -349,19 +531,22 @@ fn not_acceptable() -> HttpResponse {
 /// it is logged and answered with a 500 INTERNAL error, never with an empty
 /// body behind a success status.
 fn json_response(status: StatusCode, media: MediaType, body: &impl serde::Serialize) -> HttpResponse {
-    let (status, bytes) = match serde_json::to_vec(body) {
+    let (status, bytes) = match serialise(body) {
         Ok(bytes) => (status, bytes),
-        Err(err) => {
-            tracing::error!(exception.type = "INTERNAL", error.message = %err, "response did not serialise");
-            let internal = ApiError::Internal;
-            // A `Value` always serialises: `to_string` cannot fail.
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                error_body(internal.message(), internal.code()).to_string().into_bytes(),
-            )
-        }
+        Err(bytes) => (StatusCode::INTERNAL_SERVER_ERROR, bytes),
     };
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))], bytes).into_response()
+}
+
+/// `body` as JSON, or (logged) the INTERNAL error body when it does not
+/// serialise.
+fn serialise(body: &impl serde::Serialize) -> Result<Vec<u8>, Vec<u8>> {
+    serde_json::to_vec(body).map_err(|err| {
+        tracing::error!(exception.type = "INTERNAL", error.message = %err, "response did not serialise");
+        let internal = ApiError::Internal;
+        // A `Value` always serialises: `to_string` cannot fail.
+        error_body(internal.message(), internal.code()).to_string().into_bytes()
+    })
 }
 
 #[cfg(test)]

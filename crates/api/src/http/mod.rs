@@ -45,6 +45,10 @@ pub struct AppState {
     pub auth: Authenticator,
     /// For the readiness probe.
     pub pool: db::PgPool,
+    /// The response cache, when enabled.
+    pub cache: Option<cache::ResponseCache>,
+    /// Automatic persisted queries: documents by their SHA-256.
+    pub documents: cache::Documents,
 }
 
 /// HTTP limits applied by the layers.

@@ -22,6 +22,11 @@ fn cli(extra: &[&str]) -> Cli {
     Cli::parse_from(base.iter().chain(extra))
 }
 
+/// Tests that saturate the CPU on purpose (statement counts under load)
+/// share it; tests that must not overlap them (long randomized runs,
+/// latency measurements) take it alone.
+pub(crate) static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A running server; stopped when dropped.
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
@@ -64,8 +69,10 @@ impl TestApp {
     /// Starts the server on its own multi-threaded runtime (two workers, as
     /// in production on these machines), so that batches, requests and
     /// their wakes cross threads; the test's own pool reads the database.
-    pub(crate) async fn spawn_multi_threaded(options: PgConnectOptions) -> TestApp {
-        let settings = cli(&[]).config.db.settings(String::new());
+    /// `args` are extra command-line flags.
+    pub(crate) async fn spawn_multi_threaded(options: PgConnectOptions, args: &[&'static str]) -> TestApp {
+        let settings = cli(args).config.db.settings(String::new());
+        let args = args.to_vec();
         let server_options = settings.apply(options.clone());
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -73,7 +80,7 @@ impl TestApp {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
             runtime.expect("server runtime").block_on(async move {
                 let pool = settings.pool_options().connect_with(server_options).await.expect("connect");
-                let app = Application::build(&cli(&[]).config, pool).await.expect("build app");
+                let app = Application::build(&cli(&args).config, pool).await.expect("build app");
                 ready_tx.send(app.local_addr().expect("local addr")).expect("test gone");
                 let _ = app
                     .run_until_stopped(async move {
@@ -103,6 +110,29 @@ impl TestApp {
         let response = request.send().await.expect("request");
         let status = response.status();
         (status, response.json().await.expect("json body"))
+    }
+
+    /// POSTs like [`TestApp::post`], optionally with `Cache-Control:
+    /// no-cache`, and also returns the `x-cache` header.
+    pub(crate) async fn post_cached(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        no_cache: bool,
+    ) -> (StatusCode, String, Value) {
+        let mut request =
+            self.client.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if no_cache {
+            request = request.header("cache-control", "no-cache");
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let x_cache = response.headers().get("x-cache").map(|v| v.to_str().unwrap_or_default().to_owned());
+        (status, x_cache.unwrap_or_default(), response.json().await.expect("json body"))
     }
 
     /// An anonymous query that must succeed; returns `data`.

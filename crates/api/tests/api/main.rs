@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod cache;
 mod chromium;
 mod first_run;
 mod graphiql;

@@ -20,8 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::TestApp;
+use crate::helpers::{HEAVY, TestApp};
 
+/// Every counted run executes: the response cache would answer repeats.
+const NO_CACHE: &[&str] = &["--cache-enabled", "false"];
 /// Runs of each counted query in each condition.
 const RUNS: usize = 50;
 /// Requests kept in flight beside the counted one.
@@ -145,7 +147,8 @@ impl Background {
 
 /// Checks `query` in every condition. `options` reach the test's database.
 async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
-    let app = TestApp::spawn_multi_threaded(options.clone()).await;
+    let _heavy = HEAVY.read().await;
+    let app = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
 
     // The background statements, learnt by running the mix alone; none may
     // be one the counted query runs, or the counts below would be unsound.
@@ -163,7 +166,7 @@ async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
 
         let mut cold = Tally::default();
         for _ in 0..RUNS {
-            let fresh = TestApp::spawn_multi_threaded(options.clone()).await;
+            let fresh = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
             cold.record(expected, count_one(&fresh, query, &ignore).await);
         }
         cold.check(&label("cold (first request of a fresh server)"), query, expected);

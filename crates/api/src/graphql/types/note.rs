@@ -8,7 +8,8 @@ use db::search::{Hit, SimilarTo};
 
 use super::{Tag, User};
 use crate::error::ApiError;
-use crate::graphql::{args, loaders, viewer};
+use crate::graphql::{args, loaders, touch, viewer, viewer_dependent};
+use crate::response_cache::tags;
 
 /// Who may see a note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -59,6 +60,7 @@ impl Note {
     }
 
     async fn author(&self, ctx: &Context<'_>) -> Result<User> {
+        touch(ctx, || tags::user(self.0.author_id));
         let row = loaders(ctx)?.user_by_id.load_one(self.0.author_id).await.map_err(ApiError::from)?;
         // The foreign key (with `on delete cascade`) makes a missing author
         // impossible unless the user was deleted mid-request.
@@ -85,6 +87,8 @@ impl Note {
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(args::SIMILAR_PAGE)")] first: Option<i32>,
     ) -> Result<Vec<SearchHit>> {
+        touch(ctx, || tags::NOTE_SEARCH.into());
+        viewer_dependent(ctx);
         let key = SimilarTo { note: self.0.id, viewer: viewer(ctx)?, first: args::first(first, args::SIMILAR_PAGE)? };
         let hits = loaders(ctx)?.similar_notes.load_one(key).await.map_err(ApiError::from)?;
         Ok(hits.unwrap_or_default().into_iter().map(SearchHit::from).collect())

@@ -5,6 +5,7 @@ use db::tags::TagRow;
 
 use super::{Note, note_count_of, notes_of};
 use crate::graphql::{args, loaders};
+use crate::response_cache::tags;
 
 /// A label on notes. It exists for a viewer while a note the viewer may see
 /// carries it.
@@ -27,10 +28,11 @@ impl Tag {
         #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<Note>> {
-        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_tag, self.0.id, first, after).await?)
+        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_tag, self.0.id, || tags::tag_notes(&self.0.name), first, after)
+            .await?)
     }
 
     async fn note_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(note_count_of(ctx, &loaders(ctx)?.note_count_by_tag, self.0.id).await?)
+        Ok(note_count_of(ctx, &loaders(ctx)?.note_count_by_tag, self.0.id, || tags::tag_notes(&self.0.name)).await?)
     }
 }

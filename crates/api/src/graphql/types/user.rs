@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use db::users::UserRow;
 
 use super::{Note, note_count_of, notes_of};
-use crate::graphql::{args, loaders, viewer};
+use crate::graphql::{args, loaders, viewer, viewer_dependent};
+use crate::response_cache::tags;
 
 /// A person who writes notes.
 pub(crate) struct User(pub(crate) UserRow);
@@ -22,6 +23,7 @@ impl User {
 
     /// The user's email; null unless the viewer is this user.
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        viewer_dependent(ctx);
         Ok((viewer(ctx)? == Some(self.0.id)).then_some(self.0.email.as_str()))
     }
 
@@ -36,11 +38,12 @@ impl User {
         #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<Note>> {
-        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_author, self.0.id, first, after).await?)
+        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_author, self.0.id, || tags::user_notes(self.0.id), first, after)
+            .await?)
     }
 
     /// How many of this user's notes the viewer may see.
     async fn note_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        Ok(note_count_of(ctx, &loaders(ctx)?.note_count_by_author, self.0.id).await?)
+        Ok(note_count_of(ctx, &loaders(ctx)?.note_count_by_author, self.0.id, || tags::user_notes(self.0.id)).await?)
     }
 }

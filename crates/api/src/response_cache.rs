@@ -1,0 +1,395 @@
+//! The GraphQL side of the response cache (the storage is the `cache`
+//! crate): what makes two requests the same question (the normalized
+//! document, operation name and canonical variables), the names of the
+//! dependency tags resolvers record, which tags a note write changes, and
+//! the `LISTEN` task that applies other processes' writes (docs/CACHE.md).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_graphql::parser::types::{
+    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Name, Positioned, Request};
+use async_graphql_value::Value;
+use cache::{Fingerprint, ResponseCache, Tag};
+use db::notify::{NoteWritten, WRITES_CHANNEL};
+use tokio::sync::watch;
+
+/// Dependency tag names. Every note write changes [`note`], its author's
+/// [`user_notes`], [`tag_notes`] of each tag it had or has, [`NOTE_LIST`],
+/// [`NOTE_SEARCH`] and, when it has tags, [`TAG_LIST`].
+pub(crate) mod tags {
+    /// The root `notes` list, in any filter.
+    pub(crate) const NOTE_LIST: &str = "Note/list";
+    /// Search results and `similar`: any write can move any hit.
+    pub(crate) const NOTE_SEARCH: &str = "Note/search";
+    /// The root `tags` list.
+    pub(crate) const TAG_LIST: &str = "Tag/list";
+    /// The root `users` list.
+    pub(crate) const USER_LIST: &str = "User/list";
+
+    /// One note: its fields and its tags.
+    pub(crate) fn note(id: db::NoteId) -> String {
+        format!("Note:{id}")
+    }
+
+    /// One user's fields.
+    pub(crate) fn user(id: db::UserId) -> String {
+        format!("User:{id}")
+    }
+
+    /// One user's notes and their count.
+    pub(crate) fn user_notes(id: db::UserId) -> String {
+        format!("User:{id}/notes")
+    }
+
+    /// One tag's existence, notes and their count.
+    pub(crate) fn tag_notes(name: &str) -> String {
+        format!("Tag:{name}/notes")
+    }
+}
+
+/// The tags a committed note write changed.
+pub(crate) fn written_tags(event: &NoteWritten) -> Vec<Tag> {
+    let mut names = vec![
+        tags::note(event.note),
+        tags::user_notes(event.author),
+        tags::NOTE_LIST.to_owned(),
+        tags::NOTE_SEARCH.to_owned(),
+    ];
+    if !event.tags.is_empty() {
+        names.push(tags::TAG_LIST.to_owned());
+    }
+    names.extend(event.tags.iter().map(|t| tags::tag_notes(t)));
+    names.iter().map(|n| Tag::new(n)).collect()
+}
+
+/// Schema data for writes: this process's identity in write events, and
+/// the cache to invalidate before a mutation answers.
+#[derive(Clone)]
+pub struct Invalidation {
+    /// This process, as written in the events it sends.
+    pub origin: u64,
+    /// The cache, when enabled.
+    pub cache: Option<ResponseCache>,
+}
+
+impl Invalidation {
+    /// A fresh identity for this process (and for each server in a test
+    /// process): process id, start time and a counter.
+    pub fn new(cache: Option<ResponseCache>) -> Self {
+        static SERVERS: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let seed = format!("{}/{}/{}", std::process::id(), nanos.as_nanos(), SERVERS.fetch_add(1, Ordering::Relaxed));
+        let origin = xxhash_rust::xxh3::xxh3_64(seed.as_bytes());
+        Invalidation { origin, cache }
+    }
+
+    /// Drops this process's entries that a committed write changed; the
+    /// other processes do the same when its `NOTIFY` reaches them.
+    pub(crate) fn written(&self, event: &NoteWritten) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(written_tags(event));
+        }
+    }
+}
+
+/// The `LISTEN` connection, if it can be made within a second: the server
+/// starts without it when the database is down, with the cache off.
+pub async fn connect(pool: &db::PgPool) -> Option<sqlx::postgres::PgListener> {
+    let listen = db::notify::listen(pool, &[WRITES_CHANNEL]);
+    match tokio::time::timeout(Duration::from_secs(1), listen).await {
+        Ok(Ok(listener)) => Some(listener),
+        Ok(Err(err)) => {
+            tracing::warn!(error.message = %err, "cannot LISTEN yet; the response cache is off until it can");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("cannot LISTEN yet; the response cache is off until it can");
+            None
+        }
+    }
+}
+
+/// Listens for other processes' writes and invalidates what they changed,
+/// until `stop` turns true. While the connection is down (or `listener`
+/// is `None`) nothing is served from or stored in the cache; on
+/// (re)connecting, the cache is flushed, since writes made in between were
+/// not seen.
+pub async fn listen(
+    pool: db::PgPool,
+    listener: Option<sqlx::postgres::PgListener>,
+    invalidation: Invalidation,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(cache) = invalidation.cache.clone() else { return };
+    let mut listener = match listener {
+        Some(listener) => listener,
+        None => {
+            cache.set_available(false);
+            let Some(listener) = reconnect(&pool, &mut stop).await else { return };
+            cache.set_available(true);
+            listener
+        }
+    };
+    loop {
+        let received = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            received = listener.try_recv() => received,
+        };
+        match received {
+            Ok(Some(notification)) => match serde_json::from_str::<NoteWritten>(notification.payload()) {
+                Ok(event) if event.origin == invalidation.origin => {}
+                Ok(event) => cache.invalidate(written_tags(&event)),
+                Err(err) => {
+                    tracing::warn!(error.message = %err, "unreadable write event; flushing the response cache");
+                    cache.flush();
+                }
+            },
+            Ok(None) | Err(_) => {
+                tracing::warn!("lost the LISTEN connection; the response cache is off until it is back");
+                cache.set_available(false);
+                let Some(reconnected) = reconnect(&pool, &mut stop).await else { return };
+                listener = reconnected;
+                cache.set_available(true);
+                tracing::info!("LISTEN connection back; the response cache was flushed");
+            }
+        }
+    }
+}
+
+/// A new `LISTEN` connection, retried every 200 ms; `None` when told to stop.
+async fn reconnect(pool: &db::PgPool, stop: &mut watch::Receiver<bool>) -> Option<sqlx::postgres::PgListener> {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return None,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        match db::notify::listen(pool, &[WRITES_CHANNEL]).await {
+            Ok(listener) => return Some(listener),
+            Err(err) => tracing::warn!(error.message = %err, "LISTEN reconnect failed"),
+        }
+    }
+}
+
+/// What makes a request the same question as another, or `None` when its
+/// response must not be cached: it does not parse, or selects a mutation,
+/// a subscription or no operation.
+///
+/// The parts, in order: the document printed in one canonical form (no
+/// comments or formatting; arguments, object fields, operations and
+/// fragments in name order; selections keep their order, which is the
+/// response's), the operation name, and the selected operation's variables
+/// by name, each as given, or its default, or "absent".
+pub(crate) fn fingerprint(request: &mut Request) -> Option<Fingerprint> {
+    let operation_name = request.operation_name.clone();
+    let variables = request.variables.clone();
+    let document = request.parsed_query().ok()?;
+    let operation = select_operation(document, operation_name.as_deref())?;
+    if operation.ty != OperationType::Query {
+        return None;
+    }
+    let mut text = String::with_capacity(256);
+    print_document(&mut text, document);
+    let mut vars = String::new();
+    let mut definitions: Vec<_> = operation.variable_definitions.iter().map(|d| &d.node).collect();
+    definitions.sort_by(|a, b| a.name.node.cmp(&b.name.node));
+    for definition in definitions {
+        let _ = write!(vars, "${}=", definition.name.node);
+        match variables.get(&definition.name.node) {
+            Some(value) => print_value(&mut vars, &value.clone().into_value()),
+            None => match &definition.default_value {
+                Some(default) => print_value(&mut vars, &default.node.clone().into_value()),
+                None => vars.push_str("absent"),
+            },
+        }
+        vars.push(';');
+    }
+    let name = operation_name.as_deref().map_or(b"\0".as_slice(), str::as_bytes);
+    Some(Fingerprint::of([text.as_bytes(), name, vars.as_bytes()]))
+}
+
+/// The operation a request runs, as async-graphql would pick it.
+fn select_operation<'a>(document: &'a ExecutableDocument, name: Option<&str>) -> Option<&'a OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+fn print_document(out: &mut String, document: &ExecutableDocument) {
+    match &document.operations {
+        DocumentOperations::Single(op) => print_operation(out, None, &op.node),
+        DocumentOperations::Multiple(ops) => {
+            let mut ops: Vec<_> = ops.iter().collect();
+            ops.sort_by(|a, b| a.0.cmp(b.0));
+            for (name, op) in ops {
+                print_operation(out, Some(name), &op.node);
+            }
+        }
+    }
+    let mut fragments: Vec<_> = document.fragments.iter().collect();
+    fragments.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, fragment) in fragments {
+        let _ = write!(out, "fragment {name} on {}", fragment.node.type_condition.node.on.node);
+        print_directives(out, &fragment.node.directives);
+        print_selection_set(out, &fragment.node.selection_set.node);
+    }
+}
+
+fn print_operation(out: &mut String, name: Option<&Name>, op: &OperationDefinition) {
+    let _ = write!(out, "{} {}(", op.ty, name.map_or("", |n| n.as_str()));
+    let mut definitions: Vec<_> = op.variable_definitions.iter().map(|d| &d.node).collect();
+    definitions.sort_by(|a, b| a.name.node.cmp(&b.name.node));
+    for definition in definitions {
+        let _ = write!(out, "${}:{}", definition.name.node, definition.var_type.node);
+        if let Some(default) = &definition.default_value {
+            out.push('=');
+            print_value(out, &default.node.clone().into_value());
+        }
+        print_directives(out, &definition.directives);
+        out.push(',');
+    }
+    out.push(')');
+    print_directives(out, &op.directives);
+    print_selection_set(out, &op.selection_set.node);
+}
+
+fn print_selection_set(out: &mut String, set: &SelectionSet) {
+    if set.items.is_empty() {
+        return;
+    }
+    out.push('{');
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                if let Some(alias) = &field.alias {
+                    let _ = write!(out, "{}:", alias.node);
+                }
+                out.push_str(&field.name.node);
+                print_arguments(out, &field.arguments);
+                print_directives(out, &field.directives);
+                print_selection_set(out, &field.selection_set.node);
+            }
+            Selection::FragmentSpread(spread) => {
+                let _ = write!(out, "...{}", spread.node.fragment_name.node);
+                print_directives(out, &spread.node.directives);
+            }
+            Selection::InlineFragment(inline) => {
+                out.push_str("...");
+                if let Some(condition) = &inline.node.type_condition {
+                    let _ = write!(out, "on {}", condition.node.on.node);
+                }
+                print_directives(out, &inline.node.directives);
+                print_selection_set(out, &inline.node.selection_set.node);
+            }
+        }
+        out.push(' ');
+    }
+    out.push('}');
+}
+
+fn print_arguments(out: &mut String, arguments: &[(Positioned<Name>, Positioned<Value>)]) {
+    if arguments.is_empty() {
+        return;
+    }
+    let mut arguments: Vec<_> = arguments.iter().collect();
+    arguments.sort_by(|a, b| a.0.node.cmp(&b.0.node));
+    out.push('(');
+    for (name, value) in arguments {
+        let _ = write!(out, "{}:", name.node);
+        print_value(out, &value.node);
+        out.push(',');
+    }
+    out.push(')');
+}
+
+fn print_directives(out: &mut String, directives: &[Positioned<Directive>]) {
+    for directive in directives {
+        let _ = write!(out, "@{}", directive.node.name.node);
+        print_arguments(out, &directive.node.arguments);
+    }
+}
+
+/// A value with object fields in name order and strings JSON-quoted.
+fn print_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Variable(name) => {
+            let _ = write!(out, "${name}");
+        }
+        Value::Null => out.push_str("null"),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => {
+            let _ = write!(out, "{}", serde_json::Value::String(s.clone()));
+        }
+        Value::Boolean(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Value::Binary(bytes) => {
+            let _ = write!(out, "b{bytes:?}");
+        }
+        Value::Enum(name) => out.push_str(name),
+        Value::List(items) => {
+            out.push('[');
+            for item in items {
+                print_value(out, item);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            let mut fields: Vec<_> = fields.iter().collect();
+            fields.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (name, value) in fields {
+                let _ = write!(out, "{name}:");
+                print_value(out, value);
+                out.push(',');
+            }
+            out.push('}');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::Variables;
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(query: &str, variables: serde_json::Value) -> Option<Fingerprint> {
+        fingerprint(&mut Request::new(query).variables(Variables::from_json(variables)))
+    }
+
+    #[test]
+    fn formatting_comments_and_argument_order_do_not_matter() {
+        let a = key(r#"{ notes(first: 3, tag: "rust") { id title } }"#, json!({}));
+        let b = key("# a comment\nquery {\n  notes(tag: \"rust\",\n first: 3) {\n id\n title }\n}", json!({}));
+        assert!(a.is_some());
+        assert_eq!(a, b);
+        assert_ne!(a, key(r#"{ notes(first: 3, tag: "rust") { title id } }"#, json!({})));
+    }
+
+    #[test]
+    fn variables_are_canonical_with_defaults_applied() {
+        let q = "query($f: Int = 5, $t: String) { notes(first: $f, tag: $t) { id } }";
+        let a = key(q, json!({ "t": "x", "f": 5 }));
+        assert_eq!(a, key(q, json!({ "f": 5, "t": "x" })));
+        assert_eq!(a, key(q, json!({ "t": "x" })));
+        assert_ne!(a, key(q, json!({ "t": "y" })));
+        assert_ne!(key(q, json!({})), key(q, json!({ "t": null })));
+    }
+
+    #[test]
+    fn mutations_and_unparseable_documents_have_no_key() {
+        assert_eq!(key("mutation { deleteNote(id: \"1\") }", json!({})), None);
+        assert_eq!(key("{ notes(", json!({})), None);
+    }
+}
