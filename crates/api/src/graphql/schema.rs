@@ -64,6 +64,16 @@ pub struct BatchedSchema {
     timeout: Duration,
 }
 
+impl BatchedSchema {
+    /// Refuses a request over any operation limit. The HTTP handler calls
+    /// it before the response cache parses the document for its key, so no
+    /// document skips the limits or reaches the parser unbounded; `execute`
+    /// checks again for the transports that come straight here.
+    pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
+        self.limiter.check(request)
+    }
+}
+
 impl Executor for BatchedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
         let checked = self.limiter.check(&mut request);

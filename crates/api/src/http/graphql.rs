@@ -354,6 +354,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
         return respond(media, &encode(response), "bypass");
     };
     let mut request = request;
+    if let Err(refusal) = state.schema.check(&mut request) {
+        return respond(media, &encode(Response::from_errors(vec![refusal])), "bypass");
+    }
     let Some(fingerprint) = crate::response_cache::fingerprint(&mut request) else {
         // Mutations, subscriptions and documents that do not parse.
         let response = state.schema.execute(request.data(viewer)).await;
