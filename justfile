@@ -30,8 +30,7 @@ token user="1":
 latency *args:
     python3 scripts/latency.py --cpu server=$(pgrep -d, -x notegraph) --cpu postgres=$(pgrep -d, -x postgres) {{args}}
 
-# k6 load test against a release build on this machine: `just load-test [scenario] [rate] [duration] [--compare k6/baselines/mix.json]`.
-# Installs k6, starts and seeds its own embedded Postgres, starts the server, writes target/load/<time>-<scenario>/.
+# k6 load test of a release build on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
 load-test *args:
     python3 scripts/load-test.py {{args}}
 
