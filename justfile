@@ -37,3 +37,7 @@ load-test *args:
 # CPU flame graph (perf + inferno) of the server under a load-test scenario (default: the mix at 1000/s for 30s).
 profile scenario="mix" rate="1000" duration="30s":
     python3 scripts/load-test.py --profile {{scenario}} {{rate}} {{duration}}
+
+# Criterion benchmarks of hot paths that need no database (benches/, a workspace of its own): [filter].
+bench *args:
+    cd benches && cargo bench --bench hot_paths -- {{args}}
