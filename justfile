@@ -38,11 +38,14 @@ latency *args:
 compare *args:
     bash bench/compare.sh {{args}}
 
-# k6 load test against a release build on this machine: `just load-test [scenario] [rate] [duration] [--compare k6/baselines/mix.json]`.
-# Installs k6, starts and seeds its own embedded Postgres, starts the server, writes target/load/<time>-<scenario>/.
+# k6 load test of a release build on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
 load-test *args:
     python3 scripts/load-test.py {{args}}
 
 # CPU flame graph (perf + inferno) of the server under a load-test scenario (default: the mix at 1000/s for 30s).
 profile scenario="mix" rate="1000" duration="30s":
     python3 scripts/load-test.py --profile {{scenario}} {{rate}} {{duration}}
+
+# Criterion benchmarks of hot paths that need no database (benches/, a workspace of its own): [filter].
+bench *args:
+    cd benches && cargo bench --bench hot_paths -- {{args}}

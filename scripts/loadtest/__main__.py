@@ -92,7 +92,7 @@ def run_k6(k6, scenario, run_dir, env):
     return process, thread
 
 
-def ids_note(description, scenario):
+def ids_note(description):
     hidden = description["notes_total"] - description["notes_visible"]
     share = 100 * hidden / description["notes_total"] if description["notes_total"] else 0
     return (
@@ -106,38 +106,13 @@ def ids_note(description, scenario):
     )
 
 
-def main():
-    args = parse_args()
-    if args.scenario == "sse":
-        print(SSE_SKIPPED)
-        return 0
-    default_rate, default_duration, _, follow = SCENARIOS[args.scenario]
-    rate = args.rate if args.rate is not None else default_rate
-    duration = args.duration or default_duration
-    command = " ".join(["just load-test", args.scenario]
-                       + ([str(args.rate)] if args.rate is not None else [])
-                       + ([args.duration] if args.duration else [])
-                       + ([f"--compare {args.compare}"] if args.compare else []))
-    if args.profile:
-        command = command.replace("just load-test", "just profile", 1)
-    if os.environ.get("DATABASE_URL"):
-        log("DATABASE_URL is ignored: load tests run on their own embedded Postgres, which they may reseed")
-
-    k6 = stack.ensure_k6()
-    profiler = profile.check() if args.profile else None
-    binary = stack.build_release()
-    started = datetime.datetime.now().astimezone()
-    tree = report.commit()
-    run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"
-    run_dir.mkdir(parents=True)
-    log(f"results go to {run_dir}")
-
+def measure(args, rate, duration, run_dir, k6, binary, profiler):
+    """Starts Postgres and the server, runs k6 while sampling, and stops
+    everything it started, whatever happens. Returns what was measured."""
     # Stop what we started on SIGTERM too, not only on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     postgres = stack.Postgres(binary, run_dir / "postgres.log")
-    server = None
-    k6_process = None
-    recording = None
+    server = k6_process = recording = None
     try:
         postgres.start()
         postgres.ensure_seeded(binary)
@@ -187,12 +162,42 @@ def main():
         if server is not None:
             server.stop()
         postgres.stop()
+    return {"k6_exit": k6_exit, "sampler": sampler, "statements": statements, "description": description,
+            "recording": recording}
 
+
+def main():
+    args = parse_args()
+    if args.scenario == "sse":
+        print(SSE_SKIPPED)
+        return 0
+    default_rate, default_duration, _, follow = SCENARIOS[args.scenario]
+    rate = args.rate if args.rate is not None else default_rate
+    duration = args.duration or default_duration
+    command = " ".join(["just load-test", args.scenario]
+                       + ([str(args.rate)] if args.rate is not None else [])
+                       + ([args.duration] if args.duration else [])
+                       + ([f"--compare {args.compare}"] if args.compare else []))
+    if args.profile:
+        command = command.replace("just load-test", "just profile", 1)
+    if os.environ.get("DATABASE_URL"):
+        log("DATABASE_URL is ignored: load tests run on their own embedded Postgres, which they may reseed")
+
+    k6 = stack.ensure_k6()
+    profiler = profile.check() if args.profile else None
+    binary = stack.build_release()
+    started = datetime.datetime.now().astimezone()
+    tree = report.commit()
+    run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"
+    run_dir.mkdir(parents=True)
+    log(f"results go to {run_dir}")
+
+    measured = measure(args, rate, duration, run_dir, k6, binary, profiler)
+    k6_exit, sampler = measured["k6_exit"], measured["sampler"]
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         log(f"k6 exited with {k6_exit} and wrote no summary; see {run_dir / 'k6.log'}")
         return 1
-    summary = json.loads(summary_path.read_text())
     seconds = timeline.read(run_dir / "samples.csv.gz", scenario=follow)
     # CPU over the seconds requests completed in, not k6's start-up and summary.
     load_phase = (seconds[0]["t"], seconds[-1]["t"] + 1) if seconds else (None, None)
@@ -208,29 +213,29 @@ def main():
     elif args.scenario == "soak":
         analysis_lines, analysis_result = analysis.soak(seconds, series)
 
-    run = {
+    fig = report.figures({
         "scenario": args.scenario, "rate": rate, "duration": duration, "command": command,
-        "started_at": started.isoformat(timespec="seconds"), "commit": tree, "summary": summary,
-        "statements": statements,
-        "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": description,
+        "started_at": started.isoformat(timespec="seconds"), "commit": tree,
+        "summary": json.loads(summary_path.read_text()), "statements": measured["statements"],
+        "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": measured["description"],
         "sockets_peak": max((r["sockets"] for r in series), default=None), "analysis": analysis_result,
         "follow": follow,
         "asked": SCENARIOS[args.scenario][2].replace("RATE", str(rate)).replace("DURATION", str(duration)),
-    }
-    fig = report.figures(run)
+    })
     comparison_lines, regressed = [], False
     if args.compare:
         comparison_lines, regressed = compare.compare(fig, args.compare)
         fig["regressed"] = regressed
-    text = report.markdown(fig, analysis_lines, comparison_lines, ids_note(description, args.scenario))
+    text = report.markdown(fig, analysis_lines, comparison_lines, ids_note(measured["description"]))
     report.write(run_dir, fig, text)
-    title = f"{args.scenario}: {fig['achieved_rate']:.0f} requests/s achieved (asked {rate}), p99 " \
-            f"{fig['latency_ms']['p(99)'] or 0:.1f} ms — {started:%Y-%m-%d %H:%M}"
+    asked = f" (asked {rate})" if rate is not None else ""
+    title = (f"{args.scenario}: {fig['achieved_rate']:.0f} requests/s achieved{asked}, p99 "
+             f"{fig['latency_ms']['p(99)'] or 0:.1f} ms — {started:%Y-%m-%d %H:%M}")
     (run_dir / "chart.svg").write_text(chart.render(title, seconds, series))
-    if recording:
-        cpu_seconds = profile.flamegraph(profiler[0], profiler[1], recording,
-                                     f"notegraph serve under {command.removeprefix('just profile ')}",
-                                     run_dir / "flamegraph.svg")
+    if measured["recording"]:
+        cpu_seconds = profile.flamegraph(profiler[0], profiler[1], measured["recording"],
+                                         f"notegraph serve under {command.removeprefix('just profile ')}",
+                                         run_dir / "flamegraph.svg")
         with open(run_dir / "report.md", "a") as report_file:
             report_file.write(f"\nCPU flame graph of the server (perf at {profile.FREQUENCY} samples/s of CPU "
                               f"time, {cpu_seconds:.1f} s of the server's CPU): [flamegraph.svg](flamegraph.svg)\n")

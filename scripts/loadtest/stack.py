@@ -171,8 +171,13 @@ class Postgres:
             log("the default data set is loaded already")
             return
         log("loading the default data set (notegraph seed: about a minute on 2 cores)")
-        seeded = subprocess.run([str(binary), "seed"], env=env, check=True, stdout=subprocess.PIPE,
-                                stderr=self.log_file, text=True)
+        seeded = subprocess.run([str(binary), "seed"], env=env, capture_output=True, text=True)
+        self.log_file.write(seeded.stderr)
+        if seeded.returncode != 0:
+            # Say why (say, data that `seed` did not load, which it refuses to replace).
+            lines = seeded.stderr.strip().splitlines()
+            why = next((line for line in lines if line.startswith("Error:")), lines[-1] if lines else "no output")
+            raise RuntimeError(f"notegraph seed failed in {self.dir}: {why}")
         log(seeded.stdout.strip())
 
     def read_ids(self, path):

@@ -1,0 +1,119 @@
+//! Criterion benchmarks of the server's hot paths that need no database:
+//! parsing the published queries, assembling and delivering loader batches,
+//! the default embedder, and serialising a large response.
+//!
+//! `just bench` runs them all; `just bench parse` only those whose name
+//! contains `parse`. The response cache the issue also asks to measure (key
+//! normalisation, the hit path) does not exist yet.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use embed::HashEmbedder;
+use futures::future::join_all;
+use loaders::{Batched, Loader, Tracked};
+
+/// The published mix (k6/lib/queries.js) and a deeper query of the README.
+const DOCUMENTS: [(&str, &str); 4] = [
+    ("userList", "{ users(first: 20) { id name } }"),
+    ("noteDetail", r#"{ note(id: "4711") { id title author { name } } }"#),
+    ("userNotes", r#"{ user(id: "42") { notes { id title tags { name } } } }"#),
+    (
+        "tagsNotesAuthors",
+        "{ tags(first: 50) { notes(first: 10) { author { notes(first: 3) { id } } tags { name } } } }",
+    ),
+];
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    for (name, document) in DOCUMENTS {
+        group.bench_with_input(BenchmarkId::from_parameter(name), document, |b, document| {
+            b.iter(|| async_graphql::parser::parse_query(black_box(document)).map(|_| ()));
+        });
+    }
+    group.finish();
+}
+
+/// Answers every key at once from memory: what is left to measure is the
+/// batching itself (enqueueing, holding, dispatching, delivering).
+struct Echo;
+
+impl Loader<u64> for Echo {
+    type Value = u64;
+
+    fn load(&self, keys: &[u64]) -> impl Future<Output = Result<HashMap<u64, u64>, db::Error>> + Send {
+        let values = keys.iter().map(|&key| (key, key * 2)).collect();
+        async move { Ok(values) }
+    }
+}
+
+/// `requests` concurrent requests each loading 20 keys at one level (say
+/// the authors of 20 notes), as one batch.
+fn batches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime");
+    let loader = Arc::new(Batched::new(Echo, "echo", Duration::ZERO));
+    let mut group = c.benchmark_group("loader_batch");
+    for requests in [1_u64, 16] {
+        group.throughput(Throughput::Elements(requests * 20));
+        group.bench_with_input(BenchmarkId::new("requests_x20_keys", requests), &requests, |b, &requests| {
+            b.iter(|| {
+                runtime.block_on(join_all((0..requests).map(|request| {
+                    let loader = Arc::clone(&loader);
+                    Tracked::new(Box::pin(async move {
+                        join_all((0..20).map(|i| loader.load_one(request * 1_000 + i))).await.len()
+                    }))
+                })))
+            });
+        });
+    }
+    group.finish();
+}
+
+fn embedder(c: &mut Criterion) {
+    let embedder = HashEmbedder::default();
+    let note = "Sourdough starter notes. Feed the starter twice a day with equal weights of flour and water; \
+                it is ready when it doubles within six hours and smells sweet and sour. Rye flour speeds it up, \
+                a cold kitchen slows it down, and a spoonful of the old starter is all a new batch needs.";
+    let mut group = c.benchmark_group("embed");
+    for (name, text) in [("search_text", "sourdough starter"), ("note_300_chars", note)] {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(name), text, |b, text| {
+            b.iter(|| embedder.embed_one(black_box(text)));
+        });
+    }
+    group.finish();
+}
+
+/// `{ notes(first: 100) { id title author { name } tags { name } } }` as
+/// the server answers it: 100 notes with an author and three tags each.
+fn large_response() -> async_graphql::Response {
+    let notes: Vec<serde_json::Value> = (1..=100)
+        .map(|id| {
+            serde_json::json!({
+                "id": id.to_string(),
+                "title": format!("Note {id}: keeping a sourdough starter alive through the winter"),
+                "author": { "name": format!("Author {}", id % 37) },
+                "tags": [{ "name": "baking" }, { "name": "sourdough" }, { "name": format!("tag-{}", id % 200) }],
+            })
+        })
+        .collect();
+    let data = async_graphql::Value::from_json(serde_json::json!({ "notes": notes })).expect("a GraphQL value");
+    async_graphql::Response::new(data)
+}
+
+fn serialize(c: &mut Criterion) {
+    let response = large_response();
+    let bytes = serde_json::to_vec(&response).expect("serialisable").len();
+    let mut group = c.benchmark_group("serialize");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("notes_100_with_author_and_tags", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&response)).map(|body| body.len()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, batches, embedder, serialize);
+criterion_main!(benches);
