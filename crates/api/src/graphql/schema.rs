@@ -67,31 +67,36 @@ pub struct BatchedSchema {
 impl BatchedSchema {
     /// Refuses a request over any operation limit. The HTTP handler calls
     /// it before the response cache parses the document for its key, so no
-    /// document skips the limits or reaches the parser unbounded; `execute`
-    /// checks again for the transports that come straight here.
+    /// document skips the limits or reaches the parser unbounded, and then
+    /// runs the request with [`BatchedSchema::execute_checked`].
     pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
         self.limiter.check(request)
+    }
+
+    /// Executes a request that [`BatchedSchema::check`] has passed, tracked
+    /// for exact batching and under the GraphQL deadline.
+    pub async fn execute_checked(&self, request: Request) -> Response {
+        let execution = Tracked::new(Box::pin(self.schema.execute(request)));
+        // Dropping the execution drops its pending loads; a statement
+        // already sent ends by its own `statement_timeout`, which the
+        // hierarchy (DB < GraphQL) makes shorter than this deadline.
+        match tokio::time::timeout(self.timeout, execution).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(exception.type = "TIMEOUT", "graphql execution timed out");
+                Response::from_errors(vec![timed_out()])
+            }
+        }
     }
 }
 
 impl Executor for BatchedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
         let checked = self.limiter.check(&mut request);
-        let execution = Tracked::new(Box::pin(self.schema.execute(request)));
-        let timeout = self.timeout;
         async move {
-            if let Err(refusal) = checked {
-                return Response::from_errors(vec![refusal]);
-            }
-            // Dropping the execution drops its pending loads; a statement
-            // already sent ends by its own `statement_timeout`, which the
-            // hierarchy (DB < GraphQL) makes shorter than this deadline.
-            match tokio::time::timeout(timeout, execution).await {
-                Ok(response) => response,
-                Err(_) => {
-                    tracing::warn!(exception.type = "TIMEOUT", "graphql execution timed out");
-                    Response::from_errors(vec![timed_out()])
-                }
+            match checked {
+                Ok(()) => self.execute_checked(request).await,
+                Err(refusal) => Response::from_errors(vec![refusal]),
             }
         }
     }

@@ -359,7 +359,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
     }
     let Some(fingerprint) = crate::response_cache::fingerprint(&mut request) else {
         // Mutations, subscriptions and documents that do not parse.
-        let response = state.schema.execute(request.data(viewer)).await;
+        let response = state.schema.execute_checked(request.data(viewer)).await;
         return respond(media, &encode(response), "bypass");
     };
     // Key parts: the fingerprint (normalized document, operation name,
@@ -407,7 +407,7 @@ async fn run_cacheable(
     began: Epoch,
 ) -> Result<Stored, Arc<Encoded>> {
     let touched = Arc::new(Touched::default());
-    let response = state.schema.execute(request.data(Arc::clone(&touched))).await;
+    let response = state.schema.execute_checked(request.data(Arc::clone(&touched))).await;
     let cacheable = response.errors.is_empty();
     let encoded = encode(response);
     if !cacheable || encoded.failed {
