@@ -22,6 +22,12 @@ if [ ! -d $audit/node_modules ] || [ $audit/package-lock.json -nt $audit/node_mo
   (cd $audit && npm ci --silent --no-audit --no-fund)
 fi
 
+# graphql-sse and graphql-ws, the real clients tests/subscriptions/subscribe.mjs drives.
+clients=tests/subscriptions
+if [ ! -d $clients/node_modules ] || [ $clients/package-lock.json -nt $clients/node_modules/.package-lock.json ]; then
+  (cd $clients && npm ci --silent --no-audit --no-fund)
+fi
+
 # The load-test runner's own arithmetic (scripts/loadtest); needs nothing running.
 python3 -m unittest discover -s scripts/loadtest -t scripts
 

@@ -15,9 +15,12 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::graphql::{EventBus, SchemaDeps, SchemaSettings, build_schema};
-use crate::http::{AppState, ConnectionLimits, Limits, router, serve};
-use crate::response_cache::{self, Invalidation};
+use crate::graphql::{
+    EventBus, SchemaDeps, SchemaSettings, Stopping, SubscriptionCaps, SubscriptionLimits, build_schema,
+};
+use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Streams, router, serve};
+use crate::notifications;
+use crate::response_cache::Invalidation;
 
 /// Bound on the persisted query texts held: thousands of documents.
 const PERSISTED_QUERY_BYTES: u64 = 16 * 1024 * 1024;
@@ -30,9 +33,11 @@ pub struct Application {
     router: axum::Router,
     connection_limits: ConnectionLimits,
     grace: Duration,
-    /// The `LISTEN` task that applies other processes' writes to the cache,
-    /// and the signal that stops it.
-    notifications: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    /// The `LISTEN` task that feeds the cache's invalidation and the
+    /// subscriptions, and the signal that stops it.
+    notifications: (JoinHandle<()>, watch::Sender<bool>),
+    /// Turned true when shutdown starts: open subscriptions complete.
+    stopping: watch::Sender<bool>,
 }
 
 impl Application {
@@ -55,24 +60,32 @@ impl Application {
             })
         });
         let invalidation = Invalidation::new(cache.clone());
+        let events = EventBus::new(config.subscriptions.subscription_buffer);
         // Listening starts before the first request is served, so no write
-        // committed after that can go unseen (without it, the cache is off
-        // until the task connects).
-        let notifications = match &cache {
-            Some(_) => {
-                let listener = response_cache::connect(&pool).await;
-                let (stop, stopped) = watch::channel(false);
-                let task = tokio::spawn(response_cache::listen(pool.clone(), listener, invalidation.clone(), stopped));
-                Some((task, stop))
-            }
-            None => None,
+        // committed after that can go unseen by the cache or by a
+        // subscriber (without it, the cache is off and subscribers are told
+        // of the gap once the task connects).
+        let notifications = {
+            let listener = notifications::connect(&pool).await;
+            let (stop, stopped) = watch::channel(false);
+            let targets = notifications::Targets { invalidation: invalidation.clone(), events: events.clone() };
+            (tokio::spawn(notifications::run(pool.clone(), listener, targets, stopped)), stop)
         };
+        let (stopping, _) = watch::channel(false);
+        let subscriptions = &config.subscriptions;
+        let subscription_caps = SubscriptionCaps::new(SubscriptionLimits {
+            total: subscriptions.max_subscriptions,
+            per_viewer: subscriptions.max_subscriptions_per_viewer,
+            per_connection: subscriptions.max_subscriptions_per_connection,
+        });
         let schema = build_schema(
             SchemaDeps {
                 pool: pool.clone(),
                 loaders,
                 embedder: Arc::new(embed::HashEmbedder::default()),
-                events: EventBus::default(),
+                events,
+                subscription_caps,
+                stopping: Stopping(stopping.subscribe()),
                 invalidation,
             },
             SchemaSettings {
@@ -88,7 +101,13 @@ impl Application {
             max_concurrent_requests: config.http.max_concurrent_requests,
         };
         let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
-        let router = router(AppState { schema, auth, pool, cache, documents }, limits);
+        let streams = Streams {
+            body_limit_bytes: config.http.body_limit_bytes,
+            heartbeat: Duration::from_millis(config.subscriptions.sse_heartbeat_ms),
+            stopping: Stopping(stopping.subscribe()),
+            reservations: Reservations::default(),
+        };
+        let router = router(AppState { schema, auth, pool, cache, documents, streams }, limits);
         let connection_limits = ConnectionLimits {
             header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
             max_headers: config.http.max_headers,
@@ -100,6 +119,7 @@ impl Application {
             connection_limits,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             notifications,
+            stopping,
         })
     }
 
@@ -114,10 +134,15 @@ impl Application {
         // At debug: `serve` tells the person, or the JSON log, itself.
         tracing::debug!(address = %self.local_addr()?, "serving");
         let notifications = self.notifications;
+        let stopping = self.stopping;
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = serve(self.listener, self.router, self.connection_limits, async move {
             shutdown.await;
-            tracing::info!("draining in-flight requests");
+            tracing::info!("draining in-flight requests and completing subscriptions");
+            // Every open subscription completes (SSE streams end with
+            // `complete`, WebSockets send `complete` then close), so the
+            // drain below can finish within the grace.
+            let _ = stopping.send(true);
             let _ = draining_tx.send(());
         });
         let grace = self.grace;
@@ -132,10 +157,9 @@ impl Application {
             () = serve => {}
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping in-flight requests"),
         }
-        if let Some((task, stop)) = notifications {
-            let _ = stop.send(true);
-            let _ = task.await;
-        }
+        let (task, stop) = notifications;
+        let _ = stop.send(true);
+        let _ = task.await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -61,8 +61,15 @@ impl Authenticator {
 
     /// The viewer named by an `Authorization` header (anonymous without one).
     pub fn viewer(&self, header: Option<&HeaderValue>) -> Result<Viewer, ApiError> {
+        self.credentials(header).map(|(viewer, _)| viewer)
+    }
+
+    /// The viewer and when their token expires (`None`: anonymous, or a
+    /// static token, which never does). Long-lived transports end a
+    /// subscription there.
+    pub fn credentials(&self, header: Option<&HeaderValue>) -> Result<(Viewer, Option<SystemTime>), ApiError> {
         let Some(header) = header else {
-            return Ok(Viewer { user: None });
+            return Ok((Viewer { user: None }, None));
         };
         let token = header
             .to_str()
@@ -73,7 +80,7 @@ impl Authenticator {
             .filter(|token| !token.is_empty())
             .ok_or_else(|| unauthenticated("expected `Authorization: Bearer <token>`"))?;
         if let Some(user) = self.static_tokens.get(token) {
-            return Ok(Viewer { user: Some(*user) });
+            return Ok((Viewer { user: Some(*user) }, None));
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| {
             use jsonwebtoken::errors::ErrorKind;
@@ -89,7 +96,8 @@ impl Authenticator {
             .ok()
             .filter(|id| *id > 0)
             .ok_or_else(|| unauthenticated("the token's subject is not a user id"))?;
-        Ok(Viewer { user: Some(UserId(user)) })
+        let expires = UNIX_EPOCH + Duration::from_secs(data.claims.exp);
+        Ok((Viewer { user: Some(UserId(user)) }, Some(expires)))
     }
 
     /// Signs a token for `user` that expires after `ttl`.

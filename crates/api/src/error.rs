@@ -21,6 +21,9 @@ pub enum ApiError {
     Forbidden(Cow<'static, str>),
     /// The thing does not exist or is not visible to the viewer.
     NotFound(Cow<'static, str>),
+    /// The viewer, connection or server has as much of something open as
+    /// it may (subscriptions).
+    RateLimited(Cow<'static, str>),
     /// A deadline passed.
     Timeout,
     /// A dependency (the database) cannot serve right now; retrying later may work.
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Timeout => "TIMEOUT",
             ApiError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
@@ -49,7 +53,8 @@ impl ApiError {
             ApiError::BadUserInput(m)
             | ApiError::Unauthenticated(m)
             | ApiError::Forbidden(m)
-            | ApiError::NotFound(m) => m,
+            | ApiError::NotFound(m)
+            | ApiError::RateLimited(m) => m,
             ApiError::Timeout => "the operation timed out",
             ApiError::ServiceUnavailable => "the service is temporarily unavailable",
             ApiError::Internal => "internal error",

@@ -9,7 +9,9 @@
 //! - [`database`]: the pool, and the embedded Postgres when no URL is set.
 //! - [`http`]: the router, its layers and the GraphQL-over-HTTP handler.
 //! - [`graphql`]: the schema, its types and resolvers.
-//! - [`response_cache`]: cache keys, dependency tags and the `LISTEN` task.
+//! - [`response_cache`]: cache keys and dependency tags.
+//! - [`notifications`]: the `LISTEN` connection that feeds the cache's
+//!   invalidation and the subscriptions.
 //! - [`auth`], [`error`], [`telemetry`], [`shutdown`].
 
 pub mod app;
@@ -21,6 +23,7 @@ pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod notifications;
 pub mod response_cache;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,12 +1,12 @@
 //! The GraphQL side of the response cache (the storage is the `cache`
 //! crate): what makes two requests the same question (the normalized
 //! document, operation name and canonical variables), the names of the
-//! dependency tags resolvers record, which tags a note write changes, and
-//! the `LISTEN` task that applies other processes' writes (docs/CACHE.md).
+//! dependency tags resolvers record, and which tags a note write changes
+//! (docs/CACHE.md). Other processes' writes reach it through
+//! [`crate::notifications`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
@@ -14,8 +14,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Name, Positioned, Request};
 use async_graphql_value::Value;
 use cache::{Fingerprint, ResponseCache, Tag};
-use db::notify::{NoteWritten, WRITES_CHANNEL};
-use tokio::sync::watch;
+use db::notify::NoteWritten;
 
 /// Dependency tag names. Every note write changes [`note`], its author's
 /// [`user_notes`], [`tag_notes`] of each tag it had or has, [`NOTE_LIST`],
@@ -59,10 +58,10 @@ pub(crate) fn written_tags(event: &NoteWritten) -> Vec<Tag> {
         tags::NOTE_LIST.to_owned(),
         tags::NOTE_SEARCH.to_owned(),
     ];
-    if !event.tags.is_empty() {
+    if !event.tags.is_empty() || !event.removed_tags.is_empty() {
         names.push(tags::TAG_LIST.to_owned());
     }
-    names.extend(event.tags.iter().map(|t| tags::tag_notes(t)));
+    names.extend(event.tags.iter().chain(&event.removed_tags).map(|t| tags::tag_notes(t)));
     names.iter().map(|n| Tag::new(n)).collect()
 }
 
@@ -96,84 +95,6 @@ impl Invalidation {
     }
 }
 
-/// The `LISTEN` connection, if it can be made within a second: the server
-/// starts without it when the database is down, with the cache off.
-pub async fn connect(pool: &db::PgPool) -> Option<sqlx::postgres::PgListener> {
-    let listen = db::notify::listen(pool, &[WRITES_CHANNEL]);
-    match tokio::time::timeout(Duration::from_secs(1), listen).await {
-        Ok(Ok(listener)) => Some(listener),
-        Ok(Err(err)) => {
-            tracing::warn!(error.message = %err, "cannot LISTEN yet; the response cache is off until it can");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("cannot LISTEN yet; the response cache is off until it can");
-            None
-        }
-    }
-}
-
-/// Listens for other processes' writes and invalidates what they changed,
-/// until `stop` turns true. While the connection is down (or `listener`
-/// is `None`) nothing is served from or stored in the cache; on
-/// (re)connecting, the cache is flushed, since writes made in between were
-/// not seen.
-pub async fn listen(
-    pool: db::PgPool,
-    listener: Option<sqlx::postgres::PgListener>,
-    invalidation: Invalidation,
-    mut stop: watch::Receiver<bool>,
-) {
-    let Some(cache) = invalidation.cache.clone() else { return };
-    let mut listener = match listener {
-        Some(listener) => listener,
-        None => {
-            cache.set_available(false);
-            let Some(listener) = reconnect(&pool, &mut stop).await else { return };
-            cache.set_available(true);
-            listener
-        }
-    };
-    loop {
-        let received = tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => return,
-            received = listener.try_recv() => received,
-        };
-        match received {
-            Ok(Some(notification)) => match serde_json::from_str::<NoteWritten>(notification.payload()) {
-                Ok(event) if event.origin == invalidation.origin => {}
-                Ok(event) => cache.invalidate(written_tags(&event)),
-                Err(err) => {
-                    tracing::warn!(error.message = %err, "unreadable write event; flushing the response cache");
-                    cache.flush();
-                }
-            },
-            Ok(None) | Err(_) => {
-                tracing::warn!("lost the LISTEN connection; the response cache is off until it is back");
-                cache.set_available(false);
-                let Some(reconnected) = reconnect(&pool, &mut stop).await else { return };
-                listener = reconnected;
-                cache.set_available(true);
-                tracing::info!("LISTEN connection back; the response cache was flushed");
-            }
-        }
-    }
-}
-
-/// A new `LISTEN` connection, retried every 200 ms; `None` when told to stop.
-async fn reconnect(pool: &db::PgPool, stop: &mut watch::Receiver<bool>) -> Option<sqlx::postgres::PgListener> {
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => return None,
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        match db::notify::listen(pool, &[WRITES_CHANNEL]).await {
-            Ok(listener) => return Some(listener),
-            Err(err) => tracing::warn!(error.message = %err, "LISTEN reconnect failed"),
-        }
-    }
-}
-
 /// What makes a request the same question as another, or `None` when its
 /// response must not be cached: it does not parse, or selects a mutation,
 /// a subscription or no operation.
@@ -187,7 +108,7 @@ pub(crate) fn fingerprint(request: &mut Request) -> Option<Fingerprint> {
     let operation_name = request.operation_name.clone();
     let variables = request.variables.clone();
     let document = request.parsed_query().ok()?;
-    let operation = select_operation(document, operation_name.as_deref())?;
+    let operation = crate::graphql::select_operation(document, operation_name.as_deref())?;
     if operation.ty != OperationType::Query {
         return None;
     }
@@ -212,14 +133,6 @@ pub(crate) fn fingerprint(request: &mut Request) -> Option<Fingerprint> {
 }
 
 /// The operation a request runs, as async-graphql would pick it.
-fn select_operation<'a>(document: &'a ExecutableDocument, name: Option<&str>) -> Option<&'a OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
-}
-
 fn print_document(out: &mut String, document: &ExecutableDocument) {
     match &document.operations {
         DocumentOperations::Single(op) => print_operation(out, None, &op.node),

@@ -11,7 +11,7 @@ use pgvector::Vector;
 use sqlx::{PgPool, QueryBuilder};
 use tracing::instrument;
 
-use crate::notify::{NoteWritten, note_written};
+use crate::notify::{NoteWritten, WriteKind, note_written};
 use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer, tags};
 
 /// Expands to the column list of [`NoteRow`] for a `notes n` alias; a macro
@@ -24,8 +24,9 @@ macro_rules! note_columns {
 pub(crate) use note_columns;
 
 /// Who may see a note; mirrors the `note_visibility` enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize)]
 #[sqlx(type_name = "note_visibility", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum Visibility {
     /// Everyone.
     Public,
@@ -286,7 +287,7 @@ pub async fn insert(pool: &PgPool, note: &NewNote, origin: u64) -> Result<Change
     .fetch_one(&mut *tx)
     .await?;
     tags::link(&mut tx, row.id, &note.tags).await?;
-    let event = NoteWritten { origin, note: row.id, author: row.author_id, tags: note.tags.clone() };
+    let event = NoteWritten::new(origin, WriteKind::Created, &row, note.tags.clone(), Vec::new());
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(ChangedNote { row, tags: note.tags.clone(), written: event })
@@ -327,7 +328,8 @@ pub struct ChangedNote {
 ///
 /// Every writer of a note's tags holds the note's row lock (the `update`
 /// here takes it first), so the tags read after it are this write's. The
-/// transaction notifies [`NoteWritten`] with the tags before and after.
+/// transaction notifies [`NoteWritten`] with the tags after, and those the
+/// update removed.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.update", note.id = %id))]
 pub async fn update(
     pool: &PgPool,
@@ -357,19 +359,16 @@ pub async fn update(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let before = tags::names_of(&mut tx, id).await?;
-    let (tags, touched) = match &patch.tags {
+    let (tags, removed) = match &patch.tags {
         Some(names) => {
             sqlx::query("delete from note_tags where note_id = $1").bind(id).execute(&mut *tx).await?;
             tags::link(&mut tx, id, names).await?;
-            let mut touched = before;
-            touched.extend(names.iter().cloned());
-            touched.sort_unstable();
-            touched.dedup();
-            (names.clone(), touched)
+            let removed = before.into_iter().filter(|name| !names.contains(name)).collect();
+            (names.clone(), removed)
         }
-        None => (before.clone(), before),
+        None => (before, Vec::new()),
     };
-    let event = NoteWritten { origin, note: id, author: row.author_id, tags: touched };
+    let event = NoteWritten::new(origin, WriteKind::Updated, &row, tags.clone(), removed);
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Some(ChangedNote { row, tags, written: event }))
@@ -398,7 +397,7 @@ pub async fn delete(pool: &PgPool, id: NoteId, author: UserId, origin: u64) -> R
     let Some(row) = row else { return Ok(None) };
     let tags = tags::names_of(&mut tx, id).await?;
     sqlx::query("delete from notes where id = $1").bind(id).execute(&mut *tx).await?;
-    let event = NoteWritten { origin, note: id, author: row.author_id, tags: tags.clone() };
+    let event = NoteWritten::new(origin, WriteKind::Deleted, &row, tags.clone(), Vec::new());
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Some(ChangedNote { row, tags, written: event }))

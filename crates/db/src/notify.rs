@@ -1,29 +1,75 @@
 //! Write events over Postgres `NOTIFY`: each note write sends a
 //! [`NoteWritten`] on [`WRITES_CHANNEL`] from inside its own transaction,
 //! so the event is delivered exactly when (and only if) the write commits,
-//! to every process listening on the database.
+//! to every process listening on the database. The cache invalidates from
+//! it and subscriptions are fed by it, on every replica alike.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 
+use crate::notes::{NoteRow, Visibility};
 use crate::{Error, NoteId, UserId};
 
 /// The channel every note write notifies on.
 pub const WRITES_CHANNEL: &str = "notegraph_writes";
 
-/// What a committed note write touched: enough for a listener to tell
-/// which of its cached reads it changed.
+/// What a write did to its note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteKind {
+    /// The note was created.
+    Created,
+    /// The note was changed.
+    Updated,
+    /// The note was deleted.
+    Deleted,
+}
+
+/// A committed note write: ids, the kind, and what subscribers filter on
+/// and caches invalidate by. It carries no note content: each subscriber
+/// loads the note itself, under its own visibility. All of it is read in
+/// the write's transaction while it holds the note's row lock, so an event
+/// never describes a state older than its write.
+///
+/// Small by construction (at most 10 tags on each side of 40 characters),
+/// well under `NOTIFY`'s 8,000-byte payload limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoteWritten {
-    /// The process that made the write (it already acted on it locally).
+    /// The process that made the write (it already invalidated locally).
     pub origin: u64,
+    /// What happened.
+    pub kind: WriteKind,
     /// The note written.
     pub note: NoteId,
     /// Its author.
     pub author: UserId,
-    /// The note's tag names before and after the write.
+    /// Its visibility after the write (before it, for a delete).
+    pub visibility: Visibility,
+    /// Its tag names after the write (before it, for a delete).
     pub tags: Vec<String>,
+    /// Tag names an update removed from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_tags: Vec<String>,
+    /// When the write happened.
+    pub at: DateTime<Utc>,
+}
+
+impl NoteWritten {
+    /// The event for a write of kind `kind` that left `row` with `tags`.
+    pub(crate) fn new(origin: u64, kind: WriteKind, row: &NoteRow, tags: Vec<String>, removed: Vec<String>) -> Self {
+        NoteWritten {
+            origin,
+            kind,
+            note: row.id,
+            author: row.author_id,
+            visibility: row.visibility,
+            tags,
+            removed_tags: removed,
+            at: if kind == WriteKind::Deleted { Utc::now() } else { row.updated_at },
+        }
+    }
 }
 
 /// Sends `payload` on `channel` as part of the transaction `conn` is in
@@ -35,7 +81,7 @@ pub async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> Re
 
 /// Sends a [`NoteWritten`] on [`WRITES_CHANNEL`] inside the write's transaction.
 pub(crate) async fn note_written(conn: &mut PgConnection, event: &NoteWritten) -> Result<(), Error> {
-    // A struct of ids and strings always serialises.
+    // A struct of ids, strings and a timestamp always serialises.
     let payload = serde_json::to_string(event).unwrap_or_default();
     notify(conn, WRITES_CHANNEL, &payload).await
 }

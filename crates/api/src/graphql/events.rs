@@ -1,25 +1,27 @@
-//! Note events: what a committed write publishes, and the `NoteEvent` type
-//! subscribers receive.
+//! Note events: the in-process hub that committed writes reach subscribers
+//! through, and the `NoteEvent` type subscribers receive.
 //!
-//! Events travel on an in-process broadcast channel, so subscribers see the
-//! writes made through this server process. Fan-out across replicas
-//! (Postgres LISTEN/NOTIFY) and the SSE transport belong to the
-//! subscriptions work; this module is the seam they plug into.
+//! Every event comes from Postgres `NOTIFY` (sent inside the write's
+//! transaction, [`db::notify`]) through this process's one `LISTEN`
+//! connection ([`crate::notifications`]), including the writes this process
+//! made itself: so a subscriber sees the same events on every replica, and
+//! only writes that committed. The hub is a broadcast ring of
+//! [`EventBus::new`]'s capacity: its memory is bounded whatever the number
+//! of subscribers, and a subscriber that falls further behind than that
+//! skips ahead and is told how many events it missed.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use db::notes::{NoteRow, Visibility};
-use db::{NoteId, UserId, Viewer};
+use db::Viewer;
+use db::notes::Visibility;
+use db::notify::{NoteWritten, WriteKind};
 use tokio::sync::broadcast;
 
 use super::loaders;
 use super::types::Note;
 use crate::error::ApiError;
-
-/// How many events a slow subscriber may fall behind before it skips ahead.
-const CHANNEL_CAPACITY: usize = 1024;
 
 /// What happened to a note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -32,82 +34,85 @@ pub(crate) enum NoteEventKind {
     Deleted,
 }
 
-/// A committed change, with what subscribers filter on. Visibility and tags
-/// come from the write's own transaction ([`db::notes::ChangedNote`]), so
-/// an event never carries a state older than its write.
-#[derive(Debug, Clone)]
-pub(crate) struct NoteChange {
-    pub(crate) kind: NoteEventKind,
-    pub(crate) note_id: NoteId,
-    pub(crate) author: UserId,
-    /// The note's visibility after the change (before it, for a delete).
-    pub(crate) visibility: Visibility,
-    /// The note's tag names after the change (before it, for a delete).
-    pub(crate) tags: Arc<[String]>,
-    pub(crate) at: DateTime<Utc>,
-}
-
-impl NoteChange {
-    /// A change to `note`, with its tag names.
-    pub(crate) fn new(kind: NoteEventKind, note: &NoteRow, tags: Vec<String>) -> Self {
-        NoteChange {
-            kind,
-            note_id: note.id,
-            author: note.author_id,
-            visibility: note.visibility,
-            tags: tags.into(),
-            at: Utc::now(),
+impl From<WriteKind> for NoteEventKind {
+    fn from(kind: WriteKind) -> Self {
+        match kind {
+            WriteKind::Created => NoteEventKind::Created,
+            WriteKind::Updated => NoteEventKind::Updated,
+            WriteKind::Deleted => NoteEventKind::Deleted,
         }
     }
-
-    /// The schema's visibility rule, applied to events.
-    pub(crate) fn is_visible_to(&self, viewer: Viewer) -> bool {
-        self.visibility == Visibility::Public || viewer == Some(self.author)
-    }
 }
 
-/// Publishes committed changes to this process's subscribers.
+/// What the hub carries.
+#[derive(Debug, Clone)]
+pub(crate) enum Delivery {
+    /// A committed write.
+    Written(Arc<NoteWritten>),
+    /// The `LISTEN` connection was down from `from` to `to`: writes that
+    /// committed in between were not seen.
+    Gap {
+        /// When the connection was lost (or the server started without it).
+        from: DateTime<Utc>,
+        /// When it was back.
+        to: DateTime<Utc>,
+    },
+}
+
+/// The schema's visibility rule, applied to a write event: what the write
+/// left (for a delete, what it removed) was visible to `viewer`.
+pub(crate) fn is_visible_to(event: &NoteWritten, viewer: Viewer) -> bool {
+    event.visibility == Visibility::Public || viewer == Some(event.author)
+}
+
+/// Fans committed changes out to this process's subscribers.
 #[derive(Clone)]
-pub struct EventBus(broadcast::Sender<NoteChange>);
-
-impl Default for EventBus {
-    fn default() -> Self {
-        EventBus(broadcast::channel(CHANNEL_CAPACITY).0)
-    }
-}
+pub struct EventBus(broadcast::Sender<Delivery>);
 
 impl EventBus {
-    /// Sends a change to every current subscriber (none is fine).
-    pub(crate) fn publish(&self, change: NoteChange) {
-        let _ = self.0.send(change);
+    /// A hub that holds the last `capacity` deliveries for slow subscribers.
+    pub fn new(capacity: usize) -> Self {
+        EventBus(broadcast::channel(capacity.max(1)).0)
     }
 
-    /// A receiver of every change from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<NoteChange> {
+    /// Sends a committed write to every current subscriber (none is fine).
+    pub(crate) fn publish(&self, event: NoteWritten) {
+        let _ = self.0.send(Delivery::Written(Arc::new(event)));
+    }
+
+    /// Tells every current subscriber that events may have been missed.
+    pub(crate) fn publish_gap(&self, from: DateTime<Utc>, to: DateTime<Utc>) {
+        let _ = self.0.send(Delivery::Gap { from, to });
+    }
+
+    /// A receiver of every delivery from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Delivery> {
         self.0.subscribe()
     }
 }
 
-/// A change as a subscriber sees it.
-pub(crate) struct NoteEvent(pub(crate) NoteChange);
+/// A committed change as a subscriber sees it.
+pub(crate) struct NoteEvent(pub(crate) Arc<NoteWritten>);
 
 #[Object]
 impl NoteEvent {
     async fn kind(&self) -> NoteEventKind {
-        self.0.kind
+        self.0.kind.into()
     }
 
     async fn note_id(&self) -> ID {
-        ID(self.0.note_id.to_string())
+        ID(self.0.note.to_string())
     }
 
     /// The note as it is now; null for DELETED.
     async fn note(&self, ctx: &Context<'_>) -> Result<Option<Note>> {
-        if self.0.kind == NoteEventKind::Deleted {
+        if self.0.kind == WriteKind::Deleted {
             return Ok(None);
         }
+        // Through the loaders, under this subscriber's visibility: the
+        // same event loads once for all subscribers it reaches at once.
         let viewer = super::viewer(ctx)?;
-        let row = loaders(ctx)?.note_by_id.load_one(self.0.note_id).await.map_err(ApiError::from)?;
+        let row = loaders(ctx)?.note_by_id.load_one(self.0.note).await.map_err(ApiError::from)?;
         Ok(row.filter(|note| note.is_visible_to(viewer)).map(Note))
     }
 

@@ -5,10 +5,12 @@
 //! Schema data (set once): the pool, the loaders, the embedder, the cache
 //! invalidation. Request data (set by the HTTP handler): the [`Viewer`]
 //! and, when the response may be cached, the [`Touched`] collector that
-//! resolvers record their dependencies in. Writes publish
-//! committed changes on the [`EventBus`] that subscriptions read.
+//! resolvers record their dependencies in. Committed writes reach
+//! subscriptions through the [`EventBus`], fed by `LISTEN`
+//! ([`crate::notifications`]).
 
 mod args;
+mod caps;
 mod embedding;
 mod events;
 mod limits;
@@ -18,16 +20,18 @@ mod schema;
 mod subscription;
 mod types;
 
+pub use caps::{ConnectionSubscriptions, SubscriptionCaps, SubscriptionLimits};
 pub use events::EventBus;
 pub use limits::OperationLimits;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use schema::{AppSchema, BatchedSchema, SchemaDeps, SchemaSettings, build_schema, sdl};
-pub use subscription::SubscriptionRoot;
+pub use subscription::{Stopping, SubscriptionRoot, TokenExpiry};
 
 use std::sync::Arc;
 
 use async_graphql::Context;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use cache::Touched;
 use loaders::Loaders;
 
@@ -74,4 +78,16 @@ fn viewer_dependent(ctx: &Context<'_>) {
 fn missing(what: &'static str) -> ApiError {
     tracing::error!(exception.type = "INTERNAL", data = what, "graphql context data missing");
     ApiError::Internal
+}
+
+/// The operation a request runs: the only one, or the one named.
+pub(crate) fn select_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
 }

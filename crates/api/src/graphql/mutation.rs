@@ -8,7 +8,6 @@ use db::NoteId;
 use db::notes::{NewNote, NotePatch, NoteRow};
 
 use super::embedding::embed_text;
-use super::events::{EventBus, NoteChange, NoteEventKind};
 use super::types::{Note, Visibility};
 use super::{args, loaders, pool, signed_in};
 use crate::error::ApiError;
@@ -66,7 +65,6 @@ impl MutationRoot {
             other => ApiError::from(other),
         })?;
         invalidation.written(&created.written);
-        publish(ctx, NoteChange::new(NoteEventKind::Created, &created.row, created.tags))?;
         Ok(Note(created.row))
     }
 
@@ -97,7 +95,6 @@ impl MutationRoot {
                 .map_err(ApiError::from)?;
             if let Some(changed) = updated {
                 invalidation.written(&changed.written);
-                publish(ctx, NoteChange::new(NoteEventKind::Updated, &changed.row, changed.tags))?;
                 return Ok(Note(changed.row));
             }
         }
@@ -116,7 +113,6 @@ impl MutationRoot {
         let deleted = db::notes::delete(pool(ctx)?, id, author, invalidation.origin).await.map_err(ApiError::from)?;
         let deleted = deleted.ok_or_else(|| ApiError::NotFound("note not found".into()))?;
         invalidation.written(&deleted.written);
-        publish(ctx, NoteChange::new(NoteEventKind::Deleted, &deleted.row, deleted.tags))?;
         Ok(ID(deleted.row.id.to_string()))
     }
 }
@@ -138,12 +134,6 @@ async fn authored_note(ctx: &Context<'_>, id: NoteId, author: db::UserId) -> Res
 /// mutation answers.
 fn invalidation<'a>(ctx: &Context<'a>) -> Result<&'a Invalidation, ApiError> {
     ctx.data::<Invalidation>().map_err(|_| super::missing("cache invalidation"))
-}
-
-/// Publishes a committed change to subscribers.
-fn publish(ctx: &Context<'_>, change: NoteChange) -> Result<(), ApiError> {
-    ctx.data::<EventBus>().map_err(|_| super::missing("event bus"))?.publish(change);
-    Ok(())
 }
 
 /// The text a note is embedded from.

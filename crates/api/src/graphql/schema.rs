@@ -6,17 +6,20 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::futures_util::StreamExt as _;
+use async_graphql::futures_util::stream::{self, BoxStream};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ErrorExtensionValues, Executor, Request, Response, Schema, ServerError};
 use embed::Embedder;
 use loaders::{Loaders, Tracked};
 
+use super::caps::SubscriptionCaps;
 use super::embedding::SharedEmbedder;
 use super::events::EventBus;
 use super::limits::{Limiter, OperationLimits};
 use super::mutation::MutationRoot;
 use super::query::QueryRoot;
-use super::subscription::SubscriptionRoot;
+use super::subscription::{Stopping, SubscriptionRoot};
 use crate::response_cache::Invalidation;
 
 /// The executable schema.
@@ -30,8 +33,12 @@ pub struct SchemaDeps {
     pub loaders: Loaders,
     /// Turns note text and search text into vectors.
     pub embedder: Arc<dyn Embedder>,
-    /// Where writes publish and subscriptions listen.
+    /// Where subscriptions get committed writes.
     pub events: EventBus,
+    /// Bounds on open subscriptions.
+    pub subscription_caps: SubscriptionCaps,
+    /// Completes open subscriptions at shutdown.
+    pub stopping: Stopping,
     /// What writes invalidate in the response cache.
     pub invalidation: Invalidation,
 }
@@ -101,19 +108,55 @@ impl Executor for BatchedSchema {
         }
     }
 
+    /// Subscriptions stream; a query or mutation sent to a streaming
+    /// transport (WebSocket, SSE) runs as over HTTP, under the GraphQL
+    /// deadline, and streams its one response.
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
         if let Err(refusal) = self.limiter.check(&mut request) {
-            return Box::pin(async_graphql::futures_util::stream::once(
-                async move { Response::from_errors(vec![refusal]) },
-            ));
+            return Box::pin(stream::once(async move { Response::from_errors(vec![refusal]) }));
         }
-        Box::pin(Tracked::new(self.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default())))
+        let session = session_data.unwrap_or_default();
+        let subscription = is_subscription(&mut request);
+        let execution = Tracked::new(self.schema.execute_stream_with_session_data(request, session));
+        if !subscription {
+            let deadline = self.timeout;
+            return Box::pin(stream::once(async move {
+                let mut execution = execution;
+                match tokio::time::timeout(deadline, execution.next()).await {
+                    Ok(Some(response)) => response,
+                    // A query or mutation always yields its one response.
+                    Ok(None) => Response::from_errors(vec![internal()]),
+                    Err(_) => {
+                        tracing::warn!(exception.type = "TIMEOUT", "graphql execution timed out");
+                        Response::from_errors(vec![timed_out()])
+                    }
+                }
+            }));
+        }
+        Box::pin(execution)
     }
+}
+
+/// True when the operation the request selects is a subscription (the
+/// document is already parsed: the limits checked it).
+fn is_subscription(request: &mut Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else { return false };
+    super::select_operation(document, name.as_deref()).is_some_and(|op| op.ty == OperationType::Subscription)
 }
 
 /// The error of an execution that ran past the GraphQL timeout.
 fn timed_out() -> ServerError {
-    let error = crate::error::ApiError::Timeout;
+    server_error(&crate::error::ApiError::Timeout)
+}
+
+/// The error of a stream that ended without its response.
+fn internal() -> ServerError {
+    server_error(&crate::error::ApiError::Internal)
+}
+
+/// `error` as a response error with its code.
+fn server_error(error: &crate::error::ApiError) -> ServerError {
     let mut server_error = ServerError::new(error.message(), None);
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", error.code());
@@ -128,6 +171,8 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         .data(deps.loaders)
         .data(SharedEmbedder(deps.embedder))
         .data(deps.events)
+        .data(deps.subscription_caps)
+        .data(deps.stopping)
         .data(deps.invalidation);
     if !settings.introspection {
         builder = builder.disable_introspection();

@@ -15,21 +15,20 @@
 //! unknown hash is answered with `PersistedQueryNotFound`, and the client
 //! then sends the document with its hash once.
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use std::sync::Arc;
 
-use async_graphql::{Executor as _, Request, Response, ServerError, Variables};
+use async_graphql::{Executor as _, Request, Response};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use cache::{Epoch, Key, Outcome, ResponseCache, Scope, Stored, Touched};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::encode::{Encoded, encode, serialise};
+use super::params::{Params, Rejection, check_content_type, get_params, into_request, persisted};
 use super::{AppState, error_body};
-use crate::error::ApiError;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const APPLICATION_JSON: &str = "application/json; charset=utf-8";
@@ -98,127 +97,6 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     best.map(|(_, media)| media)
 }
 
-/// A GraphQL request's parameters, as sent in a POST body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Params {
-    query: Option<Value>,
-    operation_name: Option<Value>,
-    variables: Option<Value>,
-    extensions: Option<Value>,
-}
-
-/// A request that cannot be executed, with its HTTP status.
-struct Rejection {
-    status: StatusCode,
-    message: String,
-    code: &'static str,
-}
-
-impl Rejection {
-    fn bad_request(message: impl Into<String>) -> Self {
-        Rejection { status: StatusCode::BAD_REQUEST, message: message.into(), code: "BAD_USER_INPUT" }
-    }
-}
-
-/// Validates the parameter types the specification requires.
-fn into_request(params: Params) -> Result<Request, Rejection> {
-    let query = match params.query {
-        Some(Value::String(q)) => q,
-        Some(_) => return Err(Rejection::bad_request("`query` must be a string")),
-        None => return Err(Rejection::bad_request("`query` is required")),
-    };
-    let mut request = Request::new(query);
-    match params.operation_name {
-        Some(Value::String(name)) => request = request.operation_name(name),
-        None | Some(Value::Null) => {}
-        Some(_) => return Err(Rejection::bad_request("`operationName` must be a string")),
-    }
-    match params.variables {
-        Some(vars @ Value::Object(_)) => request = request.variables(Variables::from_json(vars)),
-        None | Some(Value::Null) => {}
-        Some(_) => return Err(Rejection::bad_request("`variables` must be an object")),
-    }
-    match params.extensions {
-        Some(Value::Object(ext)) => {
-            let ext = ext.into_iter().map(|(k, v)| (k, async_graphql::Value::from_json(v).unwrap_or_default()));
-            request.extensions = async_graphql::Extensions(ext.collect());
-        }
-        None | Some(Value::Null) => {}
-        Some(_) => return Err(Rejection::bad_request("`extensions` must be an object")),
-    }
-    Ok(request)
-}
-
-/// Applies the automatic persisted queries protocol: with
-/// `extensions.persistedQuery` (version 1) and no `query`, fills the query
-/// in from the store or fails with `PersistedQueryNotFound`; with both,
-/// checks the hash and registers the document.
-async fn persisted(state: &AppState, params: &mut Params) -> Result<(), Rejection> {
-    let Some(Value::Object(extensions)) = &params.extensions else { return Ok(()) };
-    let Some(persisted) = extensions.get("persistedQuery") else { return Ok(()) };
-    if persisted.get("version") != Some(&json!(1)) {
-        return Err(Rejection::bad_request("`persistedQuery.version` must be 1"));
-    }
-    let Some(hash) = persisted.get("sha256Hash").and_then(Value::as_str) else {
-        return Err(Rejection::bad_request("`persistedQuery.sha256Hash` must be a string"));
-    };
-    let hash = hash.to_ascii_lowercase();
-    match &params.query {
-        None => match state.documents.get(&hash).await {
-            Some(text) => {
-                params.query = Some(Value::String(text.to_string()));
-                Ok(())
-            }
-            None => Err(Rejection {
-                status: StatusCode::OK,
-                message: "PersistedQueryNotFound".into(),
-                code: "PERSISTED_QUERY_NOT_FOUND",
-            }),
-        },
-        Some(Value::String(text)) => {
-            if sha256_hex(text) != hash {
-                return Err(Rejection::bad_request("provided sha256Hash does not match the query"));
-            }
-            state.documents.insert(hash, text.as_str().into()).await;
-            Ok(())
-        }
-        // `into_request` reports a query that is not a string.
-        Some(_) => Ok(()),
-    }
-}
-
-/// The lower-case hex SHA-256 of `text`.
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    digest.iter().fold(String::with_capacity(64), |mut hex, byte| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
-}
-
-/// Parses the GET query string: `variables` and `extensions` are JSON.
-fn get_params(raw: Option<&str>) -> Result<Params, Rejection> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
-        .map_err(|_| Rejection::bad_request("malformed query string"))?;
-    let mut params = Params { query: None, operation_name: None, variables: None, extensions: None };
-    for (name, value) in pairs {
-        let json = |v: &str| {
-            serde_json::from_str::<Value>(v).map_err(|_| Rejection::bad_request(format!("`{name}` must be JSON")))
-        };
-        match name.as_str() {
-            "query" => params.query = Some(Value::String(value)),
-            "operationName" => params.operation_name = Some(Value::String(value)),
-            "variables" => params.variables = Some(json(&value)?),
-            "extensions" => params.extensions = Some(json(&value)?),
-            _ => {}
-        }
-    }
-    Ok(params)
-}
-
 /// True when the operation the request selects is a mutation or a
 /// subscription (both refused over GET). Unparseable documents are left
 /// to execution, which reports the syntax error.
@@ -226,11 +104,7 @@ fn selects_non_query(request: &Request) -> bool {
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         return false;
     };
-    let ty = match (&document.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
+    let ty = crate::graphql::select_operation(&document, request.operation_name.as_deref()).map(|op| op.ty);
     matches!(ty, Some(OperationType::Mutation | OperationType::Subscription))
 }
 
@@ -311,29 +185,6 @@ pub(super) async fn post(
         Err(rejection) => return reject(media, rejection),
     };
     execute(&state, &headers, media, request).await
-}
-
-/// POST bodies must be `application/json` in UTF-8.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
-    let unsupported = || Rejection {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        message: "send the request as `application/json`".into(),
-        code: "BAD_USER_INPUT",
-    };
-    let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).ok_or_else(unsupported)?;
-    let mut parts = value.split(';').map(str::trim);
-    if !parts.next().unwrap_or_default().eq_ignore_ascii_case("application/json") {
-        return Err(unsupported());
-    }
-    for param in parts {
-        if let Some((name, charset)) = param.split_once('=')
-            && name.trim().eq_ignore_ascii_case("charset")
-            && !charset.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
-        {
-            return Err(unsupported());
-        }
-    }
-    Ok(())
 }
 
 /// Authenticates, executes and encodes one request.
@@ -430,56 +281,6 @@ fn wants_no_cache(headers: &HeaderMap) -> bool {
         .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"))
 }
 
-/// The response body; `data` is serialised straight from the engine's
-/// value, without an intermediate JSON tree.
-#[derive(serde::Serialize)]
-struct Body<'a> {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a async_graphql::Value>,
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
-}
-
-/// An executed response, encoded once whatever the media type (coalesced
-/// requests share it).
-#[derive(Debug, Clone)]
-struct Encoded {
-    body: Bytes,
-    /// Every error came before execution: 400 with the newer media type.
-    request_error: bool,
-    /// Those errors are all TIMEOUT: 504 with the newer media type.
-    timed_out: bool,
-    /// The body did not serialise: `body` is an INTERNAL error, status 500.
-    failed: bool,
-}
-
-impl Encoded {
-    /// A successful body (as the cache stores them).
-    fn ok(body: Bytes) -> Self {
-        Encoded { body, request_error: false, timed_out: false, failed: false }
-    }
-}
-
-/// Encodes an executed response. A response whose errors all came before
-/// execution (parse, validation, variable coercion) carries no `data`.
-fn encode(response: Response) -> Encoded {
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty());
-    let body = Body {
-        errors: response.errors.into_iter().map(|e| error_json(e, request_error)).collect(),
-        data: (!request_error).then_some(&response.data),
-        extensions: &response.extensions,
-    };
-    let timed_out = body.errors.iter().all(|e| e["extensions"]["code"] == "TIMEOUT");
-    match serialise(&body) {
-        Ok(bytes) => Encoded { body: bytes.into(), request_error, timed_out, failed: false },
-        Err(bytes) => Encoded { body: bytes.into(), request_error, timed_out, failed: true },
-    }
-}
-
 /// Answers with an encoded response and its `x-cache` header.
 fn respond(media: MediaType, encoded: &Encoded, x_cache: &'static str) -> HttpResponse {
     let status = if encoded.failed {
@@ -497,27 +298,6 @@ fn respond(media: MediaType, encoded: &Encoded, x_cache: &'static str) -> HttpRe
         (header::HeaderName::from_static(X_CACHE), HeaderValue::from_static(x_cache)),
     ];
     (status, headers, encoded.body.clone()).into_response()
-}
-
-/// One error as JSON, with an `extensions.code` on every error: errors the
-/// engine raised before execution are the client's (BAD_USER_INPUT); any
-/// other error without a code is a bug we did not classify (INTERNAL).
-fn error_json(error: ServerError, before_execution: bool) -> Value {
-    let has_code = error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
-    let unclassified = !has_code && !before_execution;
-    if unclassified {
-        tracing::error!(exception.type = "INTERNAL", error.message = %error.message, "unclassified resolver error");
-    }
-    let mut value = serde_json::to_value(&error).unwrap_or_else(|_| json!({}));
-    if !has_code {
-        let (code, message) =
-            if unclassified { ("INTERNAL", Some(ApiError::Internal.message())) } else { ("BAD_USER_INPUT", None) };
-        value["extensions"]["code"] = json!(code);
-        if let Some(message) = message {
-            value["message"] = json!(message);
-        }
-    }
-    value
 }
 
 /// A request-level error response (no `data`).
@@ -539,17 +319,6 @@ fn json_response(status: StatusCode, media: MediaType, body: &impl serde::Serial
         Err(bytes) => (StatusCode::INTERNAL_SERVER_ERROR, bytes),
     };
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))], bytes).into_response()
-}
-
-/// `body` as JSON, or (logged) the INTERNAL error body when it does not
-/// serialise.
-fn serialise(body: &impl serde::Serialize) -> Result<Vec<u8>, Vec<u8>> {
-    serde_json::to_vec(body).map_err(|err| {
-        tracing::error!(exception.type = "INTERNAL", error.message = %err, "response did not serialise");
-        let internal = ApiError::Internal;
-        // A `Value` always serialises: `to_string` cannot fail.
-        error_body(internal.message(), internal.code()).to_string().into_bytes()
-    })
 }
 
 #[cfg(test)]
@@ -580,7 +349,7 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()[header::CONTENT_TYPE], APPLICATION_JSON);
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL");
         assert_eq!(body["errors"][0]["message"], "internal error");
     }

@@ -1,10 +1,13 @@
 //! The axum router: routes, the shared [`AppState`] and the tower layers
 //! around them.
 
+mod encode;
 mod graphiql;
 mod graphql;
 mod health;
+mod params;
 mod serve;
+mod sse;
 mod ws;
 
 use std::time::Duration;
@@ -31,10 +34,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use serve::{ConnectionLimits, serve};
+pub use sse::Reservations;
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
-use crate::graphql::BatchedSchema;
+use crate::graphql::{BatchedSchema, Stopping};
 
 /// Everything a handler needs; cheap to clone (handles only).
 #[derive(Clone)]
@@ -49,6 +53,21 @@ pub struct AppState {
     pub cache: Option<cache::ResponseCache>,
     /// Automatic persisted queries: documents by their SHA-256.
     pub documents: cache::Documents,
+    /// What the streaming transports (SSE, WebSocket) share.
+    pub streams: Streams,
+}
+
+/// Settings and state of the streaming transports.
+#[derive(Clone)]
+pub struct Streams {
+    /// Largest WebSocket message (the HTTP body limit).
+    pub body_limit_bytes: usize,
+    /// Interval of SSE heartbeat comments.
+    pub heartbeat: Duration,
+    /// Turns true at shutdown: streams complete and sockets close.
+    pub stopping: Stopping,
+    /// Single-connection SSE reservations.
+    pub reservations: sse::Reservations,
 }
 
 /// HTTP limits applied by the layers.
@@ -94,6 +113,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/assets/{name}", get(graphiql::asset))
         .route("/graphql", get(graphql::get).post(graphql::post).route_layer(shedding))
         .route("/graphql/ws", get(ws::subscribe))
+        // Not under load shedding: streams are long-lived, and bounded by
+        // the subscription caps instead.
+        .route("/graphql/stream", get(sse::get).post(sse::post).put(sse::put).delete(sse::delete))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

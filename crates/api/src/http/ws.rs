@@ -1,38 +1,135 @@
-//! `GET /graphql/ws`: subscriptions over WebSocket (graphql-transport-ws,
-//! and the older graphql-ws), served by async-graphql-axum. The viewer comes
-//! from the `Authorization` entry of the `connection_init` payload, since
-//! browsers cannot set headers on a WebSocket.
+//! `GET /graphql/ws`: GraphQL over WebSocket (graphql-transport-ws, and the
+//! older graphql-ws), on async-graphql's protocol state machine with our
+//! own socket loop around it, for what async-graphql-axum's loop does not
+//! do:
+//! - a refused `connection_init` closes with the protocol's 4403
+//!   (Forbidden), not 1002;
+//! - messages are bounded by the HTTP body limit, and queries and mutations
+//!   run under the same deadline as over HTTP ([`BatchedSchema`]);
+//! - subscriptions per socket are capped, and a subscription ends with
+//!   UNAUTHENTICATED when the token given at `connection_init` expires;
+//! - at shutdown every subscription completes, then the socket closes with
+//!   1001 (going away).
+//!
+//! The viewer comes from the `Authorization` entry of the `connection_init`
+//! payload, since browsers cannot set headers on a WebSocket.
+//!
+//! [`BatchedSchema`]: crate::graphql::BatchedSchema
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_graphql::Data;
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use std::str::FromStr as _;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket as Protocol, WebSocketProtocols as Protocols, WsMessage};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::HeaderValue;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use futures::{SinkExt as _, StreamExt as _, future};
 
 use super::AppState;
+use crate::graphql::{ConnectionSubscriptions, TokenExpiry};
+
+/// graphql-transport-ws: the server refused `connection_init`.
+const FORBIDDEN: u16 = 4403;
+/// RFC 6455: the server is going away.
+const GOING_AWAY: u16 = 1001;
+/// How often a shutting-down socket checks whether its last subscription
+/// has completed.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// Upgrades to a GraphQL WebSocket session.
 pub(super) async fn subscribe(
     State(state): State<AppState>,
-    protocol: GraphQLProtocol,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
-        let auth = state.auth.clone();
-        GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-            .on_connection_init(move |payload| async move {
-                let header = ["Authorization", "authorization"]
-                    .iter()
-                    .find_map(|key| payload.get(*key)?.as_str())
-                    .map(HeaderValue::from_str)
-                    .transpose()
-                    .map_err(|_| async_graphql::Error::new("the Authorization value is not a valid header"))?;
-                let viewer = auth.viewer(header.as_ref())?;
-                let mut data = Data::default();
-                data.insert(viewer);
-                Ok(data)
-            })
-            .serve()
-    })
+    // The first subprotocol offered that we speak.
+    let protocol = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|offered| offered.split(',').find_map(|p| Protocols::from_str(p.trim()).ok()));
+    let Some(protocol) = protocol else {
+        let body = super::error_body("offer the graphql-transport-ws (or graphql-ws) subprotocol", "BAD_USER_INPUT");
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    };
+    let limit = state.streams.body_limit_bytes;
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| session(socket, state, protocol))
+}
+
+/// Runs one socket until the client leaves, the protocol closes it, or the
+/// server shuts down.
+async fn session(socket: WebSocket, state: AppState, protocol: Protocols) {
+    let (mut sink, source) = socket.split();
+    let input = source.take_while(|message| future::ready(message.is_ok())).filter_map(|message| {
+        future::ready(match message {
+            Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
+            Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+            _ => None,
+        })
+    });
+    let refused = Arc::new(AtomicBool::new(false));
+    let connection = ConnectionSubscriptions::default();
+    let init = {
+        let (auth, refused, connection) = (state.auth.clone(), Arc::clone(&refused), connection.clone());
+        move |payload: serde_json::Value| async move {
+            let header = ["Authorization", "authorization"]
+                .iter()
+                .find_map(|key| payload.get(*key)?.as_str())
+                .map(HeaderValue::from_str)
+                .transpose()
+                .map_err(|_| async_graphql::Error::new("the Authorization value is not a valid header"));
+            let credentials = header.and_then(|header| auth.credentials(header.as_ref()).map_err(Into::into));
+            let (viewer, expires) = credentials.inspect_err(|_| refused.store(true, Ordering::SeqCst))?;
+            let mut data = Data::default();
+            data.insert(viewer);
+            data.insert(connection);
+            if let Some(expires) = expires {
+                data.insert(TokenExpiry(expires));
+            }
+            Ok(data)
+        }
+    };
+    let mut messages = Protocol::new(state.schema.clone(), input, protocol).on_connection_init(init);
+    let mut stopping = state.streams.stopping.0.clone();
+    let mut draining = false;
+    loop {
+        let outgoing = tokio::select! {
+            biased;
+            message = messages.next() => message,
+            _ = stopping.wait_for(|stopping| *stopping), if !draining => {
+                // Subscriptions see the same signal and complete; their
+                // `complete` messages go out before the socket closes.
+                draining = true;
+                continue;
+            }
+            () = tokio::time::sleep(DRAIN_POLL), if draining => {
+                if connection.open() > 0 {
+                    continue;
+                }
+                Some(WsMessage::Close(GOING_AWAY, "the server is shutting down".into()))
+            }
+        };
+        let message = match outgoing {
+            None => break,
+            Some(WsMessage::Text(text)) => Message::Text(text.into()),
+            Some(WsMessage::Close(code, reason)) => {
+                // async-graphql closes a refused init with 1002, like a
+                // protocol error; the protocol asks for 4403.
+                let code = if refused.load(Ordering::SeqCst) { FORBIDDEN } else { code };
+                let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                break;
+            }
+        };
+        if sink.send(message).await.is_err() {
+            break;
+        }
+    }
 }

@@ -11,6 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr};
 use tokio::sync::oneshot;
 
 /// Static tokens the test server accepts: `user-N` is user N.
@@ -195,6 +197,15 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Sends the shutdown signal, as SIGTERM does to the binary.
+    pub(crate) fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -206,4 +217,41 @@ impl Drop for TestApp {
 /// The ids in a list of objects, in order.
 pub(crate) fn ids(list: &Value) -> Vec<String> {
     list.as_array().expect("a list").iter().map(|item| item["id"].as_str().expect("id").to_owned()).collect()
+}
+
+/// `notegraph serve` on the test database with JSON logs, the development
+/// credentials (whatever the caller's environment says) and `env` on top;
+/// its stderr comes back as lines.
+pub(crate) fn serve_process(env: &[(&str, &str)]) -> (Child, Lines<BufReader<ChildStderr>>) {
+    let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_notegraph"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("NOTEGRAPH_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env_remove("NOTEGRAPH_JWT_SECRET")
+        .env_remove("NOTEGRAPH_STATIC_TOKENS")
+        .env_remove("NOTEGRAPH_DEV")
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start notegraph");
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The address from the "serving" log line.
+pub(crate) async fn serving_address(lines: &mut Lines<BufReader<ChildStderr>>) -> String {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if event["fields"]["message"] == "serving" {
+                return event["fields"]["address"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("notegraph exited before serving");
+    })
+    .await
+    .expect("serving within 60 s")
 }

@@ -2,48 +2,11 @@
 //! drain and exit cleanly, and it refuses development credentials on an
 //! address other machines can reach.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::Command;
 
-/// `notegraph serve` on the test database with JSON logs, the development
-/// credentials (whatever the caller's environment says) and `env` on top;
-/// its stderr comes back as lines.
-fn serve(env: &[(&str, &str)]) -> (Child, Lines<BufReader<ChildStderr>>) {
-    let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_notegraph"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("NOTEGRAPH_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .env_remove("NOTEGRAPH_JWT_SECRET")
-        .env_remove("NOTEGRAPH_STATIC_TOKENS")
-        .env_remove("NOTEGRAPH_DEV")
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start notegraph");
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    (child, lines)
-}
-
-/// The address from the "serving" log line.
-async fn serving_address(lines: &mut Lines<BufReader<ChildStderr>>) -> String {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if event["fields"]["message"] == "serving" {
-                return event["fields"]["address"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("notegraph exited before serving");
-    })
-    .await
-    .expect("serving within 60 s")
-}
+use crate::helpers::{serve_process as serve, serving_address};
 
 #[tokio::test]
 async fn serve_answers_then_exits_cleanly_on_sigterm() {

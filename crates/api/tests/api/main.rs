@@ -23,6 +23,7 @@ mod queries;
 mod readme;
 mod schema_contract;
 mod seed_command;
+mod sse;
 mod statements;
 mod subscriptions;
 mod visibility;

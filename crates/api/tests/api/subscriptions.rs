@@ -25,6 +25,13 @@ async fn next_message(ws: &mut Socket, wait: Duration) -> Option<Value> {
 
 /// Opens a session as `token` and subscribes to `query`.
 async fn subscribe(app: &TestApp, token: &str, query: &str) -> Socket {
+    let mut ws = connect(app, token).await;
+    send_subscribe(&mut ws, "1", query).await;
+    ws
+}
+
+/// Opens a session as `token`, acknowledged.
+async fn connect(app: &TestApp, token: &str) -> Socket {
     let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
@@ -32,9 +39,13 @@ async fn subscribe(app: &TestApp, token: &str, query: &str) -> Socket {
     ws.send(Message::Text(init.to_string().into())).await.unwrap();
     let ack = next_message(&mut ws, Duration::from_secs(5)).await.unwrap();
     assert_eq!(ack["type"], "connection_ack");
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
-    ws.send(Message::Text(subscribe.to_string().into())).await.unwrap();
     ws
+}
+
+/// Starts operation `id` on an open session.
+async fn send_subscribe(ws: &mut Socket, id: &str, query: &str) {
+    let subscribe = json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
+    ws.send(Message::Text(subscribe.to_string().into())).await.unwrap();
 }
 
 /// The subscription protocol has no acknowledgement for `subscribe`: writes
@@ -103,10 +114,13 @@ async fn a_bad_token_cannot_open_a_subscription(_: PgPoolOptions, options: PgCon
     let init = json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } });
     ws.send(Message::Text(init.to_string().into())).await.unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
-    // No acknowledgement: the server closes the socket and says why
-    // (async-graphql closes with 1002 where the protocol suggests 4403).
+    // No acknowledgement: the server closes the socket with the
+    // protocol's 4403 (Forbidden) and says why.
     match reply {
-        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.reason.as_str(), "the token is invalid"),
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4403);
+            assert_eq!(frame.reason.as_str(), "the token is invalid");
+        }
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
@@ -204,4 +218,72 @@ async fn an_update_publishes_the_tags_and_visibility_it_left(_: PgPoolOptions, o
         let next = next_real_event(ws).await;
         assert_eq!(next["payload"]["data"]["noteEvents"]["noteId"], after, "{next}");
     }
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_subscription_ends_unauthenticated_when_its_token_expires(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: a real JWT for user 2 that expires in two seconds.
+    let cli = <api::Cli as clap::Parser>::parse_from(["notegraph"]);
+    let auth = api::auth::Authenticator::new(&cli.config.auth).unwrap();
+    let token = auth.issue(db::UserId(2), Duration::from_secs(2)).unwrap();
+    let app = TestApp::spawn(options).await;
+
+    // Act
+    let mut ws = subscribe(&app, &token, "subscription { noteEvents { noteId } }").await;
+    let ended = next_message(&mut ws, Duration::from_secs(6)).await.expect("an error when the token expires");
+
+    // Assert
+    assert_eq!(ended["type"], "next", "{ended}");
+    assert_eq!(ended["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{ended}");
+    let complete = next_message(&mut ws, Duration::from_secs(2)).await.expect("complete");
+    assert_eq!(complete, json!({ "id": "1", "type": "complete" }));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn subscriptions_per_socket_are_capped(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn_with_args(options, &["--max-subscriptions-per-connection", "1"]).await;
+    let mut ws = connect(&app, "user-1").await;
+    send_subscribe(&mut ws, "1", "subscription { noteEvents { noteId } }").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    send_subscribe(&mut ws, "2", "subscription { noteEvents { noteId } }").await;
+    let refused = next_message(&mut ws, Duration::from_secs(5)).await.expect("a refusal");
+
+    assert_eq!(refused["id"], "2", "{refused}");
+    assert_eq!(refused["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED", "{refused}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn socket_messages_obey_the_body_limit_and_queries_the_deadlines(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange
+    let args = [
+        "--body-limit-bytes",
+        "4096",
+        "--db-timeout-ms",
+        "800",
+        "--graphql-timeout-ms",
+        "900",
+        "--http-timeout-ms",
+        "1000",
+    ];
+    let app = TestApp::spawn_with_args(options, &args).await;
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("lock table notes in access exclusive mode").execute(&mut *lock).await.unwrap();
+
+    // Act: a query that waits on the lock, then a message over the limit.
+    let mut ws = connect(&app, "user-1").await;
+    send_subscribe(&mut ws, "1", "{ notes { id } }").await;
+    let timed_out = next_message(&mut ws, Duration::from_secs(5)).await.expect("an answer within the deadlines");
+    let complete = next_message(&mut ws, Duration::from_secs(5)).await.expect("complete");
+    assert_eq!(complete, json!({ "id": "1", "type": "complete" }));
+    send_subscribe(&mut ws, "2", &format!("{{ me {{ id }} }} # {}", "x".repeat(8192))).await;
+    let after_oversized = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+
+    // Assert
+    assert_eq!(timed_out["payload"]["errors"][0]["extensions"]["code"], "TIMEOUT", "{timed_out}");
+    match after_oversized {
+        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {}
+        other => panic!("an oversized message must close the socket, got {other:?}"),
+    }
+    lock.rollback().await.unwrap();
 }

@@ -1,0 +1,93 @@
+//! Executed responses as JSON bytes: `data` straight from the engine's
+//! value, and an `extensions.code` on every error. Shared by `/graphql`
+//! (which caches the bytes) and `/graphql/stream` (which sends them as
+//! events).
+
+use async_graphql::{Response, ServerError};
+use axum::body::Bytes;
+use serde_json::{Value, json};
+
+use super::error_body;
+use crate::error::ApiError;
+
+/// The response body; `data` is serialised straight from the engine's
+/// value, without an intermediate JSON tree.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+/// An executed response, encoded once whatever the media type (coalesced
+/// requests share it).
+#[derive(Debug, Clone)]
+pub(super) struct Encoded {
+    pub(super) body: Bytes,
+    /// Every error came before execution: 400 with the newer media type.
+    pub(super) request_error: bool,
+    /// Those errors are all TIMEOUT: 504 with the newer media type.
+    pub(super) timed_out: bool,
+    /// The body did not serialise: `body` is an INTERNAL error, status 500.
+    pub(super) failed: bool,
+}
+
+impl Encoded {
+    /// A successful body (as the cache stores them).
+    pub(super) fn ok(body: Bytes) -> Self {
+        Encoded { body, request_error: false, timed_out: false, failed: false }
+    }
+}
+
+/// Encodes an executed response. A response whose errors all came before
+/// execution (parse, validation, variable coercion) carries no `data`.
+pub(super) fn encode(response: Response) -> Encoded {
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let body = Body {
+        errors: response.errors.into_iter().map(|e| error_json(e, request_error)).collect(),
+        data: (!request_error).then_some(&response.data),
+        extensions: &response.extensions,
+    };
+    let timed_out = body.errors.iter().all(|e| e["extensions"]["code"] == "TIMEOUT");
+    match serialise(&body) {
+        Ok(bytes) => Encoded { body: bytes.into(), request_error, timed_out, failed: false },
+        Err(bytes) => Encoded { body: bytes.into(), request_error, timed_out, failed: true },
+    }
+}
+
+/// One error as JSON, with an `extensions.code` on every error: errors the
+/// engine raised before execution are the client's (BAD_USER_INPUT); any
+/// other error without a code is a bug we did not classify (INTERNAL).
+fn error_json(error: ServerError, before_execution: bool) -> Value {
+    let has_code = error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
+    let unclassified = !has_code && !before_execution;
+    if unclassified {
+        tracing::error!(exception.type = "INTERNAL", error.message = %error.message, "unclassified resolver error");
+    }
+    let mut value = serde_json::to_value(&error).unwrap_or_else(|_| json!({}));
+    if !has_code {
+        let (code, message) =
+            if unclassified { ("INTERNAL", Some(ApiError::Internal.message())) } else { ("BAD_USER_INPUT", None) };
+        value["extensions"]["code"] = json!(code);
+        if let Some(message) = message {
+            value["message"] = json!(message);
+        }
+    }
+    value
+}
+
+/// `body` as JSON, or (logged) the INTERNAL error body when it does not
+/// serialise.
+pub(super) fn serialise(body: &impl serde::Serialize) -> Result<Vec<u8>, Vec<u8>> {
+    serde_json::to_vec(body).map_err(|err| {
+        tracing::error!(exception.type = "INTERNAL", error.message = %err, "response did not serialise");
+        let internal = ApiError::Internal;
+        // A `Value` always serialises: `to_string` cannot fail.
+        error_body(internal.message(), internal.code()).to_string().into_bytes()
+    })
+}

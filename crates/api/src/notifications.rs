@@ -1,0 +1,151 @@
+//! The process's one `LISTEN` connection: every committed note write, from
+//! any replica, arrives here as a [`NoteWritten`] and goes to the response
+//! cache (to drop what it changed) and to the subscription hub (to reach
+//! subscribers). One connection per process, whatever the number of
+//! subscribers.
+//!
+//! While the connection is down, nothing is served from or stored in the
+//! cache, and subscribers are told on reconnecting that events may have
+//! been missed in between (the cache is flushed for the same reason).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use db::notify::{NoteWritten, WRITES_CHANNEL};
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use crate::graphql::EventBus;
+use crate::response_cache::Invalidation;
+
+/// First wait before reconnecting; doubled on each failure.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest wait between reconnection attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The `LISTEN` connection, if it can be made within a second: the server
+/// starts without it when the database is down, and [`run`] keeps trying.
+pub async fn connect(pool: &db::PgPool) -> Option<PgListener> {
+    let listen = db::notify::listen(pool, &[WRITES_CHANNEL]);
+    match tokio::time::timeout(Duration::from_secs(1), listen).await {
+        Ok(Ok(listener)) => Some(listener),
+        Ok(Err(err)) => {
+            tracing::warn!(error.message = %err, "cannot LISTEN yet; cache off and events paused until it can");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("cannot LISTEN yet; cache off and events paused until it can");
+            None
+        }
+    }
+}
+
+/// Where notifications go.
+#[derive(Clone)]
+pub struct Targets {
+    /// The cache to invalidate, and this process's write identity.
+    pub invalidation: Invalidation,
+    /// The subscription hub.
+    pub events: EventBus,
+}
+
+/// Receives write events until `stop` turns true, reconnecting with
+/// exponential backoff whenever the connection is lost.
+pub async fn run(pool: db::PgPool, listener: Option<PgListener>, targets: Targets, mut stop: watch::Receiver<bool>) {
+    let cache = targets.invalidation.cache.clone();
+    let mut listener = match listener {
+        Some(listener) => listener,
+        None => {
+            let since = Utc::now();
+            set_cache_available(cache.as_ref(), false);
+            let Some(listener) = reconnect(&pool, &mut stop).await else { return };
+            set_cache_available(cache.as_ref(), true);
+            targets.events.publish_gap(since, Utc::now());
+            listener
+        }
+    };
+    loop {
+        let received = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            received = listener.try_recv() => received,
+        };
+        match received {
+            Ok(Some(notification)) => match serde_json::from_str::<NoteWritten>(notification.payload()) {
+                Ok(event) => {
+                    // This process invalidated its own writes before
+                    // answering them.
+                    if event.origin != targets.invalidation.origin {
+                        targets.invalidation.written(&event);
+                    }
+                    targets.events.publish(event);
+                }
+                Err(err) => {
+                    // Written by another version of the server, or by hand:
+                    // what it changed is unknown.
+                    tracing::warn!(error.message = %err, "unreadable write event; flushing the response cache");
+                    if let Some(cache) = &cache {
+                        cache.flush();
+                    }
+                    let now = Utc::now();
+                    targets.events.publish_gap(now, now);
+                }
+            },
+            Ok(None) | Err(_) => {
+                let since = Utc::now();
+                tracing::warn!("lost the LISTEN connection; cache off and events paused until it is back");
+                set_cache_available(cache.as_ref(), false);
+                let Some(reconnected) = reconnect(&pool, &mut stop).await else { return };
+                listener = reconnected;
+                set_cache_available(cache.as_ref(), true);
+                targets.events.publish_gap(since, Utc::now());
+                tracing::info!("LISTEN connection back; the response cache was flushed");
+            }
+        }
+    }
+}
+
+fn set_cache_available(cache: Option<&cache::ResponseCache>, available: bool) {
+    if let Some(cache) = cache {
+        cache.set_available(available);
+    }
+}
+
+/// A new `LISTEN` connection, retried with exponential backoff and jitter
+/// (so that replicas do not reconnect in step); `None` when told to stop.
+async fn reconnect(pool: &db::PgPool, stop: &mut watch::Receiver<bool>) -> Option<PgListener> {
+    let mut backoff = BACKOFF_START;
+    for attempt in 0_u64.. {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return None,
+            () = tokio::time::sleep(jittered(backoff, attempt)) => {}
+        }
+        match db::notify::listen(pool, &[WRITES_CHANNEL]).await {
+            Ok(listener) => return Some(listener),
+            Err(err) => tracing::warn!(error.message = %err, attempt, "LISTEN reconnect failed"),
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    None
+}
+
+/// `base` shortened by up to a quarter, varying by process and attempt.
+fn jittered(base: Duration, attempt: u64) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let seed = u64::from(nanos) ^ u64::from(std::process::id()) ^ attempt.rotate_left(17);
+    let quarter = base / 4;
+    let cut = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % (quarter.as_nanos() as u64 + 1);
+    base - Duration::from_nanos(cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_quarter_below_the_base() {
+        for attempt in 0..200 {
+            let waited = jittered(Duration::from_millis(400), attempt);
+            assert!(waited <= Duration::from_millis(400) && waited >= Duration::from_millis(300), "{waited:?}");
+        }
+    }
+}
