@@ -43,12 +43,9 @@ SCENARIOS = {
     "connections": (500, "60s", "CONNECTIONS (default 1,000) keep-alive connections held open while the mix "
                                 "runs at RATE requests/s for DURATION", "mix"),
     "vector": (100, "60s", "searchNotes and Note.similar at RATE requests/s for DURATION", None),
-    "sse": (None, None, "subscriptions over Server-Sent Events", None),
+    "sse": (1000, "60s", "RATE anonymous SSE subscribers (noteEvents, limit 1, subscribing again after each event) "
+                         "while notes are created at 2/s for DURATION; delivery from commit to receipt", "subscribers"),
 }
-
-SSE_SKIPPED = ("sse: skipped. Subscriptions over Server-Sent Events (/graphql/stream) are not built yet; "
-               "noteEvents is served over WebSocket only (/graphql/ws). This scenario runs once the SSE "
-               "transport lands.")
 
 
 def parse_args():
@@ -168,9 +165,6 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
 
 def main():
     args = parse_args()
-    if args.scenario == "sse":
-        print(SSE_SKIPPED)
-        return 0
     default_rate, default_duration, _, follow = SCENARIOS[args.scenario]
     rate = args.rate if args.rate is not None else default_rate
     duration = args.duration or default_duration

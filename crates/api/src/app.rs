@@ -112,6 +112,7 @@ impl Application {
             header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
             max_headers: config.http.max_headers,
             max_header_bytes: config.http.max_header_bytes,
+            max_connections: config.http.max_connections,
         };
         Ok(Self {
             listener,

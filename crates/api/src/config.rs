@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_HEADERS: usize = 64;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// See [`HttpConfig::max_concurrent_requests`].
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// See [`HttpConfig::max_connections`]: the `connections` load scenario
+/// holds 1,000; each idle connection costs a few KiB and a file descriptor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Largest accepted request body; GraphQL documents are small.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long in-flight requests may run after a shutdown signal.
@@ -302,6 +305,11 @@ pub struct HttpConfig {
     /// clients that trickle headers (slowloris).
     #[arg(long, env = "NOTEGRAPH_HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS, global = true)]
     pub header_read_timeout_ms: u64,
+    /// Open client connections (keep-alive and streams included); at the
+    /// cap the server stops accepting until one closes, so new clients
+    /// wait in the kernel's backlog instead of exhausting file descriptors.
+    #[arg(long, env = "NOTEGRAPH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, global = true)]
+    pub max_connections: usize,
     /// Most headers in one request; more is answered 431.
     #[arg(long, env = "NOTEGRAPH_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS, global = true)]
     pub max_headers: usize,

@@ -63,6 +63,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_HTTP_TIMEOUT_MS", http.http_timeout_ms.to_string()),
         ("NOTEGRAPH_GRAPHQL_TIMEOUT_MS", graphql.graphql_timeout_ms.to_string()),
         ("NOTEGRAPH_MAX_CONCURRENT_REQUESTS", http.max_concurrent_requests.to_string()),
+        ("NOTEGRAPH_MAX_CONNECTIONS", http.max_connections.to_string()),
         ("NOTEGRAPH_HEADER_READ_TIMEOUT_MS", http.header_read_timeout_ms.to_string()),
         ("NOTEGRAPH_MAX_HEADERS", http.max_headers.to_string()),
         ("NOTEGRAPH_MAX_HEADER_BYTES", http.max_header_bytes.to_string()),

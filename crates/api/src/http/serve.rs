@@ -25,6 +25,8 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
     /// Largest request head, in bytes (hyper needs at least 8192).
     pub max_header_bytes: usize,
+    /// Open connections; at the cap, accepting waits until one closes.
+    pub max_connections: usize,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops
@@ -48,7 +50,9 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => {
+            // At the cap, no accept: clients queue in the kernel's backlog
+            // (and see a slow connect, not a reset) until a connection ends.
+            accepted = listener.accept(), if connections.len() < limits.max_connections => {
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(err) => {

@@ -135,3 +135,24 @@ async fn clients_that_trickle_headers_or_idle_are_cut_off(_: PgPoolOptions, opti
     assert!(idle_since.elapsed() < Duration::from_secs(2), "idle for {:?}", idle_since.elapsed());
     still_serves(&app).await;
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn connections_past_the_cap_wait_until_one_closes(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: two idle connections fill a cap of two.
+    let app = TestApp::spawn_with_args(options, &["--max-connections", "2"]).await;
+    let first = TcpStream::connect(app.addr).await.unwrap();
+    let _second = TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Act: a third client asks; then the first goes away.
+    let third =
+        tokio::spawn(exchange(app.addr, b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n", false));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waited = !third.is_finished();
+    drop(first);
+
+    // Assert: it waited at the cap, and was served once a place freed.
+    assert!(waited, "a third connection was served past a cap of two");
+    let (status, _) = third.await.unwrap();
+    assert_eq!(status, 200);
+}
