@@ -434,3 +434,60 @@ async fn shutdown_completes_open_streams_and_sockets(_: PgPoolOptions, options: 
     assert_eq!(ws.next(Duration::from_secs(8)).await, Some(json!({ "complete": true })));
     assert!(stopped_at.elapsed() < Duration::from_secs(5), "took {:?}", stopped_at.elapsed());
 }
+
+/// A Postgres of this test's own (the suite's shared one must not
+/// restart), from the embedded launcher, in a directory under the data
+/// directory; it reuses the installed wheel when there is one.
+fn own_postgres_dir() -> std::path::PathBuf {
+    let data_dir = std::env::var_os("NOTEGRAPH_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.notegraph"));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = data_dir.join(format!("restart-test-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(dir.join("postgres")).unwrap();
+    let installed = data_dir.join("postgres/install");
+    if installed.exists() {
+        std::os::unix::fs::symlink(installed.canonicalize().unwrap(), dir.join("postgres/install")).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn subscribers_hear_of_a_database_restart_and_delivery_resumes() {
+    // Arrange: a server on a Postgres of its own, and a subscriber.
+    let dir = own_postgres_dir();
+    let start = {
+        let dir = dir.clone();
+        move || db::embedded::EmbeddedPostgres::start(&dir, "notegraph").unwrap()
+    };
+    let postgres = tokio::task::spawn_blocking(start.clone()).await.unwrap();
+    let options: PgConnectOptions = postgres.url().parse().unwrap();
+    let setup = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    db::MIGRATOR.run(&setup).await.unwrap();
+    sqlx::raw_sql(include_str!("fixtures/users.sql")).execute(&setup).await.unwrap();
+    setup.close().await;
+    let app = TestApp::spawn(options).await;
+    let stream = open_stream(&app, None, r#"subscription { noteEvents(limit: 1) { note { title } } }"#).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Act: Postgres stops and starts again (same port), then writes resume.
+    tokio::task::spawn_blocking(move || postgres.stop().unwrap()).await.unwrap();
+    let postgres = tokio::task::spawn_blocking(start).await.unwrap();
+    let reader = tokio::spawn(read_sse(stream, Duration::from_secs(40), |text| text.contains("event: complete\n")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let create = r#"mutation { createNote(input: { title: "After the restart", body: "b" }) { id } }"#;
+    while !reader.is_finished() && Instant::now() < deadline {
+        // Pooled connections to the old server fail once each: retry.
+        let _ = app.post(Some("user-1"), create, json!({})).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let text = reader.await.unwrap();
+    drop(app);
+    tokio::task::spawn_blocking(move || postgres.stop().unwrap()).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Assert: told of the gap, then the next event.
+    let gap = text.find("events may have been missed").unwrap_or_else(|| panic!("no gap error in {text:?}"));
+    let delivered = text.find("\"title\":\"After the restart\"").unwrap_or_else(|| panic!("no event in {text:?}"));
+    assert!(gap < delivered, "{text}");
+}
