@@ -15,6 +15,7 @@ mod embedding;
 mod events;
 mod limits;
 mod mutation;
+mod order;
 mod query;
 mod schema;
 mod subscription;

@@ -18,6 +18,7 @@ use super::embedding::SharedEmbedder;
 use super::events::EventBus;
 use super::limits::{Limiter, OperationLimits};
 use super::mutation::MutationRoot;
+use super::order::KeyOrder;
 use super::query::QueryRoot;
 use super::subscription::{Stopping, SubscriptionRoot};
 use crate::response_cache::Invalidation;
@@ -82,13 +83,19 @@ impl BatchedSchema {
 
     /// Executes a request that [`BatchedSchema::check`] has passed, tracked
     /// for exact batching and under the GraphQL deadline.
-    pub async fn execute_checked(&self, request: Request) -> Response {
+    pub async fn execute_checked(&self, mut request: Request) -> Response {
+        let order = KeyOrder::of_request(&mut request);
         let execution = Tracked::new(Box::pin(self.schema.execute(request)));
         // Dropping the execution drops its pending loads; a statement
         // already sent ends by its own `statement_timeout`, which the
         // hierarchy (DB < GraphQL) makes shorter than this deadline.
         match tokio::time::timeout(self.timeout, execution).await {
-            Ok(response) => response,
+            Ok(mut response) => {
+                if let Some(order) = order {
+                    order.apply(&mut response.data);
+                }
+                response
+            }
             Err(_) => {
                 tracing::warn!(exception.type = "TIMEOUT", "graphql execution timed out");
                 Response::from_errors(vec![timed_out()])
@@ -117,13 +124,19 @@ impl Executor for BatchedSchema {
         }
         let session = session_data.unwrap_or_default();
         let subscription = is_subscription(&mut request);
+        let order = KeyOrder::of_request(&mut request);
         let execution = Tracked::new(self.schema.execute_stream_with_session_data(request, session));
         if !subscription {
             let deadline = self.timeout;
             return Box::pin(stream::once(async move {
                 let mut execution = execution;
                 match tokio::time::timeout(deadline, execution.next()).await {
-                    Ok(Some(response)) => response,
+                    Ok(Some(mut response)) => {
+                        if let Some(order) = order {
+                            order.apply(&mut response.data);
+                        }
+                        response
+                    }
                     // A query or mutation always yields its one response.
                     Ok(None) => Response::from_errors(vec![internal()]),
                     Err(_) => {
@@ -133,7 +146,13 @@ impl Executor for BatchedSchema {
                 }
             }));
         }
-        Box::pin(execution)
+        match order {
+            Some(order) => Box::pin(execution.map(move |mut response| {
+                order.apply(&mut response.data);
+                response
+            })),
+            None => Box::pin(execution),
+        }
     }
 }
 

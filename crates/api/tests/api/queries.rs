@@ -155,3 +155,32 @@ async fn search_by_vector_checks_its_input(_: PgPoolOptions, options: PgConnectO
         assert_eq!(app.error_code(None, query, variables.clone()).await, "BAD_USER_INPUT", "{query} {variables}");
     }
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn response_fields_come_in_the_order_the_query_asked_for_them(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: fields that wait on loader batches selected before fields
+    // that resolve at once, at the root and inside objects and lists.
+    let app = TestApp::spawn(options).await;
+    let id = app.create_note("user-1", "Ordered", "body", "PUBLIC", &["order"]).await;
+    let query = format!(
+        r#"{{ note(id: "{id}") {{ author {{ notes {{ tags {{ name }} id }} name }} tags {{ name }} title }} users(first: 1) {{ id }} me {{ id }} }}"#
+    );
+
+    // Act: the raw body (a JSON parser may reorder keys).
+    let body = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    // Assert
+    let expected = format!(
+        r#"{{"data":{{"note":{{"author":{{"notes":[{{"tags":[{{"name":"order"}}],"id":"{id}"}}],"name":"Ada Lovelace"}},"tags":[{{"name":"order"}}],"title":"Ordered"}},"users":[{{"id":"1"}}],"me":null}}}}"#
+    );
+    assert_eq!(body, expected);
+}
