@@ -89,6 +89,9 @@ def figures(run):
                      "failed": _metric(summary, "failures{scenario:holders}").get("passes", 0),
                      "reconnects": _metric(summary, "reconnects").get("count", 0)}
                     if run["scenario"] == "connections" else None),
+        "sse": ({name: {k: _metric(summary, f"sse_{name}").get(k) for k in ("med", "p(99)", "max")}
+                 for name in ("delivery", "first_byte", "subscribed")}
+                if _metric(summary, "sse_delivery") else None),
         "thresholds_passed": run["k6_exit"] == 0,
         "k6_exit": run["k6_exit"],
         "data": run["data"],
@@ -146,6 +149,15 @@ def markdown(fig, analysis_lines, comparison_lines, ids_note):
         lines.append(f"- Cache hit ratio (`x-cache: hit` among responses with the header): {100 * fig['cache_hit_ratio']:.1f}%.")
     if fig["followed_scenario"]:
         lines.append(f"- The figures above are those of the k6 scenario `{fig['followed_scenario']}` alone.")
+    if fig["sse"] is not None:
+        sse = fig["sse"]
+        subscribers = fig["rate_asked"] or 0
+        server_peak = fig["resources"].get("server", {}).get("peak_memory")
+        per_thousand = (f"; server peak RSS {_mib(server_peak)} with {subscribers} subscribers open, "
+                        f"{_mib(server_peak * 1000 / subscribers)} per 1,000" if server_peak and subscribers else "")
+        lines.append(f"- SSE delivery, commit to receipt: p50 {_ms(sse['delivery']['med'])}, "
+                     f"**p99 {_ms(sse['delivery']['p(99)'])}**, max {_ms(sse['delivery']['max'])}; "
+                     f"first byte p99 {_ms(sse['first_byte']['p(99)'])}{per_thousand}.")
     if fig["holders"] is not None:
         h = fig["holders"]
         lines.append(f"- Held connections (scenario `holders`, one keep-alive connection per VU, a request every "

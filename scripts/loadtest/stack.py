@@ -259,10 +259,12 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited with {self.process.returncode}; see {self.log_path}")
-            # Text logs print `address=127.0.0.1:PORT` (maybe with colour
-            # codes), JSON logs `"address":"127.0.0.1:PORT"`.
+            # Text output says `listening on http://127.0.0.1:PORT` (maybe
+            # with colour codes), JSON logs `"serving"` with
+            # `"address":"127.0.0.1:PORT"`.
             text = re.sub(r"\x1b\[[0-9;]*m", "", self.log_path.read_text())
-            match = re.search(r"serving.*?address\W+(127\.0\.0\.1:\d+)", text)
+            match = (re.search(r"listening on http://(127\.0\.0\.1:\d+)", text)
+                     or re.search(r"serving.*?address\W+(127\.0\.0\.1:\d+)", text))
             if match:
                 self.base_url = f"http://{match.group(1)}"
                 break

@@ -150,3 +150,20 @@ async fn a_request_past_the_http_deadline_gets_a_json_timeout_error(_: PgPoolOpt
     let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn only_responses_of_a_packet_or_more_are_compressed(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    for i in 0..10 {
+        app.create_note("user-1", &format!("Note {i}"), &"a long body ".repeat(40), "PUBLIC", &[]).await;
+    }
+    let ask = |query: &'static str| {
+        app.client.post(app.url("/graphql")).header("accept-encoding", "gzip").json(&json!({ "query": query })).send()
+    };
+
+    let small = ask(r#"{ user(id: "1") { name } }"#).await.unwrap();
+    let large = ask("{ notes(first: 10) { title body } }").await.unwrap();
+
+    assert_eq!(small.headers().get("content-encoding"), None);
+    assert_eq!(large.headers()["content-encoding"], "gzip");
+}
