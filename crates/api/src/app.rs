@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -48,6 +47,7 @@ impl Application {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
+        let embedder = config.embed.embedder().context("building the embedder")?;
         let cache = config.cache.cache_enabled.then(|| {
             cache::ResponseCache::new(cache::Config {
                 max_bytes: config.cache.cache_max_bytes,
@@ -71,7 +71,7 @@ impl Application {
             SchemaDeps {
                 pool: pool.clone(),
                 loaders,
-                embedder: Arc::new(embed::HashEmbedder::default()),
+                embedder,
                 events: EventBus::default(),
                 invalidation,
             },

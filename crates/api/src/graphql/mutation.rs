@@ -51,7 +51,7 @@ impl MutationRoot {
         let title = args::title(&input.title)?;
         let body = args::body(&input.body)?;
         let tags = args::tags(input.tags.as_deref().unwrap_or_default())?;
-        let embedding = embed_text(ctx, &note_text(&title, &body)).await?;
+        let embedding = embed_text(ctx, &embed::note_text(&title, &body)).await?;
         let new = NewNote {
             author,
             title,
@@ -89,7 +89,7 @@ impl MutationRoot {
             if patch.title.is_some() || patch.body.is_some() {
                 let title = patch.title.as_deref().unwrap_or(&current.title);
                 let body = patch.body.as_deref().unwrap_or(&current.body);
-                patch.embedding = Some(embed_text(ctx, &note_text(title, body)).await?);
+                patch.embedding = Some(embed_text(ctx, &embed::note_text(title, body)).await?);
             }
             let invalidation = invalidation(ctx)?;
             let updated = db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch, invalidation.origin)
@@ -144,9 +144,4 @@ fn invalidation<'a>(ctx: &Context<'a>) -> Result<&'a Invalidation, ApiError> {
 fn publish(ctx: &Context<'_>, change: NoteChange) -> Result<(), ApiError> {
     ctx.data::<EventBus>().map_err(|_| super::missing("event bus"))?.publish(change);
     Ok(())
-}
-
-/// The text a note is embedded from.
-fn note_text(title: &str, body: &str) -> String {
-    format!("{title}\n{body}")
 }
