@@ -25,4 +25,5 @@ mod schema_contract;
 mod seed_command;
 mod statements;
 mod subscriptions;
+mod vector_search;
 mod visibility;
