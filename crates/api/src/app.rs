@@ -68,13 +68,7 @@ impl Application {
             None => None,
         };
         let schema = build_schema(
-            SchemaDeps {
-                pool: pool.clone(),
-                loaders,
-                embedder,
-                events: EventBus::default(),
-                invalidation,
-            },
+            SchemaDeps { pool: pool.clone(), loaders, embedder, events: EventBus::default(), invalidation },
             SchemaSettings {
                 limits: config.graphql.limits(),
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),

@@ -63,7 +63,10 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", db.hnsw_max_scan_tuples.to_string()),
         ("NOTEGRAPH_EXACT_TAG_NOTES", db.exact_tag_notes.to_string()),
         ("NOTEGRAPH_IVFFLAT_PROBES", db.ivfflat_probes.to_string()),
-        ("NOTEGRAPH_EMBED_URL", config.embed.embed_url.clone().unwrap_or_else(|| "unset: the built-in embedder".into())),
+        (
+            "NOTEGRAPH_EMBED_URL",
+            config.embed.embed_url.clone().unwrap_or_else(|| "unset: the built-in embedder".into()),
+        ),
         ("NOTEGRAPH_EMBED_MODEL", config.embed.embed_model.clone()),
         ("NOTEGRAPH_EMBED_API_KEY", if config.embed.embed_api_key.is_some() { "***" } else { "unset" }.to_owned()),
         ("NOTEGRAPH_EMBED_DIMENSION", config.embed.embed_dimension.to_string()),

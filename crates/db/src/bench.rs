@@ -41,12 +41,11 @@ pub async fn ensure_tag(pool: &PgPool, tag: SyntheticTag) -> Result<i64, Error> 
     }
     tx.commit().await?;
     sqlx::query("analyze note_tags").execute(pool).await?;
-    let count = sqlx::query_scalar(
-        "select count(*) from note_tags nt join tags t on t.id = nt.tag_id where t.name = $1",
-    )
-    .bind(tag.name)
-    .fetch_one(pool)
-    .await?;
+    let count =
+        sqlx::query_scalar("select count(*) from note_tags nt join tags t on t.id = nt.tag_id where t.name = $1")
+            .bind(tag.name)
+            .fetch_one(pool)
+            .await?;
     Ok(count)
 }
 
@@ -95,7 +94,8 @@ pub async fn ivfflat_session(options: &sqlx::postgres::PgConnectOptions, lists: 
     .execute(&mut conn)
     .await?;
     let build = started.elapsed();
-    let bytes = sqlx::query_scalar("select pg_relation_size('notes_embedding_ivfflat_idx')").fetch_one(&mut conn).await?;
+    let bytes =
+        sqlx::query_scalar("select pg_relation_size('notes_embedding_ivfflat_idx')").fetch_one(&mut conn).await?;
     Ok(IvfflatSession { conn, build, bytes })
 }
 

@@ -134,8 +134,7 @@ impl HttpEmbedder {
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key);
         }
-        let response =
-            request.send().await.map_err(|e| Attempt::Retry { after: None, error: provider(e) })?;
+        let response = request.send().await.map_err(|e| Attempt::Retry { after: None, error: provider(e) })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let after = retry_after(response.headers());
@@ -154,10 +153,7 @@ impl HttpEmbedder {
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; sent];
         for datum in response.data {
             if datum.embedding.len() != self.settings.dimension {
-                return Err(EmbedError::Dimension {
-                    expected: self.settings.dimension,
-                    actual: datum.embedding.len(),
-                });
+                return Err(EmbedError::Dimension { expected: self.settings.dimension, actual: datum.embedding.len() });
             }
             if let Some(slot) = vectors.get_mut(datum.index) {
                 *slot = Some(datum.embedding);

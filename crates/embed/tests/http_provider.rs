@@ -1,6 +1,10 @@
 //! The HTTP provider against a real HTTP server started by each test, which
 //! speaks the OpenAI embeddings wire format and misbehaves on request.
 
+// Tests fail by panicking: unwrap on what must be there is the clearest
+// assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

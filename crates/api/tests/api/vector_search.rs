@@ -18,8 +18,7 @@ const RARE: [i64; 3] = [150, 170, 190];
 /// User 2's private note, on the axis itself and tagged `rare`.
 const PRIVATE: i64 = PUBLIC + 1;
 
-const SEARCH: &str =
-    "query($v: [Float!], $tag: String, $first: Int) { searchNotes(vector: $v, tag: $tag, first: $first) { score note { id } } }";
+const SEARCH: &str = "query($v: [Float!], $tag: String, $first: Int) { searchNotes(vector: $v, tag: $tag, first: $first) { score note { id } } }";
 
 /// A 384-dimension unit vector at `degrees` from e0 in the (e0, e1) plane.
 fn at(degrees: f64) -> Vec<f32> {
@@ -100,7 +99,8 @@ async fn expectations_hold(app: &TestApp) {
     assert_hits(&search(app, Some("user-2"), Some("rare"), 2).await, &[(PRIVATE, 0.0), public(150)]);
     // `similar` of note 1 (0.5°): the private note is as close as note 2
     // and never shown to anyone else.
-    let similar = app.data_as(Some("user-1"), r#"{ note(id: "1") { similar(first: 2) { note { id } } } }"#, json!({})).await;
+    let similar =
+        app.data_as(Some("user-1"), r#"{ note(id: "1") { similar(first: 2) { note { id } } } }"#, json!({})).await;
     assert_eq!(similar["note"]["similar"], json!([{ "note": { "id": "2" } }, { "note": { "id": "3" } }]));
 }
 

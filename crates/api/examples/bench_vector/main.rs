@@ -12,12 +12,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use db::bench::SyntheticTag;
-use db::search::{Hit, SimilarTo};
+use db::search::Hit;
 use db::{NoteId, PgPool};
 use embed::HashEmbedder;
 use futures::stream::{self, StreamExt as _};
 use pgvector::Vector;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+mod api;
+mod indexes;
 
 /// Hits compared per query: recall@10.
 const K: i64 = 10;
@@ -29,7 +32,7 @@ const TAG_10: SyntheticTag = SyntheticTag { name: "bench-10pct", modulus: 10, re
 
 /// The benchmark's knobs; defaults are those of docs/PERFORMANCE.md.
 #[derive(Parser)]
-struct Args {
+pub(crate) struct Args {
     /// The database holding the default data set (`notegraph seed`).
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
@@ -66,10 +69,14 @@ struct Args {
     seconds: u64,
 }
 
+/// A row group of the table: label, tag filter, and the tag paths to
+/// measure as (`exact_tag_notes`, name).
+type Scenario<'a> = (&'a str, Option<&'a str>, &'a [(u32, &'a str)]);
+
 /// One query: a vector, and the note it was drawn near (excluded from nothing; used by `similar`).
-struct Query {
-    vector: Vector,
-    near: Option<NoteId>,
+pub(crate) struct Query {
+    pub(crate) vector: Vector,
+    pub(crate) near: Option<NoteId>,
 }
 
 #[tokio::main]
@@ -79,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let pool = db::connect(&base).await.context("connecting")?;
     let queries = queries(&pool, &args).await?;
     if let Some(url) = &args.api {
-        return api(url, &queries, &args).await;
+        return api::run(url, &queries, &args).await;
     }
     let tag_1 = db::bench::ensure_tag(&pool, TAG_1).await?;
     let tag_3 = db::bench::ensure_tag(&pool, TAG_3).await?;
@@ -96,15 +103,22 @@ async fn main() -> anyhow::Result<()> {
     let exact_options = base.connect_options()?.options([("enable_indexscan", "off")]);
     let exact = base.pool_options().max_connections(2).connect_with(exact_options).await?;
 
-    println!("| search | ef_search | path | recall@10 | p50 ms | p99 ms | short | searches/s ({} conns) |", args.concurrency);
+    println!(
+        "| search | ef_search | path | recall@10 | p50 ms | p99 ms | short | searches/s ({} conns) |",
+        args.concurrency
+    );
     println!("|---|---|---|---|---|---|---|---|");
     // `exact_tag_notes` 0 forces the HNSW path for tags, u32::MAX the exact path.
-    let scenarios: [(&str, Option<&str>, &[(u32, &str)]); 4] = [
+    let scenarios: [Scenario<'_>; 4] = [
         ("all notes", None, &[(0, "hnsw")]),
         ("tag ~1%", Some(TAG_1.name), &[(0, "hnsw"), (u32::MAX, "exact")]),
         ("tag ~3%", Some(TAG_3.name), &[(0, "hnsw"), (u32::MAX, "exact")]),
         ("tag ~10%", Some(TAG_10.name), &[(0, "hnsw"), (u32::MAX, "exact")]),
     ];
+    // One untimed pass so that the first measured row does not pay for
+    // reading the index and the table into memory.
+    search_all(&db::connect(&settings(&args.database_url, args.ef[0], 0, 1)).await?, &queries, None, 1).await?;
+    let mut truths = Vec::new();
     for (label, tag, paths) in scenarios {
         let truth = search_all(&exact, &queries, tag, 2).await?.0;
         for &(threshold, path) in paths {
@@ -117,16 +131,17 @@ async fn main() -> anyhow::Result<()> {
                 row(label, &ef_label, path, &truth, &found, latencies, Some(rate));
             }
         }
+        truths.push(truth);
     }
-    similar(&args, &exact, &queries).await?;
+    indexes::similar(&args, &exact, &queries).await?;
     if args.ivfflat_lists > 0 {
-        ivfflat(&args, &base, &pool, &queries).await?;
+        indexes::ivfflat(&args, &base, &pool, &queries, [&truths[0], &truths[1]]).await?;
     }
     Ok(())
 }
 
 /// Pool settings for the benchmark database.
-fn settings(url: &str, ef: u32, exact_tag_notes: u32, connections: u32) -> db::Settings {
+pub(crate) fn settings(url: &str, ef: u32, exact_tag_notes: u32, connections: u32) -> db::Settings {
     db::Settings {
         url: url.to_owned(),
         max_connections: connections,
@@ -141,7 +156,12 @@ fn settings(url: &str, ef: u32, exact_tag_notes: u32, connections: u32) -> db::S
 
 /// A one-connection pool for latency and a `concurrency`-connection pool
 /// for throughput, both with these settings.
-async fn pools(args: &Args, ef: u32, threshold: u32, concurrency: usize) -> anyhow::Result<(PgPool, PgPool)> {
+pub(crate) async fn pools(
+    args: &Args,
+    ef: u32,
+    threshold: u32,
+    concurrency: usize,
+) -> anyhow::Result<(PgPool, PgPool)> {
     let one = db::connect(&settings(&args.database_url, ef, threshold, 1)).await?;
     let many = db::connect(&settings(&args.database_url, ef, threshold, u32::try_from(concurrency)?)).await?;
     Ok((one, many))
@@ -159,7 +179,8 @@ async fn queries(pool: &PgPool, args: &Args) -> anyhow::Result<Vec<Query>> {
     let titles = db::bench::sample_notes(pool, 397, args.text + 1).await?;
     let embedder = HashEmbedder::default();
     for pair in titles.windows(2) {
-        let words: Vec<&str> = pair[0].2.split_whitespace().take(3).chain(pair[1].2.split_whitespace().last()).collect();
+        let words: Vec<&str> =
+            pair[0].2.split_whitespace().take(3).chain(pair[1].2.split_whitespace().last()).collect();
         queries.push(Query { vector: Vector::from(embedder.embed_one(&words.join(" "))), near: None });
     }
     Ok(queries)
@@ -167,7 +188,7 @@ async fn queries(pool: &PgPool, args: &Args) -> anyhow::Result<Vec<Query>> {
 
 /// `vector` plus uniform noise in [-noise, noise] per component, from a
 /// hash of (`seed`, component) so that every run asks the same queries.
-fn noisy(vector: &Vector, seed: u64, noise: f32) -> Vector {
+pub(crate) fn noisy(vector: &Vector, seed: u64, noise: f32) -> Vector {
     let components = vector.as_slice().iter().enumerate().map(|(i, x)| {
         let bits = xxh3_64_with_seed(&(i as u64).to_le_bytes(), seed);
         let unit = (bits >> 11) as f64 / (1_u64 << 53) as f64;
@@ -178,7 +199,7 @@ fn noisy(vector: &Vector, seed: u64, noise: f32) -> Vector {
 
 /// Runs every query (`parallel` at a time), returning the hit ids per
 /// query and each query's latency.
-async fn search_all(
+pub(crate) async fn search_all(
     pool: &PgPool,
     queries: &[Query],
     tag: Option<&str>,
@@ -204,13 +225,13 @@ async fn throughput(pool: &PgPool, queries: &[Query], tag: Option<&str>, concurr
     Ok(queries.len() as f64 / started.elapsed().as_secs_f64())
 }
 
-fn ids(hits: &[Hit]) -> Vec<NoteId> {
+pub(crate) fn ids(hits: &[Hit]) -> Vec<NoteId> {
     hits.iter().map(|h| h.note.id).collect()
 }
 
 /// Prints one table row: mean recall@10 against `truth`, latency
 /// percentiles, how many queries got fewer hits than exact search found.
-fn row(
+pub(crate) fn row(
     label: &str,
     ef: &str,
     path: &str,
@@ -233,123 +254,4 @@ fn row(
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
     let rate = rate.map_or("-".to_owned(), |r| format!("{r:.0}"));
     println!("| {label} | {ef} | {path} | {recall:.3} | {:.2} | {:.2} | {short} | {rate} |", pct(0.5), pct(0.99));
-}
-
-/// `Note.similar` (first 10) for the notes the near queries were drawn from.
-async fn similar(args: &Args, exact: &PgPool, queries: &[Query]) -> anyhow::Result<()> {
-    let keys: Vec<SimilarTo> =
-        queries.iter().filter_map(|q| q.near).map(|note| SimilarTo { note, viewer: None, first: K }).collect();
-    let run = |pool: PgPool, parallel: usize| {
-        let keys = keys.clone();
-        async move {
-            let results: Vec<Result<(Vec<NoteId>, Duration), db::Error>> = stream::iter(keys)
-                .map(|key| {
-                    let pool = pool.clone();
-                    async move {
-                        let started = Instant::now();
-                        let hits = db::search::similar_to(&pool, &[key]).await?;
-                        Ok((hits.into_iter().map(|(_, h)| h.note.id).collect(), started.elapsed()))
-                    }
-                })
-                .buffered(parallel)
-                .collect()
-                .await;
-            let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-            anyhow::Ok(results.into_iter().unzip::<_, _, Vec<_>, Vec<_>>())
-        }
-    };
-    let truth = run(exact.clone(), 2).await?.0;
-    for &ef in &args.ef {
-        let (one, _) = pools(args, ef, 0, 1).await?;
-        let (found, latencies) = run(one, 1).await?;
-        row("similar", &ef.to_string(), "hnsw", &truth, &found, latencies, None);
-    }
-    Ok(())
-}
-
-/// IVFFlat beside HNSW: build times and sizes, then recall and latency
-/// per `ivfflat.probes`, all inside a transaction that is rolled back.
-async fn ivfflat(args: &Args, base: &db::Settings, pool: &PgPool, queries: &[Query]) -> anyhow::Result<()> {
-    let hnsw_bytes = db::bench::index_bytes(pool, "notes_embedding_hnsw_idx").await?;
-    let truth = {
-        let exact_options = base.connect_options()?.options([("enable_indexscan", "off")]);
-        let exact = base.pool_options().max_connections(2).connect_with(exact_options).await?;
-        (search_all(&exact, queries, None, 2).await?.0, search_all(&exact, queries, Some(TAG_1.name), 2).await?.0)
-    };
-    let mut session = db::bench::ivfflat_session(&base.connect_options()?, args.ivfflat_lists).await?;
-    println!(
-        "\nHNSW index: {:.1} MB (build time: see the seeder's `vector index built` log line). \
-         IVFFlat, {} lists: built in {:.1} s, {:.1} MB.\n",
-        hnsw_bytes as f64 / 1e6,
-        args.ivfflat_lists,
-        session.build.as_secs_f64(),
-        session.bytes as f64 / 1e6
-    );
-    println!("| search | probes | path | recall@10 | p50 ms | p99 ms | short | searches/s |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for &probes in &args.probes {
-        db::bench::set_probes(&mut session.conn, probes).await?;
-        for (label, tag, truth) in [("all notes", None, &truth.0), ("tag ~1%", Some(TAG_1.name), &truth.1)] {
-            let mut found = Vec::with_capacity(queries.len());
-            let mut latencies = Vec::with_capacity(queries.len());
-            for q in queries {
-                let started = Instant::now();
-                let hits = db::search::by_embedding(&mut session.conn, &q.vector, None, K, tag).await?;
-                latencies.push(started.elapsed());
-                found.push(ids(&hits));
-            }
-            row(label, &probes.to_string(), "ivfflat", truth, &found, latencies, None);
-        }
-    }
-    Ok(())
-}
-
-/// Searches per second through the GraphQL API: `clients` clients, each
-/// sending one `searchNotes(vector:)` after the other, every vector a near
-/// query with fresh noise so that no response comes from the cache.
-async fn api(url: &str, queries: &[Query], args: &Args) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
-    let endpoint = format!("{}/graphql", url.trim_end_matches('/'));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let workers = (0..args.clients).map(|worker| {
-        let (client, endpoint) = (client.clone(), endpoint.clone());
-        async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0_u64;
-            let mut n = worker as u64;
-            while Instant::now() < deadline {
-                let base = &queries[n as usize % queries.len()].vector;
-                let vector = noisy(base, 1_000_000 + n, args.noise);
-                let body = serde_json::json!({
-                    "query": "query($v: [Float!]) { searchNotes(vector: $v, first: 10) { score note { id } } }",
-                    "variables": { "v": vector.as_slice() },
-                });
-                let sent = Instant::now();
-                let response = client.post(&endpoint).json(&body).send().await;
-                let ok = match response {
-                    Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v.get("errors").is_none()),
-                    Err(_) => false,
-                };
-                latencies.push(sent.elapsed());
-                errors += u64::from(!ok);
-                n += args.clients as u64;
-            }
-            (latencies, errors)
-        }
-    });
-    let results = futures::future::join_all(workers).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let errors: u64 = results.iter().map(|(_, e)| e).sum();
-    let mut latencies: Vec<Duration> = results.into_iter().flat_map(|(l, _)| l).collect();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
-    println!(
-        "API {endpoint}: {} clients, {:.0} searches/s over {elapsed:.1} s, p50 {:.2} ms, p99 {:.2} ms, {errors} errors",
-        args.clients,
-        latencies.len() as f64 / elapsed,
-        pct(0.5),
-        pct(0.99)
-    );
-    Ok(())
 }
