@@ -47,7 +47,10 @@ impl Application {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
-        let embedder = config.embed.embedder().context("building the embedder")?;
+        let embedder = config
+            .embed
+            .embedder(Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
+            .context("building the embedder")?;
         let cache = config.cache.cache_enabled.then(|| {
             cache::ResponseCache::new(cache::Config {
                 max_bytes: config.cache.cache_max_bytes,

@@ -105,7 +105,7 @@ async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be positive");
     let database = Database::open(&config.db).await?;
     let pool = &database.pool;
-    let embedder = config.embed.embedder()?;
+    let embedder = config.embed.embedder(None)?;
     check_embedding_dimension(pool, embedder.dimension()).await?;
     let total = db::embeddings::count_after(pool, db::NoteId(args.after)).await?;
     let (mut after, mut done) = (db::NoteId(args.after), 0_i64);

@@ -79,8 +79,8 @@ pub const DEFAULT_CACHE_TTL_SECS: u64 = 300;
 pub const DEFAULT_EMBED_MODEL: &str = "text-embedding-3-small";
 /// See [`EmbedConfig::embed_dimension`]: the `notes.embedding` column's size.
 pub const DEFAULT_EMBED_DIMENSION: usize = embed::DEFAULT_DIMENSION;
-/// See [`EmbedConfig::embed_timeout_ms`]: well inside the GraphQL timeout,
-/// so a slow provider is SERVICE_UNAVAILABLE, not TIMEOUT.
+/// See [`EmbedConfig::embed_timeout_ms`]: well inside the GraphQL timeout
+/// (and capped below it), so a slow provider is SERVICE_UNAVAILABLE, not TIMEOUT.
 pub const DEFAULT_EMBED_TIMEOUT_MS: u64 = 5_000;
 /// See [`EmbedConfig::embed_max_retries`].
 pub const DEFAULT_EMBED_MAX_RETRIES: u32 = 2;
@@ -231,12 +231,6 @@ impl Config {
     /// its precise error reaches the client and its work stops.
     pub fn check_timeouts(&self) -> Result<(), String> {
         let (http, graphql, db) = (self.http.http_timeout_ms, self.graphql.graphql_timeout_ms, self.db.db_timeout_ms);
-        let embed = self.embed.embed_timeout_ms;
-        if embed == 0 || embed >= graphql {
-            return Err(format!(
-                "NOTEGRAPH_EMBED_TIMEOUT_MS ({embed}) must be positive and below NOTEGRAPH_GRAPHQL_TIMEOUT_MS ({graphql})"
-            ));
-        }
         if db == 0 || !(http > graphql && graphql > db) {
             return Err(format!(
                 "timeouts must be ordered NOTEGRAPH_HTTP_TIMEOUT_MS ({http}) > NOTEGRAPH_GRAPHQL_TIMEOUT_MS ({graphql}) \
@@ -510,8 +504,11 @@ pub struct EmbedConfig {
 
 impl EmbedConfig {
     /// The configured embedder: the HTTP provider behind its cache, or the
-    /// built-in one (which needs no cache: it costs microseconds).
-    pub fn embedder(&self) -> anyhow::Result<Arc<dyn embed::Embedder>> {
+    /// built-in one (which needs no cache: it costs microseconds). A
+    /// `ceiling` (the GraphQL execution timeout) caps the provider's time
+    /// budget at nine tenths of it, so that a slow provider is
+    /// SERVICE_UNAVAILABLE with time left to answer, not TIMEOUT.
+    pub fn embedder(&self, ceiling: Option<Duration>) -> anyhow::Result<Arc<dyn embed::Embedder>> {
         if self.embed_dimension == 0 {
             anyhow::bail!("NOTEGRAPH_EMBED_DIMENSION must be positive");
         }
@@ -523,7 +520,9 @@ impl EmbedConfig {
             model: self.embed_model.clone(),
             api_key: self.embed_api_key.as_ref().map(|key| key.expose().to_owned()),
             dimension: self.embed_dimension,
-            timeout: Duration::from_millis(self.embed_timeout_ms),
+            timeout: ceiling.map_or(Duration::from_millis(self.embed_timeout_ms), |c| {
+                Duration::from_millis(self.embed_timeout_ms).min(c.mul_f64(0.9))
+            }),
             max_retries: self.embed_max_retries,
             batch_size: self.embed_batch_size,
         })?;
