@@ -4,7 +4,9 @@
 //! Every statement orders by `embedding <=> $q` (cosine distance) with a
 //! `limit`, the shape the HNSW index serves. Visibility and tag filters sit
 //! in the same `where`; the pool's `hnsw.iterative_scan` keeps the index
-//! scan going until enough rows pass them, so filtering never loses recall.
+//! scan going until enough rows pass them (up to `hnsw.max_scan_tuples`).
+//! A tag with few notes is searched exactly instead, which is both faster
+//! and lossless at that size (docs/PERFORMANCE.md, "Vector search").
 
 use pgvector::Vector;
 use sqlx::PgExecutor;
