@@ -49,3 +49,7 @@ profile scenario="mix" rate="1000" duration="30s":
 # Criterion benchmarks of hot paths that need no database (benches/, a workspace of its own): [filter].
 bench *args:
     cd benches && cargo bench --bench hot_paths -- {{args}}
+
+# Vector search recall@10, latency and searches/s against exact search, HNSW and IVFFlat (docs/PERFORMANCE.md, "Vector search"); DATABASE_URL must hold the default data set. `--api URL` measures through a running server instead.
+bench-vector *args:
+    cargo run --release -p api --example bench_vector -- {{args}}

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -53,6 +52,10 @@ impl Application {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
+        let embedder = config
+            .embed
+            .embedder(Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
+            .context("building the embedder")?;
         let cache = config.cache.cache_enabled.then(|| {
             cache::ResponseCache::new(cache::Config {
                 max_bytes: config.cache.cache_max_bytes,
@@ -82,7 +85,7 @@ impl Application {
             SchemaDeps {
                 pool: pool.clone(),
                 loaders,
-                embedder: Arc::new(embed::HashEmbedder::default()),
+                embedder,
                 events,
                 subscription_caps,
                 stopping: Stopping(stopping.subscribe()),

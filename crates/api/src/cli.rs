@@ -8,7 +8,7 @@ use seed::{SeedError, SeedOptions};
 
 use crate::app::{self, Application};
 use crate::auth::Authenticator;
-use crate::config::{Cli, Command, Config, SeedArgs, TokenArgs};
+use crate::config::{Cli, Command, Config, ReembedArgs, SeedArgs, TokenArgs};
 use crate::database::{Database, start_embedded};
 use crate::{console, graphql, shutdown, telemetry};
 
@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Serve => serve(&config).await,
                 Command::Migrate => Database::open(&config.db).await?.close().await,
                 Command::Seed(args) => reseed(&config, &args).await,
+                Command::Reembed(args) => reembed(&config, &args).await,
                 Command::EmbeddedPostgres => embedded_postgres(&config).await,
                 Command::PrintSchema | Command::Token(_) => Ok(()),
             }
@@ -48,6 +49,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     config.check_timeouts().map_err(anyhow::Error::msg)?;
     let listener = app::listen(config.http.listen).await?;
     let database = Database::open(&config.db).await?;
+    check_embedding_dimension(&database.pool, config.embed.embed_dimension).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
         seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
@@ -80,6 +82,54 @@ async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         report.note_tags,
         report.elapsed.as_secs_f64()
     ))
+}
+
+/// Refuses to start when the embedder's vectors would not fit the
+/// `notes.embedding` column, saying what to change either way.
+pub async fn check_embedding_dimension(pool: &db::PgPool, dimension: usize) -> anyhow::Result<()> {
+    match db::embeddings::column_dimension(pool).await? {
+        Some(column) if column != dimension => anyhow::bail!(
+            "the embedder makes {dimension}-dimension vectors but notes.embedding is vector({column}): set \
+             NOTEGRAPH_EMBED_DIMENSION={column} and a model that supports it, or migrate the column \
+             (drop the vector index, `alter table notes alter column embedding type vector({dimension})` with a \
+             `using` expression or an emptied column, recreate the index) and run `notegraph reembed`"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Re-embeds every note after `args.after`, one batch per embedding call
+/// and update, printing the last id done after each batch so that an
+/// interrupted run resumes with `--after <id>`.
+async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.batch > 0, "--batch must be positive");
+    let database = Database::open(&config.db).await?;
+    let pool = &database.pool;
+    let embedder = config.embed.embedder(None)?;
+    check_embedding_dimension(pool, embedder.dimension()).await?;
+    let total = db::embeddings::count_after(pool, db::NoteId(args.after)).await?;
+    let (mut after, mut done) = (db::NoteId(args.after), 0_i64);
+    let started = std::time::Instant::now();
+    loop {
+        let notes = db::embeddings::texts_after(pool, after, args.batch).await?;
+        let Some(last) = notes.last().map(|n| n.id) else { break };
+        let texts: Vec<String> = notes.iter().map(|n| embed::note_text(&n.title, &n.body)).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = embedder.embed(&refs).await.with_context(|| {
+            format!("embedding the notes after id {after}; resume with `notegraph reembed --after {after}`")
+        })?;
+        let ids: Vec<db::NoteId> = notes.iter().map(|n| n.id).collect();
+        let vectors: Vec<pgvector::Vector> = vectors.into_iter().map(pgvector::Vector::from).collect();
+        db::embeddings::store(pool, &ids, &vectors).await?;
+        done += i64::try_from(ids.len())?;
+        after = last;
+        print(&format!(
+            "re-embedded {done}/{total} notes, up to id {after} ({:.0} notes/s)",
+            done as f64 / started.elapsed().as_secs_f64()
+        ))?;
+    }
+    database.close().await?;
+    print(&format!("done: re-embedded {done} notes in {:.1} s", started.elapsed().as_secs_f64()))
 }
 
 fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {

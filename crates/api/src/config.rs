@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -40,8 +41,18 @@ pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
 /// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL 25 s >
 /// DB 20 s): a statement ends before the execution that waits for it.
 pub const DEFAULT_DB_TIMEOUT_MS: u64 = 20_000;
-/// See [`DbConfig::hnsw_ef_search`].
-pub const DEFAULT_HNSW_EF_SEARCH: u32 = 100;
+/// See [`DbConfig::hnsw_ef_search`]: the highest recall of `just
+/// bench-vector`'s range (0.94 at recall@10 on the default data set) at
+/// about 2 ms a search (docs/PERFORMANCE.md, "Vector search").
+pub const DEFAULT_HNSW_EF_SEARCH: u32 = 160;
+/// See [`DbConfig::hnsw_max_scan_tuples`]: pgvector's default.
+pub const DEFAULT_HNSW_MAX_SCAN_TUPLES: u32 = 20_000;
+/// See [`DbConfig::exact_tag_notes`]: where the measured exact path (15 ms
+/// for 1,000 notes, 22 ms for 3,000) and the filtered HNSW scan (30 ms at
+/// 1%, 10 ms at 3%, lower recall) cross (docs/PERFORMANCE.md).
+pub const DEFAULT_EXACT_TAG_NOTES: u32 = 2_000;
+/// See [`DbConfig::ivfflat_probes`].
+pub const DEFAULT_IVFFLAT_PROBES: u32 = 10;
 /// See [`GraphqlConfig::loader_delay_us`].
 pub const DEFAULT_LOADER_DELAY_US: u64 = 0;
 /// Deepest field nesting an operation may have; the deepest query the
@@ -84,6 +95,21 @@ pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 20;
 /// See [`SubscriptionConfig::sse_heartbeat_ms`]: under the 15 to 60 s
 /// that proxies commonly allow an idle response.
 pub const DEFAULT_SSE_HEARTBEAT_MS: u64 = 12_000;
+/// See [`EmbedConfig::embed_model`].
+pub const DEFAULT_EMBED_MODEL: &str = "text-embedding-3-small";
+/// See [`EmbedConfig::embed_dimension`]: the `notes.embedding` column's size.
+pub const DEFAULT_EMBED_DIMENSION: usize = embed::DEFAULT_DIMENSION;
+/// See [`EmbedConfig::embed_timeout_ms`]: well inside the GraphQL timeout
+/// (and capped below it), so a slow provider is SERVICE_UNAVAILABLE, not TIMEOUT.
+pub const DEFAULT_EMBED_TIMEOUT_MS: u64 = 5_000;
+/// See [`EmbedConfig::embed_max_retries`].
+pub const DEFAULT_EMBED_MAX_RETRIES: u32 = 2;
+/// See [`EmbedConfig::embed_batch_size`].
+pub const DEFAULT_EMBED_BATCH_SIZE: usize = 128;
+/// See [`EmbedConfig::embed_cache_entries`].
+pub const DEFAULT_EMBED_CACHE_ENTRIES: u64 = 10_000;
+/// See [`EmbedConfig::embed_cache_bytes`]: 10,000 entries of 384 floats.
+pub const DEFAULT_EMBED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// The development signing key; the server warns when it is in use.
 pub const DEFAULT_JWT_SECRET: &str = "notegraph-development-secret";
 /// Development tokens: the published k6 mix sends `Bearer test-token`.
@@ -123,6 +149,9 @@ pub enum Command {
     PrintSchema,
     /// Print a signed development JWT for a user.
     Token(TokenArgs),
+    /// Re-embed every note with the configured embedder (after a provider
+    /// or model change), in batches, printing progress; resumable with `--after`.
+    Reembed(ReembedArgs),
     /// Start the embedded Postgres, print `DATABASE_URL=…` and keep it
     /// running until interrupted (the test suite uses this).
     EmbeddedPostgres,
@@ -149,6 +178,17 @@ pub struct SeedArgs {
     /// tracked: they are replaced either way.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Arguments of `notegraph reembed`.
+#[derive(Debug, Args)]
+pub struct ReembedArgs {
+    /// Notes per batch (one embedding call and one update each).
+    #[arg(long, default_value_t = 256)]
+    pub batch: i64,
+    /// Start after this note id: the last id a previous run reported.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
 }
 
 /// Arguments of `notegraph token`.
@@ -182,6 +222,9 @@ pub struct Config {
     /// Subscription settings.
     #[command(flatten)]
     pub subscriptions: SubscriptionConfig,
+    /// Embedding provider settings.
+    #[command(flatten)]
+    pub embed: EmbedConfig,
     /// Logging settings.
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
@@ -351,6 +394,18 @@ pub struct DbConfig {
     /// HNSW candidate list size for vector search (recall vs speed).
     #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH", default_value_t = DEFAULT_HNSW_EF_SEARCH, global = true)]
     pub hnsw_ef_search: u32,
+    /// Most HNSW index tuples one filtered search visits before it gives up
+    /// (`hnsw.max_scan_tuples`): the cost ceiling of a filter few notes pass.
+    #[arg(long, env = "NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", default_value_t = DEFAULT_HNSW_MAX_SCAN_TUPLES, global = true)]
+    pub hnsw_max_scan_tuples: u32,
+    /// Tag-filtered searches over a tag with at most this many notes use
+    /// exact distances over the tag's notes instead of the HNSW index.
+    #[arg(long, env = "NOTEGRAPH_EXACT_TAG_NOTES", default_value_t = DEFAULT_EXACT_TAG_NOTES, global = true)]
+    pub exact_tag_notes: u32,
+    /// IVFFlat lists probed per search, when the optional IVFFlat index is
+    /// in use instead of HNSW (docs/PERFORMANCE.md).
+    #[arg(long, env = "NOTEGRAPH_IVFFLAT_PROBES", default_value_t = DEFAULT_IVFFLAT_PROBES, global = true)]
+    pub ivfflat_probes: u32,
 }
 
 impl DbConfig {
@@ -362,6 +417,9 @@ impl DbConfig {
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_timeout_ms),
             hnsw_ef_search: self.hnsw_ef_search,
+            hnsw_max_scan_tuples: self.hnsw_max_scan_tuples,
+            exact_tag_notes: self.exact_tag_notes,
+            ivfflat_probes: self.ivfflat_probes,
         }
     }
 }
@@ -434,6 +492,69 @@ impl GraphqlConfig {
             max_tokens: self.max_tokens,
             max_directives_per_field: self.max_directives_per_field,
         }
+    }
+}
+
+/// Embedding provider settings: the built-in hashing embedder, or an
+/// OpenAI-compatible HTTP endpoint when `NOTEGRAPH_EMBED_URL` is set.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Embedding")]
+pub struct EmbedConfig {
+    /// OpenAI-compatible embeddings endpoint (e.g. https://api.openai.com/v1/embeddings);
+    /// unset: the built-in deterministic embedder.
+    #[arg(long, env = "NOTEGRAPH_EMBED_URL", global = true)]
+    pub embed_url: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, env = "NOTEGRAPH_EMBED_MODEL", default_value = DEFAULT_EMBED_MODEL, global = true)]
+    pub embed_model: String,
+    /// Bearer token for the endpoint.
+    #[arg(long, env = "NOTEGRAPH_EMBED_API_KEY", global = true)]
+    pub embed_api_key: Option<Secret>,
+    /// Vector size; must equal the `notes.embedding` column's (checked at start-up).
+    #[arg(long, env = "NOTEGRAPH_EMBED_DIMENSION", default_value_t = DEFAULT_EMBED_DIMENSION, global = true)]
+    pub embed_dimension: usize,
+    /// Time budget of one embedding call, retries included, in ms.
+    #[arg(long, env = "NOTEGRAPH_EMBED_TIMEOUT_MS", default_value_t = DEFAULT_EMBED_TIMEOUT_MS, global = true)]
+    pub embed_timeout_ms: u64,
+    /// Retries on 429, 5xx or a transport error.
+    #[arg(long, env = "NOTEGRAPH_EMBED_MAX_RETRIES", default_value_t = DEFAULT_EMBED_MAX_RETRIES, global = true)]
+    pub embed_max_retries: u32,
+    /// Most texts per request to the endpoint.
+    #[arg(long, env = "NOTEGRAPH_EMBED_BATCH_SIZE", default_value_t = DEFAULT_EMBED_BATCH_SIZE, global = true)]
+    pub embed_batch_size: usize,
+    /// Most texts whose embedding is cached (HTTP provider only).
+    #[arg(long, env = "NOTEGRAPH_EMBED_CACHE_ENTRIES", default_value_t = DEFAULT_EMBED_CACHE_ENTRIES, global = true)]
+    pub embed_cache_entries: u64,
+    /// Most bytes of cached texts and vectors (HTTP provider only).
+    #[arg(long, env = "NOTEGRAPH_EMBED_CACHE_BYTES", default_value_t = DEFAULT_EMBED_CACHE_BYTES, global = true)]
+    pub embed_cache_bytes: u64,
+}
+
+impl EmbedConfig {
+    /// The configured embedder: the HTTP provider behind its cache, or the
+    /// built-in one (which needs no cache: it costs microseconds). A
+    /// `ceiling` (the GraphQL execution timeout) caps the provider's time
+    /// budget at nine tenths of it, so that a slow provider is
+    /// SERVICE_UNAVAILABLE with time left to answer, not TIMEOUT.
+    pub fn embedder(&self, ceiling: Option<Duration>) -> anyhow::Result<Arc<dyn embed::Embedder>> {
+        if self.embed_dimension == 0 {
+            anyhow::bail!("NOTEGRAPH_EMBED_DIMENSION must be positive");
+        }
+        let Some(url) = &self.embed_url else {
+            return Ok(Arc::new(embed::HashEmbedder::new(self.embed_dimension)));
+        };
+        let http = embed::HttpEmbedder::new(embed::HttpSettings {
+            url: url.clone(),
+            model: self.embed_model.clone(),
+            api_key: self.embed_api_key.as_ref().map(|key| key.expose().to_owned()),
+            dimension: self.embed_dimension,
+            timeout: ceiling.map_or(Duration::from_millis(self.embed_timeout_ms), |c| {
+                Duration::from_millis(self.embed_timeout_ms).min(c.mul_f64(0.9))
+            }),
+            max_retries: self.embed_max_retries,
+            batch_size: self.embed_batch_size,
+        })?;
+        Ok(Arc::new(embed::CachedEmbedder::new(Arc::new(http), self.embed_cache_entries, self.embed_cache_bytes)))
     }
 }
 

@@ -8,7 +8,8 @@
 //! HTTP.
 //!
 //! Layout: [`pool`] (settings, connect, readiness), [`users`], [`notes`],
-//! [`tags`], [`search`] (vector search), [`notify`] (write events over
+//! [`tags`], [`search`] (vector search), [`bench`] (the vector benchmark's
+//! own statements), [`embeddings`] (column size, re-embedding), [`notify`] (write events over
 //! `NOTIFY`), [`bulk`] (replacing all data in one
 //! load, for the seeder) and [`embedded`] (the Postgres the server starts
 //! when no `DATABASE_URL` is given).
@@ -17,8 +18,10 @@ mod error;
 mod ids;
 mod pool;
 
+pub mod bench;
 pub mod bulk;
 pub mod embedded;
+pub mod embeddings;
 pub mod notes;
 pub mod notify;
 pub mod search;

@@ -25,6 +25,16 @@ pub struct Settings {
     /// HNSW candidate list size for searches (`hnsw.ef_search`): higher is
     /// better recall and slower.
     pub hnsw_ef_search: u32,
+    /// Most index tuples one filtered HNSW scan visits
+    /// (`hnsw.max_scan_tuples`): bounds the cost of a filter that almost
+    /// nothing passes.
+    pub hnsw_max_scan_tuples: u32,
+    /// Tags with at most this many notes are searched exactly (B-tree on
+    /// the tag, true distances), larger ones through the HNSW index.
+    pub exact_tag_notes: u32,
+    /// IVFFlat lists probed per search (`ivfflat.probes`), used only when
+    /// the optional IVFFlat index replaces HNSW (docs/PERFORMANCE.md).
+    pub ivfflat_probes: u32,
 }
 
 impl Settings {
@@ -46,6 +56,13 @@ impl Settings {
                 // visibility and tag filters, so filters never cost recall;
                 // strict order keeps results sorted by distance.
                 ("hnsw.iterative_scan", "strict_order".to_owned()),
+                ("hnsw.max_scan_tuples", self.hnsw_max_scan_tuples.to_string()),
+                ("ivfflat.probes", self.ivfflat_probes.to_string()),
+                // IVFFlat has only the relaxed iterative scan; the search
+                // statements re-sort their few rows, so hits stay best first.
+                ("ivfflat.iterative_scan", "relaxed_order".to_owned()),
+                // Read by the tag-filtered search statement (`db::search`).
+                ("notegraph.exact_tag_notes", self.exact_tag_notes.to_string()),
             ])
             // Statements are logged by our own spans, with their batch sizes.
             .disable_statement_logging()

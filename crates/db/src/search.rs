@@ -4,10 +4,12 @@
 //! Every statement orders by `embedding <=> $q` (cosine distance) with a
 //! `limit`, the shape the HNSW index serves. Visibility and tag filters sit
 //! in the same `where`; the pool's `hnsw.iterative_scan` keeps the index
-//! scan going until enough rows pass them, so filtering never loses recall.
+//! scan going until enough rows pass them (up to `hnsw.max_scan_tuples`).
+//! A tag with few notes is searched exactly instead, which is both faster
+//! and lossless at that size (docs/PERFORMANCE.md, "Vector search").
 
 use pgvector::Vector;
-use sqlx::{PgPool, QueryBuilder};
+use sqlx::PgExecutor;
 use tracing::instrument;
 
 use crate::notes::{NoteRow, note_columns};
@@ -45,42 +47,76 @@ pub struct SimilarTo {
 
 /// The `first` visible notes closest to `query`, best first, optionally only
 /// those carrying the tag named `tag`.
+///
+/// With a tag, one statement holds two plans and runs one of them: when the
+/// tag has at most `notegraph.exact_tag_notes` notes (a count bounded at
+/// that many index entries, so a large tag costs no more than a small one
+/// to measure), the exact path walks the tag's B-tree entries and sorts
+/// its notes by true distance; otherwise the HNSW index is scanned
+/// iteratively with the tag as a filter. The unused branch sits behind a
+/// one-time filter and is never executed.
 #[instrument(level = "debug", skip_all, fields(db.operation = "search.by_embedding", first, tagged = tag.is_some()))]
-pub async fn by_embedding(
-    pool: &PgPool,
+pub async fn by_embedding<'c>(
+    db: impl PgExecutor<'c>,
     query: &Vector,
     viewer: Viewer,
     first: i64,
     tag: Option<&str>,
 ) -> Result<Vec<Hit>, Error> {
-    let mut q = QueryBuilder::new(concat!("select ", note_columns!(), ", 1 - (n.embedding <=> "));
-    q.push_bind(query);
-    q.push(")::float8 as score from notes n where (n.visibility = 'public' or n.author_id = ");
-    q.push_bind(viewer);
-    q.push(")");
+    // `order by` repeats the distance expression (not the alias) for the
+    // planner to recognise it as an HNSW index order.
+    let statement = if tag.is_some() { TAGGED_SEARCH } else { UNTAGGED_SEARCH };
+    let mut hits = sqlx::query_as(statement).bind(query).bind(viewer).bind(first);
     if let Some(tag) = tag {
-        q.push(
-            " and exists (select 1 from note_tags nt join tags t on t.id = nt.tag_id \
-             where nt.note_id = n.id and t.name = ",
-        );
-        q.push_bind(tag);
-        q.push(")");
+        hits = hits.bind(tag);
     }
-    // `order by` must repeat the distance expression (not the alias) for
-    // the planner to recognise it as an HNSW index order.
-    q.push(" order by n.embedding <=> ");
-    q.push_bind(query);
-    q.push(" limit ");
-    q.push_bind(first);
-    let hits = q.build_query_as().fetch_all(pool).await?;
+    let hits = hits.fetch_all(db).await?;
     Ok(hits)
 }
+
+/// Search without a tag: the HNSW index with visibility as its filter.
+/// The outer sort costs microseconds on at most 100 rows and keeps hits
+/// best first also under IVFFlat's relaxed-order iterative scan.
+const UNTAGGED_SEARCH: &str = concat!(
+    "select * from (select ",
+    note_columns!(),
+    ", 1 - (n.embedding <=> $1)::float8 as score from notes n \
+     where (n.visibility = 'public' or n.author_id = $2) \
+     order by n.embedding <=> $1 limit $3) hits order by score desc"
+);
+
+/// Tag-filtered search: the exact and the HNSW plan behind one-time
+/// filters (see [`by_embedding`]). `+ 0` on the exact path's distance keeps
+/// the planner from serving that order with the HNSW index.
+const TAGGED_SEARCH: &str = concat!(
+    "with t as (select id from tags where name = $4), \
+     small as materialized (select count(*) <= current_setting('notegraph.exact_tag_notes')::bigint as yes \
+         from (select 1 from note_tags where tag_id = (select id from t) \
+               limit current_setting('notegraph.exact_tag_notes')::bigint + 1) c) \
+     select * from ( \
+         select * from (select ",
+    note_columns!(),
+    ", 1 - (n.embedding <=> $1)::float8 as score \
+             from note_tags nt join notes n on n.id = nt.note_id \
+             where nt.tag_id = (select id from t) and (n.visibility = 'public' or n.author_id = $2) \
+             order by (n.embedding <=> $1) + 0 limit $3) exact \
+         where (select yes from small) \
+         union all \
+         select * from (select ",
+    note_columns!(),
+    ", 1 - (n.embedding <=> $1)::float8 as score from notes n \
+             where (n.visibility = 'public' or n.author_id = $2) \
+               and exists (select 1 from note_tags nt where nt.note_id = n.id and nt.tag_id = (select id from t)) \
+             order by n.embedding <=> $1 limit $3) approximate \
+         where not (select yes from small)) hits \
+     order by score desc"
+);
 
 /// For every key, the visible notes nearest to that note, best first, in one
 /// statement: a lateral HNSW scan per key. Returns `(index of the key, hit)`
 /// pairs; a key whose note does not exist gets none.
 #[instrument(level = "debug", skip_all, fields(db.operation = "search.similar_to", batch = keys.len()))]
-pub async fn similar_to(pool: &PgPool, keys: &[SimilarTo]) -> Result<Vec<(usize, Hit)>, Error> {
+pub async fn similar_to<'c>(db: impl PgExecutor<'c>, keys: &[SimilarTo]) -> Result<Vec<(usize, Hit)>, Error> {
     let notes: Vec<NoteId> = keys.iter().map(|k| k.note).collect();
     let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
     let limits: Vec<i64> = keys.iter().map(|k| k.first).collect();
@@ -99,7 +135,7 @@ pub async fn similar_to(pool: &PgPool, keys: &[SimilarTo]) -> Result<Vec<(usize,
     .bind(notes)
     .bind(viewers)
     .bind(limits)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows.into_iter().filter_map(|r| Some((usize::try_from(r.ord - 1).ok()?, r.hit))).collect())
 }

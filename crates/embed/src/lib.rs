@@ -7,7 +7,15 @@
 //! nothing of meaning beyond shared surface forms; a real model (for example
 //! an OpenAI-compatible HTTP provider) can replace it behind the same trait
 //! as long as it keeps the dimension the database column was created with.
-//! This crate does not store, cache or index vectors.
+//! [`HttpEmbedder`] is that provider; [`CachedEmbedder`] puts a bounded
+//! cache in front of any embedder and embeds identical concurrent texts
+//! once. This crate does not store or index vectors.
+
+mod cached;
+mod http;
+
+pub use cached::CachedEmbedder;
+pub use http::{HttpEmbedder, HttpSettings};
 
 use async_trait::async_trait;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -44,6 +52,14 @@ pub trait Embedder: Send + Sync {
     ///
     /// Batched because remote providers charge per request, not per text.
     async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// The text a note is embedded from: its title, a newline, its body. One
+/// definition for the writers and `notegraph reembed`, so that both give a
+/// note the same vector.
+#[must_use]
+pub fn note_text(title: &str, body: &str) -> String {
+    format!("{title}\n{body}")
 }
 
 // Seeds keep the three feature families in separate hash spaces, so the word

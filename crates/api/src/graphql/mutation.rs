@@ -50,7 +50,7 @@ impl MutationRoot {
         let title = args::title(&input.title)?;
         let body = args::body(&input.body)?;
         let tags = args::tags(input.tags.as_deref().unwrap_or_default())?;
-        let embedding = embed_text(ctx, &note_text(&title, &body)).await?;
+        let embedding = embed_text(ctx, &embed::note_text(&title, &body)).await?;
         let new = NewNote {
             author,
             title,
@@ -87,7 +87,7 @@ impl MutationRoot {
             if patch.title.is_some() || patch.body.is_some() {
                 let title = patch.title.as_deref().unwrap_or(&current.title);
                 let body = patch.body.as_deref().unwrap_or(&current.body);
-                patch.embedding = Some(embed_text(ctx, &note_text(title, body)).await?);
+                patch.embedding = Some(embed_text(ctx, &embed::note_text(title, body)).await?);
             }
             let invalidation = invalidation(ctx)?;
             let updated = db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch, invalidation.origin)
@@ -134,9 +134,4 @@ async fn authored_note(ctx: &Context<'_>, id: NoteId, author: db::UserId) -> Res
 /// mutation answers.
 fn invalidation<'a>(ctx: &Context<'a>) -> Result<&'a Invalidation, ApiError> {
     ctx.data::<Invalidation>().map_err(|_| super::missing("cache invalidation"))
-}
-
-/// The text a note is embedded from.
-fn note_text(title: &str, body: &str) -> String {
-    format!("{title}\n{body}")
 }

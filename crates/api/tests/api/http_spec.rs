@@ -112,6 +112,9 @@ async fn a_database_that_is_down_is_service_unavailable_quickly() {
         acquire_timeout: Duration::from_millis(500),
         statement_timeout: Duration::from_secs(1),
         hnsw_ef_search: 40,
+        hnsw_max_scan_tuples: 20_000,
+        exact_tag_notes: 2_000,
+        ivfflat_probes: 10,
     };
     let pool = settings.pool_options().connect_lazy_with(settings.connect_options().unwrap());
     let app = TestApp::spawn_with_pool(pool).await;

@@ -26,4 +26,5 @@ mod seed_command;
 mod sse;
 mod statements;
 mod subscriptions;
+mod vector_search;
 mod visibility;

@@ -1,0 +1,195 @@
+//! [`HttpEmbedder`]: an OpenAI-compatible embeddings endpoint
+//! (`POST {url}` with `{"model", "input": [...], "dimensions"}`, answered by
+//! `{"data": [{"index", "embedding"}]}`), as served by OpenAI and by most
+//! self-hosted embedding servers.
+//!
+//! One pooled keep-alive client; inputs sent in batches of at most the
+//! provider's limit; every call has one time budget that covers all its
+//! attempts, so a slow provider costs a request at most that long; 429 and
+//! 5xx answers are retried a bounded number of times after a jittered
+//! exponential backoff, or after the `Retry-After` the provider asked for
+//! when that still fits the budget.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::{Deserialize, Serialize};
+
+use crate::{EmbedError, Embedder};
+
+/// First backoff; doubled on every further retry, before jitter.
+const BASE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Settings of an [`HttpEmbedder`].
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The embeddings endpoint, e.g. `https://api.openai.com/v1/embeddings`.
+    pub url: String,
+    /// The model name sent with every request.
+    pub model: String,
+    /// Bearer token, if the provider wants one.
+    pub api_key: Option<String>,
+    /// Vector length asked for (`dimensions`) and checked on every answer.
+    pub dimension: usize,
+    /// Time budget of one `embed` call, all attempts and waits included.
+    pub timeout: Duration,
+    /// Retries after the first attempt on 429, 5xx or a transport error.
+    pub max_retries: u32,
+    /// Most inputs per request (the provider's limit).
+    pub batch_size: usize,
+}
+
+/// Embeds through an OpenAI-compatible HTTP endpoint.
+#[derive(Debug, Clone)]
+pub struct HttpEmbedder {
+    client: reqwest::Client,
+    settings: HttpSettings,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    model: &'a str,
+    input: &'a [&'a str],
+    dimensions: usize,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    data: Vec<Datum>,
+}
+
+#[derive(Deserialize)]
+struct Datum {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+/// Why one attempt failed, and whether another may succeed.
+enum Attempt {
+    Retry { after: Option<Duration>, error: EmbedError },
+    Fatal(EmbedError),
+}
+
+/// A provider failure worth a message of its own.
+#[derive(Debug, thiserror::Error)]
+enum HttpError {
+    #[error("provider answered {0}")]
+    Status(StatusCode),
+    #[error("provider answered {got} embeddings for {sent} inputs")]
+    Count { sent: usize, got: usize },
+    #[error("no answer within the embedding time budget")]
+    Budget,
+}
+
+fn provider(error: impl std::error::Error + Send + Sync + 'static) -> EmbedError {
+    EmbedError::Provider(Box::new(error))
+}
+
+impl HttpEmbedder {
+    /// Builds the embedder and its connection pool (no request is sent).
+    ///
+    /// # Errors
+    ///
+    /// When the HTTP client cannot be built (for example no TLS backend).
+    pub fn new(settings: HttpSettings) -> Result<Self, EmbedError> {
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(provider)?;
+        Ok(Self { client, settings: HttpSettings { batch_size: settings.batch_size.max(1), ..settings } })
+    }
+
+    /// One batch, retried within the budget that ends at `deadline`.
+    async fn embed_batch(&self, texts: &[&str], deadline: Instant) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut retries = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(provider(HttpError::Budget));
+            }
+            let (after, error) = match self.attempt(texts, remaining).await {
+                Ok(vectors) => return Ok(vectors),
+                Err(Attempt::Fatal(error)) => return Err(error),
+                Err(Attempt::Retry { after, error }) => (after, error),
+            };
+            if retries == self.settings.max_retries {
+                return Err(error);
+            }
+            let wait = after.unwrap_or_else(|| backoff(retries));
+            if Instant::now() + wait >= deadline {
+                return Err(error);
+            }
+            tracing::debug!(retry = retries + 1, wait_ms = wait.as_millis() as u64, error = %error, "embedding retry");
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+
+    async fn attempt(&self, texts: &[&str], timeout: Duration) -> Result<Vec<Vec<f32>>, Attempt> {
+        let body = Request { model: &self.settings.model, input: texts, dimensions: self.settings.dimension };
+        let mut request = self.client.post(&self.settings.url).timeout(timeout).json(&body);
+        if let Some(key) = &self.settings.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| Attempt::Retry { after: None, error: provider(e) })?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            let after = retry_after(response.headers());
+            return Err(Attempt::Retry { after, error: provider(HttpError::Status(status)) });
+        }
+        if !status.is_success() {
+            return Err(Attempt::Fatal(provider(HttpError::Status(status))));
+        }
+        let parsed: Response = response.json().await.map_err(|e| Attempt::Retry { after: None, error: provider(e) })?;
+        self.in_order(texts.len(), parsed).map_err(Attempt::Fatal)
+    }
+
+    /// The answer's vectors in input order, each of the promised dimension.
+    fn in_order(&self, sent: usize, response: Response) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let got = response.data.len();
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; sent];
+        for datum in response.data {
+            if datum.embedding.len() != self.settings.dimension {
+                return Err(EmbedError::Dimension { expected: self.settings.dimension, actual: datum.embedding.len() });
+            }
+            if let Some(slot) = vectors.get_mut(datum.index) {
+                *slot = Some(datum.embedding);
+            }
+        }
+        vectors.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| provider(HttpError::Count { sent, got }))
+    }
+}
+
+/// The wait before retry number `retry + 1`: 100 ms doubled per retry, with
+/// "full jitter" (uniform between half and all of it) so that clients that
+/// failed together do not come back together.
+fn backoff(retry: u32) -> Duration {
+    let ceiling = BASE_BACKOFF.saturating_mul(1 << retry.min(10));
+    ceiling.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and is
+/// treated as absent).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+#[async_trait]
+impl Embedder for HttpEmbedder {
+    fn dimension(&self) -> usize {
+        self.settings.dimension
+    }
+
+    async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.settings.batch_size) {
+            vectors.extend(self.embed_batch(batch, deadline).await?);
+        }
+        Ok(vectors)
+    }
+}
