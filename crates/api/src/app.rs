@@ -17,6 +17,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql::{EventBus, SchemaDeps, SchemaSettings, build_schema};
 use crate::http::{AppState, ConnectionLimits, Limits, router, serve};
+use crate::metrics::Metrics;
 use crate::response_cache::{self, Invalidation};
 
 /// Bound on the persisted query texts held: thousands of documents.
@@ -33,6 +34,8 @@ pub struct Application {
     /// The `LISTEN` task that applies other processes' writes to the cache,
     /// and the signal that stops it.
     notifications: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    /// `/metrics` on a listener of its own (`NOTEGRAPH_METRICS_LISTEN`).
+    metrics_server: Option<(TcpListener, axum::Router)>,
 }
 
 impl Application {
@@ -67,6 +70,10 @@ impl Application {
             }
             None => None,
         };
+        let metrics = match config.telemetry.metrics_enabled {
+            true => Some(observe(config, &pool, cache.as_ref()).context("registering the metrics")?),
+            false => None,
+        };
         let schema = build_schema(
             SchemaDeps {
                 pool: pool.clone(),
@@ -81,14 +88,25 @@ impl Application {
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
             },
-        );
+        )
+        .with_metrics(metrics.clone());
         let limits = Limits {
             timeout: Duration::from_millis(config.http.http_timeout_ms),
             body_limit_bytes: config.http.body_limit_bytes,
             max_concurrent_requests: config.http.max_concurrent_requests,
+            metrics_route: config.telemetry.metrics_listen.is_none(),
         };
         let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
-        let router = router(AppState { schema, auth, pool, cache, documents }, limits);
+        let router = router(AppState { schema, auth, pool, cache, documents, metrics: metrics.clone() }, limits);
+        let metrics_server = match (&metrics, config.telemetry.metrics_listen) {
+            (Some(metrics), Some(address)) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening on {address} (set by NOTEGRAPH_METRICS_LISTEN)"))?;
+                Some((listener, crate::http::metrics_router(metrics.clone())))
+            }
+            _ => None,
+        };
         let connection_limits = ConnectionLimits {
             header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
             max_headers: config.http.max_headers,
@@ -100,7 +118,13 @@ impl Application {
             connection_limits,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             notifications,
+            metrics_server,
         })
+    }
+
+    /// The address `/metrics` is served on when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// The address actually bound.
@@ -114,6 +138,15 @@ impl Application {
         // At debug: `serve` tells the person, or the JSON log, itself.
         tracing::debug!(address = %self.local_addr()?, "serving");
         let notifications = self.notifications;
+        // The metrics listener lives as long as the server; a scrape is
+        // short, so it needs no drain of its own.
+        let metrics_server = self.metrics_server.map(|(listener, router)| {
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router).await {
+                    tracing::error!(exception.type = "INTERNAL", error.message = %err, "metrics listener failed");
+                }
+            })
+        });
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = serve(self.listener, self.router, self.connection_limits, async move {
             shutdown.await;
@@ -136,9 +169,23 @@ impl Application {
             let _ = stop.send(true);
             let _ = task.await;
         }
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The server's metrics: its own families, and the cache and pool read at
+/// each scrape.
+fn observe(config: &Config, pool: &db::PgPool, cache: Option<&cache::ResponseCache>) -> prometheus::Result<Metrics> {
+    let metrics = Metrics::new(config.telemetry.metrics_max_operation_names)?;
+    metrics.watch_pool(pool.clone())?;
+    if let Some(cache) = cache {
+        metrics.watch_cache(cache.clone())?;
+    }
+    Ok(metrics)
 }
 
 /// Binds the listen address; a port already in use is named, with the

@@ -10,6 +10,7 @@
 //! - [`http`]: the router, its layers and the GraphQL-over-HTTP handler.
 //! - [`graphql`]: the schema, its types and resolvers.
 //! - [`response_cache`]: cache keys, dependency tags and the `LISTEN` task.
+//! - [`metrics`]: the Prometheus families behind `/metrics`.
 //! - [`auth`], [`error`], [`telemetry`], [`shutdown`].
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod response_cache;
 pub mod shutdown;
 pub mod telemetry;

@@ -13,6 +13,7 @@ mod embedding;
 mod events;
 mod limits;
 mod mutation;
+mod observe;
 mod query;
 mod schema;
 mod subscription;

@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use cache::{Epoch, Key, Outcome, ResponseCache, Scope, Stored, Touched};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use super::{AppState, error_body};
 use crate::error::ApiError;
@@ -165,17 +166,23 @@ async fn persisted(state: &AppState, params: &mut Params) -> Result<(), Rejectio
     };
     let hash = hash.to_ascii_lowercase();
     match &params.query {
-        None => match state.documents.get(&hash).await {
-            Some(text) => {
-                params.query = Some(Value::String(text.to_string()));
-                Ok(())
+        None => {
+            let found = state.documents.get(&hash).await;
+            if let Some(metrics) = &state.metrics {
+                metrics.persisted_query(found.is_some());
             }
-            None => Err(Rejection {
-                status: StatusCode::OK,
-                message: "PersistedQueryNotFound".into(),
-                code: "PERSISTED_QUERY_NOT_FOUND",
-            }),
-        },
+            match found {
+                Some(text) => {
+                    params.query = Some(Value::String(text.to_string()));
+                    Ok(())
+                }
+                None => Err(Rejection {
+                    status: StatusCode::OK,
+                    message: "PersistedQueryNotFound".into(),
+                    code: "PERSISTED_QUERY_NOT_FOUND",
+                }),
+            }
+        }
         Some(Value::String(text)) => {
             if sha256_hex(text) != hash {
                 return Err(Rejection::bad_request("provided sha256Hash does not match the query"));
@@ -385,10 +392,17 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
             Err(encoded) => respond(media, &encoded, "bypass"),
         };
     }
-    if let Some(body) = cache.get(shared).await {
+    let lookup = tracing::debug_span!("cache.lookup", cache.scope = "shared", cache.hit = tracing::field::Empty);
+    if let Some(body) = cache.get(shared).instrument(lookup.clone()).await {
+        lookup.record("cache.hit", true);
         return respond(media, &Encoded::ok(body), "hit");
     }
-    match cache.get_or_run(private, run).await {
+    lookup.record("cache.hit", false);
+    drop(lookup);
+    // On a miss this span holds the execution (or the wait for an
+    // identical one).
+    let lookup = tracing::debug_span!("cache.lookup", cache.scope = "private");
+    match cache.get_or_run(private, run).instrument(lookup).await {
         Ok(Outcome::Hit(body)) => respond(media, &Encoded::ok(body), "hit"),
         Ok(Outcome::Miss(body)) => respond(media, &Encoded::ok(body), "miss"),
         Err(encoded) => respond(media, &encoded, "miss"),
