@@ -45,28 +45,31 @@ pub(super) struct CacheCollector {
 impl CacheCollector {
     pub(super) fn new(cache: cache::ResponseCache) -> Result<Self, prometheus::Error> {
         let counters = vec![
-            IntCounter::new("response_cache_hits_total", "Requests answered from the response cache.")?,
-            IntCounter::new("response_cache_misses_total", "Executions run because nothing fresh was cached.")?,
+            IntCounter::new("notegraph_response_cache_hits_total", "Requests answered from the response cache.")?,
             IntCounter::new(
-                "response_cache_coalesced_total",
+                "notegraph_response_cache_misses_total",
+                "Executions run because nothing fresh was cached.",
+            )?,
+            IntCounter::new(
+                "notegraph_response_cache_coalesced_total",
                 "Requests that waited for an identical execution instead of running their own.",
             )?,
             IntCounter::new(
-                "response_cache_invalidations_total",
+                "notegraph_response_cache_invalidations_total",
                 "Dependency tags named by invalidations (writes, here or on other replicas).",
             )?,
             IntCounter::new(
-                "response_cache_stale_total",
+                "notegraph_response_cache_stale_total",
                 "Entries found stale (an invalidation came after them) and dropped.",
             )?,
             IntCounter::new(
-                "response_cache_evictions_total",
+                "notegraph_response_cache_evictions_total",
                 "Entries the cache dropped for room or at the end of their TTL.",
             )?,
         ];
         let gauges = vec![
-            IntGauge::new("response_cache_entries", "Entries held now (approximate).")?,
-            IntGauge::new("response_cache_bytes", "Bytes held now (approximate).")?,
+            IntGauge::new("notegraph_response_cache_entries", "Entries held now (approximate).")?,
+            IntGauge::new("notegraph_response_cache_bytes", "Bytes held now (approximate).")?,
         ];
         Ok(CacheCollector { cache, snapshot: Snapshot { counters, gauges, lock: Mutex::new(()) } })
     }
@@ -94,11 +97,11 @@ pub(super) struct PoolCollector {
 impl PoolCollector {
     pub(super) fn new(pool: db::PgPool) -> Result<Self, prometheus::Error> {
         let gauges = vec![
-            IntGauge::new("db_pool_connections", "Connections open now, idle or in use.")?,
-            IntGauge::new("db_pool_idle_connections", "Open connections not in use.")?,
-            IntGauge::new("db_pool_max_connections", "The pool's bound (NOTEGRAPH_DB_MAX_CONNECTIONS).")?,
+            IntGauge::new("notegraph_db_pool_connections", "Connections open now, idle or in use.")?,
+            IntGauge::new("notegraph_db_pool_idle_connections", "Open connections not in use.")?,
+            IntGauge::new("notegraph_db_pool_max_connections", "The pool's bound (NOTEGRAPH_DB_MAX_CONNECTIONS).")?,
             IntGauge::new(
-                "db_pool_waiting",
+                "notegraph_db_pool_waiting",
                 "Statements waiting for a connection: statements in flight beyond the connections in use.",
             )?,
         ];

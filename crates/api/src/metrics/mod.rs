@@ -64,30 +64,36 @@ impl Metrics {
     /// A registry with every family, the process-wide ones included, that
     /// gives at most `max_operation_names` operation names their own series.
     pub fn new(max_operation_names: usize) -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("notegraph".into()), None)?;
+        let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by route, method and status."),
+            Opts::new("notegraph_http_requests_total", "HTTP requests answered, by route, method and status."),
             &["route", "method", "status"],
         )?;
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
-                "http_request_duration_seconds",
+                "notegraph_http_request_duration_seconds",
                 "Time to answer an HTTP request (to the response head).",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["route", "method"],
         )?;
         let operations = IntCounterVec::new(
-            Opts::new("graphql_operations_total", "GraphQL operations executed, by name, type and error code."),
+            Opts::new(
+                "notegraph_graphql_operations_total",
+                "GraphQL operations executed, by name, type and error code.",
+            ),
             &["operation", "type", "code"],
         )?;
         let operation_duration = HistogramVec::new(
-            HistogramOpts::new("graphql_operation_duration_seconds", "Time to execute a GraphQL operation.")
+            HistogramOpts::new("notegraph_graphql_operation_duration_seconds", "Time to execute a GraphQL operation.")
                 .buckets(LATENCY_BUCKETS.to_vec()),
             &["operation", "type"],
         )?;
         let persisted_queries = IntCounterVec::new(
-            Opts::new("persisted_query_lookups_total", "Automatic persisted query lookups by hash, by result."),
+            Opts::new(
+                "notegraph_persisted_query_lookups_total",
+                "Automatic persisted query lookups by hash, by result.",
+            ),
             &["result"],
         )?;
         registry.register(Box::new(http_requests.clone()))?;

@@ -50,37 +50,44 @@ impl Process {
         let latency = |name: &str, help: &str| HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
         Ok(Process {
             statements: IntCounterVec::new(
-                Opts::new("sql_statements_total", "SQL statements run, by statement name."),
+                Opts::new("notegraph_sql_statements_total", "SQL statements run, by statement name."),
                 &["statement"],
             )?,
             statement_duration: HistogramVec::new(
-                latency("sql_statement_duration_seconds", "Time of a SQL statement, connection wait included."),
+                latency(
+                    "notegraph_sql_statement_duration_seconds",
+                    "Time of a SQL statement, connection wait included.",
+                ),
                 &["statement"],
             )?,
             statements_in_flight: IntGauge::new(
-                "sql_statements_in_flight",
+                "notegraph_sql_statements_in_flight",
                 "SQL statements started and not finished (waiting for a connection or running).",
             )?,
             batch_size: HistogramVec::new(
-                HistogramOpts::new("loader_batch_size", "Keys in one loader batch.").buckets(BATCH_BUCKETS.to_vec()),
+                HistogramOpts::new("notegraph_loader_batch_size", "Keys in one loader batch.")
+                    .buckets(BATCH_BUCKETS.to_vec()),
                 &["loader"],
             )?,
             batch_duration: HistogramVec::new(
-                latency("loader_batch_duration_seconds", "Time of one loader batch, its statement included."),
+                latency("notegraph_loader_batch_duration_seconds", "Time of one loader batch, its statement included."),
                 &["loader"],
             )?,
-            loads: IntCounterVec::new(Opts::new("loader_loads_total", "Keys loaded by loader batches."), &["loader"])?,
-            subscriptions_open: IntGauge::new("subscriptions_open", "Subscriptions open now.")?,
+            loads: IntCounterVec::new(
+                Opts::new("notegraph_loader_loads_total", "Keys loaded by loader batches."),
+                &["loader"],
+            )?,
+            subscriptions_open: IntGauge::new("notegraph_subscriptions_open", "Subscriptions open now.")?,
             subscription_events: IntCounterVec::new(
-                Opts::new("subscription_events_total", "Subscription events, by outcome: sent or dropped."),
+                Opts::new("notegraph_subscription_events_total", "Subscription events, by outcome: sent or dropped."),
                 &["outcome"],
             )?,
             embedding_calls: IntCounterVec::new(
-                Opts::new("embedding_calls_total", "Calls to the embedder, by result: ok or error."),
+                Opts::new("notegraph_embedding_calls_total", "Calls to the embedder, by result: ok or error."),
                 &["result"],
             )?,
             embedding_duration: Histogram::with_opts(latency(
-                "embedding_call_duration_seconds",
+                "notegraph_embedding_call_duration_seconds",
                 "Time of one call to the embedder.",
             ))?,
         })

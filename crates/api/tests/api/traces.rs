@@ -1,0 +1,97 @@
+//! Traces: one query, sent with a W3C `traceparent`, produces the span tree
+//! request → GraphQL execution → loader batch → SQL statement in the
+//! caller's trace, exported through the server's own OpenTelemetry layer
+//! (`telemetry::trace_layer`) to opentelemetry_sdk's in-memory exporter;
+//! and the batch links to the request it served.
+
+use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::helpers::TestApp;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
+
+/// The span named `name` (the first one).
+fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no span {name} in {names:?}"))
+}
+
+/// True when `ancestor` is `span`'s parent, or its parent's, and so on.
+fn descends_from(spans: &[SpanData], span: &SpanData, ancestor: &SpanData) -> bool {
+    let mut parent = span.parent_span_id;
+    while parent != SpanId::INVALID {
+        if parent == ancestor.span_context.span_id() {
+            return true;
+        }
+        parent =
+            spans.iter().find(|s| s.span_context.span_id() == parent).map_or(SpanId::INVALID, |s| s.parent_span_id);
+    }
+    false
+}
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn one_query_is_one_trace_from_the_request_down_to_its_statements(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: the server's trace layer over an in-memory exporter, as this
+    // thread's subscriber (the server runs on the test's thread); only the
+    // caller's sampled trace is recorded (parent-based sampling at 0).
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(api::telemetry::sampler(0.0))
+        .build();
+    api::telemetry::install_propagator();
+    let subscriber = tracing_subscriber::registry().with(api::telemetry::trace_layer(&provider));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn(options).await;
+
+    // Act
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01"))
+        .json(&json!({ "query": "query Authors { notes(first: 3) { id author { name } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    app.data("{ __typename }").await; // not sampled: no traceparent
+    provider.force_flush().unwrap();
+
+    // Assert: every recorded span is in the caller's trace, in one tree.
+    let spans = exporter.get_finished_spans().unwrap();
+    let trace = TraceId::from_hex(TRACE_ID).unwrap();
+    assert!(spans.iter().all(|s| s.span_context.trace_id() == trace), "only the sampled trace is recorded");
+    let request = named(&spans, "request");
+    assert_eq!(request.parent_span_id, SpanId::from_hex(CALLER_SPAN_ID).unwrap(), "continues the caller's span");
+    assert_eq!(attribute(request, "http.route").as_deref(), Some("/graphql"));
+    let execute = named(&spans, "graphql.execute");
+    assert!(descends_from(&spans, execute, request));
+    assert_eq!(attribute(execute, "graphql.operation.name").as_deref(), Some("Authors"));
+    let parse = named(&spans, "graphql.parse");
+    assert!(descends_from(&spans, parse, request));
+    let batch = spans
+        .iter()
+        .find(|s| s.name == "loader.batch" && attribute(s, "loader").as_deref() == Some("user_by_id"))
+        .expect("the authors' batch");
+    assert_eq!(batch.parent_span_id, execute.span_context.span_id(), "the batch runs in the execution");
+    let links: Vec<SpanId> = batch.links.iter().map(|link| link.span_context.span_id()).collect();
+    assert!(links.contains(&execute.span_context.span_id()), "the batch links to the request it serves: {links:?}");
+    let statement = spans
+        .iter()
+        .find(|s| attribute(s, "db.operation").as_deref() == Some("users.fetch_by_ids"))
+        .expect("the authors' statement");
+    assert_eq!(statement.parent_span_id, batch.span_context.span_id(), "the statement runs in the batch");
+    let root_list = spans.iter().find(|s| attribute(s, "db.operation").as_deref() == Some("notes.list"));
+    assert!(root_list.is_some_and(|s| descends_from(&spans, s, execute)), "the root list's statement");
+}
