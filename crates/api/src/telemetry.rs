@@ -22,7 +22,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::{Level, Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::filter::FilterFn;
+use tracing_subscriber::filter::{FilterExt as _, FilterFn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -53,7 +53,9 @@ impl Telemetry {
 
 /// Installs the global subscriber; call once, before anything logs.
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_new(&config.log_filter)?;
+    // The request span is always on for the logs, whatever `RUST_LOG`
+    // says: it is what puts the request id on every line of a request.
+    let filter = EnvFilter::try_new(&config.log_filter)?.or(FilterFn::new(is_request_span));
     // Logs go to stderr: stdout carries command output (`print-schema`,
     // `token`, `embedded-postgres`).
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour(config));
@@ -84,6 +86,11 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     }
     tracing_subscriber::registry().with(fmt).with(metrics).with(traces).try_init()?;
     Ok(Telemetry { provider })
+}
+
+/// The span `http::router` opens for each request.
+fn is_request_span(metadata: &Metadata<'_>) -> bool {
+    metadata.is_span() && metadata.name() == "request" && metadata.target() == "api::http"
 }
 
 /// Samples `ratio` of the traces that start here; a request that carries

@@ -195,3 +195,49 @@ async fn a_real_prometheus_scrapes_the_server_and_answers_a_query(_: PgPoolOptio
     assert_eq!(result["metric"]["operation"], "Tags", "{answer}");
     assert_eq!(result["value"][1], "1", "{answer}");
 }
+
+/// `deploy/` beside the workspace.
+fn deploy(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy").join(path)
+}
+
+#[tokio::test]
+async fn the_alert_rules_load_and_fire_on_the_series_they_watch() {
+    let Some(promtool) = tool("promtool", "the_alert_rules_load_and_fire_on_the_series_they_watch") else { return };
+    for args in [["check", "rules", "prometheus/alerts.yml"], ["test", "rules", "prometheus/alerts_test.yml"]] {
+        let output = Command::new(&promtool).args(args).current_dir(deploy("")).output().await.unwrap();
+        let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "promtool {}: {report}", args.join(" "));
+    }
+}
+
+#[tokio::test]
+async fn every_dashboard_query_is_valid_promql_over_our_series() {
+    let Some(promtool) = tool("promtool", "every_dashboard_query_is_valid_promql_over_our_series") else { return };
+    // Arrange: each panel query as a recording rule, which promtool parses.
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy("grafana/dashboards/notegraph.json")).unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap().iter())
+        .map(|target| target["expr"].as_str().unwrap().replace("$__rate_interval", "5m"))
+        .collect();
+    assert!(exprs.len() >= 15, "the dashboard has its panels");
+    let rules: Vec<Value> =
+        exprs.iter().enumerate().map(|(i, expr)| json!({ "record": format!("panel:{i}"), "expr": expr })).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("panels.yml");
+    std::fs::write(&file, json!({ "groups": [{ "name": "panels", "rules": rules }] }).to_string()).unwrap();
+
+    // Act
+    let output = Command::new(promtool).arg("check").arg("rules").arg(&file).output().await.unwrap();
+
+    // Assert: valid, and reading our series.
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    for expr in &exprs {
+        assert!(expr.contains("notegraph_") || expr.contains("process_"), "{expr}");
+    }
+}
