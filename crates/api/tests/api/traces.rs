@@ -92,6 +92,9 @@ async fn one_query_is_one_trace_from_the_request_down_to_its_statements(_: PgPoo
         .find(|s| attribute(s, "db.operation").as_deref() == Some("users.fetch_by_ids"))
         .expect("the authors' statement");
     assert_eq!(statement.parent_span_id, batch.span_context.span_id(), "the statement runs in the batch");
+    let rows: usize = attribute(statement, "db.rows").expect("the row count").parse().unwrap();
+    assert!((1..=3).contains(&rows), "three notes have one to three authors: {rows}");
+    assert_eq!(attribute(batch, "batch.size"), Some(rows.to_string()), "every author exists");
     let root_list = spans.iter().find(|s| attribute(s, "db.operation").as_deref() == Some("notes.list"));
     assert!(root_list.is_some_and(|s| descends_from(&spans, s, execute)), "the root list's statement");
 }
