@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::graphql::{EventBus, SchemaDeps, SchemaSettings, build_schema};
+use crate::graphql::{EventBus, HotFields, SchemaDeps, SchemaSettings, build_schema};
 use crate::http::{AppState, ConnectionLimits, Limits, router, serve};
 use crate::metrics::Metrics;
 use crate::response_cache::{self, Invalidation};
@@ -81,6 +81,10 @@ impl Application {
                 embedder: Arc::new(embed::HashEmbedder::default()),
                 events: EventBus::default(),
                 invalidation,
+                hot_fields: match config.telemetry.metrics_enabled {
+                    true => HotFields::new(&config.telemetry.metrics_hot_fields).map_err(anyhow::Error::msg)?,
+                    false => None,
+                },
             },
             SchemaSettings {
                 limits: config.graphql.limits(),

@@ -460,6 +460,11 @@ pub struct TelemetryConfig {
     /// seen after that many are counted as `other`.
     #[arg(long, env = "NOTEGRAPH_METRICS_MAX_OPERATION_NAMES", default_value_t = DEFAULT_METRICS_MAX_OPERATION_NAMES, global = true)]
     pub metrics_max_operation_names: usize,
+    /// Fields to time, as `Type.field` separated by commas (for example
+    /// `Query.searchNotes,Note.similar`). Empty by default: timing any
+    /// field costs an allocation per field of every operation.
+    #[arg(long, env = "NOTEGRAPH_METRICS_HOT_FIELDS", value_delimiter = ',', global = true)]
+    pub metrics_hot_fields: Vec<String>,
     /// Send traces over OTLP (HTTP/protobuf) to this endpoint, for example
     /// `http://127.0.0.1:4318/v1/traces`; unset, no traces are exported.
     #[arg(long, env = "NOTEGRAPH_OTLP_ENDPOINT", global = true)]

@@ -91,6 +91,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_METRICS_ENABLED", config.telemetry.metrics_enabled.to_string()),
         ("NOTEGRAPH_METRICS_LISTEN", listen_or(config.telemetry.metrics_listen, "unset: the main listener")),
         ("NOTEGRAPH_METRICS_MAX_OPERATION_NAMES", config.telemetry.metrics_max_operation_names.to_string()),
+        ("NOTEGRAPH_METRICS_HOT_FIELDS", config.telemetry.metrics_hot_fields.join(",")),
         (
             "NOTEGRAPH_OTLP_ENDPOINT",
             config.telemetry.otlp_endpoint.as_deref().map_or("unset: no traces".to_owned(), redact_url),

@@ -11,6 +11,7 @@
 mod args;
 mod embedding;
 mod events;
+mod hot_fields;
 mod limits;
 mod mutation;
 mod observe;
@@ -20,6 +21,7 @@ mod subscription;
 mod types;
 
 pub use events::EventBus;
+pub use hot_fields::HotFields;
 pub use limits::OperationLimits;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;

@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 
 use super::embedding::SharedEmbedder;
 use super::events::EventBus;
+use super::hot_fields::HotFields;
 use super::limits::{Limiter, OperationLimits};
 use super::mutation::MutationRoot;
 use super::observe;
@@ -37,6 +38,8 @@ pub struct SchemaDeps {
     pub events: EventBus,
     /// What writes invalidate in the response cache.
     pub invalidation: Invalidation,
+    /// Fields to time, when any (registers an extension: see [`HotFields`]).
+    pub hot_fields: Option<HotFields>,
 }
 
 /// How operations are checked and bounded.
@@ -165,6 +168,9 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         .data(SharedEmbedder(deps.embedder))
         .data(deps.events)
         .data(deps.invalidation);
+    if let Some(hot_fields) = deps.hot_fields {
+        builder = builder.extension(hot_fields);
+    }
     if !settings.introspection {
         builder = builder.disable_introspection();
     }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 pub use operations::OperationNames;
+pub(crate) use process::field_histogram;
 pub use process::{
     embedding_call, subscription_closed, subscription_event_dropped, subscription_event_sent, subscription_opened,
 };

@@ -36,6 +36,7 @@ pub(crate) struct Process {
     subscription_events: IntCounterVec,
     embedding_calls: IntCounterVec,
     embedding_duration: Histogram,
+    field_duration: HistogramVec,
 }
 
 /// The one set of the process.
@@ -90,6 +91,10 @@ impl Process {
                 "notegraph_embedding_call_duration_seconds",
                 "Time of one call to the embedder.",
             ))?,
+            field_duration: HistogramVec::new(
+                latency("notegraph_graphql_field_duration_seconds", "Time to resolve a configured hot field."),
+                &["field"],
+            )?,
         })
     }
 }
@@ -107,6 +112,7 @@ pub(crate) fn register(registry: &Registry) -> Result<(), prometheus::Error> {
     registry.register(Box::new(p.subscription_events.clone()))?;
     registry.register(Box::new(p.embedding_calls.clone()))?;
     registry.register(Box::new(p.embedding_duration.clone()))?;
+    registry.register(Box::new(p.field_duration.clone()))?;
     // `process_cpu_seconds_total`, `process_resident_memory_bytes`,
     // `process_open_fds`, … (Linux; nothing elsewhere).
     registry.register(Box::new(ProcessCollector::for_self()))
@@ -136,4 +142,9 @@ pub fn subscription_event_dropped() {
 pub fn embedding_call(ok: bool, elapsed: Duration) {
     PROCESS.embedding_calls.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
     PROCESS.embedding_duration.observe(elapsed.as_secs_f64());
+}
+
+/// The timing series of one hot field (`Type.field`).
+pub(crate) fn field_histogram(field: &str) -> Histogram {
+    PROCESS.field_duration.with_label_values(&[field])
 }

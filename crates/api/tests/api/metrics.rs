@@ -241,3 +241,19 @@ async fn every_dashboard_query_is_valid_promql_over_our_series() {
         assert!(expr.contains("notegraph_") || expr.contains("process_"), "{expr}");
     }
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn only_the_configured_hot_fields_are_timed(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange
+    let app = TestApp::spawn_with_args(options, &["--metrics-hot-fields", "Note.author,Query.notes"]).await;
+
+    // Act
+    app.data("{ notes(first: 4) { id title author { name } } }").await;
+    let (_, _, body) = app.metrics().await;
+
+    // Assert: one sample per resolved hot field, nothing for the others.
+    let family = "notegraph_graphql_field_duration_seconds_count";
+    assert_eq!(value(&body, family, &["field=\"Note.author\""]), Some(4.0), "{body}");
+    assert_eq!(value(&body, family, &["field=\"Query.notes\""]), Some(1.0));
+    assert_eq!(body.lines().filter(|l| l.starts_with(family)).count(), 2, "{body}");
+}
