@@ -138,8 +138,8 @@ impl Metrics {
     pub fn operation(&self, operation: Operation<'_>, elapsed: Duration) {
         let inner = &self.inner;
         let name = inner.operation_names.label(operation.name);
-        inner.operations.with_label_values(&[name.as_ref(), operation.kind, operation.code]).inc();
-        inner.operation_duration.with_label_values(&[name.as_ref(), operation.kind]).observe(elapsed.as_secs_f64());
+        inner.operations.with_label_values(&[name, operation.kind, operation.code]).inc();
+        inner.operation_duration.with_label_values(&[name, operation.kind]).observe(elapsed.as_secs_f64());
     }
 
     /// Counts an automatic persisted query lookup by hash: found or not.
