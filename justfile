@@ -49,3 +49,7 @@ profile scenario="mix" rate="1000" duration="30s":
 # Criterion benchmarks of hot paths that need no database (benches/, a workspace of its own): [filter].
 bench *args:
     cd benches && cargo bench --bench hot_paths -- {{args}}
+
+# Server CPU with metrics and traces off, on, and traced to a do-nothing OTLP collector, interleaved (needs DATABASE_URL seeded): [binary].
+observability-overhead *args:
+    bash bench/observability.sh {{args}}

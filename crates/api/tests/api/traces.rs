@@ -98,3 +98,60 @@ async fn one_query_is_one_trace_from_the_request_down_to_its_statements(_: PgPoo
     let root_list = spans.iter().find(|s| attribute(s, "db.operation").as_deref() == Some("notes.list"));
     assert!(root_list.is_some_and(|s| descends_from(&spans, s, execute)), "the root list's statement");
 }
+
+#[tokio::test]
+async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown() {
+    // Arrange: a collector that records what is posted to it, and the
+    // binary pointed at it.
+    let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<(String, usize)>::new()));
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", collector.local_addr().unwrap());
+    let record = std::sync::Arc::clone(&received);
+    let routes = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            record.lock().await.push((content_type.to_owned(), body.len()));
+            axum::http::StatusCode::OK
+        }),
+    );
+    tokio::spawn(async move { axum::serve(collector, routes).await });
+    let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
+    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_notegraph"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("NOTEGRAPH_LISTEN", address.to_string())
+        .env("NOTEGRAPH_OTLP_ENDPOINT", &endpoint)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut answered = false;
+    for _ in 0..300 {
+        let response =
+            client.post(format!("http://{address}/graphql")).json(&json!({ "query": "{ __typename }" })).send().await;
+        if response.is_ok_and(|r| r.status() == 200) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the server did not start");
+
+    // Act: stop it; shutting down flushes the spans still buffered.
+    let pid = child.id().unwrap().to_string();
+    tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+
+    // Assert
+    assert!(status.success());
+    let received = received.lock().await;
+    assert!(!received.is_empty(), "no export reached the collector");
+    assert!(
+        received.iter().all(|(content_type, bytes)| content_type == "application/x-protobuf" && *bytes > 0),
+        "{received:?}"
+    );
+}
