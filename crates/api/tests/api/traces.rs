@@ -155,3 +155,40 @@ async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown() {
         "{received:?}"
     );
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_batch_serving_two_requests_links_to_both(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: every trace recorded; batches wait 300 ms after their last
+    // holder releases them, so two requests sent together share them.
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(api::telemetry::sampler(1.0))
+        .build();
+    let subscriber = tracing_subscriber::registry().with(api::telemetry::trace_layer(&provider));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn_with_args(options, &["--loader-delay-us", "300000"]).await;
+    let query = "query($id: ID!) { note(id: $id) { id author { name } } }";
+
+    // Act
+    let (first, second) =
+        tokio::join!(app.post(None, query, json!({ "id": "1" })), app.post(None, query, json!({ "id": "2" })));
+    assert!(first.1.get("errors").is_none() && second.1.get("errors").is_none(), "{first:?} {second:?}");
+    provider.force_flush().unwrap();
+
+    // Assert: the notes' batch links to both executions, one in each trace.
+    let spans = exporter.get_finished_spans().unwrap();
+    let executions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "graphql.execute").collect();
+    assert_eq!(executions.len(), 2);
+    assert_ne!(executions[0].span_context.trace_id(), executions[1].span_context.trace_id());
+    let batch = spans
+        .iter()
+        .find(|s| s.name == "loader.batch" && attribute(s, "loader").as_deref() == Some("note_by_id"))
+        .expect("the notes' batch");
+    assert_eq!(attribute(batch, "batch.size").as_deref(), Some("2"), "one batch for both requests");
+    let mut linked: Vec<SpanId> = batch.links.iter().map(|link| link.span_context.span_id()).collect();
+    let mut expected: Vec<SpanId> = executions.iter().map(|s| s.span_context.span_id()).collect();
+    linked.sort_by_key(|id| id.to_string());
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(linked, expected);
+}
