@@ -5,6 +5,7 @@ server what it would against a real collector. Loopback only.
     python3 bench/otlp-sink.py PORT
 """
 
+import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,6 +27,8 @@ class Sink(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # SIGTERM ends it like Ctrl-C, so the count is printed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink)
     try:
         server.serve_forever()
