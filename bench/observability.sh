@@ -7,15 +7,15 @@
 #   off      NOTEGRAPH_METRICS_ENABLED=false, no NOTEGRAPH_OTLP_ENDPOINT
 #   metrics  metrics on (the default), no traces
 #   traced   metrics on, and every trace exported over OTLP/HTTP to a
-#            do-nothing collector (bench/otlp-sink.py), sampling ratio
-#            TRACE_RATIO (default 1: every trace)
+#            do-nothing collector (bench/otlp-sink.py): sampling ratio 1
+#   sampled  the same at sampling ratio TRACE_RATIO (default 0.01)
 #
 # RATE, DURATION and ROUNDS pass through to compare.sh (1000/s, 30 s, 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=$(realpath "${1:-target/release/notegraph}")
 SINK_PORT=${SINK_PORT:-14318}
-TRACE_RATIO=${TRACE_RATIO:-1}
+TRACE_RATIO=${TRACE_RATIO:-0.01}
 dir=$(mktemp -d)
 python3 bench/otlp-sink.py "$SINK_PORT" 2>"$dir/sink.log" &
 sink=$!
@@ -28,4 +28,5 @@ wrapper() { # name env... -> a script that runs the binary with that env
 bash bench/compare.sh \
   "$(wrapper off NOTEGRAPH_METRICS_ENABLED=false)" \
   "$(wrapper metrics NOTEGRAPH_METRICS_ENABLED=true)" \
-  "$(wrapper traced NOTEGRAPH_METRICS_ENABLED=true NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=$TRACE_RATIO)"
+  "$(wrapper traced NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=1)" \
+  "$(wrapper sampled NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=$TRACE_RATIO)"

@@ -110,7 +110,16 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let tracer = provider.tracer(SERVICE_NAME);
-    tracing_opentelemetry::layer().with_tracer(tracer).with_filter(FilterFn::new(is_traced))
+    // Busy/idle tracking reads the clock at every poll of every span, and
+    // location, thread and target attributes are allocated per span: all
+    // off, since the span names and fields say where a span comes from.
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_filter(FilterFn::new(is_traced))
 }
 
 /// The spans of our crates down to debug (request, GraphQL phases, cache
