@@ -38,19 +38,26 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
 }
 
+/// The server's trace layer over an in-memory exporter, sampling `ratio`
+/// of the traces it starts, as this thread's subscriber (the server runs
+/// on the test's thread).
+fn recorder(ratio: f64) -> (InMemorySpanExporter, SdkTracerProvider, tracing::subscriber::DefaultGuard) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(api::telemetry::sampler(ratio))
+        .build();
+    api::telemetry::install_propagator();
+    let subscriber = tracing_subscriber::registry().with(api::telemetry::trace_layer(&provider));
+    (exporter, provider, tracing::subscriber::set_default(subscriber))
+}
+
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn one_query_is_one_trace_from_the_request_down_to_its_statements(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: the server's trace layer over an in-memory exporter, as this
     // thread's subscriber (the server runs on the test's thread); only the
     // caller's sampled trace is recorded (parent-based sampling at 0).
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .with_sampler(api::telemetry::sampler(0.0))
-        .build();
-    api::telemetry::install_propagator();
-    let subscriber = tracing_subscriber::registry().with(api::telemetry::trace_layer(&provider));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (exporter, provider, _guard) = recorder(0.0);
     let app = TestApp::spawn(options).await;
 
     // Act
@@ -160,13 +167,7 @@ async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown() {
 async fn a_batch_serving_two_requests_links_to_both(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: every trace recorded; batches wait 300 ms after their last
     // holder releases them, so two requests sent together share them.
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .with_sampler(api::telemetry::sampler(1.0))
-        .build();
-    let subscriber = tracing_subscriber::registry().with(api::telemetry::trace_layer(&provider));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (exporter, provider, _guard) = recorder(1.0);
     let app = TestApp::spawn_with_args(options, &["--loader-delay-us", "300000"]).await;
     let query = "query($id: ID!) { note(id: $id) { id author { name } } }";
 
