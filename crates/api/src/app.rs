@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql::{
-    EventBus, SchemaDeps, SchemaSettings, Stopping, SubscriptionCaps, SubscriptionLimits, build_schema,
+    EventBus, HotFields, SchemaDeps, SchemaSettings, Stopping, SubscriptionCaps, SubscriptionLimits, build_schema,
 };
 use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Streams, router, serve};
+use crate::metrics::Metrics;
 use crate::notifications;
 use crate::response_cache::Invalidation;
 
@@ -37,6 +38,8 @@ pub struct Application {
     notifications: (JoinHandle<()>, watch::Sender<bool>),
     /// Turned true when shutdown starts: open subscriptions complete.
     stopping: watch::Sender<bool>,
+    /// `/metrics` on a listener of its own (`NOTEGRAPH_METRICS_LISTEN`).
+    metrics_server: Option<(TcpListener, axum::Router)>,
 }
 
 impl Application {
@@ -81,6 +84,10 @@ impl Application {
             per_viewer: subscriptions.max_subscriptions_per_viewer,
             per_connection: subscriptions.max_subscriptions_per_connection,
         });
+        let metrics = match config.telemetry.metrics_enabled {
+            true => Some(observe(config, &pool, cache.as_ref()).context("registering the metrics")?),
+            false => None,
+        };
         let schema = build_schema(
             SchemaDeps {
                 pool: pool.clone(),
@@ -90,6 +97,10 @@ impl Application {
                 subscription_caps,
                 stopping: Stopping(stopping.subscribe()),
                 invalidation,
+                hot_fields: match config.telemetry.metrics_enabled {
+                    true => HotFields::new(&config.telemetry.metrics_hot_fields).map_err(anyhow::Error::msg)?,
+                    false => None,
+                },
             },
             SchemaSettings {
                 limits: config.graphql.limits(),
@@ -97,11 +108,13 @@ impl Application {
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
             },
-        );
+        )
+        .with_metrics(metrics.clone());
         let limits = Limits {
             timeout: Duration::from_millis(config.http.http_timeout_ms),
             body_limit_bytes: config.http.body_limit_bytes,
             max_concurrent_requests: config.http.max_concurrent_requests,
+            metrics_route: config.telemetry.metrics_listen.is_none(),
         };
         let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
         let streams = Streams {
@@ -110,7 +123,17 @@ impl Application {
             stopping: Stopping(stopping.subscribe()),
             reservations: Reservations::default(),
         };
-        let router = router(AppState { schema, auth, pool, cache, documents, streams }, limits);
+        let state = AppState { schema, auth, pool, cache, documents, metrics: metrics.clone(), streams };
+        let router = router(state, limits);
+        let metrics_server = match (&metrics, config.telemetry.metrics_listen) {
+            (Some(metrics), Some(address)) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening on {address} (set by NOTEGRAPH_METRICS_LISTEN)"))?;
+                Some((listener, crate::http::metrics_router(metrics.clone())))
+            }
+            _ => None,
+        };
         let connection_limits = ConnectionLimits {
             header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
             max_headers: config.http.max_headers,
@@ -124,7 +147,13 @@ impl Application {
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
             notifications,
             stopping,
+            metrics_server,
         })
+    }
+
+    /// The address `/metrics` is served on when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// The address actually bound.
@@ -139,6 +168,15 @@ impl Application {
         tracing::debug!(address = %self.local_addr()?, "serving");
         let notifications = self.notifications;
         let stopping = self.stopping;
+        // The metrics listener lives as long as the server; a scrape is
+        // short, so it needs no drain of its own.
+        let metrics_server = self.metrics_server.map(|(listener, router)| {
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router).await {
+                    tracing::error!(exception.type = "INTERNAL", error.message = %err, "metrics listener failed");
+                }
+            })
+        });
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = serve(self.listener, self.router, self.connection_limits, async move {
             shutdown.await;
@@ -164,9 +202,23 @@ impl Application {
         let (task, stop) = notifications;
         let _ = stop.send(true);
         let _ = task.await;
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The server's metrics: its own families, and the cache and pool read at
+/// each scrape.
+fn observe(config: &Config, pool: &db::PgPool, cache: Option<&cache::ResponseCache>) -> prometheus::Result<Metrics> {
+    let metrics = Metrics::new(config.telemetry.metrics_max_operation_names)?;
+    metrics.watch_pool(pool.clone())?;
+    if let Some(cache) = cache {
+        metrics.watch_cache(cache.clone())?;
+    }
+    Ok(metrics)
 }
 
 /// Binds the listen address; a port already in use is named, with the

@@ -25,19 +25,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PrintSchema => print(&graphql::sdl()),
         Command::Token(args) => token(&config, &args),
         command => {
-            telemetry::init(&config.telemetry)?;
+            let telemetry = telemetry::init(&config.telemetry)?;
             console::print_configuration(&config);
             if config.auth.jwt_secret.expose() == crate::config::DEFAULT_JWT_SECRET {
                 tracing::warn!("NOTEGRAPH_JWT_SECRET is the development default; set it in production");
             }
-            match command {
+            let outcome = match command {
                 Command::Serve => serve(&config).await,
                 Command::Migrate => Database::open(&config.db).await?.close().await,
                 Command::Seed(args) => reseed(&config, &args).await,
                 Command::Reembed(args) => reembed(&config, &args).await,
                 Command::EmbeddedPostgres => embedded_postgres(&config).await,
                 Command::PrintSchema | Command::Token(_) => Ok(()),
-            }
+            };
+            // On its own thread: the exporter's blocking client may not
+            // block the runtime.
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            outcome
         }
     }
 }

@@ -110,6 +110,13 @@ pub const DEFAULT_EMBED_BATCH_SIZE: usize = 128;
 pub const DEFAULT_EMBED_CACHE_ENTRIES: u64 = 10_000;
 /// See [`EmbedConfig::embed_cache_bytes`]: 10,000 entries of 384 floats.
 pub const DEFAULT_EMBED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// See [`TelemetryConfig::metrics_max_operation_names`]: enough for every
+/// operation a set of real clients sends, few enough that a client sending
+/// random names cannot grow the series without bound.
+pub const DEFAULT_METRICS_MAX_OPERATION_NAMES: usize = 200;
+/// See [`TelemetryConfig::trace_sample_ratio`]: every trace, as a reference
+/// server's traces are for reading; lower it under heavy traffic.
+pub const DEFAULT_TRACE_SAMPLE_RATIO: f64 = 1.0;
 /// The development signing key; the server warns when it is in use.
 pub const DEFAULT_JWT_SECRET: &str = "notegraph-development-secret";
 /// Development tokens: the published k6 mix sends `Bearer test-token`.
@@ -553,6 +560,7 @@ impl EmbedConfig {
             }),
             max_retries: self.embed_max_retries,
             batch_size: self.embed_batch_size,
+            propagate: Some(crate::telemetry::inject_trace_context),
         })?;
         Ok(Arc::new(embed::CachedEmbedder::new(Arc::new(http), self.embed_cache_entries, self.embed_cache_bytes)))
     }
@@ -599,7 +607,7 @@ pub struct SubscriptionConfig {
     pub sse_heartbeat_ms: u64,
 }
 
-/// Logging settings.
+/// Logging, metrics and tracing settings.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Telemetry")]
 pub struct TelemetryConfig {
@@ -613,6 +621,38 @@ pub struct TelemetryConfig {
     /// written to a terminal; the variable is the https://no-color.org one.
     #[arg(long, env = "NO_COLOR", value_parser = non_empty, default_value = "", global = true)]
     pub no_color: bool,
+    /// Serve Prometheus metrics at `/metrics` (docs/OBSERVABILITY.md).
+    #[arg(long, env = "NOTEGRAPH_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub metrics_enabled: bool,
+    /// Serve `/metrics` on this address instead of the main listener, so
+    /// that it can stay private.
+    #[arg(long, env = "NOTEGRAPH_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Distinct operation names that get their own metric series; names
+    /// seen after that many are counted as `other`.
+    #[arg(long, env = "NOTEGRAPH_METRICS_MAX_OPERATION_NAMES", default_value_t = DEFAULT_METRICS_MAX_OPERATION_NAMES, global = true)]
+    pub metrics_max_operation_names: usize,
+    /// Fields to time, as `Type.field` separated by commas (for example
+    /// `Query.searchNotes,Note.similar`). Empty by default: timing any
+    /// field costs an allocation per field of every operation.
+    #[arg(long, env = "NOTEGRAPH_METRICS_HOT_FIELDS", value_delimiter = ',', global = true)]
+    pub metrics_hot_fields: Vec<String>,
+    /// Send traces over OTLP (HTTP/protobuf) to this endpoint, for example
+    /// `http://127.0.0.1:4318/v1/traces`; unset, no traces are exported.
+    #[arg(long, env = "NOTEGRAPH_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// Share of traces started here that are recorded (0 to 1); a request
+    /// with a W3C `traceparent` follows its caller's decision.
+    #[arg(long, env = "NOTEGRAPH_TRACE_SAMPLE_RATIO", default_value_t = DEFAULT_TRACE_SAMPLE_RATIO, value_parser = ratio, global = true)]
+    pub trace_sample_ratio: f64,
+}
+
+/// A number from 0 to 1.
+fn ratio(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("`{value}` is not a number from 0 to 1")),
+    }
 }
 
 /// NO_COLOR's rule: any value but the empty string turns colour off, "0"

@@ -112,7 +112,21 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("RUST_LOG", config.telemetry.log_filter.clone()),
         ("NOTEGRAPH_LOG_FORMAT", log_format.unwrap_or_default()),
         ("NO_COLOR", config.telemetry.no_color.to_string()),
+        ("NOTEGRAPH_METRICS_ENABLED", config.telemetry.metrics_enabled.to_string()),
+        ("NOTEGRAPH_METRICS_LISTEN", listen_or(config.telemetry.metrics_listen, "unset: the main listener")),
+        ("NOTEGRAPH_METRICS_MAX_OPERATION_NAMES", config.telemetry.metrics_max_operation_names.to_string()),
+        ("NOTEGRAPH_METRICS_HOT_FIELDS", config.telemetry.metrics_hot_fields.join(",")),
+        (
+            "NOTEGRAPH_OTLP_ENDPOINT",
+            config.telemetry.otlp_endpoint.as_deref().map_or("unset: no traces".to_owned(), redact_url),
+        ),
+        ("NOTEGRAPH_TRACE_SAMPLE_RATIO", config.telemetry.trace_sample_ratio.to_string()),
     ]
+}
+
+/// An optional address, or what its absence means.
+fn listen_or(address: Option<std::net::SocketAddr>, unset: &str) -> String {
+    address.map_or_else(|| unset.to_owned(), |address| address.to_string())
 }
 
 /// The block: a heading, then one `NAME = value` line per setting, the

@@ -12,6 +12,7 @@
 //! - [`response_cache`]: cache keys and dependency tags.
 //! - [`notifications`]: the `LISTEN` connection that feeds the cache's
 //!   invalidation and the subscriptions.
+//! - [`metrics`]: the Prometheus families behind `/metrics`.
 //! - [`auth`], [`error`], [`telemetry`], [`shutdown`].
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod database;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod notifications;
 pub mod response_cache;
 pub mod shutdown;

@@ -1,26 +1,180 @@
-//! Logging setup: one `init` that composes the filter and the formatter.
-//! (OpenTelemetry export is added by the observability work.)
+//! Logs, metrics from spans, and traces: one `init` composes the
+//! subscriber, each layer under its own filter, so that `RUST_LOG` decides
+//! what is logged without turning metrics or traces off:
+//! - the fmt layer (text or JSON) under the `RUST_LOG` filter;
+//! - [`crate::metrics::spans::SpanMetrics`], which sees only statement and
+//!   loader-batch spans, when metrics are on;
+//! - the OpenTelemetry layer, exporting over OTLP (HTTP/protobuf) when
+//!   `NOTEGRAPH_OTLP_ENDPOINT` is set, sampled by trace id.
+//!
+//! W3C `traceparent` headers are read by the HTTP layer
+//! ([`continue_trace`]) and written into outgoing calls by
+//! [`inject_trace_context`].
 
 use std::io::IsTerminal as _;
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context as _;
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing::{Level, Metadata, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::{FilterExt as _, FilterFn};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetryConfig};
+use crate::metrics::spans::{self, SpanMetrics};
+
+/// The service name traces carry.
+const SERVICE_NAME: &str = "notegraph";
+
+/// What must outlive the server: the trace exporter, flushed on shutdown.
+#[must_use = "dropping it stops trace export"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the traces still buffered; call once the server has stopped.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(err) = provider.shutdown()
+        {
+            tracing::warn!(error.message = %err, "trace export did not shut down cleanly");
+        }
+    }
+}
 
 /// Installs the global subscriber; call once, before anything logs.
-pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log_filter)?;
-    let registry = tracing_subscriber::registry().with(filter);
+pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+    // The request span is always on for the logs, whatever `RUST_LOG`
+    // says: it is what puts the request id on every line of a request.
+    let filter = EnvFilter::try_new(&config.log_filter)?.or(FilterFn::new(is_request_span));
     // Logs go to stderr: stdout carries command output (`print-schema`,
     // `token`, `embedded-postgres`).
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour(config));
-    match config.log_format {
-        LogFormat::Text => registry.with(layer).try_init()?,
-        LogFormat::Json => registry.with(layer.json()).try_init()?,
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour(config));
+    let fmt = match config.log_format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+    };
+    let metrics = config.metrics_enabled.then(|| SpanMetrics.with_filter(spans::filter()));
+    let provider = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(endpoint)
+                .build()
+                .context("building the OTLP exporter (NOTEGRAPH_OTLP_ENDPOINT)")?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_sampler(sampler(config.trace_sample_ratio))
+                .with_resource(Resource::builder().with_service_name(SERVICE_NAME).build())
+                .build();
+            Some(provider)
+        }
+        None => None,
+    };
+    let traces = provider.as_ref().map(trace_layer);
+    if provider.is_some() {
+        install_propagator();
     }
-    Ok(())
+    tracing_subscriber::registry().with(fmt).with(metrics).with(traces).try_init()?;
+    Ok(Telemetry { provider })
+}
+
+/// The span `http::router` opens for each request.
+fn is_request_span(metadata: &Metadata<'_>) -> bool {
+    metadata.is_span() && metadata.name() == "request" && metadata.target() == "api::http"
+}
+
+/// Samples `ratio` of the traces that start here; a request that carries
+/// a `traceparent` follows its caller's decision.
+pub fn sampler(ratio: f64) -> Sampler {
+    Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+}
+
+/// Makes `traceparent` the propagation format (W3C Trace Context).
+pub fn install_propagator() {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+}
+
+/// The OpenTelemetry layer over `provider`, with its own filter.
+pub fn trace_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + use<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let tracer = provider.tracer(SERVICE_NAME);
+    // Busy/idle tracking reads the clock at every poll of every span, and
+    // location, thread and target attributes are allocated per span: all
+    // off, since the span names and fields say where a span comes from.
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_filter(FilterFn::new(is_traced))
+}
+
+/// The spans of our crates down to debug (request, GraphQL phases, cache
+/// lookups, loader batches, statements, embedding calls) and warnings
+/// and errors as span events; never the per-request debug events.
+fn is_traced(metadata: &Metadata<'_>) -> bool {
+    if !metadata.is_span() {
+        return *metadata.level() <= Level::WARN;
+    }
+    let crate_name = metadata.target().split("::").next().unwrap_or_default();
+    *metadata.level() <= Level::DEBUG && matches!(crate_name, "api" | "db" | "loaders" | "cache")
+}
+
+/// Makes the caller's trace (a W3C `traceparent` header) the parent of
+/// `span`. Does nothing without the header or when traces are off.
+pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if !headers.contains_key("traceparent") || span.is_disabled() {
+        return;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Headers(headers)));
+    let _ = span.set_parent(parent);
+}
+
+/// Writes the current span's trace context (`traceparent`) into the
+/// headers of an outgoing request, for example to the embedding provider.
+pub fn inject_trace_context(headers: &mut axum::http::HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeadersMut(headers));
+    });
+}
+
+/// Reads propagation headers.
+struct Headers<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes propagation headers.
+struct HeadersMut<'a>(&'a mut axum::http::HeaderMap);
+
+impl Injector for HeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (axum::http::HeaderName::try_from(key), axum::http::HeaderValue::try_from(value))
+        {
+            self.0.insert(name, value);
+        }
+    }
 }
 
 /// Whether what goes to stderr may be coloured: text logs on a terminal,

@@ -99,6 +99,8 @@ pub struct Stats {
     pub invalidated_tags: u64,
     /// Entries found stale and dropped.
     pub stale: u64,
+    /// Entries moka dropped for room or at the end of their TTL.
+    pub evicted: u64,
     /// Entries held now (approximate, as moka reports it).
     pub entries: u64,
     /// Bytes held now (approximate, as moka reports it).
@@ -134,6 +136,7 @@ struct Counters {
     coalesced: AtomicU64,
     invalidated_tags: AtomicU64,
     stale: AtomicU64,
+    evicted: AtomicU64,
 }
 
 /// A value a waiter may receive from the execution it waited for, stamped
@@ -155,6 +158,7 @@ impl ResponseCache {
     /// A cache holding at most `config.max_bytes`, each entry for at most
     /// `config.ttl`.
     pub fn new(config: Config) -> Self {
+        let counters = Arc::new(Counters::default());
         let entries = Cache::builder()
             .max_capacity(config.max_bytes)
             .weigher(|_key: &Key, entry: &Arc<Entry>| {
@@ -162,6 +166,16 @@ impl ResponseCache {
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .time_to_live(config.ttl)
+            .eviction_listener({
+                let counters = Arc::clone(&counters);
+                move |_key, _entry, cause| {
+                    // Only what the cache chose to drop: an explicit
+                    // invalidation or a replacement is counted elsewhere.
+                    if cause.was_evicted() {
+                        counters.evicted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
             .build();
         let epochs = Epochs {
             current: AtomicU64::new(0),
@@ -169,7 +183,7 @@ impl ResponseCache {
             flushed: AtomicU64::new(0),
             available: AtomicBool::new(true),
         };
-        ResponseCache { entries, epochs: Arc::new(epochs), counters: Arc::default() }
+        ResponseCache { entries, epochs: Arc::new(epochs), counters }
     }
 
     /// The current epoch: take it before an execution reads anything.
@@ -301,6 +315,7 @@ impl ResponseCache {
             coalesced: c.coalesced.load(Ordering::Relaxed),
             invalidated_tags: c.invalidated_tags.load(Ordering::Relaxed),
             stale: c.stale.load(Ordering::Relaxed),
+            evicted: c.evicted.load(Ordering::Relaxed),
             entries: self.entries.entry_count(),
             bytes: self.entries.weighted_size(),
         }

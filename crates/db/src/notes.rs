@@ -108,13 +108,13 @@ pub struct NoteFilter<'a> {
 }
 
 /// Notes with the given ids, visible or not (callers check visibility).
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_ids", batch = ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
 pub async fn fetch_by_ids(pool: &PgPool, ids: &[NoteId]) -> Result<Vec<NoteRow>, Error> {
     let rows = sqlx::query_as(concat!("select ", note_columns!(), " from notes n where n.id = any($1)"))
         .bind(ids)
         .fetch_all(pool)
         .await?;
-    Ok(rows)
+    Ok(crate::counted(rows))
 }
 
 /// Visible notes newest first, optionally by one author and/or with one tag.
@@ -122,7 +122,7 @@ pub async fn fetch_by_ids(pool: &PgPool, ids: &[NoteId]) -> Result<Vec<NoteRow>,
 /// Each combination of filters is its own statement text, so Postgres plans
 /// each for what it is (driving from the tag's `note_tags` range when a tag
 /// is given) instead of one generic plan full of `$n is null or …`.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.list", first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.list", db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list(
     pool: &PgPool,
     viewer: Viewer,
@@ -147,7 +147,7 @@ pub async fn list(
     q.push(" order by ").push(id_column).push(" desc limit ");
     q.push_bind(page.first);
     let rows = q.build_query_as().fetch_all(pool).await?;
-    Ok(rows)
+    Ok(crate::counted(rows))
 }
 
 /// Runs a lateral page statement over `unnest`ed keys: `$1` parents, `$2`
@@ -190,7 +190,7 @@ fn by_key<T>(rows: Vec<T>, ord: impl Fn(&T) -> i64) -> impl Iterator<Item = (usi
 /// For every key, that author's visible notes newest first, in one statement
 /// (`unnest` the keys, then a lateral index range scan per key).
 /// Returns `(index of the key, row)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_authors", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn fetch_by_authors(pool: &PgPool, keys: &[NotesOf<UserId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
     const STATEMENT: &str = concat!(
         "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
@@ -203,13 +203,13 @@ pub async fn fetch_by_authors(pool: &PgPool, keys: &[NotesOf<UserId>]) -> Result
                and n.id < k.after_id \
              order by n.id desc limit k.lim) n"
     );
-    fetch_pages(pool, STATEMENT, keys).await
+    fetch_pages(pool, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// For every key, that tag's visible notes newest first, in one statement
 /// (a backward range scan of `note_tags (tag_id, note_id)` per key).
 /// Returns `(index of the key, row)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_tags", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn fetch_by_tags(pool: &PgPool, keys: &[NotesOf<TagId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
     const STATEMENT: &str = concat!(
         "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
@@ -222,12 +222,12 @@ pub async fn fetch_by_tags(pool: &PgPool, keys: &[NotesOf<TagId>]) -> Result<Vec
                and nt.note_id < k.after_id \
              order by nt.note_id desc limit k.lim) n"
     );
-    fetch_pages(pool, STATEMENT, keys).await
+    fetch_pages(pool, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// For every key, how many of that author's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_authors", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn count_by_authors(pool: &PgPool, keys: &[CountOf<UserId>]) -> Result<Vec<(usize, i64)>, Error> {
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(author_id, viewer_id, ord) \
@@ -235,12 +235,12 @@ pub async fn count_by_authors(pool: &PgPool, keys: &[CountOf<UserId>]) -> Result
              select count(*) as count from notes n \
              where n.author_id = k.author_id \
                and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-    fetch_counts(pool, STATEMENT, keys).await
+    fetch_counts(pool, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// For every key, how many of that tag's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn count_by_tags(pool: &PgPool, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(tag_id, viewer_id, ord) \
@@ -248,7 +248,7 @@ pub async fn count_by_tags(pool: &PgPool, keys: &[CountOf<TagId>]) -> Result<Vec
              select count(*) as count from note_tags nt join notes n on n.id = nt.note_id \
              where nt.tag_id = k.tag_id \
                and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-    fetch_counts(pool, STATEMENT, keys).await
+    fetch_counts(pool, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// A validated new note, ready to store.

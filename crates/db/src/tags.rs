@@ -47,7 +47,7 @@ pub struct NoteTagRow {
 }
 
 /// The tags of every given note, sorted by note and then by tag name.
-#[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_note_ids", batch = note_ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_note_ids", db.rows = tracing::field::Empty, batch = note_ids.len()))]
 pub async fn fetch_by_note_ids(pool: &PgPool, note_ids: &[NoteId]) -> Result<Vec<NoteTagRow>, Error> {
     let rows = sqlx::query_as(
         "select nt.note_id, t.id, t.name \
@@ -58,7 +58,7 @@ pub async fn fetch_by_note_ids(pool: &PgPool, note_ids: &[NoteId]) -> Result<Vec
     .bind(note_ids)
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    Ok(crate::counted(rows))
 }
 
 /// The tag with this exact name, if a note the viewer may see carries it.
@@ -72,7 +72,7 @@ pub async fn fetch_by_name(pool: &PgPool, viewer: Viewer, name: &str) -> Result<
 
 /// Tags that a note the viewer may see carries, oldest first (by id asc),
 /// a keyset page at a time.
-#[instrument(level = "debug", skip_all, fields(db.operation = "tags.list", first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "tags.list", db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list(pool: &PgPool, viewer: Viewer, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
     const STATEMENT: &str = concat!(
         "select t.id, t.name from tags t where t.id > coalesce($1, 0) and ",
@@ -80,7 +80,7 @@ pub async fn list(pool: &PgPool, viewer: Viewer, page: Page<TagId>) -> Result<Ve
         " order by t.id limit $2"
     );
     let rows = sqlx::query_as(STATEMENT).bind(page.after).bind(page.first).bind(viewer).fetch_all(pool).await?;
-    Ok(rows)
+    Ok(crate::counted(rows))
 }
 
 /// The tag names of one note, sorted, as the writer's transaction sees

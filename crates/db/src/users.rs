@@ -20,17 +20,17 @@ pub struct UserRow {
 }
 
 /// Users with the given ids, in no particular order; missing ids are absent.
-#[instrument(level = "debug", skip_all, fields(db.operation = "users.fetch_by_ids", batch = ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "users.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
 pub async fn fetch_by_ids(pool: &PgPool, ids: &[UserId]) -> Result<Vec<UserRow>, Error> {
     let rows = sqlx::query_as("select id, name, email, created_at from users where id = any($1)")
         .bind(ids)
         .fetch_all(pool)
         .await?;
-    Ok(rows)
+    Ok(crate::counted(rows))
 }
 
 /// Users oldest first (by id asc), a keyset page at a time.
-#[instrument(level = "debug", skip_all, fields(db.operation = "users.list", first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = "users.list", db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list(pool: &PgPool, page: Page<UserId>) -> Result<Vec<UserRow>, Error> {
     // Ids start at 1, so `coalesce(after, 0)` keeps this a range condition
     // on the primary key instead of an `or` the planner cannot index.
@@ -42,7 +42,7 @@ pub async fn list(pool: &PgPool, page: Page<UserId>) -> Result<Vec<UserRow>, Err
     .bind(page.first)
     .fetch_all(pool)
     .await?;
-    Ok(rows)
+    Ok(crate::counted(rows))
 }
 
 /// True when there are no users at all (a fresh database).

@@ -39,6 +39,9 @@ pub struct HttpSettings {
     pub max_retries: u32,
     /// Most inputs per request (the provider's limit).
     pub batch_size: usize,
+    /// Adds headers to every request: the server passes the W3C trace
+    /// context (`traceparent`) here, so a trace continues into the provider.
+    pub propagate: Option<fn(&mut reqwest::header::HeaderMap)>,
 }
 
 /// Embeds through an OpenAI-compatible HTTP endpoint.
@@ -133,6 +136,11 @@ impl HttpEmbedder {
         let mut request = self.client.post(&self.settings.url).timeout(timeout).json(&body);
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key);
+        }
+        if let Some(propagate) = self.settings.propagate {
+            let mut headers = reqwest::header::HeaderMap::new();
+            propagate(&mut headers);
+            request = request.headers(headers);
         }
         let response = request.send().await.map_err(|e| Attempt::Retry { after: None, error: provider(e) })?;
         let status = response.status();

@@ -31,6 +31,7 @@ struct Server {
     requests: AtomicUsize,
     inputs: Mutex<Vec<Vec<String>>>,
     auth: Mutex<Option<String>>,
+    traceparent: Mutex<Option<String>>,
 }
 
 const DIMENSION: usize = 4;
@@ -46,6 +47,7 @@ fn vector_of(text: &str, dimension: usize) -> Vec<f32> {
 async fn embeddings(State(server): State<Arc<Server>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     server.requests.fetch_add(1, Ordering::SeqCst);
     *server.auth.lock().unwrap() = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+    *server.traceparent.lock().unwrap() = headers.get("traceparent").map(|v| v.to_str().unwrap().to_owned());
     let inputs: Vec<String> =
         body["input"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
     assert_eq!(body["model"], "test-model");
@@ -94,9 +96,17 @@ fn embedder(url: String, timeout: Duration) -> HttpEmbedder {
         timeout,
         max_retries: 3,
         batch_size: 2,
+        propagate: Some(trace_context),
     })
     .unwrap()
 }
+
+/// What the server passes as `propagate`: here, a fixed trace context.
+fn trace_context(headers: &mut reqwest::header::HeaderMap) {
+    headers.insert("traceparent", TRACEPARENT.parse().unwrap());
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 #[tokio::test]
 async fn batches_up_to_the_limit_and_keeps_input_order() {
@@ -107,6 +117,7 @@ async fn batches_up_to_the_limit_and_keeps_input_order() {
     assert_eq!(server.requests.load(Ordering::SeqCst), 3);
     assert_eq!(*server.inputs.lock().unwrap(), vec![vec!["a", "bb"], vec!["ccc", "dddd"], vec!["eeeee"]]);
     assert_eq!(server.auth.lock().unwrap().as_deref(), Some("Bearer sk-test"));
+    assert_eq!(server.traceparent.lock().unwrap().as_deref(), Some(TRACEPARENT));
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::oneshot;
+use tracing::Instrument as _;
 
 use crate::LoadError;
 use crate::tracker::{self, Gate, Tracker, lock};
@@ -37,7 +38,7 @@ pub struct Batched<K, L: Loader<K>> {
 
 struct Shared<K, L: Loader<K>> {
     loader: L,
-    /// For the log line of a failed batch.
+    /// For the batch's span and the log line of a failed batch.
     name: &'static str,
     /// Extra wait between the last release and the dispatch, so that more
     /// concurrent requests can join (0: none; see docs/batching.md).
@@ -161,7 +162,16 @@ where
     /// Runs one batch's statement and hands every waiter the result.
     async fn run(self: Arc<Self>, batch: Batch<K, L::Value>) {
         let keys: Vec<K> = batch.keys.into_iter().collect();
-        let result = self.loader.load(&keys).await.map_err(|err| {
+        // The batch's span: a child of the request driving it (when one
+        // does), linked to every request it serves, so that each of their
+        // traces shows the statement they waited for.
+        let span = tracing::debug_span!("loader.batch", loader = self.name, batch.size = keys.len());
+        if !span.is_disabled() {
+            for holder in &batch.holders {
+                span.follows_from(holder.span());
+            }
+        }
+        let result = self.loader.load(&keys).instrument(span).await.map_err(|err| {
             // Logged once here, not once per waiting resolver.
             log_failure(self.name, keys.len(), &err);
             LoadError::Db(Arc::new(err))

@@ -73,6 +73,9 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One request's batching state (see the module docs).
 pub(crate) struct Tracker {
+    /// The request's span when it was wrapped: batches it takes part in
+    /// link to it.
+    span: tracing::Span,
     /// The waker of the task that polls the request.
     task: AtomicWaker,
     /// Set by any wake since the current poll began.
@@ -112,6 +115,11 @@ impl Wake for Tracker {
 }
 
 impl Tracker {
+    /// The span of the request (disabled when nothing records spans).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// Registers this request as a holder of `gate`; true the first time
     /// since the request was last idle (the gate then counts one more
     /// holder). Called with the gate's lock held.
@@ -259,9 +267,11 @@ pub struct Tracked<T> {
 }
 
 impl<T> Tracked<T> {
-    /// Wraps one request's execution.
+    /// Wraps one request's execution; the current span is the request's
+    /// (the span every batch it takes part in links to).
     pub fn new(inner: T) -> Self {
         let tracker = Arc::new(Tracker {
+            span: tracing::Span::current(),
             task: AtomicWaker::new(),
             woken: AtomicBool::new(false),
             driving: AtomicBool::new(false),

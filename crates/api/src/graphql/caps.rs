@@ -71,6 +71,7 @@ impl SubscriptionCaps {
             self.0.total.fetch_sub(1, Ordering::SeqCst);
             return Err(refused("the server", limits.total));
         }
+        crate::metrics::subscription_opened();
         let mut permit = Permit { caps: self.clone(), viewer: None, connection: None };
         permit.viewer_counted(viewer)?;
         if let Some(connection) = connection {
@@ -110,6 +111,7 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        crate::metrics::subscription_closed();
         self.caps.0.total.fetch_sub(1, Ordering::SeqCst);
         if let Some(user) = self.viewer {
             let mut by_viewer = self.caps.0.by_viewer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_graphql::Context;
 use embed::Embedder;
+use tracing::Instrument as _;
 
 use crate::error::ApiError;
 
@@ -20,8 +21,16 @@ pub(crate) fn embedder<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn Embedder>, A
 }
 
 /// Embeds one text with the configured embedder.
+///
+/// Every call is one `embedding` span and one sample of the embedding
+/// metrics (the embed crate knows nothing of either).
 pub(crate) async fn embed_text(ctx: &Context<'_>, text: &str) -> Result<pgvector::Vector, ApiError> {
-    let mut vectors = embedder(ctx)?.embed(&[text]).await.map_err(|err| {
+    let embedder = embedder(ctx)?;
+    let started = std::time::Instant::now();
+    let span = tracing::debug_span!("embedding", texts = 1_u64);
+    let embedded = embedder.embed(&[text]).instrument(span).await;
+    crate::metrics::embedding_call(embedded.is_ok(), started.elapsed());
+    let mut vectors = embedded.map_err(|err| {
         tracing::warn!(error.message = %err, "embedding failed");
         ApiError::ServiceUnavailable
     })?;

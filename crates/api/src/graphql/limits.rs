@@ -115,7 +115,8 @@ impl Limiter {
         let variables = request.variables.clone();
         let operation_name = request.operation_name.clone();
         // A document that does not parse is the engine's to report.
-        let Ok(document) = request.parsed_query() else { return Ok(()) };
+        let parse = tracing::debug_span!("graphql.parse");
+        let Ok(document) = parse.in_scope(|| request.parsed_query()) else { return Ok(()) };
         let Some(measure) = self.measure(document, operation_name.as_deref(), &variables) else { return Ok(()) };
         let cost = Some(measure.cost);
         let checks = [

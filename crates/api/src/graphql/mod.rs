@@ -13,8 +13,10 @@ mod args;
 mod caps;
 mod embedding;
 mod events;
+mod hot_fields;
 mod limits;
 mod mutation;
+mod observe;
 mod order;
 mod query;
 mod schema;
@@ -23,6 +25,7 @@ mod types;
 
 pub use caps::{ConnectionSubscriptions, SubscriptionCaps, SubscriptionLimits};
 pub use events::EventBus;
+pub use hot_fields::HotFields;
 pub use limits::OperationLimits;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_graphql::futures_util::StreamExt as _;
 use async_graphql::futures_util::stream::{self, BoxStream};
@@ -12,15 +12,19 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ErrorExtensionValues, Executor, Request, Response, Schema, ServerError};
 use embed::Embedder;
 use loaders::{Loaders, Tracked};
+use tracing::Instrument as _;
 
 use super::caps::SubscriptionCaps;
 use super::embedding::SharedEmbedder;
 use super::events::EventBus;
+use super::hot_fields::HotFields;
 use super::limits::{Limiter, OperationLimits};
 use super::mutation::MutationRoot;
+use super::observe;
 use super::order::KeyOrder;
 use super::query::QueryRoot;
 use super::subscription::{Stopping, SubscriptionRoot};
+use crate::metrics::{Metrics, Operation};
 use crate::response_cache::Invalidation;
 
 /// The executable schema.
@@ -42,6 +46,8 @@ pub struct SchemaDeps {
     pub stopping: Stopping,
     /// What writes invalidate in the response cache.
     pub invalidation: Invalidation,
+    /// Fields to time, when any (registers an extension: see [`HotFields`]).
+    pub hot_fields: Option<HotFields>,
 }
 
 /// How operations are checked and bounded.
@@ -70,6 +76,8 @@ pub struct BatchedSchema {
     schema: AppSchema,
     limiter: Arc<Limiter>,
     timeout: Duration,
+    /// Where each operation is counted, when metrics are on.
+    metrics: Option<Metrics>,
 }
 
 impl BatchedSchema {
@@ -78,18 +86,44 @@ impl BatchedSchema {
     /// document skips the limits or reaches the parser unbounded, and then
     /// runs the request with [`BatchedSchema::execute_checked`].
     pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
-        self.limiter.check(request)
+        let span = tracing::debug_span!("graphql.validate");
+        let checked = span.in_scope(|| self.limiter.check(request));
+        if let (Err(refusal), Some(metrics)) = (&checked, &self.metrics) {
+            let code = refusal.extensions.as_ref().and_then(|e| e.get("code"));
+            let code = match code {
+                Some(async_graphql::Value::String(code)) if code == "QUERY_TOO_COMPLEX" => "QUERY_TOO_COMPLEX",
+                _ => "BAD_USER_INPUT",
+            };
+            let operation = Operation { name: request.operation_name.as_deref(), kind: "unknown", code };
+            metrics.operation(operation, Duration::ZERO);
+        }
+        checked
+    }
+
+    /// Counts this schema's operations in `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Executes a request that [`BatchedSchema::check`] has passed, tracked
     /// for exact batching and under the GraphQL deadline.
     pub async fn execute_checked(&self, mut request: Request) -> Response {
+        let started = Instant::now();
+        let (name, kind) = observe::describe(&mut request);
         let order = KeyOrder::of_request(&mut request);
-        let execution = Tracked::new(Box::pin(self.schema.execute(request)));
+        let span = tracing::debug_span!(
+            "graphql.execute",
+            graphql.operation.name = name.as_deref(),
+            graphql.operation.type = kind
+        );
+        // Created in the span: the batches the execution takes part in
+        // link to it.
+        let execution = span.in_scope(|| Tracked::new(Box::pin(self.schema.execute(request))));
         // Dropping the execution drops its pending loads; a statement
         // already sent ends by its own `statement_timeout`, which the
         // hierarchy (DB < GraphQL) makes shorter than this deadline.
-        match tokio::time::timeout(self.timeout, execution).await {
+        let response = match tokio::time::timeout(self.timeout, execution.instrument(span)).await {
             Ok(mut response) => {
                 if let Some(order) = order {
                     order.apply(&mut response.data);
@@ -100,7 +134,12 @@ impl BatchedSchema {
                 tracing::warn!(exception.type = "TIMEOUT", "graphql execution timed out");
                 Response::from_errors(vec![timed_out()])
             }
+        };
+        if let Some(metrics) = &self.metrics {
+            let operation = Operation { name: name.as_deref(), kind, code: observe::code(&response) };
+            metrics.operation(operation, started.elapsed());
         }
+        response
     }
 }
 
@@ -193,6 +232,9 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         .data(deps.subscription_caps)
         .data(deps.stopping)
         .data(deps.invalidation);
+    if let Some(hot_fields) = deps.hot_fields {
+        builder = builder.extension(hot_fields);
+    }
     if !settings.introspection {
         builder = builder.disable_introspection();
     }
@@ -203,6 +245,7 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         schema: builder.finish(),
         limiter: Arc::new(Limiter::new(settings.limits)),
         timeout: settings.timeout,
+        metrics: None,
     }
 }
 

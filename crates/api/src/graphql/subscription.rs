@@ -126,12 +126,14 @@ impl Feed {
             match received {
                 Ok(Delivery::Written(event)) if self.filter.wants(&event) => {
                     self.remaining -= 1;
+                    crate::metrics::subscription_event_sent();
                     return Some((Ok(NoteEvent(event)), self));
                 }
                 Ok(Delivery::Written(_)) => {}
                 Ok(Delivery::Gap { from, to }) => return Some((Err(gap(from, to)), self)),
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::warn!(skipped, "subscriber fell behind, skipping events");
+                    crate::metrics::subscription_events_dropped(skipped);
                     return Some((Err(fell_behind(skipped)), self));
                 }
                 Err(RecvError::Closed) => return None,

@@ -25,6 +25,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use cache::{Epoch, Key, Outcome, ResponseCache, Scope, Stored, Touched};
+use tracing::Instrument as _;
 
 use super::encode::{Encoded, encode, serialise};
 use super::params::{Params, Rejection, check_content_type, get_params, into_request, persisted};
@@ -236,10 +237,17 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
             Err(encoded) => respond(media, &encoded, "bypass"),
         };
     }
-    if let Some(body) = cache.get(shared).await {
+    let lookup = tracing::debug_span!("cache.lookup", cache.scope = "shared", cache.hit = tracing::field::Empty);
+    if let Some(body) = cache.get(shared).instrument(lookup.clone()).await {
+        lookup.record("cache.hit", true);
         return respond(media, &Encoded::ok(body), "hit");
     }
-    match cache.get_or_run(private, run).await {
+    lookup.record("cache.hit", false);
+    drop(lookup);
+    // On a miss this span holds the execution (or the wait for an
+    // identical one).
+    let lookup = tracing::debug_span!("cache.lookup", cache.scope = "private");
+    match cache.get_or_run(private, run).instrument(lookup).await {
         Ok(Outcome::Hit(body)) => respond(media, &Encoded::ok(body), "hit"),
         Ok(Outcome::Miss(body)) => respond(media, &Encoded::ok(body), "miss"),
         Err(encoded) => respond(media, &encoded, "miss"),

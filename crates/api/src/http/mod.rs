@@ -5,6 +5,7 @@ mod encode;
 mod graphiql;
 mod graphql;
 mod health;
+mod metrics;
 mod params;
 mod serve;
 mod sse;
@@ -28,12 +29,14 @@ use tower::load_shed::LoadShedLayer;
 use tower::load_shed::error::Overloaded;
 use tower::timeout::TimeoutLayer;
 use tower::timeout::error::Elapsed;
+use tower::util::option_layer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use metrics::router as metrics_router;
 pub use serve::{ConnectionLimits, serve};
 pub use sse::Reservations;
 
@@ -54,6 +57,8 @@ pub struct AppState {
     pub cache: Option<cache::ResponseCache>,
     /// Automatic persisted queries: documents by their SHA-256.
     pub documents: cache::Documents,
+    /// Prometheus metrics, when enabled.
+    pub metrics: Option<crate::metrics::Metrics>,
     /// What the streaming transports (SSE, WebSocket) share.
     pub streams: Streams,
 }
@@ -80,10 +85,13 @@ pub struct Limits {
     pub body_limit_bytes: usize,
     /// Requests executing at once on `/graphql` before the rest are shed.
     pub max_concurrent_requests: usize,
+    /// Serve `/metrics` on this router (not on a listener of its own).
+    pub metrics_route: bool,
 }
 
 /// Builds the application's router.
 pub fn router(state: AppState, limits: Limits) -> Router {
+    let metrics = state.metrics.clone();
     let request_id = HeaderName::from_static("x-request-id");
     // Outermost first: the request id exists before the span that records
     // it; the span covers the timeout so timed-out requests are logged; the
@@ -95,8 +103,14 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", http.method = %request.method(), http.route = path, request.id = id)
+            let span =
+                tracing::info_span!("request", http.method = %request.method(), http.route = path, request.id = id);
+            crate::telemetry::continue_trace(&span, request.headers());
+            span
         }))
+        // Counted inside the span and outside the timeout, so that a
+        // timed-out or shed request counts with the status the client saw.
+        .layer(option_layer(metrics.clone().map(|m| axum::middleware::from_fn_with_state(m, metrics::track))))
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(HandleErrorLayer::new(layer_error))
         .layer(TimeoutLayer::new(limits.timeout))
@@ -109,7 +123,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(HandleErrorLayer::new(layer_error))
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests));
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(graphiql::page))
         .route("/assets/{name}", get(graphiql::asset))
         .route("/graphql", get(graphql::get).post(graphql::post).route_layer(shedding))
@@ -118,16 +132,21 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         // the subscription caps instead.
         .route("/graphql/stream", get(sse::get).post(sse::post).put(sse::put).delete(sse::delete))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route("/readyz", get(health::readyz));
+    if let Some(metrics) = &metrics
+        && limits.metrics_route
+    {
+        router = router.route("/metrics", get(metrics::render).with_state(metrics.clone()));
+    }
+    let router = router
         .fallback(not_found)
         // Read by the `Bytes` extractor, whose rejection the handler turns
         // into a GraphQL error (tower-http's limit layer answers in plain
         // text); that catches chunked bodies while they stream. A declared
         // length over the limit is refused before any of the body is read.
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
-        .layer(axum::middleware::from_fn_with_state(limits.body_limit_bytes, refuse_oversized))
-        .layer(layers)
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(limits.body_limit_bytes, refuse_oversized));
+    router.layer(layers).with_state(state)
 }
 
 /// Which responses are worth compressing: bodies of a full packet or more

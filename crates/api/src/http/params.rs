@@ -78,17 +78,23 @@ pub(super) async fn persisted(state: &AppState, params: &mut Params) -> Result<(
     };
     let hash = hash.to_ascii_lowercase();
     match &params.query {
-        None => match state.documents.get(&hash).await {
-            Some(text) => {
-                params.query = Some(Value::String(text.to_string()));
-                Ok(())
+        None => {
+            let found = state.documents.get(&hash).await;
+            if let Some(metrics) = &state.metrics {
+                metrics.persisted_query(found.is_some());
             }
-            None => Err(Rejection {
-                status: StatusCode::OK,
-                message: "PersistedQueryNotFound".into(),
-                code: "PERSISTED_QUERY_NOT_FOUND",
-            }),
-        },
+            match found {
+                Some(text) => {
+                    params.query = Some(Value::String(text.to_string()));
+                    Ok(())
+                }
+                None => Err(Rejection {
+                    status: StatusCode::OK,
+                    message: "PersistedQueryNotFound".into(),
+                    code: "PERSISTED_QUERY_NOT_FOUND",
+                }),
+            }
+        }
         Some(Value::String(text)) => {
             if sha256_hex(text) != hash {
                 return Err(Rejection::bad_request("provided sha256Hash does not match the query"));

@@ -32,6 +32,8 @@ pub(crate) static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_ne
 /// A running server; stopped when dropped.
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) client: reqwest::Client,
     pub(crate) pool: PgPool,
     stop: Option<oneshot::Sender<()>>,
@@ -60,12 +62,13 @@ impl TestApp {
     async fn start(cli: &Cli, pool: PgPool) -> TestApp {
         let app = Application::build(&cli.config, pool.clone()).await.expect("build app");
         let addr = app.local_addr().expect("local addr");
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestApp { addr, client, pool, stop: Some(stop) }
+        TestApp { addr, metrics_addr, client, pool, stop: Some(stop) }
     }
 
     /// Starts the server on its own multi-threaded runtime (two workers, as
@@ -94,7 +97,7 @@ impl TestApp {
         let addr = ready_rx.await.expect("server started");
         let pool = PgPoolOptions::new().max_connections(2).connect_with(options).await.expect("connect");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestApp { addr, client, pool, stop: Some(stop) }
+        TestApp { addr, metrics_addr: None, client, pool, stop: Some(stop) }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

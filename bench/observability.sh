@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Server CPU with observability off and on, under the published mix, runs
+# interleaved in one go (bench/compare.sh does the measuring):
+#
+#   DATABASE_URL=… bench/observability.sh [BINARY]
+#
+#   off      NOTEGRAPH_METRICS_ENABLED=false, no NOTEGRAPH_OTLP_ENDPOINT
+#   metrics  metrics on (the default), no traces
+#   traced   metrics on, and every trace exported over OTLP/HTTP to a
+#            do-nothing collector (bench/otlp-sink.py): sampling ratio 1
+#   sampled  the same at sampling ratio TRACE_RATIO (default 0.01)
+#
+# RATE, DURATION and ROUNDS pass through to compare.sh (1000/s, 30 s, 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary=$(realpath "${1:-target/release/notegraph}")
+SINK_PORT=${SINK_PORT:-14318}
+TRACE_RATIO=${TRACE_RATIO:-0.01}
+dir=$(mktemp -d)
+python3 bench/otlp-sink.py "$SINK_PORT" 2>"$dir/sink.log" &
+sink=$!
+trap 'kill $sink 2>/dev/null; wait $sink 2>/dev/null; cat "$dir/sink.log" >&2; rm -rf "$dir"' EXIT
+wrapper() { # name env... -> a script that runs the binary with that env
+  printf '#!/bin/sh\nexec env %s %s "$@"\n' "${*:2}" "$binary" >"$dir/$1"
+  chmod +x "$dir/$1"
+  echo "$1=$dir/$1"
+}
+bash bench/compare.sh \
+  "$(wrapper off NOTEGRAPH_METRICS_ENABLED=false)" \
+  "$(wrapper metrics NOTEGRAPH_METRICS_ENABLED=true)" \
+  "$(wrapper traced NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=1)" \
+  "$(wrapper sampled NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=$TRACE_RATIO)"

@@ -1,0 +1,130 @@
+//! Series read at scrape time from state that already counts itself: the
+//! response cache's counters and the pool's connections. Nothing is
+//! recorded on the request path for these.
+
+use std::sync::Mutex;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounter, IntGauge};
+
+/// Copies values into plain counters and gauges, then reports them.
+/// A std mutex: one scrape at a time fills and reads them.
+struct Snapshot {
+    counters: Vec<IntCounter>,
+    gauges: Vec<IntGauge>,
+    lock: Mutex<()>,
+}
+
+impl Snapshot {
+    fn descs(&self) -> Vec<&Desc> {
+        let counters = self.counters.iter().flat_map(Collector::desc);
+        counters.chain(self.gauges.iter().flat_map(Collector::desc)).collect()
+    }
+
+    fn collect(&self, counts: &[u64], levels: &[i64]) -> Vec<MetricFamily> {
+        let _one_scrape = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (counter, value) in self.counters.iter().zip(counts) {
+            counter.reset();
+            counter.inc_by(*value);
+        }
+        for (gauge, value) in self.gauges.iter().zip(levels) {
+            gauge.set(*value);
+        }
+        let counters = self.counters.iter().flat_map(Collector::collect);
+        counters.chain(self.gauges.iter().flat_map(Collector::collect)).collect()
+    }
+}
+
+/// The response cache's counters (docs/CACHE.md).
+pub(super) struct CacheCollector {
+    cache: cache::ResponseCache,
+    snapshot: Snapshot,
+}
+
+impl CacheCollector {
+    pub(super) fn new(cache: cache::ResponseCache) -> Result<Self, prometheus::Error> {
+        let counters = vec![
+            IntCounter::new("notegraph_response_cache_hits_total", "Requests answered from the response cache.")?,
+            IntCounter::new(
+                "notegraph_response_cache_misses_total",
+                "Executions run because nothing fresh was cached.",
+            )?,
+            IntCounter::new(
+                "notegraph_response_cache_coalesced_total",
+                "Requests that waited for an identical execution instead of running their own.",
+            )?,
+            IntCounter::new(
+                "notegraph_response_cache_invalidations_total",
+                "Dependency tags named by invalidations (writes, here or on other replicas).",
+            )?,
+            IntCounter::new(
+                "notegraph_response_cache_stale_total",
+                "Entries found stale (an invalidation came after them) and dropped.",
+            )?,
+            IntCounter::new(
+                "notegraph_response_cache_evictions_total",
+                "Entries the cache dropped for room or at the end of their TTL.",
+            )?,
+        ];
+        let gauges = vec![
+            IntGauge::new("notegraph_response_cache_entries", "Entries held now (approximate).")?,
+            IntGauge::new("notegraph_response_cache_bytes", "Bytes held now (approximate).")?,
+        ];
+        Ok(CacheCollector { cache, snapshot: Snapshot { counters, gauges, lock: Mutex::new(()) } })
+    }
+}
+
+impl Collector for CacheCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.snapshot.descs()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let s = self.cache.stats();
+        let levels = [clamp(s.entries), clamp(s.bytes)];
+        self.snapshot.collect(&[s.hits, s.misses, s.coalesced, s.invalidated_tags, s.stale, s.evicted], &levels)
+    }
+}
+
+/// The pool's connections. Requests waiting for a connection are the
+/// statements in flight beyond the connections in use.
+pub(super) struct PoolCollector {
+    pool: db::PgPool,
+    snapshot: Snapshot,
+}
+
+impl PoolCollector {
+    pub(super) fn new(pool: db::PgPool) -> Result<Self, prometheus::Error> {
+        let gauges = vec![
+            IntGauge::new("notegraph_db_pool_connections", "Connections open now, idle or in use.")?,
+            IntGauge::new("notegraph_db_pool_idle_connections", "Open connections not in use.")?,
+            IntGauge::new("notegraph_db_pool_max_connections", "The pool's bound (NOTEGRAPH_DB_MAX_CONNECTIONS).")?,
+            IntGauge::new(
+                "notegraph_db_pool_waiting",
+                "Statements waiting for a connection: statements in flight beyond the connections in use.",
+            )?,
+        ];
+        Ok(PoolCollector { pool, snapshot: Snapshot { counters: Vec::new(), gauges, lock: Mutex::new(()) } })
+    }
+}
+
+impl Collector for PoolCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.snapshot.descs()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let size = i64::from(self.pool.size());
+        let idle = clamp(self.pool.num_idle() as u64);
+        let max = i64::from(self.pool.options().get_max_connections());
+        let in_flight = super::process::PROCESS.statements_in_flight.get();
+        let waiting = (in_flight - (size - idle)).max(0);
+        self.snapshot.collect(&[], &[size, idle, max, waiting])
+    }
+}
+
+/// A count as a gauge value.
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,195 @@
+//! Traces: one query, sent with a W3C `traceparent`, produces the span tree
+//! request → GraphQL execution → loader batch → SQL statement in the
+//! caller's trace, exported through the server's own OpenTelemetry layer
+//! (`telemetry::trace_layer`) to opentelemetry_sdk's in-memory exporter;
+//! and the batch links to the request it served.
+
+use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::helpers::TestApp;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
+
+/// The span named `name` (the first one).
+fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no span {name} in {names:?}"))
+}
+
+/// True when `ancestor` is `span`'s parent, or its parent's, and so on.
+fn descends_from(spans: &[SpanData], span: &SpanData, ancestor: &SpanData) -> bool {
+    let mut parent = span.parent_span_id;
+    while parent != SpanId::INVALID {
+        if parent == ancestor.span_context.span_id() {
+            return true;
+        }
+        parent =
+            spans.iter().find(|s| s.span_context.span_id() == parent).map_or(SpanId::INVALID, |s| s.parent_span_id);
+    }
+    false
+}
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+}
+
+/// The server's trace layer over an in-memory exporter, sampling `ratio`
+/// of the traces it starts, as this thread's subscriber (the server runs
+/// on the test's thread).
+fn recorder(ratio: f64) -> (InMemorySpanExporter, SdkTracerProvider, tracing::subscriber::DefaultGuard) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(api::telemetry::sampler(ratio))
+        .build();
+    api::telemetry::install_propagator();
+    let subscriber = tracing_subscriber::registry().with(api::telemetry::trace_layer(&provider));
+    (exporter, provider, tracing::subscriber::set_default(subscriber))
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn one_query_is_one_trace_from_the_request_down_to_its_statements(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: the server's trace layer over an in-memory exporter, as this
+    // thread's subscriber (the server runs on the test's thread); only the
+    // caller's sampled trace is recorded (parent-based sampling at 0).
+    let (exporter, provider, _guard) = recorder(0.0);
+    let app = TestApp::spawn(options).await;
+
+    // Act
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01"))
+        .json(&json!({ "query": "query Authors { notes(first: 3) { id author { name } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    app.data("{ __typename }").await; // not sampled: no traceparent
+    provider.force_flush().unwrap();
+
+    // Assert: every recorded span is in the caller's trace, in one tree.
+    let spans = exporter.get_finished_spans().unwrap();
+    let trace = TraceId::from_hex(TRACE_ID).unwrap();
+    assert!(spans.iter().all(|s| s.span_context.trace_id() == trace), "only the sampled trace is recorded");
+    let request = named(&spans, "request");
+    assert_eq!(request.parent_span_id, SpanId::from_hex(CALLER_SPAN_ID).unwrap(), "continues the caller's span");
+    assert_eq!(attribute(request, "http.route").as_deref(), Some("/graphql"));
+    let execute = named(&spans, "graphql.execute");
+    assert!(descends_from(&spans, execute, request));
+    assert_eq!(attribute(execute, "graphql.operation.name").as_deref(), Some("Authors"));
+    let parse = named(&spans, "graphql.parse");
+    assert!(descends_from(&spans, parse, request));
+    let batch = spans
+        .iter()
+        .find(|s| s.name == "loader.batch" && attribute(s, "loader").as_deref() == Some("user_by_id"))
+        .expect("the authors' batch");
+    assert_eq!(batch.parent_span_id, execute.span_context.span_id(), "the batch runs in the execution");
+    let links: Vec<SpanId> = batch.links.iter().map(|link| link.span_context.span_id()).collect();
+    assert!(links.contains(&execute.span_context.span_id()), "the batch links to the request it serves: {links:?}");
+    let statement = spans
+        .iter()
+        .find(|s| attribute(s, "db.operation").as_deref() == Some("users.fetch_by_ids"))
+        .expect("the authors' statement");
+    assert_eq!(statement.parent_span_id, batch.span_context.span_id(), "the statement runs in the batch");
+    let rows: usize = attribute(statement, "db.rows").expect("the row count").parse().unwrap();
+    assert!((1..=3).contains(&rows), "three notes have one to three authors: {rows}");
+    assert_eq!(attribute(batch, "batch.size"), Some(rows.to_string()), "every author exists");
+    let root_list = spans.iter().find(|s| attribute(s, "db.operation").as_deref() == Some("notes.list"));
+    assert!(root_list.is_some_and(|s| descends_from(&spans, s, execute)), "the root list's statement");
+}
+
+#[tokio::test]
+async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown() {
+    // Arrange: a collector that records what is posted to it, and the
+    // binary pointed at it.
+    let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<(String, usize)>::new()));
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", collector.local_addr().unwrap());
+    let record = std::sync::Arc::clone(&received);
+    let routes = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            record.lock().await.push((content_type.to_owned(), body.len()));
+            axum::http::StatusCode::OK
+        }),
+    );
+    tokio::spawn(async move { axum::serve(collector, routes).await });
+    let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
+    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_notegraph"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("NOTEGRAPH_LISTEN", address.to_string())
+        .env("NOTEGRAPH_OTLP_ENDPOINT", &endpoint)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut answered = false;
+    for _ in 0..300 {
+        let response =
+            client.post(format!("http://{address}/graphql")).json(&json!({ "query": "{ __typename }" })).send().await;
+        if response.is_ok_and(|r| r.status() == 200) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the server did not start");
+
+    // Act: stop it; shutting down flushes the spans still buffered.
+    let pid = child.id().unwrap().to_string();
+    tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+
+    // Assert
+    assert!(status.success());
+    let received = received.lock().await;
+    assert!(!received.is_empty(), "no export reached the collector");
+    assert!(
+        received.iter().all(|(content_type, bytes)| content_type == "application/x-protobuf" && *bytes > 0),
+        "{received:?}"
+    );
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_batch_serving_two_requests_links_to_both(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: every trace recorded; batches wait 300 ms after their last
+    // holder releases them, so two requests sent together share them.
+    let (exporter, provider, _guard) = recorder(1.0);
+    let app = TestApp::spawn_with_args(options, &["--loader-delay-us", "300000"]).await;
+    let query = "query($id: ID!) { note(id: $id) { id author { name } } }";
+
+    // Act
+    let (first, second) =
+        tokio::join!(app.post(None, query, json!({ "id": "1" })), app.post(None, query, json!({ "id": "2" })));
+    assert!(first.1.get("errors").is_none() && second.1.get("errors").is_none(), "{first:?} {second:?}");
+    provider.force_flush().unwrap();
+
+    // Assert: the notes' batch links to both executions, one in each trace.
+    let spans = exporter.get_finished_spans().unwrap();
+    let executions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "graphql.execute").collect();
+    assert_eq!(executions.len(), 2);
+    assert_ne!(executions[0].span_context.trace_id(), executions[1].span_context.trace_id());
+    let batch = spans
+        .iter()
+        .find(|s| s.name == "loader.batch" && attribute(s, "loader").as_deref() == Some("note_by_id"))
+        .expect("the notes' batch");
+    assert_eq!(attribute(batch, "batch.size").as_deref(), Some("2"), "one batch for both requests");
+    let mut linked: Vec<SpanId> = batch.links.iter().map(|link| link.span_context.span_id()).collect();
+    let mut expected: Vec<SpanId> = executions.iter().map(|s| s.span_context.span_id()).collect();
+    linked.sort_by_key(|id| id.to_string());
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(linked, expected);
+}
