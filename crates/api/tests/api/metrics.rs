@@ -35,11 +35,21 @@ fn tool(name: &str, test: &str) -> Option<std::path::PathBuf> {
     found
 }
 
-/// The server's own span metrics, as `telemetry::init` installs them, as
-/// this thread's subscriber (the server runs on the test's thread).
-fn span_metrics() -> tracing::subscriber::DefaultGuard {
-    let layer = api::metrics::spans::SpanMetrics.with_filter(api::metrics::spans::filter());
-    tracing::subscriber::set_default(tracing_subscriber::registry().with(layer))
+/// The server's own span metrics, as `telemetry::init` installs them: the
+/// process's global subscriber, installed once for the whole test binary.
+///
+/// Global rather than a scoped default on the test's thread: tracing caches
+/// each callsite's interest process-wide, and a callsite first reached on
+/// another test's thread before this thread's subscriber was registered
+/// could stay disabled here (seen once in CI under a full, loaded run).
+/// Other tests' spans feed the same counters, so tests assert lower bounds.
+fn span_metrics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let layer = api::metrics::spans::SpanMetrics.with_filter(api::metrics::spans::filter());
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .expect("no other global subscriber in the test binary");
+    });
 }
 
 impl TestApp {
@@ -64,7 +74,7 @@ fn value(body: &str, family: &str, labels: &[&str]) -> Option<f64> {
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn metrics_count_what_a_query_did_and_pass_promtool(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange
-    let _subscriber = span_metrics();
+    span_metrics();
     let app = TestApp::spawn(options).await;
     let query = "query NotesWithAuthors { notes(first: 5) { id author { name } tags { name } } }";
 
