@@ -109,8 +109,9 @@ impl NoteEvent {
         if self.0.kind == WriteKind::Deleted {
             return Ok(None);
         }
-        // Through the loaders, under this subscriber's visibility: the
-        // same event loads once for all subscribers it reaches at once.
+        // Through the loaders, under this subscriber's visibility: loads
+        // of subscribers resolving the same event concurrently can share a
+        // batch, as requests do.
         let viewer = super::viewer(ctx)?;
         let row = loaders(ctx)?.note_by_id.load_one(self.0.note).await.map_err(ApiError::from)?;
         Ok(row.filter(|note| note.is_visible_to(viewer)).map(Note))

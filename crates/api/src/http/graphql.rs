@@ -28,7 +28,7 @@ use cache::{Epoch, Key, Outcome, ResponseCache, Scope, Stored, Touched};
 use tracing::Instrument as _;
 
 use super::encode::{Encoded, encode, serialise};
-use super::params::{Params, Rejection, check_content_type, get_params, into_request, persisted};
+use super::params::{Rejection, body_params, get_params, into_request, list_items, persisted};
 use super::{AppState, error_body};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
@@ -145,38 +145,9 @@ pub(super) async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResponse {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
-    if let Err(rejection) = check_content_type(&headers) {
-        return reject(media, rejection);
-    }
-    let body = match body {
-        Ok(body) => body,
-        Err(err) => {
-            return reject(
-                media,
-                Rejection {
-                    status: err.status(),
-                    message: "the request body could not be read".into(),
-                    code: "BAD_USER_INPUT",
-                },
-            );
-        }
-    };
-    // Batches (a JSON array of requests) are refused: one body would buy
-    // many executions past the per-request limits and the load shedding.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return reject(
-            media,
-            Rejection::bad_request("batched requests (a JSON array) are not accepted; send one object"),
-        );
-    }
-    // One pass from bytes to parameters; serde's error category tells a
-    // body that is not JSON from one that is not a parameter object.
-    let mut params = match serde_json::from_slice::<Params>(&body) {
+    let mut params = match body_params(&headers, body) {
         Ok(params) => params,
-        Err(err) if err.is_data() => {
-            return reject(media, Rejection::bad_request("the body must be a JSON object of request parameters"));
-        }
-        Err(_) => return reject(media, Rejection::bad_request("the body is not valid JSON")),
+        Err(rejection) => return reject(media, rejection),
     };
     if let Err(rejection) = persisted(&state, &mut params).await {
         return reject(media, rejection);
@@ -193,10 +164,7 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
     let viewer = match state.auth.viewer(headers.get(header::AUTHORIZATION)) {
         Ok(viewer) => viewer,
         Err(err) => {
-            let mut response = reject(
-                media,
-                Rejection { status: StatusCode::UNAUTHORIZED, message: err.message().to_owned(), code: err.code() },
-            );
+            let mut response = reject(media, Rejection::unauthorized(&err));
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
@@ -281,12 +249,7 @@ async fn run_cacheable(
 
 /// True when the request asks not to be answered from the cache.
 fn wants_no_cache(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"))
+    list_items(headers, header::CACHE_CONTROL).any(|directive| directive.eq_ignore_ascii_case("no-cache"))
 }
 
 /// Answers with an encoded response and its `x-cache` header.

@@ -5,6 +5,8 @@
 //! its HTTP status.
 
 use async_graphql::{Request, Variables};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,6 +34,39 @@ impl Rejection {
     pub(super) fn bad_request(message: impl Into<String>) -> Self {
         Rejection { status: StatusCode::BAD_REQUEST, message: message.into(), code: "BAD_USER_INPUT" }
     }
+
+    /// Credentials that do not verify: 401 with their `UNAUTHENTICATED` error.
+    pub(super) fn unauthorized(err: &crate::error::ApiError) -> Self {
+        Rejection { status: StatusCode::UNAUTHORIZED, message: err.message().to_owned(), code: err.code() }
+    }
+}
+
+/// The parameters of a POST body: `application/json` in UTF-8, read whole,
+/// one JSON object. Batches (a JSON array of requests) are refused: one
+/// body would buy many executions past the per-request limits and the
+/// load shedding.
+pub(super) fn body_params(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Params, Rejection> {
+    check_content_type(headers)?;
+    let body = body.map_err(|err| Rejection {
+        status: err.status(),
+        message: "the request body could not be read".into(),
+        code: "BAD_USER_INPUT",
+    })?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Rejection::bad_request("batched requests (a JSON array) are not accepted; send one object"));
+    }
+    // One pass from bytes to parameters; serde's error category tells a
+    // body that is not JSON from one that is not a parameter object.
+    serde_json::from_slice::<Params>(&body).map_err(|err| match err.is_data() {
+        true => Rejection::bad_request("the body must be a JSON object of request parameters"),
+        false => Rejection::bad_request("the body is not valid JSON"),
+    })
+}
+
+/// The comma-separated items of every `name` header, trimmed
+/// (`Accept`, `Cache-Control`).
+pub(super) fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim)
 }
 
 /// Validates the parameter types the specification requires.
@@ -139,7 +174,7 @@ pub(super) fn get_params(raw: Option<&str>) -> Result<Params, Rejection> {
 }
 
 /// POST bodies must be `application/json` in UTF-8.
-pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
     let unsupported = || Rejection {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
         message: "send the request as `application/json`".into(),

@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use futures::{Stream, StreamExt as _, stream};
 
 use super::encode::encode;
-use super::params::{Params, Rejection, check_content_type, get_params, into_request, persisted};
+use super::params::{Params, Rejection, body_params, get_params, into_request, list_items, persisted};
 use super::{AppState, error_body};
 use crate::auth::Viewer;
 use crate::graphql::TokenExpiry;
@@ -132,8 +132,7 @@ fn credentials(
     headers: &HeaderMap,
 ) -> Result<(Viewer, Option<std::time::SystemTime>), Box<HttpResponse>> {
     state.auth.credentials(headers.get(header::AUTHORIZATION)).map_err(|err| {
-        let mut response =
-            reject(Rejection { status: StatusCode::UNAUTHORIZED, message: err.message().to_owned(), code: err.code() });
+        let mut response = reject(Rejection::unauthorized(&err));
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         Box::new(response)
     })
@@ -187,25 +186,9 @@ fn event_stream(events: impl Stream<Item = Bytes> + Send + 'static, heartbeat: D
     (headers, axum::body::Body::from_stream(body)).into_response()
 }
 
-/// The parameters of a POST body.
-fn body_params(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Params, Rejection> {
-    check_content_type(headers)?;
-    let body = body.map_err(|err| Rejection {
-        status: err.status(),
-        message: "the request body could not be read".into(),
-        code: "BAD_USER_INPUT",
-    })?;
-    serde_json::from_slice::<Params>(&body)
-        .map_err(|_| Rejection::bad_request("the body must be a JSON object of request parameters"))
-}
-
 /// True when `Accept` names `text/event-stream`.
 fn accepts_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+    list_items(headers, header::ACCEPT)
         .any(|range| range.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream")))
 }
 
