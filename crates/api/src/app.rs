@@ -135,6 +135,7 @@ impl Application {
             SchemaSettings {
                 limits: config.graphql.limits(),
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
+                db_timeout: Duration::from_millis(config.db.db_timeout_ms),
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
             },

@@ -60,6 +60,9 @@ pub struct SchemaSettings {
     pub limits: OperationLimits,
     /// How long one execution may run before it answers TIMEOUT.
     pub timeout: Duration,
+    /// Every connection's own `statement_timeout`; a statement gets less
+    /// when less is left of its request's budget ([`db::budget`]).
+    pub db_timeout: Duration,
     /// Answer `__schema` and `__type`.
     pub introspection: bool,
     /// Suggest field names in validation errors.
@@ -79,6 +82,7 @@ pub struct BatchedSchema {
     schema: AppSchema,
     limiter: Arc<Limiter>,
     timeout: Duration,
+    db_timeout: Duration,
     /// Where each operation is counted, when metrics are on.
     metrics: Option<Metrics>,
     /// Where queries may read instead of the primary.
@@ -125,7 +129,8 @@ impl BatchedSchema {
         );
         // Created in the span: the batches the execution takes part in
         // link to it.
-        let execution = span.in_scope(|| Tracked::new(Box::pin(self.schema.execute(request))));
+        let budget = self.budget(started);
+        let execution = span.in_scope(|| Tracked::with_budget(Box::pin(self.schema.execute(request)), budget));
         // Dropping the execution drops its pending loads; a statement
         // already sent ends by its own `statement_timeout`, which the
         // hierarchy (DB < GraphQL) makes shorter than this deadline.
@@ -152,6 +157,11 @@ impl BatchedSchema {
 impl BatchedSchema {
     /// Lets a query read the read replica when it may ([`crate::replica`]);
     /// mutations and subscriptions read the primary.
+    /// The time budget of an execution started at `started`.
+    fn budget(&self, started: Instant) -> Option<db::Budget> {
+        Some(db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout })
+    }
+
     fn route(&self, request: &mut Request, kind: &str) {
         if let Some(replica) = &self.replica
             && kind == "query"
@@ -184,7 +194,10 @@ impl Executor for BatchedSchema {
         let subscription = kind == "subscription";
         self.route(&mut request, kind);
         let order = KeyOrder::of_request(&mut request);
-        let execution = Tracked::new(self.schema.execute_stream_with_session_data(request, session));
+        // A subscription runs for as long as it is open: its loads get the
+        // database timeout alone.
+        let budget = if subscription { None } else { self.budget(Instant::now()) };
+        let execution = Tracked::with_budget(self.schema.execute_stream_with_session_data(request, session), budget);
         if !subscription {
             let deadline = self.timeout;
             return Box::pin(stream::once(async move {
@@ -256,6 +269,7 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         schema: builder.finish(),
         limiter: Arc::new(Limiter::new(settings.limits)),
         timeout: settings.timeout,
+        db_timeout: settings.db_timeout,
         metrics: None,
         replica: deps.replica,
     }
