@@ -11,6 +11,7 @@ mod cache;
 mod chromium;
 mod first_run;
 mod graphiql;
+mod healthcheck;
 mod helpers;
 mod hostile_http;
 mod http_spec;
