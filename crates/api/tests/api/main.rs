@@ -9,6 +9,8 @@
 mod auth;
 mod cache;
 mod chromium;
+mod deploy_compose;
+mod deploy_k8s;
 mod first_run;
 mod graphiql;
 mod healthcheck;

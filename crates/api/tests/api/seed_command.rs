@@ -63,6 +63,7 @@ async fn seed_if_empty_loads_a_fresh_database_once_and_then_changes_nothing(
     let second = seed(&url, &["--if-empty"]).await;
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     assert!(String::from_utf8_lossy(&second.stdout).contains("nothing seeded"));
-    let kept: i64 = sqlx::query_scalar("select count(*) from notes where title = 'kept'").fetch_one(&pool).await.unwrap();
+    let kept: i64 =
+        sqlx::query_scalar("select count(*) from notes where title = 'kept'").fetch_one(&pool).await.unwrap();
     assert_eq!(kept, 1);
 }
