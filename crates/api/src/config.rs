@@ -32,10 +32,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long in-flight requests may run after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
-/// See [`HealthcheckArgs::timeout_ms`]: above the 2 s in which `/readyz`
-/// always answers (so a slow database shows as its 503, not as a timeout
-/// here), and inside a container healthcheck's usual 5 s timeout.
-pub const DEFAULT_HEALTHCHECK_TIMEOUT_MS: u64 = 3_000;
 /// The embedded Postgres and its installation live under this directory.
 pub const DEFAULT_DATA_DIR: &str = ".notegraph";
 /// See [`DbConfig::db_max_connections`].
@@ -128,6 +124,11 @@ pub const DEFAULT_STATIC_TOKENS: &str = "test-token=1";
 /// The static token the defaults, README and k6 mix publish: anyone may
 /// sign in with it.
 pub const DEVELOPMENT_TOKEN: &str = "test-token";
+
+/// See [`HealthcheckArgs::timeout_ms`]: above the 2 s in which `/readyz`
+/// always answers (so a slow database shows as its 503, not as a timeout
+/// here), and inside a container healthcheck's usual 5 s timeout.
+pub const DEFAULT_HEALTHCHECK_TIMEOUT_MS: u64 = 3_000;
 
 /// What `notegraph --version` prints after the name: the release and the
 /// git commit the binary was built from (see `build.rs`).

@@ -97,3 +97,32 @@ fn the_dockerfile_runs_the_binary_it_copies_with_real_subcommands() {
     let exposed = dockerfile.lines().find_map(|l| l.strip_prefix("EXPOSE ")).unwrap();
     assert!(dockerfile.contains(&format!("NOTEGRAPH_LISTEN=0.0.0.0:{exposed}")), "listens on the exposed port");
 }
+
+#[test]
+fn the_docker_build_context_keeps_everything_the_release_build_reads() {
+    // What `cargo build --release -p api` reads: the workspace manifests,
+    // every member, the migrations sqlx embeds and GraphiQL's assets.
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let members = manifest.split_once("members = [").unwrap().1.split_once(']').unwrap().0;
+    let mut needed: Vec<String> = members.split(',').map(|m| m.trim().trim_matches('"').to_owned()).collect();
+    needed.extend(["Cargo.toml", "Cargo.lock", "migrations", "crates/api/assets"].map(str::to_owned));
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    let patterns: Vec<&str> =
+        ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!')).collect();
+
+    for path in &needed {
+        assert!(root().join(path).exists(), "{path}");
+        for pattern in &patterns {
+            // A pattern ignores `path` when it names it or one of its parents
+            // (`**/x` anywhere, `x` from the root).
+            let ignored = match pattern.strip_prefix("**/") {
+                Some(name) => path.split('/').any(|part| part == name),
+                None => path == pattern || path.starts_with(&format!("{pattern}/")),
+            };
+            assert!(!ignored, ".dockerignore's `{pattern}` leaves {path} out of the build context");
+        }
+    }
+    for kept_out in ["target", ".notegraph", ".git"] {
+        assert!(patterns.contains(&kept_out), ".dockerignore does not leave out {kept_out}");
+    }
+}
