@@ -43,7 +43,7 @@ async fn seed_if_empty_loads_a_fresh_database_once_and_then_changes_nothing(
     pool: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let url = url_of(&options);
+    let url = database_url(&options);
     let pool = pool.connect_with(options).await.unwrap();
 
     let first = seed(&url, &["--if-empty"]).await;
