@@ -545,6 +545,10 @@ pub struct GraphqlConfig {
     /// Most directives on one field or fragment.
     #[arg(long, env = "NOTEGRAPH_MAX_DIRECTIVES_PER_FIELD", default_value_t = DEFAULT_MAX_DIRECTIVES_PER_FIELD, global = true)]
     pub max_directives_per_field: usize,
+    /// A JSON file of trusted documents (hash → document, or Apollo's
+    /// persisted query manifest): when set, only these execute.
+    #[arg(long, env = "NOTEGRAPH_TRUSTED_DOCUMENTS", global = true)]
+    pub trusted_documents: Option<PathBuf>,
 }
 
 impl GraphqlConfig {

@@ -24,6 +24,7 @@ use super::observe;
 use super::order::KeyOrder;
 use super::query::QueryRoot;
 use super::subscription::{Stopping, SubscriptionRoot};
+use super::trusted::TrustedDocuments;
 use crate::metrics::{Metrics, Operation};
 use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
@@ -49,6 +50,8 @@ pub struct SchemaDeps {
     pub invalidation: Invalidation,
     /// The read replica queries may read, when one is configured.
     pub replica: Option<ReadReplica>,
+    /// The only documents that may execute, when configured.
+    pub trusted: Option<Arc<TrustedDocuments>>,
     /// Fields to time, when any (registers an extension: see [`HotFields`]).
     pub hot_fields: Option<HotFields>,
 }
@@ -87,6 +90,8 @@ pub struct BatchedSchema {
     metrics: Option<Metrics>,
     /// Where queries may read instead of the primary.
     replica: Option<ReadReplica>,
+    /// The only documents that may execute, when configured.
+    trusted: Option<Arc<TrustedDocuments>>,
 }
 
 impl BatchedSchema {
@@ -96,7 +101,7 @@ impl BatchedSchema {
     /// runs the request with [`BatchedSchema::execute_checked`].
     pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
         let span = tracing::debug_span!("graphql.validate");
-        let checked = span.in_scope(|| self.limiter.check(request));
+        let checked = span.in_scope(|| self.admit(request));
         if let (Err(refusal), Some(metrics)) = (&checked, &self.metrics) {
             let code = refusal.extensions.as_ref().and_then(|e| e.get("code"));
             let code = match code {
@@ -157,6 +162,24 @@ impl BatchedSchema {
 impl BatchedSchema {
     /// Lets a query read the read replica when it may ([`crate::replica`]);
     /// mutations and subscriptions read the primary.
+    /// The trusted documents, when only those may execute.
+    pub fn trusted(&self) -> Option<&TrustedDocuments> {
+        self.trusted.as_deref()
+    }
+
+    /// Refuses a document that is not trusted (when only trusted ones may
+    /// run), then one over any operation limit.
+    fn admit(&self, request: &mut Request) -> Result<(), ServerError> {
+        if let Some(trusted) = &self.trusted
+            && !trusted.admits(&request.query)
+        {
+            return Err(server_error(&crate::error::ApiError::Forbidden(
+                "only trusted documents run on this server, and this is not one of them".into(),
+            )));
+        }
+        self.limiter.check(request)
+    }
+
     /// The time budget of an execution started at `started`.
     fn budget(&self, started: Instant) -> Option<db::Budget> {
         Some(db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout })
@@ -173,7 +196,7 @@ impl BatchedSchema {
 
 impl Executor for BatchedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.limiter.check(&mut request);
+        let checked = self.admit(&mut request);
         async move {
             match checked {
                 Ok(()) => self.execute_checked(request).await,
@@ -186,7 +209,7 @@ impl Executor for BatchedSchema {
     /// transport (WebSocket, SSE) runs as over HTTP, under the GraphQL
     /// deadline, and streams its one response.
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        if let Err(refusal) = self.limiter.check(&mut request) {
+        if let Err(refusal) = self.admit(&mut request) {
             return Box::pin(stream::once(async move { Response::from_errors(vec![refusal]) }));
         }
         let session = session_data.unwrap_or_default();
@@ -272,6 +295,7 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         db_timeout: settings.db_timeout,
         metrics: None,
         replica: deps.replica,
+        trusted: deps.trusted,
     }
 }
 

@@ -33,5 +33,6 @@ mod sse;
 mod statements;
 mod subscriptions;
 mod traces;
+mod trusted;
 mod vector_search;
 mod visibility;
