@@ -97,7 +97,9 @@ impl Application {
                 ttl: Duration::from_secs(config.cache.cache_ttl_secs),
             })
         });
-        let invalidation = Invalidation::new(cache.clone(), replica.clone());
+        let invalidation =
+            Invalidation::new(cache.clone(), replica.clone(), Duration::from_millis(config.db.read_your_writes_ms));
+        let invalidation_writes = invalidation.writes.clone();
         let events = EventBus::new(config.subscriptions.subscription_buffer);
         // Listening starts before the first request is served, so no write
         // committed after that can go unseen by the cache or by a
@@ -171,6 +173,7 @@ impl Application {
             metrics: metrics.clone(),
             streams,
             leaving: leaving.subscribe(),
+            writes: invalidation_writes,
         };
         let router = router(state, limits);
         let metrics_server = match (&metrics, config.telemetry.metrics_listen) {

@@ -76,8 +76,8 @@ pub async fn run(pool: db::PgPool, listener: Option<PgListener>, targets: Target
                 Ok(event) => {
                     // This process invalidated its own writes before
                     // answering them.
-                    if event.origin != targets.invalidation.origin {
-                        targets.invalidation.written(&event);
+                    if event.origin != targets.invalidation.writes.origin() {
+                        targets.invalidation.heard(&event);
                     }
                     targets.events.publish(event);
                 }

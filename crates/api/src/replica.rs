@@ -47,6 +47,11 @@ const REPLAY_POLL_MAX: Duration = Duration::from_millis(16);
 /// Wait after the primary or the replica failed to answer, before trying again.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(250);
 
+/// Request data that keeps a query on the primary: its viewer wrote through
+/// another server that this one has not heard from yet
+/// ([`crate::read_your_writes`]).
+pub struct ReadPrimary;
+
 /// The read replica, its loaders and what this server knows of its
 /// progress; cheap to clone.
 #[derive(Clone)]
@@ -170,6 +175,9 @@ impl ReadReplica {
         let synced = inner.synced_writes.load(Ordering::SeqCst);
         let since_synced = inner.elapsed_ms().saturating_sub(inner.synced_at.load(Ordering::SeqCst));
         if inner.writes.load(Ordering::SeqCst) > synced && since_synced > inner.max_lag.as_millis() as u64 {
+            return false;
+        }
+        if request.data.contains_key(&TypeId::of::<ReadPrimary>()) {
             return false;
         }
         let viewer = request.data.get(&TypeId::of::<Viewer>()).and_then(|v| v.downcast_ref::<Viewer>());

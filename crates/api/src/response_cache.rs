@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
@@ -16,6 +17,7 @@ use async_graphql_value::Value;
 use cache::{Fingerprint, ResponseCache, Tag};
 use db::notify::NoteWritten;
 
+use crate::read_your_writes::ReadYourWrites;
 use crate::replica::ReadReplica;
 
 /// Dependency tag names. Every note write changes [`note`], its author's
@@ -68,12 +70,14 @@ pub(crate) fn written_tags(event: &NoteWritten) -> Vec<Tag> {
 }
 
 /// Schema data for writes: this process's identity in write events, the
-/// cache to invalidate before a mutation answers, and the read replica
-/// that must replay the write before its author reads there again.
+/// cache to invalidate before a mutation answers, the read replica that
+/// must replay the write before its author reads there again, and the
+/// writes other servers made that this one has heard of.
 #[derive(Clone)]
 pub struct Invalidation {
-    /// This process, as written in the events it sends.
-    pub origin: u64,
+    /// This process's writes and the writes it heard of (its identity
+    /// in events is `writes.origin()`).
+    pub writes: ReadYourWrites,
     /// The cache, when enabled.
     pub cache: Option<ResponseCache>,
     /// The read replica, when one is configured.
@@ -82,13 +86,22 @@ pub struct Invalidation {
 
 impl Invalidation {
     /// A fresh identity for this process (and for each server in a test
-    /// process): process id, start time and a counter.
-    pub fn new(cache: Option<ResponseCache>, replica: Option<ReadReplica>) -> Self {
+    /// process): process id, start time and a counter. Its writes' cookies
+    /// live `remember`.
+    pub fn new(cache: Option<ResponseCache>, replica: Option<ReadReplica>, remember: Duration) -> Self {
         static SERVERS: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = format!("{}/{}/{}", std::process::id(), nanos.as_nanos(), SERVERS.fetch_add(1, Ordering::Relaxed));
         let origin = xxhash_rust::xxh3::xxh3_64(seed.as_bytes());
-        Invalidation { origin, cache, replica }
+        Invalidation { writes: ReadYourWrites::new(origin, remember), cache, replica }
+    }
+
+    /// Applies another process's committed write: drops what it changed
+    /// and counts it for the replica, then lets requests that were waiting
+    /// for it (read-your-writes cookies) go on.
+    pub(crate) fn heard(&self, event: &NoteWritten) {
+        self.written(event);
+        self.writes.heard(event.writer());
     }
 
     /// Drops this process's entries that a committed write changed; the

@@ -11,7 +11,7 @@ use pgvector::Vector;
 use sqlx::{PgExecutor, PgPool, QueryBuilder};
 use tracing::instrument;
 
-use crate::notify::{NoteWritten, WriteKind, note_written};
+use crate::notify::{NoteWritten, WriteKind, Writer, note_written};
 use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer, tags};
 
 /// Expands to the column list of [`NoteRow`] for a `notes n` alias; a macro
@@ -278,10 +278,10 @@ pub struct NewNote {
 }
 
 /// Stores a note and its tags in one transaction, which also notifies
-/// [`NoteWritten`] (from process `origin`). An author that does not exist
+/// [`NoteWritten`] (naming `writer`). An author that does not exist
 /// is [`Error::NotFound`].
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
-pub async fn insert(pool: &PgPool, note: &NewNote, origin: u64) -> Result<ChangedNote, Error> {
+pub async fn insert(pool: &PgPool, note: &NewNote, writer: Writer) -> Result<ChangedNote, Error> {
     let mut tx = pool.begin().await?;
     let row: NoteRow = sqlx::query_as(concat!(
         "insert into notes as n (author_id, title, body, visibility, embedding) \
@@ -296,7 +296,7 @@ pub async fn insert(pool: &PgPool, note: &NewNote, origin: u64) -> Result<Change
     .fetch_one(&mut *tx)
     .await?;
     tags::link(&mut tx, row.id, &note.tags).await?;
-    let event = NoteWritten::new(origin, WriteKind::Created, &row, note.tags.clone(), Vec::new());
+    let event = NoteWritten::new(writer, WriteKind::Created, &row, note.tags.clone(), Vec::new());
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(ChangedNote { row, tags: note.tags.clone(), written: event })
@@ -346,7 +346,7 @@ pub async fn update(
     author: UserId,
     read_at: DateTime<Utc>,
     patch: &NotePatch,
-    origin: u64,
+    writer: Writer,
 ) -> Result<Option<ChangedNote>, Error> {
     let mut tx = pool.begin().await?;
     let row: Option<NoteRow> = sqlx::query_as(concat!(
@@ -377,7 +377,7 @@ pub async fn update(
         }
         None => (before, Vec::new()),
     };
-    let event = NoteWritten::new(origin, WriteKind::Updated, &row, tags.clone(), removed);
+    let event = NoteWritten::new(writer, WriteKind::Updated, &row, tags.clone(), removed);
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Some(ChangedNote { row, tags, written: event }))
@@ -392,7 +392,7 @@ pub async fn update(
 /// `delete … returning` would read the tags from the statement's older
 /// snapshot).
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.delete", note.id = %id))]
-pub async fn delete(pool: &PgPool, id: NoteId, author: UserId, origin: u64) -> Result<Option<ChangedNote>, Error> {
+pub async fn delete(pool: &PgPool, id: NoteId, author: UserId, writer: Writer) -> Result<Option<ChangedNote>, Error> {
     let mut tx = pool.begin().await?;
     let row: Option<NoteRow> = sqlx::query_as(concat!(
         "select ",
@@ -406,7 +406,7 @@ pub async fn delete(pool: &PgPool, id: NoteId, author: UserId, origin: u64) -> R
     let Some(row) = row else { return Ok(None) };
     let tags = tags::names_of(&mut tx, id).await?;
     sqlx::query("delete from notes where id = $1").bind(id).execute(&mut *tx).await?;
-    let event = NoteWritten::new(origin, WriteKind::Deleted, &row, tags.clone(), Vec::new());
+    let event = NoteWritten::new(writer, WriteKind::Deleted, &row, tags.clone(), Vec::new());
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Some(ChangedNote { row, tags, written: event }))

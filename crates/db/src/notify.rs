@@ -15,6 +15,15 @@ use crate::{Error, NoteId, UserId};
 /// The channel every note write notifies on.
 pub const WRITES_CHANNEL: &str = "notegraph_writes";
 
+/// Names one write: the process that makes it and its number there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Writer {
+    /// The process, as in [`NoteWritten::origin`].
+    pub origin: u64,
+    /// The write's number within the process.
+    pub write: u64,
+}
+
 /// What a write did to its note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +48,10 @@ pub enum WriteKind {
 pub struct NoteWritten {
     /// The process that made the write (it already invalidated locally).
     pub origin: u64,
+    /// The write's number within that process: with `origin`, names it
+    /// (read-your-writes cookies name writes so).
+    #[serde(default)]
+    pub write: u64,
     /// What happened.
     pub kind: WriteKind,
     /// The note written.
@@ -57,10 +70,16 @@ pub struct NoteWritten {
 }
 
 impl NoteWritten {
+    /// Who made the write.
+    pub fn writer(&self) -> Writer {
+        Writer { origin: self.origin, write: self.write }
+    }
+
     /// The event for a write of kind `kind` that left `row` with `tags`.
-    pub(crate) fn new(origin: u64, kind: WriteKind, row: &NoteRow, tags: Vec<String>, removed: Vec<String>) -> Self {
+    pub(crate) fn new(writer: Writer, kind: WriteKind, row: &NoteRow, tags: Vec<String>, removed: Vec<String>) -> Self {
         NoteWritten {
-            origin,
+            origin: writer.origin,
+            write: writer.write,
             kind,
             note: row.id,
             author: row.author_id,

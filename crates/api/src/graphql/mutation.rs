@@ -60,11 +60,12 @@ impl MutationRoot {
             embedding,
         };
         let invalidation = invalidation(ctx)?;
-        let created = db::notes::insert(pool(ctx)?, &new, invalidation.origin).await.map_err(|err| match err {
+        let writer = invalidation.writes.next_write();
+        let created = db::notes::insert(pool(ctx)?, &new, writer).await.map_err(|err| match err {
             db::Error::NotFound => ApiError::Unauthenticated("the token's user does not exist".into()),
             other => ApiError::from(other),
         })?;
-        invalidation.written(&created.written);
+        written(ctx, invalidation, &created.written);
         Ok(Note(created.row))
     }
 
@@ -90,11 +91,12 @@ impl MutationRoot {
                 patch.embedding = Some(embed_text(ctx, &embed::note_text(title, body)).await?);
             }
             let invalidation = invalidation(ctx)?;
-            let updated = db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch, invalidation.origin)
+            let writer = invalidation.writes.next_write();
+            let updated = db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch, writer)
                 .await
                 .map_err(ApiError::from)?;
             if let Some(changed) = updated {
-                invalidation.written(&changed.written);
+                written(ctx, invalidation, &changed.written);
                 return Ok(Note(changed.row));
             }
         }
@@ -110,11 +112,21 @@ impl MutationRoot {
         // the delete's own transaction read.
         authored_note(ctx, id, author).await?;
         let invalidation = invalidation(ctx)?;
-        let deleted = db::notes::delete(pool(ctx)?, id, author, invalidation.origin).await.map_err(ApiError::from)?;
+        let writer = invalidation.writes.next_write();
+        let deleted = db::notes::delete(pool(ctx)?, id, author, writer).await.map_err(ApiError::from)?;
         let deleted = deleted.ok_or_else(|| ApiError::NotFound("note not found".into()))?;
-        invalidation.written(&deleted.written);
+        written(ctx, invalidation, &deleted.written);
         Ok(ID(deleted.row.id.to_string()))
     }
+}
+
+/// After a committed write: drops what it changed here and counts it for
+/// the read replica, then names it in the answer's read-your-writes cookie
+/// so that any other server the viewer reads through waits for it
+/// ([`crate::read_your_writes`]).
+fn written(ctx: &Context<'_>, invalidation: &Invalidation, event: &db::notify::NoteWritten) {
+    invalidation.written(event);
+    ctx.append_http_header(axum::http::header::SET_COOKIE, invalidation.writes.cookie(event.writer()));
 }
 
 /// The note, if the viewer wrote it: NOT_FOUND when it does not exist or is

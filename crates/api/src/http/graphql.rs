@@ -15,10 +15,10 @@
 //! unknown hash is answered with `PersistedQueryNotFound`, and the client
 //! then sends the document with its hash once.
 
-use async_graphql::parser::types::OperationType;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Executor as _, Request, Response};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -31,6 +31,7 @@ use tracing::Instrument as _;
 use super::encode::{Encoded, encode, serialise};
 use super::params::{Rejection, body_params, get_params, into_request, list_items, persisted};
 use super::{AppState, error_body};
+use crate::replica::ReadPrimary;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const APPLICATION_JSON: &str = "application/json; charset=utf-8";
@@ -170,18 +171,22 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
             return response;
         }
     };
+    // A write made through another server that this one has not heard of
+    // yet: read past the cache, from the primary (crate::read_your_writes).
+    let behind = !state.writes.caught_up(headers).await;
+    let mut request = request.data(viewer);
+    if behind {
+        request = request.data(ReadPrimary);
+    }
     let Some(cache) = &state.cache else {
-        let response = state.schema.execute(request.data(viewer)).await;
-        return respond(media, &encode(response), "bypass");
+        return respond_executed(media, state.schema.execute(request).await);
     };
-    let mut request = request;
     if let Err(refusal) = state.schema.check(&mut request) {
         return respond(media, &encode(Response::from_errors(vec![refusal])), "bypass");
     }
     let Some(fingerprint) = crate::response_cache::fingerprint(&mut request) else {
         // Mutations, subscriptions and documents that do not parse.
-        let response = state.schema.execute_checked(request.data(viewer)).await;
-        return respond(media, &encode(response), "bypass");
+        return respond_executed(media, state.schema.execute_checked(request).await);
     };
     // Key parts: the fingerprint (normalized document, operation name,
     // canonical variables), then the scope: shared, or this viewer's own
@@ -193,8 +198,8 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
     }
     let shared = Key::new(fingerprint, Scope::Shared);
     let private = Key::new(fingerprint, Scope::Private(&identity));
-    let run = |began: Epoch| run_cacheable(state, cache, shared, request.data(viewer), began);
-    if wants_no_cache(headers) {
+    let run = |began: Epoch| run_cacheable(state, cache, shared, request, began);
+    if behind || wants_no_cache(headers) {
         // Executed afresh, and the fresh answer replaces the stored one.
         let began = cache.begin();
         return match run(began).await {
@@ -275,6 +280,15 @@ fn respond(media: MediaType, encoded: &Encoded, x_cache: &'static str) -> HttpRe
         (header::HeaderName::from_static(X_CACHE), HeaderValue::from_static(x_cache)),
     ];
     (status, headers, encoded.body.clone()).into_response()
+}
+
+/// Answers an executed, uncached request, with the HTTP headers its
+/// resolvers set (a mutation's read-your-writes cookie).
+fn respond_executed(media: MediaType, mut response: Response) -> HttpResponse {
+    let set = std::mem::take(&mut response.http_headers);
+    let mut answer = respond(media, &encode(response), "bypass");
+    answer.headers_mut().extend(set);
+    answer
 }
 
 /// A request-level error response (no `data`).

@@ -63,6 +63,9 @@ pub struct AppState {
     pub streams: Streams,
     /// Turns true when shutdown is requested: `/readyz` fails from then on.
     pub leaving: tokio::sync::watch::Receiver<bool>,
+    /// Which other servers' writes this one has heard of, for requests
+    /// whose read-your-writes cookie names one.
+    pub writes: crate::read_your_writes::ReadYourWrites,
 }
 
 /// Settings and state of the streaming transports.

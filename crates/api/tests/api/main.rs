@@ -24,6 +24,7 @@ mod metrics;
 mod mutations;
 mod overload;
 mod queries;
+mod read_your_writes;
 mod readme;
 mod replica;
 mod request_logs;
