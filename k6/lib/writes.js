@@ -3,16 +3,30 @@
 // after an update, null after a delete, and the newest of the viewer's notes
 // at least as new as the one just created. A read that does not is a stale
 // read (the `stale_reads` counter, which the writes scenario requires to stay
-// at zero) and a failed request.
+// at zero) and a failed request. Behind a load balancer naming the server
+// (`x-served-by`), `read_other_server` says how often the read was answered
+// by another server than the write.
 
 import { check } from 'k6';
+import { Rate } from 'k6/metrics';
 import { data, pickUniform } from './data.js';
-import { failures, staleReads } from './graphql.js';
+import { failures, lastServedBy, staleReads } from './graphql.js';
 import { createNote, deleteNote, newestOwnNote, readNote, updateNote } from './queries.js';
 
 // The notes this VU created and has not deleted; VUs never touch each
 // other's, so every expectation below is exact.
 const own = [];
+
+/** Of the reads after a write, the share another server than the write's answered. */
+const readOtherServer = new Rate('read_other_server');
+
+/** Records whether the read just made went to another server than `wrote`. */
+function crossed(wrote) {
+  const read = lastServedBy();
+  if (wrote !== undefined && read !== undefined) {
+    readOtherServer.add(read !== wrote);
+  }
+}
 
 function fresh(name, ok) {
   if (!ok) {
@@ -35,11 +49,14 @@ export function createAndRead() {
   if (!created) {
     return;
   }
+  const wrote = lastServedBy();
   const id = created.createNote.id;
   own.push(id);
   const read = readNote(id);
+  crossed(wrote);
   fresh('createNote', read !== null && read.note !== null && read.note.title === t);
   const newest = newestOwnNote();
+  crossed(wrote);
   fresh('createNote (list)', newest !== null && newest.me.notes.length > 0 && Number(newest.me.notes[0].id) >= Number(id));
 }
 
@@ -50,7 +67,9 @@ export function updateAndRead() {
   if (!updateNote(id, t)) {
     return;
   }
+  const wrote = lastServedBy();
   const read = readNote(id);
+  crossed(wrote);
   fresh('updateNote', read !== null && read.note !== null && read.note.title === t);
 }
 
@@ -60,7 +79,9 @@ export function deleteAndRead() {
   if (!deleteNote(id)) {
     return;
   }
+  const wrote = lastServedBy();
   const read = readNote(id, { deleted: true });
+  crossed(wrote);
   fresh('deleteNote', read !== null && read.note === null);
 }
 
