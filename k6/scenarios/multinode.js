@@ -21,6 +21,11 @@ export const options = {
   },
   thresholds: {
     stale_reads: ['count==0'],
+    // Which read after which write was stale (the names lib/writes.js tags them with).
+    'stale_reads{query:createNote}': [],
+    'stale_reads{query:createNote (list)}': [],
+    'stale_reads{query:updateNote}': [],
+    'stale_reads{query:deleteNote}': [],
     failures: ['rate==0'],
     http_req_failed: ['rate==0'],
     read_other_server: [],

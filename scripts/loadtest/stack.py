@@ -23,8 +23,12 @@ DEFAULT_DATA_SET = {"users": 10_000, "notes": 100_000, "tags": 200, "seed": 42}
 VIEWER_ID = 1
 
 
+#: What log lines start with: the runner's name (the multi-node proof sets its own).
+LOG_PREFIX = "load-test"
+
+
 def log(message):
-    print(f"load-test: {message}", file=sys.stderr, flush=True)
+    print(f"{LOG_PREFIX}: {message}", file=sys.stderr, flush=True)
 
 
 def data_dir():

@@ -145,6 +145,7 @@ def measure(args, seconds, run_dir, k6, binary, cleanup):
 
 
 def main():
+    stack.LOG_PREFIX = "multinode"
     args, seconds = parse_args()
     # Stop what we started on SIGTERM too, not only on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

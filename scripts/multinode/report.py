@@ -27,6 +27,8 @@ def figures_of_k6(summary):
         "writer_requests": _metric(summary, "http_reqs{scenario:writer}").get("count", 0),
         "reads_after_write": other.get("passes", 0) + other.get("fails", 0),
         "reads_after_write_other_server": other.get("passes", 0),
+        "stale_reads_by_write": {name: _metric(summary, f"stale_reads{{query:{name}}}").get("count", 0)
+                                 for name in ("createNote", "createNote (list)", "updateNote", "deleteNote")},
     }
 
 
@@ -96,7 +98,9 @@ def markdown(fig):
         f"p99 {_num(k6['latency_ms']['p(99)'], ' ms', 2)}, max {_num(k6['latency_ms']['max'], ' ms', 2)}; "
         f"dropped iterations {k6['dropped_iterations']}.",
         f"- **Stale reads: {fig['stale_reads']}** of {k6['reads_after_write']:,} reads after a write through "
-        f"haproxy; {k6['reads_after_write_other_server']:,} of them answered by another server than the write's.",
+        f"haproxy; {k6['reads_after_write_other_server']:,} of them answered by another server than the write's"
+        + (" (stale after " + ", ".join(f"{k} {v}" for k, v in k6["stale_reads_by_write"].items() if v) + ")"
+           if fig["stale_reads"] else "") + ".",
         f"- **Failed requests: {failed['total']}** ({', '.join(f'{k} {v}' for k, v in failed.items() if k != 'total')}).",
         f"- **Cross-replica cache invalidation lag**: {_dist(inv['lag_ms'], ' ms')}; never seen within "
         f"{inv['bound_s']:.0f} s: **{inv['never_seen']}**; rounds skipped while a server restarted: "
