@@ -74,7 +74,9 @@ class Server:
         process = self.process
         if process is None or process.returncode is not None:
             return None
-        process.send_signal(signal.SIGTERM)
+        # Not Popen.send_signal: it polls first, which would reap a process that
+        # already died (Ctrl-C reaches the servers too) before wait4 could.
+        os.kill(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
