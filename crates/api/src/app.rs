@@ -15,11 +15,13 @@ use tokio::task::JoinHandle;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql::{
-    EventBus, HotFields, SchemaDeps, SchemaSettings, Stopping, SubscriptionCaps, SubscriptionLimits, build_schema,
+    EventBus, HotFields, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps, SubscriptionLimits,
+    build_schema,
 };
 use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Streams, router, serve};
 use crate::metrics::Metrics;
 use crate::notifications;
+use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
 
 /// Bound on the persisted query texts held: thousands of documents.
@@ -33,9 +35,14 @@ pub struct Application {
     router: axum::Router,
     connection_limits: ConnectionLimits,
     grace: Duration,
+    /// How long `/readyz` fails before the drain starts.
+    delay: Duration,
+    /// Turned true when shutdown is requested: `/readyz` answers 503.
+    leaving: watch::Sender<bool>,
     /// The `LISTEN` task that feeds the cache's invalidation and the
-    /// subscriptions, and the signal that stops it.
-    notifications: (JoinHandle<()>, watch::Sender<bool>),
+    /// subscriptions, the read replica's watcher, and the signal that
+    /// stops them.
+    notifications: (JoinHandle<()>, Option<JoinHandle<()>>, watch::Sender<bool>),
     /// Turned true when shutdown starts: open subscriptions complete.
     stopping: watch::Sender<bool>,
     /// `/metrics` on a listener of its own (`NOTEGRAPH_METRICS_LISTEN`).
@@ -46,15 +53,33 @@ impl Application {
     /// Builds the schema, loaders and router over an open (migrated) pool
     /// and binds the listen address (port 0 picks a free port).
     pub async fn build(config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
-        Self::build_on(listen(config.http.listen).await?, config, pool).await
+        Self::build_on(listen(config.http.listen).await?, config, pool, None).await
     }
 
-    /// Like [`Application::build`], on a listener bound beforehand (by
-    /// [`listen`]), so that a taken port fails before the database starts.
-    pub async fn build_on(listener: TcpListener, config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
+    /// Like [`Application::build`], with queries reading `read_pool`, a
+    /// streaming replica of `pool`, when they may ([`crate::replica`]).
+    pub async fn build_replicated(config: &Config, pool: db::PgPool, read_pool: db::PgPool) -> anyhow::Result<Self> {
+        Self::build_on(listen(config.http.listen).await?, config, pool, Some(read_pool)).await
+    }
+
+    /// Like [`Application::build_replicated`] (the replica optional), on a
+    /// listener bound beforehand (by [`listen`]), so that a taken port
+    /// fails before the database starts.
+    pub async fn build_on(
+        listener: TcpListener,
+        config: &Config,
+        pool: db::PgPool,
+        read_pool: Option<db::PgPool>,
+    ) -> anyhow::Result<Self> {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
-        let loaders = Loaders::new(&pool, Duration::from_micros(config.graphql.loader_delay_us));
+        let delay = Duration::from_micros(config.graphql.loader_delay_us);
+        let loaders = Loaders::new(&pool, delay);
+        let replica = read_pool.map(|read_pool| {
+            let source = Source { loaders: Loaders::new(&read_pool, delay), pool: read_pool };
+            let (max_lag, remember) = (config.db.replica_max_lag_ms, config.db.read_your_writes_ms);
+            ReadReplica::new(source, Duration::from_millis(max_lag), Duration::from_millis(remember))
+        });
         let embedder = config
             .embed
             .embedder(Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
@@ -65,7 +90,7 @@ impl Application {
                 ttl: Duration::from_secs(config.cache.cache_ttl_secs),
             })
         });
-        let invalidation = Invalidation::new(cache.clone());
+        let invalidation = Invalidation::new(cache.clone(), replica.clone());
         let events = EventBus::new(config.subscriptions.subscription_buffer);
         // Listening starts before the first request is served, so no write
         // committed after that can go unseen by the cache or by a
@@ -75,9 +100,13 @@ impl Application {
             let listener = notifications::connect(&pool).await;
             let (stop, stopped) = watch::channel(false);
             let targets = notifications::Targets { invalidation: invalidation.clone(), events: events.clone() };
-            (tokio::spawn(notifications::run(pool.clone(), listener, targets, stopped)), stop)
+            let watcher = replica
+                .clone()
+                .map(|replica| tokio::spawn(replica.watch(pool.clone(), cache.clone(), stopped.clone())));
+            (tokio::spawn(notifications::run(pool.clone(), listener, targets, stopped)), watcher, stop)
         };
         let (stopping, _) = watch::channel(false);
+        let (leaving, _) = watch::channel(false);
         let subscriptions = &config.subscriptions;
         let subscription_caps = SubscriptionCaps::new(SubscriptionLimits {
             total: subscriptions.max_subscriptions,
@@ -85,7 +114,7 @@ impl Application {
             per_connection: subscriptions.max_subscriptions_per_connection,
         });
         let metrics = match config.telemetry.metrics_enabled {
-            true => Some(observe(config, &pool, cache.as_ref()).context("registering the metrics")?),
+            true => Some(observe(config, &pool, cache.as_ref(), replica.as_ref()).context("registering the metrics")?),
             false => None,
         };
         let schema = build_schema(
@@ -97,6 +126,7 @@ impl Application {
                 subscription_caps,
                 stopping: Stopping(stopping.subscribe()),
                 invalidation,
+                replica: replica.clone(),
                 hot_fields: match config.telemetry.metrics_enabled {
                     true => HotFields::new(&config.telemetry.metrics_hot_fields).map_err(anyhow::Error::msg)?,
                     false => None,
@@ -123,7 +153,16 @@ impl Application {
             stopping: Stopping(stopping.subscribe()),
             reservations: Reservations::default(),
         };
-        let state = AppState { schema, auth, pool, cache, documents, metrics: metrics.clone(), streams };
+        let state = AppState {
+            schema,
+            auth,
+            pool,
+            cache,
+            documents,
+            metrics: metrics.clone(),
+            streams,
+            leaving: leaving.subscribe(),
+        };
         let router = router(state, limits);
         let metrics_server = match (&metrics, config.telemetry.metrics_listen) {
             (Some(metrics), Some(address)) => {
@@ -145,6 +184,8 @@ impl Application {
             router,
             connection_limits,
             grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            delay: Duration::from_millis(config.http.shutdown_delay_ms),
+            leaving,
             notifications,
             stopping,
             metrics_server,
@@ -161,8 +202,10 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and gives
-    /// in-flight requests the grace period to finish.
+    /// Serves until `shutdown` completes; then fails `/readyz` for the
+    /// shutdown delay while still serving, so load balancers route
+    /// elsewhere first; then stops accepting and gives in-flight requests
+    /// the grace period to finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         // At debug: `serve` tells the person, or the JSON log, itself.
         tracing::debug!(address = %self.local_addr()?, "serving");
@@ -178,8 +221,17 @@ impl Application {
             })
         });
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let (leaving, delay) = (self.leaving, self.delay);
         let serve = serve(self.listener, self.router, self.connection_limits, async move {
             shutdown.await;
+            let _ = leaving.send(true);
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "not ready; serving on until load balancers notice"
+                );
+                tokio::time::sleep(delay).await;
+            }
             tracing::info!("draining in-flight requests and completing subscriptions");
             // Every open subscription completes (SSE streams end with
             // `complete`, WebSockets send `complete` then close), so the
@@ -199,9 +251,12 @@ impl Application {
             () = serve => {}
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping in-flight requests"),
         }
-        let (task, stop) = notifications;
+        let (task, watcher, stop) = notifications;
         let _ = stop.send(true);
         let _ = task.await;
+        if let Some(watcher) = watcher {
+            let _ = watcher.await;
+        }
         if let Some(task) = metrics_server {
             task.abort();
         }
@@ -210,11 +265,19 @@ impl Application {
     }
 }
 
-/// The server's metrics: its own families, and the cache and pool read at
-/// each scrape.
-fn observe(config: &Config, pool: &db::PgPool, cache: Option<&cache::ResponseCache>) -> prometheus::Result<Metrics> {
+/// The server's metrics: its own families, and the cache, pool and read
+/// replica read at each scrape.
+fn observe(
+    config: &Config,
+    pool: &db::PgPool,
+    cache: Option<&cache::ResponseCache>,
+    replica: Option<&ReadReplica>,
+) -> prometheus::Result<Metrics> {
     let metrics = Metrics::new(config.telemetry.metrics_max_operation_names)?;
     metrics.watch_pool(pool.clone())?;
+    if let Some(replica) = replica {
+        metrics.watch_replica(replica.clone())?;
+    }
     if let Some(cache) = cache {
         metrics.watch_cache(cache.clone())?;
     }

@@ -58,7 +58,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
         seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
     }
-    let app = Application::build_on(listener, config, database.pool.clone()).await?;
+    let app = Application::build_on(listener, config, database.pool.clone(), database.read_pool.clone()).await?;
     console::print_listening(config, app.local_addr()?);
     let served = app.run_until_stopped(shutdown::signal()).await;
     database.close().await?;

@@ -32,6 +32,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long in-flight requests may run after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// See [`HttpConfig::shutdown_delay_ms`]: none, for a developer's Ctrl-C;
+/// behind a load balancer, a few of its health-check intervals.
+pub const DEFAULT_SHUTDOWN_DELAY_MS: u64 = 0;
 /// The embedded Postgres and its installation live under this directory.
 pub const DEFAULT_DATA_DIR: &str = ".notegraph";
 /// See [`DbConfig::db_max_connections`].
@@ -41,6 +44,11 @@ pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
 /// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL 25 s >
 /// DB 20 s): a statement ends before the execution that waits for it.
 pub const DEFAULT_DB_TIMEOUT_MS: u64 = 20_000;
+/// See [`DbConfig::replica_max_lag_ms`].
+pub const DEFAULT_REPLICA_MAX_LAG_MS: u64 = 1_000;
+/// See [`DbConfig::read_your_writes_ms`]: well above the replica lag
+/// bound, which it must exceed.
+pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
 /// See [`DbConfig::hnsw_ef_search`]: the highest recall of `just
 /// bench-vector`'s range (0.94 at recall@10 on the default data set) at
 /// about 2 ms a search (docs/PERFORMANCE.md, "Vector search").
@@ -258,13 +266,22 @@ pub enum Environment {
 impl Config {
     /// Refuses a timeout hierarchy that is not strictly ordered
     /// (HTTP > GraphQL > DB): an inner deadline must fire first, so that
-    /// its precise error reaches the client and its work stops.
+    /// its precise error reaches the client and its work stops. Also
+    /// refuses a read-your-writes window no longer than the replica lag
+    /// bound, which would let a viewer read a replica that lacks their write.
     pub fn check_timeouts(&self) -> Result<(), String> {
         let (http, graphql, db) = (self.http.http_timeout_ms, self.graphql.graphql_timeout_ms, self.db.db_timeout_ms);
         if db == 0 || !(http > graphql && graphql > db) {
             return Err(format!(
                 "timeouts must be ordered NOTEGRAPH_HTTP_TIMEOUT_MS ({http}) > NOTEGRAPH_GRAPHQL_TIMEOUT_MS ({graphql}) \
                  > NOTEGRAPH_DB_TIMEOUT_MS ({db}) > 0"
+            ));
+        }
+        let (lag, remembered) = (self.db.replica_max_lag_ms, self.db.read_your_writes_ms);
+        if remembered <= lag {
+            return Err(format!(
+                "NOTEGRAPH_READ_YOUR_WRITES_MS ({remembered}) must exceed NOTEGRAPH_REPLICA_MAX_LAG_MS ({lag}): \
+                 a write must be remembered for as long as the replica may lack it"
             ));
         }
         Ok(())
@@ -373,6 +390,11 @@ pub struct HttpConfig {
     /// How long in-flight requests may finish after SIGTERM/SIGINT, in seconds.
     #[arg(long, env = "NOTEGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS, global = true)]
     pub shutdown_grace_secs: u64,
+    /// After SIGTERM/SIGINT, how long `/readyz` answers 503 while requests
+    /// are still served, so that load balancers stop sending new ones
+    /// before the drain starts, in ms.
+    #[arg(long, env = "NOTEGRAPH_SHUTDOWN_DELAY_MS", default_value_t = DEFAULT_SHUTDOWN_DELAY_MS, global = true)]
+    pub shutdown_delay_ms: u64,
 }
 
 /// Database settings.
@@ -382,6 +404,20 @@ pub struct DbConfig {
     /// Postgres URL (with pgvector). Unset: start the embedded Postgres.
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<Secret>,
+    /// Postgres URL of a streaming read replica; unset: every read goes to
+    /// `DATABASE_URL`. Queries read there unless the viewer's own write
+    /// has not reached it yet (docs/DEPLOY.md, "Read replicas").
+    #[arg(long, env = "DATABASE_READ_URL", global = true)]
+    pub database_read_url: Option<Secret>,
+    /// Longest the read replica may stay behind the writes this server has
+    /// seen before every read goes to the primary, in ms.
+    #[arg(long, env = "NOTEGRAPH_REPLICA_MAX_LAG_MS", default_value_t = DEFAULT_REPLICA_MAX_LAG_MS, global = true)]
+    pub replica_max_lag_ms: u64,
+    /// How long a viewer's write is remembered so that their reads go to
+    /// the primary until the replica has replayed it, in ms; must exceed
+    /// `NOTEGRAPH_REPLICA_MAX_LAG_MS`.
+    #[arg(long, env = "NOTEGRAPH_READ_YOUR_WRITES_MS", default_value_t = DEFAULT_READ_YOUR_WRITES_MS, global = true)]
+    pub read_your_writes_ms: u64,
     /// Directory of the embedded Postgres (installation and data).
     #[arg(long, env = "NOTEGRAPH_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
     pub data_dir: PathBuf,

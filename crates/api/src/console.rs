@@ -49,11 +49,18 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         Some(url) => redact_url(url.expose()),
         None => format!("unset: the embedded Postgres in {}", db.data_dir.display()),
     };
+    let database_read_url = match &db.database_read_url {
+        Some(url) => redact_url(url.expose()),
+        None => "unset: reads go to DATABASE_URL".to_owned(),
+    };
     let jwt_secret = if auth.jwt_secret.expose() == DEFAULT_JWT_SECRET { "the development default" } else { "***" };
     let log_format = config.telemetry.log_format.to_possible_value().map(|v| v.get_name().to_owned());
     vec![
         ("NOTEGRAPH_LISTEN", http.listen.to_string()),
         ("DATABASE_URL", database_url),
+        ("DATABASE_READ_URL", database_read_url),
+        ("NOTEGRAPH_REPLICA_MAX_LAG_MS", db.replica_max_lag_ms.to_string()),
+        ("NOTEGRAPH_READ_YOUR_WRITES_MS", db.read_your_writes_ms.to_string()),
         ("NOTEGRAPH_DATA_DIR", db.data_dir.display().to_string()),
         ("NOTEGRAPH_DEMO_DATA", db.demo_data.to_string()),
         ("NOTEGRAPH_DB_MAX_CONNECTIONS", db.db_max_connections.to_string()),
@@ -84,6 +91,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_MAX_HEADER_BYTES", http.max_header_bytes.to_string()),
         ("NOTEGRAPH_BODY_LIMIT_BYTES", http.body_limit_bytes.to_string()),
         ("NOTEGRAPH_SHUTDOWN_GRACE_SECS", http.shutdown_grace_secs.to_string()),
+        ("NOTEGRAPH_SHUTDOWN_DELAY_MS", http.shutdown_delay_ms.to_string()),
         ("NOTEGRAPH_MAX_DEPTH", graphql.max_depth.to_string()),
         ("NOTEGRAPH_MAX_COMPLEXITY", graphql.max_complexity.to_string()),
         ("NOTEGRAPH_MAX_ALIASES", graphql.max_aliases.to_string()),

@@ -14,6 +14,8 @@ const EMBEDDED_DATABASE: &str = "notegraph";
 pub struct Database {
     /// The connection pool.
     pub pool: db::PgPool,
+    /// The pool of the read replica (`DATABASE_READ_URL`), when configured.
+    pub read_pool: Option<db::PgPool>,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -30,7 +32,18 @@ impl Database {
         };
         let pool = db::connect(&config.settings(url)).await.context("connecting to Postgres")?;
         db::MIGRATOR.run(&pool).await.context("applying migrations")?;
-        Ok(Self { pool, embedded })
+        // Lazily: the server starts, reading the primary, while the replica
+        // is down, and its watcher starts reading it once it answers.
+        let read_pool = match &config.database_read_url {
+            Some(url) => {
+                let settings = config.settings(url.expose().to_owned());
+                Some(
+                    settings.pool_options().connect_lazy_with(settings.connect_options().context("DATABASE_READ_URL")?),
+                )
+            }
+            None => None,
+        };
+        Ok(Self { pool, read_pool, embedded })
     }
 
     /// True when this process runs the embedded server.
@@ -41,6 +54,9 @@ impl Database {
     /// Closes the pool, then stops the embedded server if we started it.
     pub async fn close(self) -> anyhow::Result<()> {
         self.pool.close().await;
+        if let Some(read_pool) = self.read_pool {
+            read_pool.close().await;
+        }
         if let Some(pg) = self.embedded {
             tokio::task::spawn_blocking(move || pg.stop()).await?.context("stopping the embedded Postgres")?;
         }

@@ -26,6 +26,7 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod notifications;
+pub mod replica;
 pub mod response_cache;
 pub mod shutdown;
 pub mod telemetry;

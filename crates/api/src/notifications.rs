@@ -5,8 +5,9 @@
 //! subscribers.
 //!
 //! While the connection is down, nothing is served from or stored in the
-//! cache, and subscribers are told on reconnecting that events may have
-//! been missed in between (the cache is flushed for the same reason).
+//! cache, the read replica is not read, and subscribers are told on
+//! reconnecting that events may have been missed in between (the cache is
+//! flushed for the same reason).
 
 use std::time::Duration;
 
@@ -53,13 +54,14 @@ pub struct Targets {
 /// exponential backoff whenever the connection is lost.
 pub async fn run(pool: db::PgPool, listener: Option<PgListener>, targets: Targets, mut stop: watch::Receiver<bool>) {
     let cache = targets.invalidation.cache.clone();
+    let invalidation = &targets.invalidation;
     let mut listener = match listener {
         Some(listener) => listener,
         None => {
             let since = Utc::now();
-            set_cache_available(cache.as_ref(), false);
+            invalidation.set_listening(false);
             let Some(listener) = reconnect(&pool, &mut stop).await else { return };
-            set_cache_available(cache.as_ref(), true);
+            invalidation.set_listening(true);
             targets.events.publish_gap(since, Utc::now());
             listener
         }
@@ -93,20 +95,14 @@ pub async fn run(pool: db::PgPool, listener: Option<PgListener>, targets: Target
             Ok(None) | Err(_) => {
                 let since = Utc::now();
                 tracing::warn!("lost the LISTEN connection; cache off and events paused until it is back");
-                set_cache_available(cache.as_ref(), false);
+                invalidation.set_listening(false);
                 let Some(reconnected) = reconnect(&pool, &mut stop).await else { return };
                 listener = reconnected;
-                set_cache_available(cache.as_ref(), true);
+                invalidation.set_listening(true);
                 targets.events.publish_gap(since, Utc::now());
                 tracing::info!("LISTEN connection back; the response cache was flushed");
             }
         }
-    }
-}
-
-fn set_cache_available(cache: Option<&cache::ResponseCache>, available: bool) {
-    if let Some(cache) = cache {
-        cache.set_available(available);
     }
 }
 

@@ -16,6 +16,8 @@ use async_graphql_value::Value;
 use cache::{Fingerprint, ResponseCache, Tag};
 use db::notify::NoteWritten;
 
+use crate::replica::ReadReplica;
+
 /// Dependency tag names. Every note write changes [`note`], its author's
 /// [`user_notes`], [`tag_notes`] of each tag it had or has, [`NOTE_LIST`],
 /// [`NOTE_SEARCH`] and, when it has tags, [`TAG_LIST`].
@@ -65,25 +67,28 @@ pub(crate) fn written_tags(event: &NoteWritten) -> Vec<Tag> {
     names.iter().map(|n| Tag::new(n)).collect()
 }
 
-/// Schema data for writes: this process's identity in write events, and
-/// the cache to invalidate before a mutation answers.
+/// Schema data for writes: this process's identity in write events, the
+/// cache to invalidate before a mutation answers, and the read replica
+/// that must replay the write before its author reads there again.
 #[derive(Clone)]
 pub struct Invalidation {
     /// This process, as written in the events it sends.
     pub origin: u64,
     /// The cache, when enabled.
     pub cache: Option<ResponseCache>,
+    /// The read replica, when one is configured.
+    pub replica: Option<ReadReplica>,
 }
 
 impl Invalidation {
     /// A fresh identity for this process (and for each server in a test
     /// process): process id, start time and a counter.
-    pub fn new(cache: Option<ResponseCache>) -> Self {
+    pub fn new(cache: Option<ResponseCache>, replica: Option<ReadReplica>) -> Self {
         static SERVERS: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = format!("{}/{}/{}", std::process::id(), nanos.as_nanos(), SERVERS.fetch_add(1, Ordering::Relaxed));
         let origin = xxhash_rust::xxh3::xxh3_64(seed.as_bytes());
-        Invalidation { origin, cache }
+        Invalidation { origin, cache, replica }
     }
 
     /// Drops this process's entries that a committed write changed; the
@@ -91,6 +96,21 @@ impl Invalidation {
     pub(crate) fn written(&self, event: &NoteWritten) {
         if let Some(cache) = &self.cache {
             cache.invalidate(written_tags(event));
+        }
+        if let Some(replica) = &self.replica {
+            replica.written(event.author);
+        }
+    }
+
+    /// Follows the `LISTEN` connection: while it is down, other processes'
+    /// writes go unseen, so the cache neither answers nor stores and the
+    /// read replica is not read.
+    pub(crate) fn set_listening(&self, listening: bool) {
+        if let Some(cache) = &self.cache {
+            cache.set_available(listening);
+        }
+        if let Some(replica) = &self.replica {
+            replica.set_listening(listening);
         }
     }
 }

@@ -56,6 +56,18 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Epoch(u64);
 
+impl Epoch {
+    /// The epoch as a number, so that it can be kept in an atomic.
+    pub fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// The epoch that [`Epoch::to_bits`] gave this number for.
+    pub fn from_bits(bits: u64) -> Self {
+        Epoch(bits)
+    }
+}
+
 /// A response ready to store: its body, what it depends on and when its
 /// execution began.
 #[derive(Debug, Clone)]
@@ -64,7 +76,9 @@ pub struct Stored {
     pub body: Bytes,
     /// What the execution read.
     pub tags: Vec<Tag>,
-    /// When the execution began.
+    /// When the execution began, or the earlier epoch its data was as of
+    /// (read from a replica that lags): what it read must not have been
+    /// invalidated since.
     pub began: Epoch,
 }
 
@@ -239,11 +253,13 @@ impl ResponseCache {
                 let Some(run) = slot.take() else { unreachable!("the init future runs at most once") };
                 let began = Epoch(epochs.current.load(Ordering::SeqCst));
                 match run(began).await {
-                    Ok(stored) if epochs.fresh(&stored.tags, began) => {
-                        Ok(Arc::new(Entry { body: stored.body, tags: stored.tags.into(), began }))
+                    // `stored.began` may be earlier than `began`: the data
+                    // it read was as of then (a lagging replica).
+                    Ok(stored) if epochs.fresh(&stored.tags, stored.began) => {
+                        Ok(Arc::new(Entry { body: stored.body, tags: stored.tags.into(), began: stored.began }))
                     }
                     // Read while a write committed: answer it, store nothing.
-                    Ok(stored) => Err(Passed { began, value: Ok(stored.body) }),
+                    Ok(stored) => Err(Passed { began: stored.began, value: Ok(stored.body) }),
                     Err(value) => Err(Passed { began, value: Err(value) }),
                 }
             })
@@ -361,6 +377,24 @@ mod tests {
         cache.invalidate([Tag::new("Note:1")]);
         cache.insert(key("a"), stored("old", &["Note:1"], began)).await;
         assert_eq!(cache.get(key("a")).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_response_whose_data_predates_an_invalidation_is_not_stored_even_if_it_ran_after() {
+        // A replica that has replayed only up to `as_of`; then a write.
+        let cache = cache();
+        let touched = Touched::default();
+        touched.read_as_of(cache.begin());
+        cache.invalidate([Tag::new("Note/list")]);
+        // An execution that begins after the write, reading the replica.
+        let touched = &touched;
+        let run = |began| async move { Ok::<_, ()>(stored("old", &["Note/list"], touched.began(began))) };
+        assert!(matches!(cache.get_or_run(key("a"), run).await, Ok(Outcome::Miss(_))));
+        assert_eq!(cache.get(key("a")).await, None, "stored an answer older than the write");
+        // Without the replica's lag, the same execution is stored.
+        let run = |began| async move { Ok::<_, ()>(stored("new", &["Note/list"], began)) };
+        assert!(matches!(cache.get_or_run(key("a"), run).await, Ok(Outcome::Miss(_))));
+        assert_eq!(cache.get(key("a")).await, Some(Bytes::from_static(b"new")));
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 //! Layout: [`pool`] (settings, connect, readiness), [`users`], [`notes`],
 //! [`tags`], [`search`] (vector search), [`bench`] (the vector benchmark's
 //! own statements), [`embeddings`] (column size, re-embedding), [`notify`] (write events over
-//! `NOTIFY`), [`bulk`] (replacing all data in one
+//! `NOTIFY`), [`replication`] (how far a read replica has replayed), [`bulk`] (replacing all data in one
 //! load, for the seeder) and [`embedded`] (the Postgres the server starts
 //! when no `DATABASE_URL` is given).
 
@@ -24,6 +24,7 @@ pub mod embedded;
 pub mod embeddings;
 pub mod notes;
 pub mod notify;
+pub mod replication;
 pub mod search;
 pub mod tags;
 pub mod users;

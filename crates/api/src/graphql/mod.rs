@@ -2,10 +2,11 @@
 //! arguments. Resolvers read through the shared loaders (never a query
 //! per item) and check visibility against the request's [`Viewer`].
 //!
-//! Schema data (set once): the pool, the loaders, the embedder, the cache
-//! invalidation. Request data (set by the HTTP handler): the [`Viewer`]
-//! and, when the response may be cached, the [`Touched`] collector that
-//! resolvers record their dependencies in. Committed writes reach
+//! Schema data (set once): the primary's [`Source`] (pool and loaders), the
+//! embedder, the cache invalidation. Request data (set by the HTTP
+//! handler): the [`Viewer`]; when the response may be cached, the
+//! [`Touched`] collector that resolvers record their dependencies in; and
+//! the read replica's [`Source`] when the query may read there. Committed writes reach
 //! subscriptions through the [`EventBus`], fed by `LISTEN`
 //! ([`crate::notifications`]).
 
@@ -52,14 +53,25 @@ fn signed_in(ctx: &Context<'_>) -> Result<db::UserId, ApiError> {
     viewer(ctx)?.ok_or_else(|| ApiError::Unauthenticated("sign in to do this".into()))
 }
 
-/// The shared loaders.
-fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
-    ctx.data::<Loaders>().map_err(|_| missing("loaders"))
+/// Where a request reads: a pool and the loaders over it. The primary's
+/// is schema data; a query that may read the read replica carries the
+/// replica's as request data, which takes precedence ([`crate::replica`]).
+pub struct Source {
+    /// For root fields and writes (per-item reads use the loaders).
+    pub pool: db::PgPool,
+    /// Shared by every request reading this pool.
+    pub loaders: Loaders,
 }
 
-/// The pool, for root fields and writes (per-item reads use loaders).
+/// The request's loaders.
+fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
+    ctx.data::<Arc<Source>>().map(|s| &s.loaders).map_err(|_| missing("loaders"))
+}
+
+/// The request's pool, for root fields and writes (per-item reads use
+/// loaders).
 fn pool<'a>(ctx: &Context<'a>) -> Result<&'a db::PgPool, ApiError> {
-    ctx.data::<db::PgPool>().map_err(|_| missing("pool"))
+    ctx.data::<Arc<Source>>().map(|s| &s.pool).map_err(|_| missing("pool"))
 }
 
 /// Records, for the response cache, that this execution read what the

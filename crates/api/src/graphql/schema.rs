@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use async_graphql::futures_util::StreamExt as _;
 use async_graphql::futures_util::stream::{self, BoxStream};
-use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ErrorExtensionValues, Executor, Request, Response, Schema, ServerError};
 use embed::Embedder;
 use loaders::{Loaders, Tracked};
 use tracing::Instrument as _;
 
+use super::Source;
 use super::caps::SubscriptionCaps;
 use super::embedding::SharedEmbedder;
 use super::events::EventBus;
@@ -25,6 +25,7 @@ use super::order::KeyOrder;
 use super::query::QueryRoot;
 use super::subscription::{Stopping, SubscriptionRoot};
 use crate::metrics::{Metrics, Operation};
+use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
 
 /// The executable schema.
@@ -46,6 +47,8 @@ pub struct SchemaDeps {
     pub stopping: Stopping,
     /// What writes invalidate in the response cache.
     pub invalidation: Invalidation,
+    /// The read replica queries may read, when one is configured.
+    pub replica: Option<ReadReplica>,
     /// Fields to time, when any (registers an extension: see [`HotFields`]).
     pub hot_fields: Option<HotFields>,
 }
@@ -78,6 +81,8 @@ pub struct BatchedSchema {
     timeout: Duration,
     /// Where each operation is counted, when metrics are on.
     metrics: Option<Metrics>,
+    /// Where queries may read instead of the primary.
+    replica: Option<ReadReplica>,
 }
 
 impl BatchedSchema {
@@ -111,6 +116,7 @@ impl BatchedSchema {
     pub async fn execute_checked(&self, mut request: Request) -> Response {
         let started = Instant::now();
         let (name, kind) = observe::describe(&mut request);
+        self.route(&mut request, kind);
         let order = KeyOrder::of_request(&mut request);
         let span = tracing::debug_span!(
             "graphql.execute",
@@ -143,6 +149,18 @@ impl BatchedSchema {
     }
 }
 
+impl BatchedSchema {
+    /// Lets a query read the read replica when it may ([`crate::replica`]);
+    /// mutations and subscriptions read the primary.
+    fn route(&self, request: &mut Request, kind: &str) {
+        if let Some(replica) = &self.replica
+            && kind == "query"
+        {
+            replica.route(request);
+        }
+    }
+}
+
 impl Executor for BatchedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
         let checked = self.limiter.check(&mut request);
@@ -162,7 +180,9 @@ impl Executor for BatchedSchema {
             return Box::pin(stream::once(async move { Response::from_errors(vec![refusal]) }));
         }
         let session = session_data.unwrap_or_default();
-        let subscription = is_subscription(&mut request);
+        let (_, kind) = observe::describe(&mut request);
+        let subscription = kind == "subscription";
+        self.route(&mut request, kind);
         let order = KeyOrder::of_request(&mut request);
         let execution = Tracked::new(self.schema.execute_stream_with_session_data(request, session));
         if !subscription {
@@ -195,14 +215,6 @@ impl Executor for BatchedSchema {
     }
 }
 
-/// True when the operation the request selects is a subscription (the
-/// document is already parsed: the limits checked it).
-fn is_subscription(request: &mut Request) -> bool {
-    let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else { return false };
-    super::select_operation(document, name.as_deref()).is_some_and(|op| op.ty == OperationType::Subscription)
-}
-
 /// The error of an execution that ran past the GraphQL timeout.
 fn timed_out() -> ServerError {
     server_error(&crate::error::ApiError::Timeout)
@@ -225,8 +237,7 @@ fn server_error(error: &crate::error::ApiError) -> ServerError {
 /// Builds the schema with its shared data and settings.
 pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .data(deps.pool)
-        .data(deps.loaders)
+        .data(Arc::new(Source { pool: deps.pool, loaders: deps.loaders }))
         .data(SharedEmbedder(deps.embedder))
         .data(deps.events)
         .data(deps.subscription_caps)
@@ -246,6 +257,7 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         limiter: Arc::new(Limiter::new(settings.limits)),
         timeout: settings.timeout,
         metrics: None,
+        replica: deps.replica,
     }
 }
 

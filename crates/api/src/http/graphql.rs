@@ -240,7 +240,8 @@ async fn run_cacheable(
     if !cacheable || encoded.failed {
         return Err(Arc::new(encoded));
     }
-    let stored = Stored { body: encoded.body, tags: touched.take_tags(), began };
+    // Begun earlier when it read a replica that lags (crate::replica).
+    let stored = Stored { body: encoded.body, tags: touched.take_tags(), began: touched.began(began) };
     if !touched.is_viewer_dependent() {
         cache.insert(shared, stored.clone()).await;
     }

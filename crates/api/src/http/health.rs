@@ -18,9 +18,13 @@ pub(super) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers and every migration is applied;
-/// 503 otherwise, so a load balancer sends traffic elsewhere.
+/// `GET /readyz`: the database answers and every migration is applied,
+/// and the server is not shutting down; 503 otherwise, so a load balancer
+/// sends traffic elsewhere.
 pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if *state.leaving.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting down" })));
+    }
     let ready = tokio::time::timeout(READY_CHECK_TIMEOUT, db::is_ready(&state.pool)).await;
     match ready {
         Ok(Ok(true)) => (StatusCode::OK, Json(json!({ "status": "ready" }))),

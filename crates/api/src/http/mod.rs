@@ -61,6 +61,8 @@ pub struct AppState {
     pub metrics: Option<crate::metrics::Metrics>,
     /// What the streaming transports (SSE, WebSocket) share.
     pub streams: Streams,
+    /// Turns true when shutdown is requested: `/readyz` fails from then on.
+    pub leaving: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Settings and state of the streaming transports.

@@ -1,5 +1,6 @@
 //! Series read at scrape time from state that already counts itself: the
-//! response cache's counters and the pool's connections. Nothing is
+//! response cache's counters, the pool's connections and the read
+//! replica's routing. Nothing is
 //! recorded on the request path for these.
 
 use std::sync::Mutex;
@@ -121,6 +122,45 @@ impl Collector for PoolCollector {
         let in_flight = super::process::PROCESS.statements_in_flight.get();
         let waiting = (in_flight - (size - idle)).max(0);
         self.snapshot.collect(&[], &[size, idle, max, waiting])
+    }
+}
+
+/// The read replica's routing (docs/DEPLOY.md, "Read replicas").
+pub(super) struct ReplicaCollector {
+    replica: crate::replica::ReadReplica,
+    snapshot: Snapshot,
+}
+
+impl ReplicaCollector {
+    pub(super) fn new(replica: crate::replica::ReadReplica) -> Result<Self, prometheus::Error> {
+        let counters = vec![
+            IntCounter::new("notegraph_read_replica_queries_total", "Queries that read the read replica.")?,
+            IntCounter::new(
+                "notegraph_read_replica_primary_queries_total",
+                "Queries kept on the primary: the viewer's own write not yet replayed, the replica behind or down.",
+            )?,
+            IntCounter::new("notegraph_read_replica_writes_total", "Note writes made here or heard of over LISTEN.")?,
+        ];
+        let gauges = vec![
+            IntGauge::new("notegraph_read_replica_ready", "1 while the replica answers within the lag bound.")?,
+            IntGauge::new(
+                "notegraph_read_replica_unreplayed_writes",
+                "Writes counted that the replica is not yet shown to have replayed.",
+            )?,
+        ];
+        Ok(ReplicaCollector { replica, snapshot: Snapshot { counters, gauges, lock: Mutex::new(()) } })
+    }
+}
+
+impl Collector for ReplicaCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.snapshot.descs()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let s = self.replica.stats();
+        let levels = [i64::from(s.ready), clamp(s.unreplayed_writes)];
+        self.snapshot.collect(&[s.replica_queries, s.primary_queries, s.writes], &levels)
     }
 }
 

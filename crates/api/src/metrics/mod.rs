@@ -122,6 +122,11 @@ impl Metrics {
         self.inner.registry.register(Box::new(collectors::CacheCollector::new(cache)?))
     }
 
+    /// Adds the read replica's routing counts and state, read at each scrape.
+    pub fn watch_replica(&self, replica: crate::replica::ReadReplica) -> Result<(), prometheus::Error> {
+        self.inner.registry.register(Box::new(collectors::ReplicaCollector::new(replica)?))
+    }
+
     /// Adds the pool's size and idle connections, read at each scrape.
     pub fn watch_pool(&self, pool: db::PgPool) -> Result<(), prometheus::Error> {
         self.inner.registry.register(Box::new(collectors::PoolCollector::new(pool)?))

@@ -61,6 +61,11 @@ impl TestApp {
 
     async fn start(cli: &Cli, pool: PgPool) -> TestApp {
         let app = Application::build(&cli.config, pool.clone()).await.expect("build app");
+        Self::run(app, pool)
+    }
+
+    /// Serves `app` on the test's runtime until the `TestApp` is dropped.
+    fn run(app: Application, pool: PgPool) -> TestApp {
         let addr = app.local_addr().expect("local addr");
         let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -98,6 +103,18 @@ impl TestApp {
         let pool = PgPoolOptions::new().max_connections(2).connect_with(options).await.expect("connect");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
         TestApp { addr, metrics_addr: None, client, pool, stop: Some(stop) }
+    }
+
+    /// Like [`TestApp::spawn_with_args`], with queries reading the
+    /// streaming replica at `read_url` when they may.
+    pub(crate) async fn spawn_replicated(options: PgConnectOptions, read_url: &str, args: &[&str]) -> TestApp {
+        let cli = cli(args);
+        let settings = cli.config.db.settings(String::new());
+        let pool = settings.pool_options().connect_with(settings.apply(options)).await.expect("connect");
+        let read_options = settings.apply(read_url.parse().expect("replica url"));
+        let read_pool = settings.pool_options().connect_lazy_with(read_options);
+        let app = Application::build_replicated(&cli.config, pool.clone(), read_pool).await.expect("build app");
+        Self::run(app, pool)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -218,6 +235,27 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// The database URL of the `sqlx::test` database behind `options`: the
+/// server and credentials of `DATABASE_URL`, the database the test got.
+pub(crate) fn database_url(options: &PgConnectOptions) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
+    let (server, query) = match base.split_once('?') {
+        Some((server, query)) => (server.to_owned(), format!("?{query}")),
+        None => (base.clone(), String::new()),
+    };
+    let server = server.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(server);
+    format!("{server}/{}{query}", options.get_database().expect("a database name"))
+}
+
+/// The suite's data directory (`NOTEGRAPH_DATA_DIR`, as scripts/test.sh
+/// sets it, else the default `.notegraph` at the workspace root): where the
+/// embedded Postgres is installed.
+pub(crate) fn data_dir() -> std::path::PathBuf {
+    std::env::var_os("NOTEGRAPH_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.notegraph"))
 }
 
 /// The ids in a list of objects, in order.

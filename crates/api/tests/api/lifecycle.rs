@@ -29,6 +29,45 @@ async fn serve_answers_then_exits_cleanly_on_sigterm() {
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:#?}");
 }
 
+/// With a shutdown delay, SIGTERM first makes `/readyz` fail while
+/// GraphQL requests are still answered (a load balancer's health check
+/// takes the server out first), and only then does the server drain.
+#[tokio::test]
+async fn sigterm_fails_readiness_first_and_keeps_serving_for_the_shutdown_delay() {
+    let (mut child, mut lines) = serve(&[("NOTEGRAPH_LISTEN", "127.0.0.1:0"), ("NOTEGRAPH_SHUTDOWN_DELAY_MS", "3000")]);
+    let address = serving_address(&mut lines).await;
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("http://{address}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+
+    let pid = child.id().unwrap().to_string();
+    let signalled = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    // The signal is handled asynchronously: readiness fails within moments.
+    let mut failing = None;
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        let ready = client.get(format!("http://{address}/readyz")).send().await.unwrap();
+        if ready.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            failing = Some(ready.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(failing.expect("readyz fails soon after SIGTERM")["status"], "shutting down");
+    let answered = client
+        .post(format!("http://{address}/graphql"))
+        .json(&serde_json::json!({ "query": "{ users(first: 1) { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), reqwest::StatusCode::OK, "still serving during the delay");
+    assert!(signalled.elapsed() < Duration::from_millis(2500), "checked within the delay");
+
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits").unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(signalled.elapsed() >= Duration::from_millis(3000), "stopped only after the delay");
+}
+
 #[tokio::test]
 async fn serve_refuses_development_credentials_on_a_reachable_address_unless_told_it_is_development() {
     // Act: the defaults on every interface, without and with NOTEGRAPH_DEV.

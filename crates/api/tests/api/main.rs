@@ -22,6 +22,7 @@ mod mutations;
 mod overload;
 mod queries;
 mod readme;
+mod replica;
 mod request_logs;
 mod schema_contract;
 mod seed_command;

@@ -54,7 +54,7 @@ fn span_metrics() {
 
 impl TestApp {
     /// `GET /metrics`: the status, the content type and the body.
-    async fn metrics(&self) -> (reqwest::StatusCode, String, String) {
+    pub(crate) async fn metrics(&self) -> (reqwest::StatusCode, String, String) {
         let response = self.client.get(self.url("/metrics")).send().await.unwrap();
         let status = response.status();
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
@@ -64,7 +64,7 @@ impl TestApp {
 
 /// The value of the first series of `family` whose labels include every
 /// one of `labels` (`name="value"` each).
-fn value(body: &str, family: &str, labels: &[&str]) -> Option<f64> {
+pub(crate) fn value(body: &str, family: &str, labels: &[&str]) -> Option<f64> {
     body.lines()
         .filter(|line| line.starts_with(&format!("{family}{{")) || line.starts_with(&format!("{family} ")))
         .find(|line| labels.iter().all(|label| line.contains(label)))

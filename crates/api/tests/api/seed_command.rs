@@ -7,15 +7,7 @@ use std::process::Output;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::process::Command;
 
-/// The URL of the test's own database: the server and credentials of
-/// `DATABASE_URL`, the database `sqlx::test` created.
-fn url_of(options: &PgConnectOptions) -> String {
-    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
-    let (address, query) = server.split_once('?').map_or((server.as_str(), ""), |(a, q)| (a, q));
-    let (server, _database) = address.rsplit_once('/').expect("DATABASE_URL names a database");
-    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
-    format!("{server}/{}{query}", options.get_database().expect("sqlx::test names the database"))
-}
+use crate::helpers::database_url;
 
 /// Runs `notegraph seed` with a tiny data set and `extra` arguments.
 async fn seed(url: &str, extra: &[&str]) -> Output {
@@ -30,7 +22,7 @@ async fn seed(url: &str, extra: &[&str]) -> Output {
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn seed_replaces_data_it_did_not_create_only_with_force(_: PgPoolOptions, options: PgConnectOptions) {
-    let url = url_of(&options);
+    let url = database_url(&options);
 
     let refused = seed(&url, &[]).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);

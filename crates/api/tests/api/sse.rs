@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-use crate::helpers::{HEAVY, TestApp, serve_process, serving_address};
+use crate::helpers::{HEAVY, TestApp, data_dir, database_url, serve_process, serving_address};
 
 /// One operation run by a real client library in node; its results come
 /// back one JSON line each: `{"next": …}`, then `{"complete": true}` or
@@ -116,17 +116,6 @@ async fn graphql_sse_in_both_modes_and_graphql_ws_receive_events_until_their_lim
             assert_eq!(event["note"]["tags"], json!([{ "name": "live" }]), "{client}");
         }
     }
-}
-
-/// The database URL of the `sqlx::test` database behind `options`.
-fn database_url(options: &PgConnectOptions) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
-    let (server, query) = match base.split_once('?') {
-        Some((server, query)) => (server.to_owned(), format!("?{query}")),
-        None => (base.clone(), String::new()),
-    };
-    let server = server.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(server);
-    format!("{server}/{}{query}", options.get_database().expect("a database name"))
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
@@ -442,9 +431,7 @@ async fn shutdown_completes_open_streams_and_sockets(_: PgPoolOptions, options: 
 /// restart), from the embedded launcher, in a directory under the data
 /// directory; it reuses the installed wheel when there is one.
 fn own_postgres_dir() -> std::path::PathBuf {
-    let data_dir = std::env::var_os("NOTEGRAPH_DATA_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.notegraph"));
+    let data_dir = data_dir();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let dir = data_dir.join(format!("restart-test-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(dir.join("postgres")).unwrap();

@@ -16,6 +16,9 @@
 //! cluster), `postgres.log`, `socket`, `password`, `port` and `lock`.
 
 mod install;
+mod standby;
+
+pub use standby::Standby;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -347,6 +350,9 @@ fn settings_text(port: u16, socket: &Path) -> String {
          # The tests count statements with pg_stat_statements.\n\
          shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n\
          max_connections = 200\nshared_buffers = 256MB\n\
+         # WAL kept for standbys copied with pg_basebackup (read-replica tests, `just multinode`)\n\
+         # while they start streaming.\n\
+         wal_keep_size = 1GB\n\
          # The seeder builds an HNSW index.\n\
          maintenance_work_mem = 1GB\nmax_parallel_maintenance_workers = 2\n"
     )

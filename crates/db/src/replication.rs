@@ -1,0 +1,31 @@
+//! Where a streaming replica stands against its primary, in WAL positions
+//! (bytes since the start of the WAL), so the api can tell whether a read
+//! replica has replayed the writes it knows of.
+
+use sqlx::PgPool;
+use tracing::instrument;
+
+use crate::Error;
+
+/// The primary's current WAL write position: every transaction that
+/// committed before this call lies at or before it.
+#[instrument(level = "debug", skip_all, fields(db.operation = "replication.primary_position"))]
+pub async fn primary_position(primary: &PgPool) -> Result<i64, Error> {
+    let position =
+        sqlx::query_scalar("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint").fetch_one(primary).await?;
+    Ok(position)
+}
+
+/// How far the server behind `pool` has replayed the WAL: a standby's
+/// replay position, or a primary's own write position (a "replica" that is
+/// in fact the primary is never behind).
+#[instrument(level = "debug", skip_all, fields(db.operation = "replication.replayed_position"))]
+pub async fn replayed_position(pool: &PgPool) -> Result<i64, Error> {
+    let position = sqlx::query_scalar(
+        "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end
+                 - '0/0'::pg_lsn)::bigint",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(position)
+}
