@@ -136,9 +136,10 @@ def measure(args, seconds, run_dir, k6, binary, cleanup):
     for probe in everything:
         probe.join(timeout=10)
     resources, wall = sampler.summary(started, ended)
+    routing = {server.name: server.routing_now() for server in servers}
     return {
         "k6_exit": k6_process.returncode, "description": description, "resources": resources, "wall": wall,
-        "haproxy": haproxy.server_stats(), "restarts": restart.results, "writer": writer,
+        "haproxy": haproxy.server_stats(), "restarts": restart.results, "routing": routing, "writer": writer,
         "subscribers": subscribers, "invalidation": invalidation, "lag": lag,
         "authors": {"events": event_author, "cache": cache_author, "cache_note": cache_note},
     }

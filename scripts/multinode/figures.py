@@ -50,6 +50,17 @@ def replica_lag(samples):
     }
 
 
+def prometheus_values(text, names):
+    """The values of the unlabelled samples `names` in Prometheus text
+    exposition (0 for a name that is absent)."""
+    out = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in out:
+            out[parts[0]] = float(parts[1])
+    return out
+
+
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 

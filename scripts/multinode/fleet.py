@@ -21,10 +21,13 @@ import urllib.request
 
 from loadtest import stack
 
+from . import figures
 from .cluster import free_port
 
 #: How long a stopping server keeps answering (with /readyz 503) before it drains.
 SHUTDOWN_DELAY_MS = 2000
+#: The server's read-routing counters (docs/OBSERVABILITY.md), summed over a server's restarts.
+ROUTING_COUNTERS = ("notegraph_read_replica_queries_total", "notegraph_read_replica_primary_queries_total")
 #: haproxy's health-check interval; with `fall 2` a stopping server is out within ~1 s.
 CHECK_INTERVAL_MS = 500
 
@@ -53,6 +56,17 @@ class Server:
         self.exited_cpu = 0.0
         #: Whether probes may use it: false from just before SIGTERM until /readyz answers again.
         self.up = False
+        #: ROUTING_COUNTERS of this server's processes that have stopped (see `tally`).
+        self.routing = dict.fromkeys(ROUTING_COUNTERS, 0.0)
+
+    def routing_now(self):
+        """ROUTING_COUNTERS of the running process (from /metrics), plus those of earlier ones."""
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=5) as response:
+                now = figures.prometheus_values(response.read().decode(), ROUTING_COUNTERS)
+        except (urllib.error.URLError, OSError):
+            now = dict.fromkeys(ROUTING_COUNTERS, 0.0)
+        return {name: self.routing[name] + now[name] for name in ROUTING_COUNTERS}
 
     def start(self, timeout=60):
         with open(self.log_path, "a") as log_file:
@@ -74,6 +88,8 @@ class Server:
         process = self.process
         if process is None or process.returncode is not None:
             return None
+        # Its counters die with it: keep them (queries answered after this are not counted).
+        self.routing = self.routing_now()
         # Not Popen.send_signal: it polls first, which would reap a process that
         # already died (Ctrl-C reaches the servers too) before wait4 could.
         os.kill(process.pid, signal.SIGTERM)

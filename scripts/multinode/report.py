@@ -60,6 +60,8 @@ def collect(measured, summary, run):
         "stale_reads": _metric(summary, "stale_reads").get("count", 0),
         "failed_requests": failed, "probe_errors": probe_errors[:50],
         "haproxy_servers": measured["haproxy"],
+        "routing": {name: {"replica": int(c[fleet.ROUTING_COUNTERS[0]]), "primary": int(c[fleet.ROUTING_COUNTERS[1]])}
+                    for name, c in measured["routing"].items()},
         "invalidation": {"rounds": len(invalidation.lags_ms) + len(invalidation.never_seen),
                          "lag_ms": figures.distribution(invalidation.lags_ms),
                          "never_seen": len(invalidation.never_seen), "never_seen_rounds": invalidation.never_seen,
@@ -117,6 +119,8 @@ def markdown(fig):
             f"{r['server']} exit {r.get('exit_code')} after {r.get('exited_after_s')} s, ready "
             f"{r.get('ready_after_s')} s after SIGTERM" + (f" (error: {r['error']})" if "error" in r else "")
             for r in fig["restarts"]) + ".",
+        "- Queries read from the replica / kept on the primary (servers' /metrics, summed over restarts): "
+        + "; ".join(f"{name} {r['replica']:,} / {r['primary']:,}" for name, r in fig["routing"].items()) + ".",
         "", "## Requests per server (haproxy)", "",
         "| server | requests | 2xx | 5xx | connect errors | response errors | retries | redispatches | checks down |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -68,6 +68,11 @@ class Distributions(unittest.TestCase):
         self.assertEqual(out["replay_lag_ms"]["p50"], 4.0)
         self.assertEqual(out["lsn_gap_bytes"]["count"], 3)
 
+    def test_prometheus_values_reads_unlabelled_samples(self):
+        text = ("# HELP a_total A.\n# TYPE a_total counter\na_total 12\nb_total{x=\"1\"} 3\n"
+                "a_total_other 9\n")
+        self.assertEqual(figures.prometheus_values(text, ("a_total", "b_total")), {"a_total": 12.0, "b_total": 0.0})
+
     def test_parse_time_keeps_microseconds_of_nanosecond_times(self):
         self.assertAlmostEqual(figures.parse_time("1970-01-01T00:00:01.123456789Z"), 1.123456, places=6)
         self.assertEqual(figures.parse_time("1970-01-01T00:01:00+00:00"), 60.0)
