@@ -20,17 +20,22 @@ const own = [];
 /** Of the reads after a write, the share another server than the write's answered. */
 const readOtherServer = new Rate('read_other_server');
 
-/** Records whether the read just made went to another server than `wrote`. */
+/**
+ * Records whether the read just made went to another server than `wrote`;
+ * returns `same`, `other` or `unknown` (no load balancer naming servers).
+ */
 function crossed(wrote) {
   const read = lastServedBy();
-  if (wrote !== undefined && read !== undefined) {
-    readOtherServer.add(read !== wrote);
+  if (wrote === undefined || read === undefined) {
+    return 'unknown';
   }
+  readOtherServer.add(read !== wrote);
+  return read === wrote ? 'same' : 'other';
 }
 
-function fresh(name, ok) {
+function fresh(name, ok, served = 'unknown') {
   if (!ok) {
-    staleReads.add(1, { query: name });
+    staleReads.add(1, { query: name, served });
     failures.add(true, { query: 'readAfterWrite' });
   }
   check(null, { [`read after ${name} sees the write`]: () => ok });
@@ -53,11 +58,11 @@ export function createAndRead() {
   const id = created.createNote.id;
   own.push(id);
   const read = readNote(id);
-  crossed(wrote);
-  fresh('createNote', read !== null && read.note !== null && read.note.title === t);
+  let served = crossed(wrote);
+  fresh('createNote', read !== null && read.note !== null && read.note.title === t, served);
   const newest = newestOwnNote();
-  crossed(wrote);
-  fresh('createNote (list)', newest !== null && newest.me.notes.length > 0 && Number(newest.me.notes[0].id) >= Number(id));
+  served = crossed(wrote);
+  fresh('createNote (list)', newest !== null && newest.me.notes.length > 0 && Number(newest.me.notes[0].id) >= Number(id), served);
 }
 
 /** Renames one of this VU's notes and reads the new title back. */
@@ -69,8 +74,8 @@ export function updateAndRead() {
   }
   const wrote = lastServedBy();
   const read = readNote(id);
-  crossed(wrote);
-  fresh('updateNote', read !== null && read.note !== null && read.note.title === t);
+  const served = crossed(wrote);
+  fresh('updateNote', read !== null && read.note !== null && read.note.title === t, served);
 }
 
 /** Deletes one of this VU's notes and checks it is gone. */
@@ -81,8 +86,8 @@ export function deleteAndRead() {
   }
   const wrote = lastServedBy();
   const read = readNote(id, { deleted: true });
-  crossed(wrote);
-  fresh('deleteNote', read !== null && read.note === null);
+  const served = crossed(wrote);
+  fresh('deleteNote', read !== null && read.note === null, served);
 }
 
 /** One write: create half the time (always when this VU owns no note), else update 30%, delete 20%. */

@@ -26,6 +26,9 @@ export const options = {
     'stale_reads{query:createNote (list)}': [],
     'stale_reads{query:updateNote}': [],
     'stale_reads{query:deleteNote}': [],
+    // ... and whether another server than the write's answered it.
+    'stale_reads{served:same}': [],
+    'stale_reads{served:other}': [],
     failures: ['rate==0'],
     http_req_failed: ['rate==0'],
     read_other_server: [],

@@ -171,6 +171,7 @@ class InvalidationProbe(Probe):
         self.servers, self.token, self.note_id = servers, token, note_id
         self.interval, self.bound = interval, bound
         self.lags_ms, self.never_seen, self.skipped, self.fresh_cache = [], [], 0, {}
+        self.cache_disabled = False
 
     def run(self):
         turn = 0
@@ -199,6 +200,11 @@ class InvalidationProbe(Probe):
             _, cache = graphql(reader, query)
             if cache == "hit":
                 break
+            if cache == "bypass":
+                # NOTEGRAPH_CACHE_ENABLED=false: there is nothing to invalidate.
+                self.cache_disabled = True
+                self.done.set()
+                return
         else:
             raise OSError(f"{reader.name} never answered x-cache: hit")
         graphql(writer, "mutation($id: ID!, $title: String) { updateNote(id: $id, input: { title: $title }) { id } }",

@@ -29,6 +29,8 @@ def figures_of_k6(summary):
         "reads_after_write_other_server": other.get("passes", 0),
         "stale_reads_by_write": {name: _metric(summary, f"stale_reads{{query:{name}}}").get("count", 0)
                                  for name in ("createNote", "createNote (list)", "updateNote", "deleteNote")},
+        "stale_reads_by_server": {served: _metric(summary, f"stale_reads{{served:{served}}}").get("count", 0)
+                                  for served in ("same", "other")},
     }
 
 
@@ -66,7 +68,7 @@ def collect(measured, summary, run):
                          "lag_ms": figures.distribution(invalidation.lags_ms),
                          "never_seen": len(invalidation.never_seen), "never_seen_rounds": invalidation.never_seen,
                          "skipped_for_restart": invalidation.skipped, "fresh_answer_cache": invalidation.fresh_cache,
-                         "bound_s": invalidation.bound},
+                         "bound_s": invalidation.bound, "cache_disabled": invalidation.cache_disabled},
         "sse": sse,
         "replica_lag": figures.replica_lag(measured["lag"].samples),
         "restarts": measured["restarts"],
@@ -101,12 +103,16 @@ def markdown(fig):
         f"dropped iterations {k6['dropped_iterations']}.",
         f"- **Stale reads: {fig['stale_reads']}** of {k6['reads_after_write']:,} reads after a write through "
         f"haproxy; {k6['reads_after_write_other_server']:,} of them answered by another server than the write's"
-        + (" (stale after " + ", ".join(f"{k} {v}" for k, v in k6["stale_reads_by_write"].items() if v) + ")"
+        + (" (stale after " + ", ".join(f"{k} {v}" for k, v in k6["stale_reads_by_write"].items() if v)
+           + "; answered by the write's server " + str(k6["stale_reads_by_server"]["same"]) + ", by another "
+           + str(k6["stale_reads_by_server"]["other"]) + ")"
            if fig["stale_reads"] else "") + ".",
         f"- **Failed requests: {failed['total']}** ({', '.join(f'{k} {v}' for k, v in failed.items() if k != 'total')}).",
-        f"- **Cross-replica cache invalidation lag**: {_dist(inv['lag_ms'], ' ms')}; never seen within "
+        ("- Cross-replica cache invalidation: not measured, the response cache is disabled "
+         "(NOTEGRAPH_CACHE_ENABLED=false)." if inv["cache_disabled"] else
+         f"- **Cross-replica cache invalidation lag**: {_dist(inv['lag_ms'], ' ms')}; never seen within "
         f"{inv['bound_s']:.0f} s: **{inv['never_seen']}**; rounds skipped while a server restarted: "
-        f"{inv['skipped_for_restart']}.",
+        f"{inv['skipped_for_restart']}."),
         f"- **SSE across replicas**: {sse['writes']} writes × {len(sse['subscribers'])} subscribers = "
         f"{sse['expected']} events expected, **{sse['delivered']} delivered** ({sse['delivered_cross_server']} for "
         f"writes made through another server), **lost {sse['lost']}**, gap while reconnecting {sse['gap']}, "

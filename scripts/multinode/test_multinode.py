@@ -90,6 +90,11 @@ class Properties(unittest.TestCase):
     def test_a_clean_run_holds(self):
         self.assertEqual(figures.failed_properties(self.passing()), [])
 
+    def test_invalidation_is_not_required_with_the_cache_off(self):
+        fig = self.passing()
+        fig["invalidation"].update(cache_disabled=True, lag_ms={"count": 0})
+        self.assertEqual(figures.failed_properties(fig), [])
+
     def test_each_property_can_fail(self):
         breakers = [
             lambda f: f.update(stale_reads=1),
