@@ -107,7 +107,9 @@ def markdown(fig):
            + "; answered by the write's server " + str(k6["stale_reads_by_server"]["same"]) + ", by another "
            + str(k6["stale_reads_by_server"]["other"]) + ")"
            if fig["stale_reads"] else "") + ".",
-        f"- **Failed requests: {failed['total']}** ({', '.join(f'{k} {v}' for k, v in failed.items() if k != 'total')}).",
+        f"- **Failed requests: {failed['total']}** ({', '.join(f'{k} {v}' for k, v in failed.items() if k != 'total')})"
+        + ("; k6 counts each stale read as a failed request and a failed check too, and a null note read back "
+           "after a create also fails the request's own check" if fig["stale_reads"] else "") + ".",
         ("- Cross-replica cache invalidation: not measured, the response cache is disabled "
          "(NOTEGRAPH_CACHE_ENABLED=false)." if inv["cache_disabled"] else
          f"- **Cross-replica cache invalidation lag**: {_dist(inv['lag_ms'], ' ms')}; never seen within "
