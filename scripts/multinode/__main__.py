@@ -39,6 +39,8 @@ def parse_args():
     parser.add_argument("duration", nargs="?", default="60s", help="k6 duration (default 60s)")
     parser.add_argument("rate", nargs="?", type=int, default=200, help="mix requests/s through haproxy (default 200)")
     parser.add_argument("--write-rate", type=int, default=10, help="k6 write iterations/s (default 10)")
+    parser.add_argument("--sticky", action="store_true",
+                        help="balance by the Authorization header (each viewer on one server) instead of round robin")
     args = parser.parse_args()
     seconds = loadreport.duration_seconds(args.duration)
     if not seconds or seconds < 40:
@@ -78,7 +80,7 @@ def measure(args, seconds, run_dir, k6, binary, cleanup):
         cleanup.append(server.terminate)
         stack.log(f"starting {server.name} on {server.base_url}")
         server.start()
-    haproxy = fleet.Haproxy(servers, run_dir)
+    haproxy = fleet.Haproxy(servers, run_dir, "hdr(authorization)" if args.sticky else "roundrobin")
     cleanup.append(haproxy.stop)
     haproxy.start()
     stack.log(f"haproxy on {haproxy.base_url} (config {haproxy.config})")
@@ -174,7 +176,8 @@ def main():
         return 1
     fig = report.collect(measured, json.loads(summary_path.read_text()), {
         "command": " ".join(["just multinode", args.duration, str(args.rate)]
-                            + ([f"--write-rate {args.write_rate}"] if args.write_rate != 10 else [])),
+                            + ([f"--write-rate {args.write_rate}"] if args.write_rate != 10 else [])
+                            + (["--sticky"] if args.sticky else [])),
         "started_at": started.isoformat(timespec="seconds"), "commit": commit, "rate": args.rate,
         "write_rate": args.write_rate, "duration": args.duration, "load_before": load_before,
         "load_after": os.getloadavg(),

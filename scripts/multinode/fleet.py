@@ -3,8 +3,9 @@
 Each server listens on its own loopback port with DATABASE_URL on the
 primary, DATABASE_READ_URL on the replica and JSON logs appended to
 `server-N.log` (across its restarts). haproxy balances round robin over
-them, checks `GET /readyz` every 500 ms (down after 2 failures, up after
-2 successes), retries a request whose connection failed or got an empty
+them (or, with `--sticky`, by a hash of the Authorization header, so that
+each viewer stays on one server), checks `GET /readyz` every 500 ms (down
+after 2 failures, up after 2 successes), retries a request whose connection failed or got an empty
 response on another server (`retry-on`, `option redispatch 1`), and
 stamps every response with `x-served-by: <server>` so that a client can
 tell which replica answered.
@@ -141,7 +142,7 @@ frontend api
     default_backend notegraph
 
 backend notegraph
-    balance roundrobin
+    balance {balance}
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter {inter}ms fall 2 rise 2
@@ -153,14 +154,14 @@ backend notegraph
 class Haproxy:
     """haproxy in the foreground with a generated configuration."""
 
-    def __init__(self, servers, run_dir):
+    def __init__(self, servers, run_dir, balance="roundrobin"):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.stats = run_dir / "haproxy.sock"
         self.config = run_dir / "haproxy.cfg"
         self.log_path = run_dir / "haproxy.log"
         self.config.write_text(HAPROXY_CONFIG.format(
-            stats=self.stats, port=self.port, inter=CHECK_INTERVAL_MS,
+            stats=self.stats, port=self.port, inter=CHECK_INTERVAL_MS, balance=balance,
             servers="\n".join(f"    server {s.name} 127.0.0.1:{s.port} check" for s in servers)))
         self.process = None
 
