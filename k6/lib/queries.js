@@ -6,13 +6,15 @@
 import { gql } from './graphql.js';
 import { data, pickNoteId, pickUniform, pickUserId } from './data.js';
 
-export const userList = () => gql('userList', '{ users(first: 20) { id name } }', { root: 'users' });
+// `extra` adds `gql` options (`{ response: true }` returns the response).
 
-export const noteDetail = (id = pickNoteId()) =>
-  gql('noteDetail', `{ note(id: "${id}") { id title author { name } } }`, { root: 'note' });
+export const userList = (extra = {}) => gql('userList', '{ users(first: 20) { id name } }', { root: 'users', ...extra });
 
-export const userNotes = (id = pickUserId()) =>
-  gql('userNotes', `{ user(id: "${id}") { notes { id title tags { name } } } }`, { root: 'user' });
+export const noteDetail = (id = pickNoteId(), extra = {}) =>
+  gql('noteDetail', `{ note(id: "${id}") { id title author { name } } }`, { root: 'note', ...extra });
+
+export const userNotes = (id = pickUserId(), extra = {}) =>
+  gql('userNotes', `{ user(id: "${id}") { notes { id title tags { name } } } }`, { root: 'user', ...extra });
 
 /** One request of the published mix, drawn by its weights. */
 export function mixRequest() {

@@ -42,6 +42,8 @@ SCENARIOS = {
     "connections": (500, "60s", "CONNECTIONS (default 1,000) keep-alive connections held open while the mix "
                                 "runs at RATE requests/s for DURATION", "mix"),
     "vector": (100, "60s", "searchNotes and Note.similar at RATE requests/s for DURATION", None),
+    "replay": (20000, "10m", "RATE requests of the mix replayed sequentially by one VU (DURATION bounds the run): "
+                             "cache hits against the ideal of a cache that never evicts", None),
     "sse": (1000, "60s", "RATE anonymous SSE subscribers (noteEvents, limit 1, subscribing again after each event) "
                          "while notes are created at 2/s for DURATION; delivery from commit to receipt", "subscribers"),
 }

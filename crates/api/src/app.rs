@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,7 +17,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql::{
     EventBus, HotFields, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps, SubscriptionLimits,
-    build_schema,
+    TrustedDocuments, build_schema,
 };
 use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Streams, router, serve};
 use crate::metrics::Metrics;
@@ -73,6 +74,12 @@ impl Application {
     ) -> anyhow::Result<Self> {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
+        let trusted = match &config.graphql.trusted_documents {
+            Some(path) => Some(Arc::new(TrustedDocuments::load(path).with_context(|| {
+                format!("reading the trusted documents in {} (NOTEGRAPH_TRUSTED_DOCUMENTS)", path.display())
+            })?)),
+            None => None,
+        };
         let delay = Duration::from_micros(config.graphql.loader_delay_us);
         let loaders = Loaders::new(&pool, delay);
         let replica = read_pool.map(|read_pool| {
@@ -127,6 +134,7 @@ impl Application {
                 stopping: Stopping(stopping.subscribe()),
                 invalidation,
                 replica: replica.clone(),
+                trusted,
                 hot_fields: match config.telemetry.metrics_enabled {
                     true => HotFields::new(&config.telemetry.metrics_hot_fields).map_err(anyhow::Error::msg)?,
                     false => None,
@@ -135,6 +143,7 @@ impl Application {
             SchemaSettings {
                 limits: config.graphql.limits(),
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
+                db_timeout: Duration::from_millis(config.db.db_timeout_ms),
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
             },

@@ -8,7 +8,7 @@ use seed::{SeedError, SeedOptions};
 
 use crate::app::{self, Application};
 use crate::auth::Authenticator;
-use crate::config::{Cli, Command, Config, ReembedArgs, SeedArgs, TokenArgs};
+use crate::config::{Cli, Command, Config, HealthcheckArgs, ReembedArgs, SeedArgs, TokenArgs};
 use crate::database::{Database, start_embedded};
 use crate::{console, graphql, shutdown, telemetry};
 
@@ -24,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::PrintSchema => print(&graphql::sdl()),
         Command::Token(args) => token(&config, &args),
+        Command::Healthcheck(args) => healthcheck(&config, &args).await,
         command => {
             let telemetry = telemetry::init(&config.telemetry)?;
             console::print_configuration(&config);
@@ -36,7 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Seed(args) => reseed(&config, &args).await,
                 Command::Reembed(args) => reembed(&config, &args).await,
                 Command::EmbeddedPostgres => embedded_postgres(&config).await,
-                Command::PrintSchema | Command::Token(_) => Ok(()),
+                Command::PrintSchema | Command::Token(_) | Command::Healthcheck(_) => Ok(()),
             };
             // On its own thread: the exporter's blocking client may not
             // block the runtime.
@@ -67,6 +68,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
 
 async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
     let database = Database::open(&config.db).await?;
+    if args.if_empty && !db::users::is_empty(&database.pool).await? {
+        database.close().await?;
+        return print("the database already has users; nothing seeded (--if-empty)");
+    }
     let options =
         SeedOptions { users: args.users, notes: args.notes, tags: args.tags, seed: args.seed, force: args.force };
     let report = seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
@@ -134,6 +139,22 @@ async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
     }
     database.close().await?;
     print(&format!("done: re-embedded {done} notes in {:.1} s", started.elapsed().as_secs_f64()))
+}
+
+/// GETs the local server's `/readyz` (or `--url`): success on 200, an
+/// error (exit code 1) on any other status, a refused connection or the
+/// timeout. Logs nothing: a container runtime runs it every few seconds.
+async fn healthcheck(config: &Config, args: &HealthcheckArgs) -> anyhow::Result<()> {
+    let url = args.url.clone().unwrap_or_else(|| {
+        let listen = config.http.listen;
+        let ip = if listen.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { listen.ip() };
+        format!("http://{}/readyz", std::net::SocketAddr::new(ip, listen.port()))
+    });
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(args.timeout_ms)).build()?;
+    let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    anyhow::ensure!(status == reqwest::StatusCode::OK, "GET {url}: {status}");
+    print(&format!("GET {url}: {status}"))
 }
 
 fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {

@@ -133,6 +133,11 @@ pub const DEFAULT_STATIC_TOKENS: &str = "test-token=1";
 /// sign in with it.
 pub const DEVELOPMENT_TOKEN: &str = "test-token";
 
+/// See [`HealthcheckArgs::timeout_ms`]: above the 2 s in which `/readyz`
+/// always answers (so a slow database shows as its 503, not as a timeout
+/// here), and inside a container healthcheck's usual 5 s timeout.
+pub const DEFAULT_HEALTHCHECK_TIMEOUT_MS: u64 = 3_000;
+
 /// What `notegraph --version` prints after the name: the release and the
 /// git commit the binary was built from (see `build.rs`).
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("NOTEGRAPH_GIT_COMMIT"), ")");
@@ -170,6 +175,21 @@ pub enum Command {
     /// Start the embedded Postgres, print `DATABASE_URL=…` and keep it
     /// running until interrupted (the test suite uses this).
     EmbeddedPostgres,
+    /// Exit 0 when the local server's `/readyz` answers 200, 1 otherwise:
+    /// the container healthcheck of an image that has no curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Arguments of `notegraph healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The URL to check; default `http://127.0.0.1:<port of NOTEGRAPH_LISTEN>/readyz`
+    /// (the listen address itself when it is a specific one).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// How long to wait for the answer, connecting included, in ms.
+    #[arg(long, default_value_t = DEFAULT_HEALTHCHECK_TIMEOUT_MS)]
+    pub timeout_ms: u64,
 }
 
 /// Size and randomness of `notegraph seed`.
@@ -193,6 +213,10 @@ pub struct SeedArgs {
     /// tracked: they are replaced either way.
     #[arg(long)]
     pub force: bool,
+    /// Seed only a database without users (a fresh one) and otherwise
+    /// change nothing: a seeding step that may run on every start.
+    #[arg(long, conflicts_with = "force")]
+    pub if_empty: bool,
 }
 
 /// Arguments of `notegraph reembed`.
@@ -521,6 +545,10 @@ pub struct GraphqlConfig {
     /// Most directives on one field or fragment.
     #[arg(long, env = "NOTEGRAPH_MAX_DIRECTIVES_PER_FIELD", default_value_t = DEFAULT_MAX_DIRECTIVES_PER_FIELD, global = true)]
     pub max_directives_per_field: usize,
+    /// A JSON file of trusted documents (hash → document, or Apollo's
+    /// persisted query manifest): when set, only these execute.
+    #[arg(long, env = "NOTEGRAPH_TRUSTED_DOCUMENTS", global = true)]
+    pub trusted_documents: Option<PathBuf>,
 }
 
 impl GraphqlConfig {
@@ -837,8 +865,20 @@ mod tests {
     fn seed_is_forced_only_when_asked() {
         let cli = Cli::parse_from(["notegraph", "seed", "--force"]);
         match cli.command {
-            Some(Command::Seed(args)) => assert!(args.force),
+            Some(Command::Seed(args)) => assert!(args.force && !args.if_empty),
             other => panic!("expected seed, got {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["notegraph", "seed", "--force", "--if-empty"]).is_err());
+    }
+
+    #[test]
+    fn healthcheck_defaults_to_the_listen_port() {
+        let cli = Cli::parse_from(["notegraph", "healthcheck"]);
+        match cli.command {
+            Some(Command::Healthcheck(args)) => {
+                assert_eq!((args.url, args.timeout_ms), (None, DEFAULT_HEALTHCHECK_TIMEOUT_MS));
+            }
+            other => panic!("expected healthcheck, got {other:?}"),
         }
     }
 }

@@ -76,6 +76,9 @@ pub struct Stored {
     pub body: Bytes,
     /// What the execution read.
     pub tags: Vec<Tag>,
+    /// The shortest `max-age` of the fields it selected (async-graphql's
+    /// cache-control hints), when any is shorter than the cache's TTL.
+    pub max_age: Option<Duration>,
     /// When the execution began, or the earlier epoch its data was as of
     /// (read from a replica that lags): what it read must not have been
     /// invalidated since.
@@ -88,6 +91,28 @@ struct Entry {
     body: Bytes,
     tags: Box<[Tag]>,
     began: Epoch,
+    /// How long it may be served: the cache's TTL, or the response's
+    /// shorter max-age.
+    ttl: Duration,
+}
+
+/// Expires each entry after its own TTL.
+struct PerEntry;
+
+impl moka::Expiry<Key, Arc<Entry>> for PerEntry {
+    fn expire_after_create(&self, _key: &Key, entry: &Arc<Entry>, _created_at: std::time::Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &Key,
+        entry: &Arc<Entry>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
 }
 
 /// How [`ResponseCache::get_or_run`] answered.
@@ -164,6 +189,8 @@ struct Passed<E> {
 #[derive(Clone)]
 pub struct ResponseCache {
     entries: Cache<Key, Arc<Entry>>,
+    /// The longest an entry lives.
+    ttl: Duration,
     epochs: Arc<Epochs>,
     counters: Arc<Counters>,
 }
@@ -179,7 +206,7 @@ impl ResponseCache {
                 let bytes = entry.body.len() + entry.tags.len() * size_of::<Tag>() + ENTRY_OVERHEAD_BYTES;
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
-            .time_to_live(config.ttl)
+            .expire_after(PerEntry)
             .eviction_listener({
                 let counters = Arc::clone(&counters);
                 move |_key, _entry, cause| {
@@ -197,7 +224,14 @@ impl ResponseCache {
             flushed: AtomicU64::new(0),
             available: AtomicBool::new(true),
         };
-        ResponseCache { entries, epochs: Arc::new(epochs), counters }
+        ResponseCache { entries, ttl: config.ttl, epochs: Arc::new(epochs), counters }
+    }
+
+    /// The entry to keep for `stored`, living the cache's TTL or its
+    /// shorter max-age.
+    fn entry(&self, stored: Stored) -> Entry {
+        let ttl = stored.max_age.map_or(self.ttl, |max_age| max_age.min(self.ttl));
+        Entry { body: stored.body, tags: stored.tags.into(), began: stored.began, ttl }
     }
 
     /// The current epoch: take it before an execution reads anything.
@@ -221,7 +255,7 @@ impl ResponseCache {
     /// Stores a response, unless what it read changed since it began.
     pub async fn insert(&self, key: Key, stored: Stored) {
         if self.epochs.fresh(&stored.tags, stored.began) {
-            let entry = Entry { body: stored.body, tags: stored.tags.into(), began: stored.began };
+            let entry = self.entry(stored);
             self.entries.insert(key, Arc::new(entry)).await;
         }
     }
@@ -255,9 +289,7 @@ impl ResponseCache {
                 match run(began).await {
                     // `stored.began` may be earlier than `began`: the data
                     // it read was as of then (a lagging replica).
-                    Ok(stored) if epochs.fresh(&stored.tags, stored.began) => {
-                        Ok(Arc::new(Entry { body: stored.body, tags: stored.tags.into(), began: stored.began }))
-                    }
+                    Ok(stored) if epochs.fresh(&stored.tags, stored.began) => Ok(Arc::new(self.entry(stored))),
                     // Read while a write committed: answer it, store nothing.
                     Ok(stored) => Err(Passed { began: stored.began, value: Ok(stored.body) }),
                     Err(value) => Err(Passed { began, value: Err(value) }),
@@ -355,7 +387,8 @@ mod tests {
     }
 
     fn stored(body: &'static str, tags: &[&str], began: Epoch) -> Stored {
-        Stored { body: Bytes::from_static(body.as_bytes()), tags: tags.iter().map(|t| Tag::new(t)).collect(), began }
+        let tags = tags.iter().map(|t| Tag::new(t)).collect();
+        Stored { body: Bytes::from_static(body.as_bytes()), tags, began, max_age: None }
     }
 
     #[tokio::test]
@@ -395,6 +428,19 @@ mod tests {
         let run = |began| async move { Ok::<_, ()>(stored("new", &["Note/list"], began)) };
         assert!(matches!(cache.get_or_run(key("a"), run).await, Ok(Outcome::Miss(_))));
         assert_eq!(cache.get(key("a")).await, Some(Bytes::from_static(b"new")));
+    }
+
+    #[tokio::test]
+    async fn an_entry_lives_its_own_max_age_when_shorter_than_the_ttl() {
+        let cache = cache();
+        let short =
+            Stored { max_age: Some(Duration::from_millis(100)), ..stored("short", &["Note/search"], cache.begin()) };
+        cache.insert(key("short"), short).await;
+        cache.insert(key("long"), stored("long", &["Note/list"], cache.begin())).await;
+        assert!(cache.get(key("short")).await.is_some());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(cache.get(key("short")).await, None, "outlived its max-age");
+        assert_eq!(cache.get(key("long")).await, Some(Bytes::from_static(b"long")));
     }
 
     #[tokio::test]

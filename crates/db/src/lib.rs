@@ -7,7 +7,8 @@
 //! in SQL, for every list and count. This crate knows nothing of GraphQL or
 //! HTTP.
 //!
-//! Layout: [`pool`] (settings, connect, readiness), [`users`], [`notes`],
+//! Layout: [`pool`] (settings, connect, readiness), [`budget`] (statements
+//! under what is left of a request's deadline), [`users`], [`notes`],
 //! [`tags`], [`search`] (vector search), [`bench`] (the vector benchmark's
 //! own statements), [`embeddings`] (column size, re-embedding), [`notify`] (write events over
 //! `NOTIFY`), [`replication`] (how far a read replica has replayed), [`bulk`] (replacing all data in one
@@ -19,6 +20,7 @@ mod ids;
 mod pool;
 
 pub mod bench;
+pub mod budget;
 pub mod bulk;
 pub mod embedded;
 pub mod embeddings;
@@ -29,10 +31,11 @@ pub mod search;
 pub mod tags;
 pub mod users;
 
+pub use budget::{Budget, within};
 pub use error::Error;
 pub use ids::{NoteId, Page, TagId, UserId, Viewer};
 pub use pool::{Settings, connect, is_ready};
-pub use sqlx::PgPool;
+pub use sqlx::{PgConnection, PgPool};
 
 /// The schema migrations, embedded at compile time and applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use pgvector::Vector;
-use sqlx::{PgPool, QueryBuilder};
+use sqlx::{PgExecutor, PgPool, QueryBuilder};
 use tracing::instrument;
 
 use crate::notify::{NoteWritten, WriteKind, note_written};
@@ -109,10 +109,10 @@ pub struct NoteFilter<'a> {
 
 /// Notes with the given ids, visible or not (callers check visibility).
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
-pub async fn fetch_by_ids(pool: &PgPool, ids: &[NoteId]) -> Result<Vec<NoteRow>, Error> {
+pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result<Vec<NoteRow>, Error> {
     let rows = sqlx::query_as(concat!("select ", note_columns!(), " from notes n where n.id = any($1)"))
         .bind(ids)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
     Ok(crate::counted(rows))
 }
@@ -123,8 +123,8 @@ pub async fn fetch_by_ids(pool: &PgPool, ids: &[NoteId]) -> Result<Vec<NoteRow>,
 /// each for what it is (driving from the tag's `note_tags` range when a tag
 /// is given) instead of one generic plan full of `$n is null or …`.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.list", db.rows = tracing::field::Empty, first = page.first))]
-pub async fn list(
-    pool: &PgPool,
+pub async fn list<'c>(
+    db: impl PgExecutor<'c>,
     viewer: Viewer,
     filter: NoteFilter<'_>,
     page: Page<NoteId>,
@@ -146,14 +146,14 @@ pub async fn list(
     }
     q.push(" order by ").push(id_column).push(" desc limit ");
     q.push_bind(page.first);
-    let rows = q.build_query_as().fetch_all(pool).await?;
+    let rows = q.build_query_as().fetch_all(db).await?;
     Ok(crate::counted(rows))
 }
 
 /// Runs a lateral page statement over `unnest`ed keys: `$1` parents, `$2`
 /// viewers, `$3` exclusive upper ids, `$4` limits; rows carry `k.ord`.
-async fn fetch_pages<P: Copy + Into<i64>>(
-    pool: &PgPool,
+async fn fetch_pages<'c, P: Copy + Into<i64>>(
+    db: impl PgExecutor<'c>,
     statement: &'static str,
     keys: &[NotesOf<P>],
 ) -> Result<Vec<(usize, NoteRow)>, Error> {
@@ -162,20 +162,20 @@ async fn fetch_pages<P: Copy + Into<i64>>(
     let afters: Vec<i64> = keys.iter().map(|k| k.page.after.map_or(MAX_ID, |id| id.0)).collect();
     let limits: Vec<i64> = keys.iter().map(|k| k.page.first).collect();
     let rows: Vec<KeyedNote> =
-        sqlx::query_as(statement).bind(parents).bind(viewers).bind(afters).bind(limits).fetch_all(pool).await?;
+        sqlx::query_as(statement).bind(parents).bind(viewers).bind(afters).bind(limits).fetch_all(db).await?;
     Ok(by_key(rows, |r| r.ord).map(|(i, r)| (i, r.note)).collect())
 }
 
 /// Runs a lateral count statement over `unnest`ed keys: `$1` parents, `$2`
 /// viewers; rows carry `k.ord` and `count`.
-async fn fetch_counts<P: Copy + Into<i64>>(
-    pool: &PgPool,
+async fn fetch_counts<'c, P: Copy + Into<i64>>(
+    db: impl PgExecutor<'c>,
     statement: &'static str,
     keys: &[CountOf<P>],
 ) -> Result<Vec<(usize, i64)>, Error> {
     let parents: Vec<i64> = keys.iter().map(|k| k.parent.into()).collect();
     let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
-    let rows: Vec<KeyedCount> = sqlx::query_as(statement).bind(parents).bind(viewers).fetch_all(pool).await?;
+    let rows: Vec<KeyedCount> = sqlx::query_as(statement).bind(parents).bind(viewers).fetch_all(db).await?;
     Ok(by_key(rows, |r| r.ord).map(|(i, r)| (i, r.count)).collect())
 }
 
@@ -191,7 +191,10 @@ fn by_key<T>(rows: Vec<T>, ord: impl Fn(&T) -> i64) -> impl Iterator<Item = (usi
 /// (`unnest` the keys, then a lateral index range scan per key).
 /// Returns `(index of the key, row)` pairs.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn fetch_by_authors(pool: &PgPool, keys: &[NotesOf<UserId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
+pub async fn fetch_by_authors<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[NotesOf<UserId>],
+) -> Result<Vec<(usize, NoteRow)>, Error> {
     const STATEMENT: &str = concat!(
         "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
              with ordinality as k(author_id, viewer_id, after_id, lim, ord) \
@@ -203,14 +206,17 @@ pub async fn fetch_by_authors(pool: &PgPool, keys: &[NotesOf<UserId>]) -> Result
                and n.id < k.after_id \
              order by n.id desc limit k.lim) n"
     );
-    fetch_pages(pool, STATEMENT, keys).await.map(crate::counted)
+    fetch_pages(db, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// For every key, that tag's visible notes newest first, in one statement
 /// (a backward range scan of `note_tags (tag_id, note_id)` per key).
 /// Returns `(index of the key, row)` pairs.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn fetch_by_tags(pool: &PgPool, keys: &[NotesOf<TagId>]) -> Result<Vec<(usize, NoteRow)>, Error> {
+pub async fn fetch_by_tags<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[NotesOf<TagId>],
+) -> Result<Vec<(usize, NoteRow)>, Error> {
     const STATEMENT: &str = concat!(
         "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
              with ordinality as k(tag_id, viewer_id, after_id, lim, ord) \
@@ -222,33 +228,36 @@ pub async fn fetch_by_tags(pool: &PgPool, keys: &[NotesOf<TagId>]) -> Result<Vec
                and nt.note_id < k.after_id \
              order by nt.note_id desc limit k.lim) n"
     );
-    fetch_pages(pool, STATEMENT, keys).await.map(crate::counted)
+    fetch_pages(db, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// For every key, how many of that author's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn count_by_authors(pool: &PgPool, keys: &[CountOf<UserId>]) -> Result<Vec<(usize, i64)>, Error> {
+pub async fn count_by_authors<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[CountOf<UserId>],
+) -> Result<Vec<(usize, i64)>, Error> {
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(author_id, viewer_id, ord) \
          cross join lateral ( \
              select count(*) as count from notes n \
              where n.author_id = k.author_id \
                and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-    fetch_counts(pool, STATEMENT, keys).await.map(crate::counted)
+    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// For every key, how many of that tag's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn count_by_tags(pool: &PgPool, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
+pub async fn count_by_tags<'c>(db: impl PgExecutor<'c>, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(tag_id, viewer_id, ord) \
          cross join lateral ( \
              select count(*) as count from note_tags nt join notes n on n.id = nt.note_id \
              where nt.tag_id = k.tag_id \
                and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-    fetch_counts(pool, STATEMENT, keys).await.map(crate::counted)
+    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// A validated new note, ready to store.

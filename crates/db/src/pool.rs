@@ -9,6 +9,10 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::{Error, MIGRATOR};
 
+/// How often a running statement's backend checks that the server is still
+/// connected: the most an abandoned statement runs on.
+const CLIENT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Typed pool settings; the api crate fills them from its config.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -51,6 +55,11 @@ impl Settings {
             .application_name("notegraph")
             .options([
                 ("statement_timeout", format!("{}ms", self.statement_timeout.as_millis())),
+                // While a statement runs, Postgres checks this often that
+                // its client is still there, and cancels the statement when
+                // it is not: an abandoned request's connection is closed
+                // (`crate::budget`), so its work stops within this.
+                ("client_connection_check_interval", format!("{}ms", CLIENT_CHECK_INTERVAL.as_millis())),
                 ("hnsw.ef_search", self.hnsw_ef_search.to_string()),
                 // Keep scanning the HNSW graph until `limit` rows pass the
                 // visibility and tag filters, so filters never cost recall;

@@ -7,7 +7,7 @@
 //! note exists. The tags of one note are not filtered (whoever sees the
 //! note sees all its tags).
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgExecutor, Postgres, Transaction};
 use tracing::instrument;
 
 use crate::{Error, NoteId, Page, TagId, Viewer};
@@ -48,7 +48,7 @@ pub struct NoteTagRow {
 
 /// The tags of every given note, sorted by note and then by tag name.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_note_ids", db.rows = tracing::field::Empty, batch = note_ids.len()))]
-pub async fn fetch_by_note_ids(pool: &PgPool, note_ids: &[NoteId]) -> Result<Vec<NoteTagRow>, Error> {
+pub async fn fetch_by_note_ids<'c>(db: impl PgExecutor<'c>, note_ids: &[NoteId]) -> Result<Vec<NoteTagRow>, Error> {
     let rows = sqlx::query_as(
         "select nt.note_id, t.id, t.name \
          from note_tags nt join tags t on t.id = nt.tag_id \
@@ -56,30 +56,30 @@ pub async fn fetch_by_note_ids(pool: &PgPool, note_ids: &[NoteId]) -> Result<Vec
          order by nt.note_id, t.name",
     )
     .bind(note_ids)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(crate::counted(rows))
 }
 
 /// The tag with this exact name, if a note the viewer may see carries it.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_name"))]
-pub async fn fetch_by_name(pool: &PgPool, viewer: Viewer, name: &str) -> Result<Option<TagRow>, Error> {
+pub async fn fetch_by_name<'c>(db: impl PgExecutor<'c>, viewer: Viewer, name: &str) -> Result<Option<TagRow>, Error> {
     const STATEMENT: &str =
         concat!("select t.id, t.name from tags t where t.name = $1 and ", carried_by_visible_note!("$2"));
-    let row = sqlx::query_as(STATEMENT).bind(name).bind(viewer).fetch_optional(pool).await?;
+    let row = sqlx::query_as(STATEMENT).bind(name).bind(viewer).fetch_optional(db).await?;
     Ok(row)
 }
 
 /// Tags that a note the viewer may see carries, oldest first (by id asc),
 /// a keyset page at a time.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.list", db.rows = tracing::field::Empty, first = page.first))]
-pub async fn list(pool: &PgPool, viewer: Viewer, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
+pub async fn list<'c>(db: impl PgExecutor<'c>, viewer: Viewer, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
     const STATEMENT: &str = concat!(
         "select t.id, t.name from tags t where t.id > coalesce($1, 0) and ",
         carried_by_visible_note!("$3"),
         " order by t.id limit $2"
     );
-    let rows = sqlx::query_as(STATEMENT).bind(page.after).bind(page.first).bind(viewer).fetch_all(pool).await?;
+    let rows = sqlx::query_as(STATEMENT).bind(page.after).bind(page.first).bind(viewer).fetch_all(db).await?;
     Ok(crate::counted(rows))
 }
 

@@ -1,7 +1,7 @@
 //! Reads of `users`: by id in batches, and the keyset-paged list.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use tracing::instrument;
 
 use crate::{Error, Page, UserId};
@@ -21,17 +21,17 @@ pub struct UserRow {
 
 /// Users with the given ids, in no particular order; missing ids are absent.
 #[instrument(level = "debug", skip_all, fields(db.operation = "users.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
-pub async fn fetch_by_ids(pool: &PgPool, ids: &[UserId]) -> Result<Vec<UserRow>, Error> {
+pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[UserId]) -> Result<Vec<UserRow>, Error> {
     let rows = sqlx::query_as("select id, name, email, created_at from users where id = any($1)")
         .bind(ids)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
     Ok(crate::counted(rows))
 }
 
 /// Users oldest first (by id asc), a keyset page at a time.
 #[instrument(level = "debug", skip_all, fields(db.operation = "users.list", db.rows = tracing::field::Empty, first = page.first))]
-pub async fn list(pool: &PgPool, page: Page<UserId>) -> Result<Vec<UserRow>, Error> {
+pub async fn list<'c>(db: impl PgExecutor<'c>, page: Page<UserId>) -> Result<Vec<UserRow>, Error> {
     // Ids start at 1, so `coalesce(after, 0)` keeps this a range condition
     // on the primary key instead of an `or` the planner cannot index.
     let rows = sqlx::query_as(
@@ -40,7 +40,7 @@ pub async fn list(pool: &PgPool, page: Page<UserId>) -> Result<Vec<UserRow>, Err
     )
     .bind(page.after)
     .bind(page.first)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(crate::counted(rows))
 }

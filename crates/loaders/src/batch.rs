@@ -24,8 +24,13 @@ pub trait Loader<K>: Send + Sync + 'static {
     /// What one key loads; a key with nothing to load is absent.
     type Value: Clone + Send + Sync + 'static;
 
-    /// Loads every key of one batch.
-    fn load(&self, keys: &[K]) -> impl Future<Output = Result<HashMap<K, Self::Value>, db::Error>> + Send;
+    /// Loads every key of one batch, its statement ending by `budget`'s
+    /// deadline when given.
+    fn load(
+        &self,
+        keys: &[K],
+        budget: Option<db::Budget>,
+    ) -> impl Future<Output = Result<HashMap<K, Self::Value>, db::Error>> + Send;
 }
 
 /// What every resolver waiting on one batch receives.
@@ -171,7 +176,12 @@ where
                 span.follows_from(holder.span());
             }
         }
-        let result = self.loader.load(&keys).instrument(span).await.map_err(|err| {
+        // The latest of its requests' deadlines: the batch serves them all,
+        // and cutting it at the earliest would fail requests that still
+        // have time, while one past its deadline has already answered
+        // TIMEOUT and no longer waits.
+        let budget = batch.holders.iter().map(|holder| holder.budget()).reduce(db::Budget::latest).flatten();
+        let result = self.loader.load(&keys, budget).instrument(span).await.map_err(|err| {
             // Logged once here, not once per waiting resolver.
             log_failure(self.name, keys.len(), &err);
             LoadError::Db(Arc::new(err))

@@ -30,7 +30,7 @@ pub use batch::{Batched, Loader};
 pub use paths::{
     NoteById, NoteCountByAuthor, NoteCountByTag, NotesByAuthor, NotesByTag, SimilarNotes, TagsByNote, UserById,
 };
-pub use tracker::Tracked;
+pub use tracker::{Tracked, budget};
 
 /// Why a load failed, as every resolver waiting on the batch sees it
 /// (`Clone`, since one failure answers many resolvers).

@@ -36,8 +36,8 @@ pub struct UserById(pub(crate) PgPool);
 impl Loader<UserId> for UserById {
     type Value = UserRow;
 
-    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, UserRow>, db::Error> {
-        let rows = db::users::fetch_by_ids(&self.0, keys).await?;
+    async fn load(&self, keys: &[UserId], budget: Option<db::Budget>) -> Result<HashMap<UserId, UserRow>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::users::fetch_by_ids(db, keys).await).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -47,8 +47,8 @@ pub struct NoteById(pub(crate) PgPool);
 
 impl Loader<NoteId> for NoteById {
     type Value = NoteRow;
-    async fn load(&self, keys: &[NoteId]) -> Result<HashMap<NoteId, NoteRow>, db::Error> {
-        let rows = db::notes::fetch_by_ids(&self.0, keys).await?;
+    async fn load(&self, keys: &[NoteId], budget: Option<db::Budget>) -> Result<HashMap<NoteId, NoteRow>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::notes::fetch_by_ids(db, keys).await).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -58,8 +58,12 @@ pub struct TagsByNote(pub(crate) PgPool);
 
 impl Loader<NoteId> for TagsByNote {
     type Value = Vec<TagRow>;
-    async fn load(&self, keys: &[NoteId]) -> Result<HashMap<NoteId, Vec<TagRow>>, db::Error> {
-        let rows = db::tags::fetch_by_note_ids(&self.0, keys).await?;
+    async fn load(
+        &self,
+        keys: &[NoteId],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<NoteId, Vec<TagRow>>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::tags::fetch_by_note_ids(db, keys).await).await?;
         let mut grouped: HashMap<NoteId, Vec<TagRow>> = HashMap::with_capacity(keys.len());
         for row in rows {
             grouped.entry(row.note_id).or_default().push(row.tag);
@@ -73,8 +77,12 @@ pub struct NotesByAuthor(pub(crate) PgPool);
 
 impl Loader<NotesOf<UserId>> for NotesByAuthor {
     type Value = Vec<NoteRow>;
-    async fn load(&self, keys: &[NotesOf<UserId>]) -> Result<HashMap<NotesOf<UserId>, Vec<NoteRow>>, db::Error> {
-        let rows = db::notes::fetch_by_authors(&self.0, keys).await?;
+    async fn load(
+        &self,
+        keys: &[NotesOf<UserId>],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<NotesOf<UserId>, Vec<NoteRow>>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::notes::fetch_by_authors(db, keys).await).await?;
         Ok(group_by_key(keys, rows))
     }
 }
@@ -84,8 +92,12 @@ pub struct NotesByTag(pub(crate) PgPool);
 
 impl Loader<NotesOf<TagId>> for NotesByTag {
     type Value = Vec<NoteRow>;
-    async fn load(&self, keys: &[NotesOf<TagId>]) -> Result<HashMap<NotesOf<TagId>, Vec<NoteRow>>, db::Error> {
-        let rows = db::notes::fetch_by_tags(&self.0, keys).await?;
+    async fn load(
+        &self,
+        keys: &[NotesOf<TagId>],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<NotesOf<TagId>, Vec<NoteRow>>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::notes::fetch_by_tags(db, keys).await).await?;
         Ok(group_by_key(keys, rows))
     }
 }
@@ -95,8 +107,12 @@ pub struct NoteCountByAuthor(pub(crate) PgPool);
 
 impl Loader<CountOf<UserId>> for NoteCountByAuthor {
     type Value = i64;
-    async fn load(&self, keys: &[CountOf<UserId>]) -> Result<HashMap<CountOf<UserId>, i64>, db::Error> {
-        let rows = db::notes::count_by_authors(&self.0, keys).await?;
+    async fn load(
+        &self,
+        keys: &[CountOf<UserId>],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<CountOf<UserId>, i64>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::notes::count_by_authors(db, keys).await).await?;
         Ok(counts_by_key(keys, rows))
     }
 }
@@ -106,8 +122,12 @@ pub struct NoteCountByTag(pub(crate) PgPool);
 
 impl Loader<CountOf<TagId>> for NoteCountByTag {
     type Value = i64;
-    async fn load(&self, keys: &[CountOf<TagId>]) -> Result<HashMap<CountOf<TagId>, i64>, db::Error> {
-        let rows = db::notes::count_by_tags(&self.0, keys).await?;
+    async fn load(
+        &self,
+        keys: &[CountOf<TagId>],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<CountOf<TagId>, i64>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::notes::count_by_tags(db, keys).await).await?;
         Ok(counts_by_key(keys, rows))
     }
 }
@@ -117,8 +137,12 @@ pub struct SimilarNotes(pub(crate) PgPool);
 
 impl Loader<SimilarTo> for SimilarNotes {
     type Value = Vec<Hit>;
-    async fn load(&self, keys: &[SimilarTo]) -> Result<HashMap<SimilarTo, Vec<Hit>>, db::Error> {
-        let rows = db::search::similar_to(&self.0, keys).await?;
+    async fn load(
+        &self,
+        keys: &[SimilarTo],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<SimilarTo, Vec<Hit>>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::search::similar_to(db, keys).await).await?;
         Ok(group_by_key(keys, rows))
     }
 }

@@ -65,6 +65,13 @@ pub(crate) fn current() -> Option<Arc<Tracker>> {
     CURRENT.with_borrow(Option::clone)
 }
 
+/// The time budget of the request being polled on this thread, for
+/// statements it runs itself (root fields); `None` outside a tracked
+/// execution or without a deadline.
+pub fn budget() -> Option<db::Budget> {
+    CURRENT.with_borrow(|current| current.as_ref().and_then(|tracker| tracker.budget))
+}
+
 /// Locks a std mutex, ignoring poisoning: every critical section here
 /// leaves the state consistent before anything that could panic.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,6 +92,8 @@ pub(crate) struct Tracker {
     driving: AtomicBool,
     /// Batches this request dispatched and has not started driving yet.
     dispatched: Mutex<Vec<BoxFuture<'static, ()>>>,
+    /// The request's deadline, which its statements run under.
+    budget: Option<db::Budget>,
     /// A std mutex: never held across an `.await`, and never while taking
     /// a gate's lock (gates take this one inside theirs, not the reverse).
     state: Mutex<State>,
@@ -115,6 +124,11 @@ impl Wake for Tracker {
 }
 
 impl Tracker {
+    /// The request's time budget.
+    pub(crate) fn budget(&self) -> Option<db::Budget> {
+        self.budget
+    }
+
     /// The span of the request (disabled when nothing records spans).
     pub(crate) fn span(&self) -> &tracing::Span {
         &self.span
@@ -270,12 +284,19 @@ impl<T> Tracked<T> {
     /// Wraps one request's execution; the current span is the request's
     /// (the span every batch it takes part in links to).
     pub fn new(inner: T) -> Self {
+        Self::with_budget(inner, None)
+    }
+
+    /// Like [`Tracked::new`], for an execution whose statements must end
+    /// by `budget`'s deadline ([`db::budget`]).
+    pub fn with_budget(inner: T, budget: Option<db::Budget>) -> Self {
         let tracker = Arc::new(Tracker {
             span: tracing::Span::current(),
             task: AtomicWaker::new(),
             woken: AtomicBool::new(false),
             driving: AtomicBool::new(false),
             dispatched: Mutex::new(Vec::new()),
+            budget,
             state: Mutex::new(State::default()),
         });
         let waker = Waker::from(Arc::clone(&tracker));

@@ -22,6 +22,7 @@ mod order;
 mod query;
 mod schema;
 mod subscription;
+mod trusted;
 mod types;
 
 pub use caps::{ConnectionSubscriptions, SubscriptionCaps, SubscriptionLimits};
@@ -32,6 +33,8 @@ pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use schema::{AppSchema, BatchedSchema, SchemaDeps, SchemaSettings, build_schema, sdl};
 pub use subscription::{Stopping, SubscriptionRoot, TokenExpiry};
+pub use trusted::TrustedDocuments;
+pub(crate) use trusted::sha256_hex;
 
 use std::sync::Arc;
 

@@ -39,7 +39,9 @@ impl QueryRoot {
     ) -> Result<Vec<User>> {
         let page = args::page(first, args::USERS_PAGE, after.as_ref(), "user")?;
         touch(ctx, || tags::USER_LIST.into());
-        let rows = db::users::list(pool(ctx)?, page).await.map_err(ApiError::from)?;
+        let rows = db::within(pool(ctx)?, loaders::budget(), async |db| db::users::list(db, page).await)
+            .await
+            .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(User).collect())
     }
 
@@ -70,7 +72,11 @@ impl QueryRoot {
         // Any list of notes may hold the viewer's own private notes.
         touch(ctx, || tags::NOTE_LIST.into());
         viewer_dependent(ctx);
-        let rows = db::notes::list(pool(ctx)?, viewer(ctx)?, filter, page).await.map_err(ApiError::from)?;
+        let rows = {
+            let viewer = viewer(ctx)?;
+            db::within(pool(ctx)?, loaders::budget(), async |db| db::notes::list(db, viewer, filter, page).await).await
+        }
+        .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(Note).collect())
     }
 
@@ -81,7 +87,11 @@ impl QueryRoot {
         let name = args::normalize_tag(&name);
         touch(ctx, || tags::tag_notes(&name));
         viewer_dependent(ctx);
-        let row = db::tags::fetch_by_name(pool(ctx)?, viewer(ctx)?, &name).await.map_err(ApiError::from)?;
+        let row = {
+            let viewer = viewer(ctx)?;
+            db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::fetch_by_name(db, viewer, &name).await).await
+        }
+        .map_err(ApiError::from)?;
         Ok(row.map(Tag))
     }
 
@@ -96,7 +106,11 @@ impl QueryRoot {
         let page = args::page(first, args::TAGS_PAGE, after.as_ref(), "tag")?;
         touch(ctx, || tags::TAG_LIST.into());
         viewer_dependent(ctx);
-        let rows = db::tags::list(pool(ctx)?, viewer(ctx)?, page).await.map_err(ApiError::from)?;
+        let rows = {
+            let viewer = viewer(ctx)?;
+            db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::list(db, viewer, page).await).await
+        }
+        .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(Tag).collect())
     }
 
@@ -104,6 +118,8 @@ impl QueryRoot {
     /// the server's configured embedder) or `vector` (its length must equal the
     /// configured dimension, 384 by default). Optional `tag` filters the hits
     /// without losing recall.
+    // As `Note.similar`: a minute bounds staleness after `notegraph reembed`.
+    #[graphql(cache_control(max_age = 60))]
     async fn search_notes(
         &self,
         ctx: &Context<'_>,
@@ -131,9 +147,11 @@ impl QueryRoot {
             _ => return Err(ApiError::bad_input("give exactly one of `text` or `vector`").into()),
         };
         let tag = tag.as_deref().map(args::normalize_tag);
-        let hits = db::search::by_embedding(pool(ctx)?, &query, viewer(ctx)?, first, tag.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let viewer = viewer(ctx)?;
+        // The embedding call above may have spent much of the budget.
+        let search =
+            async |db: &mut db::PgConnection| db::search::by_embedding(db, &query, viewer, first, tag.as_deref()).await;
+        let hits = db::within(pool(ctx)?, loaders::budget(), search).await.map_err(ApiError::from)?;
         Ok(hits.into_iter().map(SearchHit::from).collect())
     }
 }

@@ -24,6 +24,7 @@ use super::observe;
 use super::order::KeyOrder;
 use super::query::QueryRoot;
 use super::subscription::{Stopping, SubscriptionRoot};
+use super::trusted::TrustedDocuments;
 use crate::metrics::{Metrics, Operation};
 use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
@@ -49,6 +50,8 @@ pub struct SchemaDeps {
     pub invalidation: Invalidation,
     /// The read replica queries may read, when one is configured.
     pub replica: Option<ReadReplica>,
+    /// The only documents that may execute, when configured.
+    pub trusted: Option<Arc<TrustedDocuments>>,
     /// Fields to time, when any (registers an extension: see [`HotFields`]).
     pub hot_fields: Option<HotFields>,
 }
@@ -60,6 +63,9 @@ pub struct SchemaSettings {
     pub limits: OperationLimits,
     /// How long one execution may run before it answers TIMEOUT.
     pub timeout: Duration,
+    /// Every connection's own `statement_timeout`; a statement gets less
+    /// when less is left of its request's budget ([`db::budget`]).
+    pub db_timeout: Duration,
     /// Answer `__schema` and `__type`.
     pub introspection: bool,
     /// Suggest field names in validation errors.
@@ -79,10 +85,13 @@ pub struct BatchedSchema {
     schema: AppSchema,
     limiter: Arc<Limiter>,
     timeout: Duration,
+    db_timeout: Duration,
     /// Where each operation is counted, when metrics are on.
     metrics: Option<Metrics>,
     /// Where queries may read instead of the primary.
     replica: Option<ReadReplica>,
+    /// The only documents that may execute, when configured.
+    trusted: Option<Arc<TrustedDocuments>>,
 }
 
 impl BatchedSchema {
@@ -92,7 +101,7 @@ impl BatchedSchema {
     /// runs the request with [`BatchedSchema::execute_checked`].
     pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
         let span = tracing::debug_span!("graphql.validate");
-        let checked = span.in_scope(|| self.limiter.check(request));
+        let checked = span.in_scope(|| self.admit(request));
         if let (Err(refusal), Some(metrics)) = (&checked, &self.metrics) {
             let code = refusal.extensions.as_ref().and_then(|e| e.get("code"));
             let code = match code {
@@ -125,7 +134,8 @@ impl BatchedSchema {
         );
         // Created in the span: the batches the execution takes part in
         // link to it.
-        let execution = span.in_scope(|| Tracked::new(Box::pin(self.schema.execute(request))));
+        let budget = self.budget(started);
+        let execution = span.in_scope(|| Tracked::with_budget(Box::pin(self.schema.execute(request)), budget));
         // Dropping the execution drops its pending loads; a statement
         // already sent ends by its own `statement_timeout`, which the
         // hierarchy (DB < GraphQL) makes shorter than this deadline.
@@ -152,6 +162,29 @@ impl BatchedSchema {
 impl BatchedSchema {
     /// Lets a query read the read replica when it may ([`crate::replica`]);
     /// mutations and subscriptions read the primary.
+    /// The trusted documents, when only those may execute.
+    pub fn trusted(&self) -> Option<&TrustedDocuments> {
+        self.trusted.as_deref()
+    }
+
+    /// Refuses a document that is not trusted (when only trusted ones may
+    /// run), then one over any operation limit.
+    fn admit(&self, request: &mut Request) -> Result<(), ServerError> {
+        if let Some(trusted) = &self.trusted
+            && !trusted.admits(&request.query)
+        {
+            return Err(server_error(&crate::error::ApiError::Forbidden(
+                "only trusted documents run on this server, and this is not one of them".into(),
+            )));
+        }
+        self.limiter.check(request)
+    }
+
+    /// The time budget of an execution started at `started`.
+    fn budget(&self, started: Instant) -> Option<db::Budget> {
+        Some(db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout })
+    }
+
     fn route(&self, request: &mut Request, kind: &str) {
         if let Some(replica) = &self.replica
             && kind == "query"
@@ -163,7 +196,7 @@ impl BatchedSchema {
 
 impl Executor for BatchedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.limiter.check(&mut request);
+        let checked = self.admit(&mut request);
         async move {
             match checked {
                 Ok(()) => self.execute_checked(request).await,
@@ -176,7 +209,7 @@ impl Executor for BatchedSchema {
     /// transport (WebSocket, SSE) runs as over HTTP, under the GraphQL
     /// deadline, and streams its one response.
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        if let Err(refusal) = self.limiter.check(&mut request) {
+        if let Err(refusal) = self.admit(&mut request) {
             return Box::pin(stream::once(async move { Response::from_errors(vec![refusal]) }));
         }
         let session = session_data.unwrap_or_default();
@@ -184,7 +217,10 @@ impl Executor for BatchedSchema {
         let subscription = kind == "subscription";
         self.route(&mut request, kind);
         let order = KeyOrder::of_request(&mut request);
-        let execution = Tracked::new(self.schema.execute_stream_with_session_data(request, session));
+        // A subscription runs for as long as it is open: its loads get the
+        // database timeout alone.
+        let budget = if subscription { None } else { self.budget(Instant::now()) };
+        let execution = Tracked::with_budget(self.schema.execute_stream_with_session_data(request, session), budget);
         if !subscription {
             let deadline = self.timeout;
             return Box::pin(stream::once(async move {
@@ -256,8 +292,10 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         schema: builder.finish(),
         limiter: Arc::new(Limiter::new(settings.limits)),
         timeout: settings.timeout,
+        db_timeout: settings.db_timeout,
         metrics: None,
         replica: deps.replica,
+        trusted: deps.trusted,
     }
 }
 

@@ -17,6 +17,7 @@
 
 use async_graphql::parser::types::OperationType;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::{Executor as _, Request, Response};
 use axum::body::Bytes;
@@ -235,14 +236,18 @@ async fn run_cacheable(
 ) -> Result<Stored, Arc<Encoded>> {
     let touched = Arc::new(Touched::default());
     let response = state.schema.execute_checked(request.data(Arc::clone(&touched))).await;
-    let cacheable = response.errors.is_empty();
+    // The fields' cache-control hints: `no-cache` (-1) is never stored, a
+    // max-age shortens the entry's life, `private` keeps it to the viewer.
+    let control = response.cache_control;
+    let cacheable = response.errors.is_empty() && control.max_age != -1;
     let encoded = encode(response);
     if !cacheable || encoded.failed {
         return Err(Arc::new(encoded));
     }
+    let max_age = u64::try_from(control.max_age).ok().filter(|&secs| secs > 0).map(Duration::from_secs);
     // Begun earlier when it read a replica that lags (crate::replica).
-    let stored = Stored { body: encoded.body, tags: touched.take_tags(), began: touched.began(began) };
-    if !touched.is_viewer_dependent() {
+    let stored = Stored { body: encoded.body, tags: touched.take_tags(), max_age, began: touched.began(began) };
+    if !touched.is_viewer_dependent() && control.public {
         cache.insert(shared, stored.clone()).await;
     }
     Ok(stored)

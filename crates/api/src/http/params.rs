@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::graphql::sha256_hex;
 
 /// A GraphQL request's parameters, as sent in a POST body.
 #[derive(Debug, Deserialize)]
@@ -101,7 +102,8 @@ pub(super) fn into_request(params: Params) -> Result<Request, Rejection> {
 /// Applies the automatic persisted queries protocol: with
 /// `extensions.persistedQuery` (version 1) and no `query`, fills the query
 /// in from the store or fails with `PersistedQueryNotFound`; with both,
-/// checks the hash and registers the document.
+/// checks the hash and registers the document. With trusted documents,
+/// only the trusted list answers hashes and nothing is registered.
 pub(super) async fn persisted(state: &AppState, params: &mut Params) -> Result<(), Rejection> {
     let Some(Value::Object(extensions)) = &params.extensions else { return Ok(()) };
     let Some(persisted) = extensions.get("persistedQuery") else { return Ok(()) };
@@ -112,6 +114,25 @@ pub(super) async fn persisted(state: &AppState, params: &mut Params) -> Result<(
         return Err(Rejection::bad_request("`persistedQuery.sha256Hash` must be a string"));
     };
     let hash = hash.to_ascii_lowercase();
+    if let Some(trusted) = state.schema.trusted() {
+        // Only the list answers hashes, and nothing registers. A document
+        // sent whole is checked against the list when it is admitted.
+        return match (&params.query, trusted.get(&hash)) {
+            (None, Some(text)) => {
+                params.query = Some(Value::String(text.to_string()));
+                Ok(())
+            }
+            (None, None) => Err(Rejection {
+                status: StatusCode::OK,
+                message: "only trusted documents run on this server, and no trusted document has this hash".into(),
+                code: "FORBIDDEN",
+            }),
+            (Some(Value::String(text)), _) if sha256_hex(text) != hash => {
+                Err(Rejection::bad_request("provided sha256Hash does not match the query"))
+            }
+            (Some(_), _) => Ok(()),
+        };
+    }
     match &params.query {
         None => {
             let found = state.documents.get(&hash).await;
@@ -140,17 +161,6 @@ pub(super) async fn persisted(state: &AppState, params: &mut Params) -> Result<(
         // `into_request` reports a query that is not a string.
         Some(_) => Ok(()),
     }
-}
-
-/// The lower-case hex SHA-256 of `text`.
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    digest.iter().fold(String::with_capacity(64), |mut hex, byte| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
 }
 
 /// Parses the GET query string: `variables` and `extensions` are JSON.

@@ -9,8 +9,11 @@
 mod auth;
 mod cache;
 mod chromium;
+mod deploy_compose;
+mod deploy_k8s;
 mod first_run;
 mod graphiql;
+mod healthcheck;
 mod helpers;
 mod hostile_http;
 mod http_spec;
@@ -30,5 +33,6 @@ mod sse;
 mod statements;
 mod subscriptions;
 mod traces;
+mod trusted;
 mod vector_search;
 mod visibility;

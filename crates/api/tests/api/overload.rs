@@ -102,10 +102,10 @@ async fn beyond_the_concurrency_cap_requests_are_shed_at_once(_: PgPoolOptions, 
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
-async fn an_execution_past_the_graphql_deadline_answers_timeout(_: PgPoolOptions, options: PgConnectOptions) {
-    // Arrange: `notes` is locked for 1.2 s and `users` for longer, so the
-    // query's two statements, each under the DB timeout (1.5 s), add up
-    // past the GraphQL deadline (2 s).
+async fn a_statement_started_late_gets_only_what_is_left_of_the_budget(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: `notes` is locked for 1.2 s and `users` for longer. The
+    // query's second statement starts at ~1.2 s, when 0.8 s are left of the
+    // GraphQL budget (2 s), less than the DB timeout (1.5 s).
     let args = ["--db-timeout-ms", "1500", "--graphql-timeout-ms", "2000", "--http-timeout-ms", "4000"];
     let app = TestApp::spawn_with_args(options, &args).await;
     app.create_note("user-1", "Locked", "body", "PUBLIC", &[]).await;
@@ -119,11 +119,54 @@ async fn an_execution_past_the_graphql_deadline_answers_timeout(_: PgPoolOptions
 
     // Act
     let started = Instant::now();
+    let (status, body) = app.post(None, "{ notes { id author { name } } }", json!({})).await;
+    let elapsed = started.elapsed();
+    let running = running_statements(&app.pool).await;
+
+    // Assert: the statement ended by its own timeout, cut to the budget, so
+    // the error names the field it failed, within the budget, and nothing
+    // of the request is left running in Postgres when the answer arrives.
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["notes", 0, "author"]), "{body}");
+    assert!(elapsed >= Duration::from_millis(1850) && elapsed < Duration::from_millis(2000), "took {elapsed:?}");
+    assert_eq!(running, Vec::<String>::new());
+    users.rollback().await.unwrap();
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn an_execution_past_the_graphql_deadline_answers_timeout(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: every connection the server's pool may open is held
+    // elsewhere (as by stuck statements; the `LISTEN` connection takes
+    // one too) for longer than the GraphQL deadline, and the pool
+    // would wait for it longer still: the stall is before any statement,
+    // where no `statement_timeout` helps, and the deadline ends it.
+    let args = [
+        "--db-timeout-ms",
+        "900",
+        "--graphql-timeout-ms",
+        "1000",
+        "--http-timeout-ms",
+        "4000",
+        "--db-max-connections",
+        "2",
+        "--db-acquire-timeout-ms",
+        "3000",
+    ];
+    let app = TestApp::spawn_with_args(options, &args).await;
+    let mut held = Vec::new();
+    while let Ok(connection) = tokio::time::timeout(Duration::from_millis(300), app.pool.acquire()).await {
+        held.push(connection.unwrap());
+    }
+    assert!(!held.is_empty());
+
+    // Act: this one waits for the connection past its deadline.
+    let started = Instant::now();
     let response = app
         .client
         .post(app.url("/graphql"))
         .header("accept", "application/graphql-response+json")
-        .json(&json!({ "query": "{ notes { id author { name } } }" }))
+        .json(&json!({ "query": "{ users { id } }" }))
         .send()
         .await
         .unwrap();
@@ -135,14 +178,38 @@ async fn an_execution_past_the_graphql_deadline_answers_timeout(_: PgPoolOptions
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert!(body.get("data").is_none(), "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
-    assert!(elapsed >= Duration::from_millis(1950) && elapsed < Duration::from_millis(2500), "took {elapsed:?}");
-    // The statement the execution left behind is ended by its own
-    // `statement_timeout` (started at ~1.2 s, so gone by ~2.7 s).
+    assert!(elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(1500), "took {elapsed:?}");
+    drop(held);
+    // The server answers again once the connection is back.
+    let (status, body) = app.post(None, "{ users { id } }", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_client_that_goes_away_cancels_its_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: the default DB timeout (20 s), so only the cancellation can
+    // end the stuck statement within this test.
+    let app = TestApp::spawn(options).await;
+    let lock = lock_notes(&app.pool).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
+
+    // Act: the client gives up and closes its connection.
+    let request = impatient.post(app.url("/graphql")).json(&json!({ "query": "{ notes { id } }" }));
+    assert!(request.send().await.unwrap_err().is_timeout());
+    let gave_up = Instant::now();
+
+    // Assert: Postgres stops running the statement within about a second.
     let mut left = running_statements(&app.pool).await;
-    while !left.is_empty() && started.elapsed() < Duration::from_millis(3500) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    while !left.is_empty() && gave_up.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
         left = running_statements(&app.pool).await;
     }
-    assert_eq!(left, Vec::<String>::new());
-    users.rollback().await.unwrap();
+    assert_eq!(left, Vec::<String>::new(), "still running {:?} after the client left", gave_up.elapsed());
+    println!("statement cancelled {:?} after the client left", gave_up.elapsed());
+    // And the server answers others at once.
+    lock.rollback().await.unwrap();
+    let (status, body) = app.post(None, "{ notes { id } }", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
 }

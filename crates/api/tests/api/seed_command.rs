@@ -37,3 +37,25 @@ async fn seed_replaces_data_it_did_not_create_only_with_force(_: PgPoolOptions, 
     let again = seed(&url, &[]).await;
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn seed_if_empty_loads_a_fresh_database_once_and_then_changes_nothing(
+    pool: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let url = database_url(&options);
+    let pool = pool.connect_with(options).await.unwrap();
+
+    let first = seed(&url, &["--if-empty"]).await;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with("seeded 3 users, 5 notes"));
+
+    // A write made after the seed survives a second start of the step.
+    sqlx::query("update notes set title = 'kept' where id = (select min(id) from notes)").execute(&pool).await.unwrap();
+    let second = seed(&url, &["--if-empty"]).await;
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("nothing seeded"));
+    let kept: i64 =
+        sqlx::query_scalar("select count(*) from notes where title = 'kept'").fetch_one(&pool).await.unwrap();
+    assert_eq!(kept, 1);
+}

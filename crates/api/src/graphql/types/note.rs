@@ -82,6 +82,10 @@ impl Note {
     }
 
     /// Nearest visible notes by embedding (cosine), this note excluded, best first.
+    // Writes invalidate it, but `notegraph reembed` rewrites every vector
+    // without an event per note: a minute bounds how long a cached answer
+    // can outlive that.
+    #[graphql(cache_control(max_age = 60))]
     async fn similar(
         &self,
         ctx: &Context<'_>,
