@@ -42,6 +42,10 @@ compare *args:
 load-test *args:
     python3 scripts/load-test.py {{args}}
 
+# Local multi-node proof: primary + streaming replica, 3 servers behind haproxy, k6 through it, rolling restart; report in target/multinode/ (docs/DEPLOY.md): [duration] [rate].
+multinode *args:
+    python3 scripts/multinode.py {{args}}
+
 # CPU flame graph (perf + inferno) of the server under a load-test scenario (default: the mix at 1000/s for 30s).
 profile scenario="mix" rate="1000" duration="30s":
     python3 scripts/load-test.py --profile {{scenario}} {{rate}} {{duration}}

@@ -37,8 +37,10 @@ if [ ! -d $clients/node_modules ] || [ $clients/package-lock.json -nt $clients/n
   (cd $clients && npm ci --silent --no-audit --no-fund)
 fi
 
-# The load-test runner's own arithmetic (scripts/loadtest); needs nothing running.
+# The load-test runner's and the multi-node proof's own arithmetic
+# (scripts/loadtest, scripts/multinode); needs nothing running.
 python3 -m unittest discover -s scripts/loadtest -t scripts
+python3 -m unittest discover -s scripts/multinode -t scripts
 
 cargo build --workspace --all-targets
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

@@ -21,6 +21,16 @@ export const cacheHits = new Rate('cache_hits');
 /** Read-after-write checks that saw stale or missing data. */
 export const staleReads = new Counter('stale_reads');
 
+// Behind a load balancer that names the server in `x-served-by` (the
+// multi-node proof's haproxy), the server that answered this VU's last
+// request; undefined without one.
+let servedBy;
+
+/** The `x-served-by` of this VU's last request (undefined when absent). */
+export function lastServedBy() {
+  return servedBy;
+}
+
 const PARAMS_HEADERS = {
   'content-type': 'application/json',
   accept: 'application/graphql-response+json, application/json',
@@ -38,6 +48,7 @@ const PARAMS_HEADERS = {
 export function gql(name, query, { variables, root, nullable = false, response = false } = {}) {
   const body = JSON.stringify(variables ? { query, variables } : { query });
   const res = http.post(`${BASE_URL}/graphql`, body, { headers: PARAMS_HEADERS, tags: { query: name } });
+  servedBy = res.headers['X-Served-By'];
   const cache = res.headers['X-Cache'];
   if (cache !== undefined) {
     cacheHits.add(cache === 'hit', { query: name });

@@ -3,20 +3,39 @@
 // after an update, null after a delete, and the newest of the viewer's notes
 // at least as new as the one just created. A read that does not is a stale
 // read (the `stale_reads` counter, which the writes scenario requires to stay
-// at zero) and a failed request.
+// at zero) and a failed request. Behind a load balancer naming the server
+// (`x-served-by`), `read_other_server` says how often the read was answered
+// by another server than the write.
 
 import { check } from 'k6';
+import { Rate } from 'k6/metrics';
 import { data, pickUniform } from './data.js';
-import { failures, staleReads } from './graphql.js';
+import { failures, lastServedBy, staleReads } from './graphql.js';
 import { createNote, deleteNote, newestOwnNote, readNote, updateNote } from './queries.js';
 
 // The notes this VU created and has not deleted; VUs never touch each
 // other's, so every expectation below is exact.
 const own = [];
 
-function fresh(name, ok) {
+/** Of the reads after a write, the share another server than the write's answered. */
+const readOtherServer = new Rate('read_other_server');
+
+/**
+ * Records whether the read just made went to another server than `wrote`;
+ * returns `same`, `other` or `unknown` (no load balancer naming servers).
+ */
+function crossed(wrote) {
+  const read = lastServedBy();
+  if (wrote === undefined || read === undefined) {
+    return 'unknown';
+  }
+  readOtherServer.add(read !== wrote);
+  return read === wrote ? 'same' : 'other';
+}
+
+function fresh(name, ok, served = 'unknown') {
   if (!ok) {
-    staleReads.add(1, { query: name });
+    staleReads.add(1, { query: name, served });
     failures.add(true, { query: 'readAfterWrite' });
   }
   check(null, { [`read after ${name} sees the write`]: () => ok });
@@ -35,12 +54,15 @@ export function createAndRead() {
   if (!created) {
     return;
   }
+  const wrote = lastServedBy();
   const id = created.createNote.id;
   own.push(id);
   const read = readNote(id);
-  fresh('createNote', read !== null && read.note !== null && read.note.title === t);
+  let served = crossed(wrote);
+  fresh('createNote', read !== null && read.note !== null && read.note.title === t, served);
   const newest = newestOwnNote();
-  fresh('createNote (list)', newest !== null && newest.me.notes.length > 0 && Number(newest.me.notes[0].id) >= Number(id));
+  served = crossed(wrote);
+  fresh('createNote (list)', newest !== null && newest.me.notes.length > 0 && Number(newest.me.notes[0].id) >= Number(id), served);
 }
 
 /** Renames one of this VU's notes and reads the new title back. */
@@ -50,8 +72,10 @@ export function updateAndRead() {
   if (!updateNote(id, t)) {
     return;
   }
+  const wrote = lastServedBy();
   const read = readNote(id);
-  fresh('updateNote', read !== null && read.note !== null && read.note.title === t);
+  const served = crossed(wrote);
+  fresh('updateNote', read !== null && read.note !== null && read.note.title === t, served);
 }
 
 /** Deletes one of this VU's notes and checks it is gone. */
@@ -60,8 +84,10 @@ export function deleteAndRead() {
   if (!deleteNote(id)) {
     return;
   }
+  const wrote = lastServedBy();
   const read = readNote(id, { deleted: true });
-  fresh('deleteNote', read !== null && read.note === null);
+  const served = crossed(wrote);
+  fresh('deleteNote', read !== null && read.note === null, served);
 }
 
 /** One write: create half the time (always when this VU owns no note), else update 30%, delete 20%. */

@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from . import analysis, chart, compare, profile, report, stack, timeline
@@ -64,31 +63,6 @@ def parse_args():
     parser.add_argument("--profile", action="store_true",
                         help="record the server with perf and write flamegraph.svg beside the report")
     return parser.parse_args()
-
-
-def run_k6(k6, scenario, run_dir, env):
-    """Runs k6, copying its output to the terminal and k6.log; returns (process, thread)."""
-    command = [
-        str(k6), "run", "--no-usage-report", "--address", "",
-        "--summary-export", str(run_dir / "summary.json"),
-        "--summary-trend-stats", "avg,min,med,max,p(90),p(95),p(99)",
-        "--system-tags", "scenario,status,expected_response,error_code",
-        "--out", f"csv={run_dir / 'samples.csv.gz'}",
-        str(ROOT / "k6" / "scenarios" / f"{scenario}.js"),
-    ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               cwd=ROOT)
-
-    def copy():
-        with open(run_dir / "k6.log", "w") as out:
-            for line in process.stdout:
-                out.write(line)
-                sys.stdout.write(line)
-                sys.stdout.flush()
-
-    thread = threading.Thread(target=copy, daemon=True)
-    thread.start()
-    return process, thread
 
 
 def ids_note(description):
@@ -137,7 +111,7 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
             server.process.pid,
         )
         log(f"running k6 scenario {args.scenario}: {SCENARIOS[args.scenario][2]} (rate {rate}, duration {duration})")
-        k6_process, copier = run_k6(k6, args.scenario, run_dir, env)
+        k6_process, copier = stack.run_k6(k6, args.scenario, run_dir, env)
         holder["k6"] = k6_process.pid
         sampler.start()
         if profiler:

@@ -15,7 +15,8 @@ def _metric(summary, name):
     return summary.get("metrics", {}).get(name, {})
 
 
-def _machine():
+def machine():
+    """Cores, CPU model and kernel, for the report's context."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -66,7 +67,7 @@ def figures(run):
         "duration_asked": run.get("duration"),
         "command": run["command"],
         "commit": run["commit"],
-        "machine": _machine(),
+        "machine": machine(),
         "started_at": run["started_at"],
         "requests": requests,
         # k6's rate of a scenario's submetric is over the whole test: use the scenario's own duration.

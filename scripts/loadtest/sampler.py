@@ -81,8 +81,10 @@ def socket_count(pid):
 class Sampler(threading.Thread):
     """Samples every `interval` seconds until `stop()`.
 
-    `groups` maps a name to a function returning `(pids, reaper)`: the pids
-    to measure and, optionally, the one whose reaped children count too.
+    `groups` maps a name to a function returning `(pids, reaper)` or
+    `(pids, reaper, exited_cpu_seconds)`: the pids to measure, optionally the
+    one whose reaped children count too, and the CPU time of the group's
+    processes that have exited (a server restarted during the run).
     Each sample is `(t, {name: (cpu_seconds_cumulative, memory_bytes)}, server_sockets)`.
     """
 
@@ -100,10 +102,11 @@ class Sampler(threading.Thread):
         row = {}
         previous = self.samples[-1][1] if self.samples else {}
         for name, pids_of in self.groups.items():
-            pids, reaper = pids_of()
+            pids, reaper, *exited = pids_of()
             ticks = sum(cpu_ticks(pid, children_reaped=(pid == reaper)) for pid in pids)
             memory = sum(self.memory[name](pid) for pid in pids)
-            cpu = ticks / CLOCK_TICKS
+            # The CPU seconds of the group's processes that exited and were reaped, when it says.
+            cpu = ticks / CLOCK_TICKS + sum(exited)
             if final_cpu and name in final_cpu:
                 cpu = final_cpu[name]
             # CPU time only grows: a process gone since the last sample keeps its last reading.

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,8 +23,12 @@ DEFAULT_DATA_SET = {"users": 10_000, "notes": 100_000, "tags": 200, "seed": 42}
 VIEWER_ID = 1
 
 
+#: What log lines start with: the runner's name (the multi-node proof sets its own).
+LOG_PREFIX = "load-test"
+
+
 def log(message):
-    print(f"load-test: {message}", file=sys.stderr, flush=True)
+    print(f"{LOG_PREFIX}: {message}", file=sys.stderr, flush=True)
 
 
 def data_dir():
@@ -85,6 +90,27 @@ def stop(process, name, timeout=30):
         process.wait()
 
 
+def postmaster_and_children(pid_file):
+    """The postmaster named in a cluster's `postmaster.pid` and its live
+    children (backends, background workers); (None, []) when none runs."""
+    try:
+        postmaster = int(Path(pid_file).read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None, []
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == postmaster:
+            children.append(int(entry))
+    return postmaster, children
+
+
 class Postgres:
     """The embedded Postgres of load tests, under `<data dir>/load`, apart from
     the one the test suite and `cargo run` use, so that reseeding it touches
@@ -130,23 +156,7 @@ class Postgres:
 
     def pids(self):
         """The postmaster and its children (backends, background workers)."""
-        pid_file = self.dir / "postgres" / "data" / "postmaster.pid"
-        try:
-            postmaster = int(pid_file.read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            return None, []
-        children = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == postmaster:
-                children.append(int(entry))
-        return postmaster, children
+        return postmaster_and_children(self.dir / "postgres" / "data" / "postmaster.pid")
 
     def ensure_seeded(self, binary):
         """Loads the default data set unless it is what the database holds.
@@ -285,3 +295,28 @@ class Server:
     def stop(self):
         if self.process is not None:
             stop(self.process, "the server")
+
+
+def run_k6(k6, scenario, run_dir, env):
+    """Runs k6, copying its output to the terminal and k6.log; returns (process, thread)."""
+    command = [
+        str(k6), "run", "--no-usage-report", "--address", "",
+        "--summary-export", str(run_dir / "summary.json"),
+        "--summary-trend-stats", "avg,min,med,max,p(90),p(95),p(99)",
+        "--system-tags", "scenario,status,expected_response,error_code",
+        "--out", f"csv={run_dir / 'samples.csv.gz'}",
+        str(ROOT / "k6" / "scenarios" / f"{scenario}.js"),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               cwd=ROOT)
+
+    def copy():
+        with open(run_dir / "k6.log", "w") as out:
+            for line in process.stdout:
+                out.write(line)
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return process, thread

@@ -1,0 +1,1 @@
+"""The local multi-node proof behind `just multinode` (see __main__.py)."""
