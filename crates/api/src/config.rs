@@ -49,9 +49,9 @@ pub const DEFAULT_REPLICA_MAX_LAG_MS: u64 = 1_000;
 /// See [`DbConfig::read_your_writes_ms`]: well above the replica lag
 /// bound, which it must exceed.
 pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
-/// See [`DbConfig::hnsw_ef_search`]: the highest recall of `just
-/// bench-vector`'s range (0.94 at recall@10 on the default data set) at
-/// about 2 ms a search (docs/PERFORMANCE.md, "Vector search").
+/// See [`DbConfig::hnsw_ef_search`]: recall@10 0.955 on the default data
+/// set with the m = 24 index, at about 2 ms a search and a 7 ms p99
+/// (docs/PERFORMANCE.md, "Vector search").
 pub const DEFAULT_HNSW_EF_SEARCH: u32 = 160;
 /// See [`DbConfig::hnsw_max_scan_tuples`]: pgvector's default.
 pub const DEFAULT_HNSW_MAX_SCAN_TUPLES: u32 = 20_000;

@@ -26,11 +26,12 @@ pub use copy::{CopyRows, NoteCopy};
 /// The HNSW index on `notes.embedding`, dropped before the load and built
 /// again after it.
 ///
-/// Must stay identical to `notes_embedding_hnsw_idx` in the migration
-/// `20261123000001_schema.sql`: the index is recreated from this text, so any
-/// divergence would silently change the schema of a seeded database.
+/// Must stay identical to `notes_embedding_hnsw_idx` as the latest
+/// migration defines it (`20261128000001_denser_hnsw.sql`): the index is
+/// recreated from this text, so any divergence would silently change the
+/// schema of a seeded database.
 const HNSW_INDEX_DDL: &str = "create index notes_embedding_hnsw_idx on notes \
-     using hnsw (embedding vector_cosine_ops) with (m = 16, ef_construction = 64)";
+     using hnsw (embedding vector_cosine_ops) with (m = 24, ef_construction = 128)";
 
 /// The tables a [`Replacement`] fills, each with the column list its COPY
 /// stream carries (the order [`CopyRows`] writes fields in).
