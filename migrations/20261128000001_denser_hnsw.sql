@@ -9,6 +9,10 @@
 -- Rebuilding blocks writes to `notes` for the build. On a large table,
 -- build the index beforehand without blocking (docs/PERFORMANCE.md shows
 -- the commands); this migration then finds it and does nothing.
+-- The build outlasts the pool's statement timeout (NOTEGRAPH_DB_TIMEOUT_MS)
+-- on a table of any size; this transaction alone goes without one.
+set local statement_timeout = 0;
+
 do $$
 begin
     if not exists (

@@ -113,8 +113,13 @@ where
     // Busy/idle tracking reads the clock at every poll of every span, and
     // location, thread and target attributes are allocated per span: all
     // off, since the span names and fields say where a span comes from.
+    // Context activation attaches the span's OpenTelemetry context at every
+    // poll of every span, for code that reads `Context::current()`; ours
+    // reads a span's context through the span itself
+    // ([`inject_trace_context`]), so it is off too.
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
+        .with_context_activation(false)
         .with_tracked_inactivity(false)
         .with_location(false)
         .with_threads(false)
