@@ -20,8 +20,12 @@ use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
+use tracing::Instrument as _;
 
 use crate::Error;
+
+/// The span that covers waiting for a connection (target `db`).
+pub const ACQUIRE_SPAN: &str = "db.acquire";
 
 /// Kept between a statement's timeout and its request's deadline, so that
 /// the statement ends with its own precise error before the request's
@@ -62,7 +66,9 @@ pub async fn within<T>(
     statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, Error>,
 ) -> Result<T, Error> {
     let tighter = budget.and_then(|budget| budget.tighter(Instant::now()));
-    let mut checkout = Checkout { conn: pool.acquire().await?, finished: false };
+    // Its own span: the api turns it into the pool's wait metrics.
+    let acquire = pool.acquire().instrument(tracing::debug_span!(ACQUIRE_SPAN));
+    let mut checkout = Checkout { conn: acquire.await?, finished: false };
     if let Some(left) = tighter {
         if left < Duration::from_millis(1) {
             checkout.finished = true;

@@ -88,8 +88,8 @@ impl Collector for CacheCollector {
     }
 }
 
-/// The pool's connections. Requests waiting for a connection are the
-/// statements in flight beyond the connections in use.
+/// The pool's connections, and the reads waiting for one (counted from
+/// their `db.acquire` spans, [`super::spans`]).
 pub(super) struct PoolCollector {
     pool: db::PgPool,
     snapshot: Snapshot,
@@ -101,10 +101,7 @@ impl PoolCollector {
             IntGauge::new("notegraph_db_pool_connections", "Connections open now, idle or in use.")?,
             IntGauge::new("notegraph_db_pool_idle_connections", "Open connections not in use.")?,
             IntGauge::new("notegraph_db_pool_max_connections", "The pool's bound (NOTEGRAPH_DB_MAX_CONNECTIONS).")?,
-            IntGauge::new(
-                "notegraph_db_pool_waiting",
-                "Statements waiting for a connection: statements in flight beyond the connections in use.",
-            )?,
+            IntGauge::new("notegraph_db_pool_waiting", "Reads waiting for a pool connection now.")?,
         ];
         Ok(PoolCollector { pool, snapshot: Snapshot { counters: Vec::new(), gauges, lock: Mutex::new(()) } })
     }
@@ -119,8 +116,7 @@ impl Collector for PoolCollector {
         let size = i64::from(self.pool.size());
         let idle = clamp(self.pool.num_idle() as u64);
         let max = i64::from(self.pool.options().get_max_connections());
-        let in_flight = super::process::PROCESS.statements_in_flight.get();
-        let waiting = (in_flight - (size - idle)).max(0);
+        let waiting = super::process::PROCESS.acquires_waiting.load(std::sync::atomic::Ordering::Relaxed).max(0);
         self.snapshot.collect(&[], &[size, idle, max, waiting])
     }
 }

@@ -24,8 +24,13 @@ pub(crate) struct Process {
     pub(crate) statements: IntCounterVec,
     /// `sql_statement_duration_seconds{statement}`.
     pub(crate) statement_duration: HistogramVec,
-    /// Statements started and not finished, waiting for a connection or running.
+    /// Statements started and not finished.
     pub(crate) statements_in_flight: IntGauge,
+    /// Reads waiting for a pool connection now (reported by the pool's
+    /// collector as `db_pool_waiting`).
+    pub(crate) acquires_waiting: std::sync::atomic::AtomicI64,
+    /// `db_pool_acquire_duration_seconds`: how long reads waited for a connection.
+    pub(crate) acquire_duration: Histogram,
     /// `loader_batch_size{loader}`: keys per batch.
     pub(crate) batch_size: HistogramVec,
     /// `loader_batch_duration_seconds{loader}`.
@@ -57,14 +62,19 @@ impl Process {
             statement_duration: HistogramVec::new(
                 latency(
                     "notegraph_sql_statement_duration_seconds",
-                    "Time of a SQL statement, connection wait included.",
+                    "Time of a SQL statement once it has a connection (writes: their transaction's wait included).",
                 ),
                 &["statement"],
             )?,
             statements_in_flight: IntGauge::new(
                 "notegraph_sql_statements_in_flight",
-                "SQL statements started and not finished (waiting for a connection or running).",
+                "SQL statements started and not finished.",
             )?,
+            acquires_waiting: std::sync::atomic::AtomicI64::new(0),
+            acquire_duration: Histogram::with_opts(latency(
+                "notegraph_db_pool_acquire_duration_seconds",
+                "How long a read waited for a pool connection.",
+            ))?,
             batch_size: HistogramVec::new(
                 HistogramOpts::new("notegraph_loader_batch_size", "Keys in one loader batch.")
                     .buckets(BATCH_BUCKETS.to_vec()),
@@ -105,6 +115,7 @@ pub(crate) fn register(registry: &Registry) -> Result<(), prometheus::Error> {
     registry.register(Box::new(p.statements.clone()))?;
     registry.register(Box::new(p.statement_duration.clone()))?;
     registry.register(Box::new(p.statements_in_flight.clone()))?;
+    registry.register(Box::new(p.acquire_duration.clone()))?;
     registry.register(Box::new(p.batch_size.clone()))?;
     registry.register(Box::new(p.batch_duration.clone()))?;
     registry.register(Box::new(p.loads.clone()))?;

@@ -1,12 +1,14 @@
 //! Turns the spans of the layers below the api crate into series, so that
 //! `db` and `loaders` report through `tracing` alone and know nothing of
 //! Prometheus: a `db` span with a `db.operation` field is one SQL
-//! statement, a `loader.batch` span is one loader batch.
+//! statement, a `db.acquire` span one wait for a pool connection, a
+//! `loader.batch` span one loader batch.
 //!
 //! The layer runs under its own per-layer filter ([`filter`]): it sees
 //! only those spans, whatever `RUST_LOG` says, and its cost is one timing
 //! per statement and per batch — never per field.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use prometheus::{Histogram, IntCounter};
@@ -32,11 +34,12 @@ pub fn filter() -> FilterFn<fn(&Metadata<'_>) -> bool> {
     FilterFn::new(is_measured)
 }
 
-/// A `db` span (statements) or a loader batch.
+/// A `db` span (statements, connection waits) or a loader batch.
 fn is_measured(metadata: &Metadata<'_>) -> bool {
     let target = metadata.target();
+    let in_db = target == "db" || target.starts_with("db::");
     metadata.is_span()
-        && ((target == "db" || target.starts_with("db::")) && metadata.fields().field("db.operation").is_some()
+        && (in_db && (metadata.fields().field("db.operation").is_some() || metadata.name() == db::budget::ACQUIRE_SPAN)
             || metadata.name() == LOADER_BATCH)
 }
 
@@ -49,6 +52,7 @@ struct Timing {
 
 enum Counted {
     Statement(IntCounter),
+    Acquire,
     Batch(IntCounter, Histogram, u64),
 }
 
@@ -96,6 +100,9 @@ where
                 duration: PROCESS.statement_duration.with_label_values(&[&operation]),
                 count: Counted::Statement(PROCESS.statements.with_label_values(&[&operation])),
             }
+        } else if attrs.metadata().name() == db::budget::ACQUIRE_SPAN {
+            PROCESS.acquires_waiting.fetch_add(1, Ordering::Relaxed);
+            Timing { started: Instant::now(), duration: PROCESS.acquire_duration.clone(), count: Counted::Acquire }
         } else if let Some(loader) = fields.loader {
             Timing {
                 started: Instant::now(),
@@ -122,6 +129,9 @@ where
             Counted::Statement(statements) => {
                 statements.inc();
                 PROCESS.statements_in_flight.dec();
+            }
+            Counted::Acquire => {
+                PROCESS.acquires_waiting.fetch_sub(1, Ordering::Relaxed);
             }
             Counted::Batch(loads, size, keys) => {
                 loads.inc_by(keys);

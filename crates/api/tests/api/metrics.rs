@@ -108,6 +108,10 @@ async fn metrics_count_what_a_query_did_and_pass_promtool(_: PgPoolOptions, opti
     assert!(value(&body, "notegraph_sql_statements_total", &statement).unwrap_or_default() >= 1.0, "{body}");
     assert!(value(&body, "notegraph_db_pool_connections", &[]).unwrap_or_default() >= 1.0);
     assert!(value(&body, "notegraph_db_pool_max_connections", &[]).unwrap_or_default() >= 1.0);
+    // Each of the miss's statements waited for its connection once.
+    let acquired = value(&body, "notegraph_db_pool_acquire_duration_seconds_count", &[]).unwrap_or_default();
+    assert!(acquired >= 2.0, "{body}");
+    assert!(body.contains("notegraph_db_pool_waiting "), "{body}");
     assert!(value(&body, "process_resident_memory_bytes", &[]).unwrap_or_default() > 0.0, "{body}");
     assert!(body.contains("notegraph_subscriptions_open "), "{body}");
     assert!(body.contains("notegraph_embedding_calls_total") || body.contains("notegraph_embedding_call_duration"));
