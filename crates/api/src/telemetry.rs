@@ -135,7 +135,11 @@ fn is_traced(metadata: &Metadata<'_>) -> bool {
         return *metadata.level() <= Level::WARN;
     }
     let crate_name = metadata.target().split("::").next().unwrap_or_default();
-    *metadata.level() <= Level::DEBUG && matches!(crate_name, "api" | "db" | "loaders" | "cache")
+    // The wait for a connection is the gap before a statement's span; a
+    // span of its own would double the spans of every statement.
+    *metadata.level() <= Level::DEBUG
+        && matches!(crate_name, "api" | "db" | "loaders" | "cache")
+        && metadata.name() != db::budget::ACQUIRE_SPAN
 }
 
 /// Makes the caller's trace (a W3C `traceparent` header) the parent of
