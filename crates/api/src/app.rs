@@ -75,9 +75,13 @@ impl Application {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
         let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
         let trusted = match &config.graphql.trusted_documents {
-            Some(path) => Some(Arc::new(TrustedDocuments::load(path).with_context(|| {
-                format!("reading the trusted documents in {} (NOTEGRAPH_TRUSTED_DOCUMENTS)", path.display())
-            })?)),
+            Some(path) => {
+                let trusted = TrustedDocuments::load(path).with_context(|| {
+                    format!("reading the trusted documents in {} (NOTEGRAPH_TRUSTED_DOCUMENTS)", path.display())
+                })?;
+                tracing::info!(documents = trusted.len(), "only trusted documents execute");
+                Some(Arc::new(trusted))
+            }
             None => None,
         };
         let delay = Duration::from_micros(config.graphql.loader_delay_us);

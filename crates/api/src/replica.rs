@@ -121,11 +121,6 @@ impl ReadReplica {
         }))
     }
 
-    /// The replica's pool (for its metrics).
-    pub fn pool(&self) -> &db::PgPool {
-        &self.0.source.pool
-    }
-
     /// Counts a committed write by `author`: their reads stay on the
     /// primary until the replica is shown to hold it.
     pub fn written(&self, author: db::UserId) {

@@ -134,7 +134,7 @@ impl BatchedSchema {
         );
         // Created in the span: the batches the execution takes part in
         // link to it.
-        let budget = self.budget(started);
+        let budget = Some(self.budget(started));
         let execution = span.in_scope(|| Tracked::with_budget(Box::pin(self.schema.execute(request)), budget));
         // Dropping the execution drops its pending loads; a statement
         // already sent ends by its own `statement_timeout`, which the
@@ -181,8 +181,8 @@ impl BatchedSchema {
     }
 
     /// The time budget of an execution started at `started`.
-    fn budget(&self, started: Instant) -> Option<db::Budget> {
-        Some(db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout })
+    fn budget(&self, started: Instant) -> db::Budget {
+        db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout }
     }
 
     fn route(&self, request: &mut Request, kind: &str) {
@@ -219,7 +219,7 @@ impl Executor for BatchedSchema {
         let order = KeyOrder::of_request(&mut request);
         // A subscription runs for as long as it is open: its loads get the
         // database timeout alone.
-        let budget = if subscription { None } else { self.budget(Instant::now()) };
+        let budget = (!subscription).then(|| self.budget(Instant::now()));
         let execution = Tracked::with_budget(self.schema.execute_stream_with_session_data(request, session), budget);
         if !subscription {
             let deadline = self.timeout;
