@@ -148,6 +148,7 @@ impl Application {
             },
             SchemaSettings {
                 limits: config.graphql.limits(),
+                parsed_documents_bytes: config.graphql.parsed_documents_bytes,
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
                 db_timeout: Duration::from_millis(config.db.db_timeout_ms),
                 introspection: config.introspection_enabled(),

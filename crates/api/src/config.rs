@@ -82,6 +82,10 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 32 * 1024;
 pub const DEFAULT_MAX_TOKENS: usize = 4_000;
 /// Most directives on one field or fragment.
 pub const DEFAULT_MAX_DIRECTIVES_PER_FIELD: usize = 4;
+/// See [`GraphqlConfig::parsed_documents_bytes`]: about 10,000 of the
+/// published mix's documents (each counted as 64 bytes per byte of text
+/// plus 1 KiB).
+pub const DEFAULT_PARSED_DOCUMENTS_BYTES: u64 = 32 * 1024 * 1024;
 /// See [`CacheConfig::cache_max_bytes`]: 256 MiB holds about 100,000
 /// typical responses (2 KiB each) and is small beside the 24 GiB the
 /// project's machines have.
@@ -545,6 +549,10 @@ pub struct GraphqlConfig {
     /// Most directives on one field or fragment.
     #[arg(long, env = "NOTEGRAPH_MAX_DIRECTIVES_PER_FIELD", default_value_t = DEFAULT_MAX_DIRECTIVES_PER_FIELD, global = true)]
     pub max_directives_per_field: usize,
+    /// Memory for parsed documents kept by their text, so that a document
+    /// sent again is not parsed again; 0 keeps none.
+    #[arg(long, env = "NOTEGRAPH_PARSED_DOCUMENTS_BYTES", default_value_t = DEFAULT_PARSED_DOCUMENTS_BYTES, global = true)]
+    pub parsed_documents_bytes: u64,
     /// A JSON file of trusted documents (hash → document, or Apollo's
     /// persisted query manifest): when set, only these execute.
     #[arg(long, env = "NOTEGRAPH_TRUSTED_DOCUMENTS", global = true)]

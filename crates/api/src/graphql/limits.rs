@@ -20,6 +20,7 @@ use async_graphql::{
     ErrorExtensionValues, OutputType, Positioned, Request, ServerError, SubscriptionType, Value, Variables,
 };
 
+use super::parsed::ParsedDocuments;
 use super::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 /// Items a list without a `first` argument is assumed to hold: `Note.tags`,
@@ -55,6 +56,8 @@ pub struct OperationLimits {
 pub(crate) struct Limiter {
     limits: OperationLimits,
     registry: Registry,
+    /// Documents that passed the size limits and parsed before.
+    parsed: Option<ParsedDocuments>,
 }
 
 /// What a document measures.
@@ -69,20 +72,62 @@ struct Measure {
 }
 
 impl Limiter {
-    /// A limiter over the schema's root types.
-    pub(crate) fn new(limits: OperationLimits) -> Self {
+    /// A limiter over the schema's root types, keeping up to
+    /// `parsed_bytes` of parsed documents (0: none).
+    pub(crate) fn new(limits: OperationLimits, parsed_bytes: u64) -> Self {
         let mut registry = Registry::default();
         QueryRoot::create_type_info(&mut registry);
         MutationRoot::create_type_info(&mut registry);
         <SubscriptionRoot as SubscriptionType>::create_type_info(&mut registry);
-        Limiter { limits, registry }
+        let parsed = (parsed_bytes > 0).then(|| ParsedDocuments::new(parsed_bytes));
+        Limiter { limits, registry, parsed }
     }
 
     /// Refuses a request over any limit; on success the parsed document is
     /// kept in the request, so the engine does not parse it again.
     pub(crate) fn check(&self, request: &mut Request) -> Result<(), ServerError> {
+        let document = match self.parsed.as_ref().and_then(|parsed| parsed.get(&request.query)) {
+            // It passed the size limits when it was parsed.
+            Some(document) => document,
+            None => {
+                self.check_size(&request.query)?;
+                let parse = tracing::debug_span!("graphql.parse");
+                // A document that does not parse is the engine's to report.
+                let Ok(document) = parse.in_scope(|| async_graphql::parser::parse_query(&request.query)) else {
+                    return Ok(());
+                };
+                if let Some(parsed) = &self.parsed {
+                    parsed.insert(&request.query, &document);
+                }
+                document
+            }
+        };
+        let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables);
+        // Kept in the request, so the engine does not parse it again.
+        request.set_parsed_query(document);
+        let Some(measure) = measured else { return Ok(()) };
         let limits = &self.limits;
-        let bytes = request.query.len();
+        let cost = Some(measure.cost);
+        let checks = [
+            ("depth", measure.depth as u64, limits.max_depth as u64),
+            ("complexity", measure.cost, limits.max_complexity),
+            ("aliases", measure.aliases as u64, limits.max_aliases as u64),
+            ("root fields", measure.root_fields as u64, limits.max_root_fields as u64),
+            ("directives per field", measure.directives as u64, limits.max_directives_per_field as u64),
+        ];
+        for (limit, measured, max) in checks {
+            if measured > max {
+                return Err(refusal("QUERY_TOO_COMPLEX", limit, measured, max, cost));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a document too long, with too many tokens or nested too
+    /// deep, before the parser (which recurses) sees it.
+    fn check_size(&self, query: &str) -> Result<(), ServerError> {
+        let limits = &self.limits;
+        let bytes = query.len();
         if bytes > limits.max_document_bytes {
             return Err(refusal(
                 "BAD_USER_INPUT",
@@ -92,7 +137,7 @@ impl Limiter {
                 None,
             ));
         }
-        let lexed = lex(&request.query);
+        let lexed = lex(query);
         if lexed.tokens > limits.max_tokens {
             return Err(refusal(
                 "BAD_USER_INPUT",
@@ -111,25 +156,6 @@ impl Limiter {
                 max_nesting as u64,
                 None,
             ));
-        }
-        let variables = request.variables.clone();
-        let operation_name = request.operation_name.clone();
-        // A document that does not parse is the engine's to report.
-        let parse = tracing::debug_span!("graphql.parse");
-        let Ok(document) = parse.in_scope(|| request.parsed_query()) else { return Ok(()) };
-        let Some(measure) = self.measure(document, operation_name.as_deref(), &variables) else { return Ok(()) };
-        let cost = Some(measure.cost);
-        let checks = [
-            ("depth", measure.depth as u64, limits.max_depth as u64),
-            ("complexity", measure.cost, limits.max_complexity),
-            ("aliases", measure.aliases as u64, limits.max_aliases as u64),
-            ("root fields", measure.root_fields as u64, limits.max_root_fields as u64),
-            ("directives per field", measure.directives as u64, limits.max_directives_per_field as u64),
-        ];
-        for (limit, measured, max) in checks {
-            if measured > max {
-                return Err(refusal("QUERY_TOO_COMPLEX", limit, measured, max, cost));
-            }
         }
         Ok(())
     }
@@ -381,7 +407,7 @@ mod tests {
             max_document_bytes: 32 * 1024,
             max_tokens: 4_000,
             max_directives_per_field: 4,
-        })
+        }, 1 << 20)
     }
 
     fn measure(query: &str) -> Measure {
@@ -429,6 +455,28 @@ mod tests {
         let deep = format!("{}{}", "{".repeat(10_000), "}".repeat(10_000));
         assert_eq!(lex(&deep).nesting, 10_000);
         assert_eq!(lex(r#""""a "" \""" b""" x"#).tokens, 2);
+    }
+
+    #[test]
+    fn a_parsed_document_is_kept_but_measured_on_every_request() {
+        // Arrange
+        let limiter = limiter();
+        let text = "query($n: Int) { notes(first: $n) { id title } }";
+        let with = |n: u64| Request::new(text).variables(Variables::from_json(serde_json::json!({ "n": n })));
+
+        // Act
+        let small = limiter.check(&mut with(2));
+        let huge = limiter.check(&mut with(1_000_000));
+        let broken = limiter.check(&mut Request::new("{ notes { id "));
+
+        // Assert
+        assert!(small.is_ok());
+        let refusal = huge.unwrap_err();
+        assert_eq!(refusal.message, "operation refused: its complexity is 3000000, over the limit of 25000");
+        assert!(broken.is_ok(), "a syntax error is the engine's to report");
+        let parsed = limiter.parsed.as_ref().unwrap();
+        assert!(parsed.get(text).is_some());
+        assert!(parsed.get("{ notes { id ").is_none(), "only documents that parse are kept");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod limits;
 mod mutation;
 mod observe;
 mod order;
+mod parsed;
 mod query;
 mod schema;
 mod subscription;

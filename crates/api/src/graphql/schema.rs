@@ -61,6 +61,8 @@ pub struct SchemaDeps {
 pub struct SchemaSettings {
     /// Checked before any resolver runs.
     pub limits: OperationLimits,
+    /// Memory for parsed documents kept by their text (0: none).
+    pub parsed_documents_bytes: u64,
     /// How long one execution may run before it answers TIMEOUT.
     pub timeout: Duration,
     /// Every connection's own `statement_timeout`; a statement gets less
@@ -290,7 +292,7 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
     }
     BatchedSchema {
         schema: builder.finish(),
-        limiter: Arc::new(Limiter::new(settings.limits)),
+        limiter: Arc::new(Limiter::new(settings.limits, settings.parsed_documents_bytes)),
         timeout: settings.timeout,
         db_timeout: settings.db_timeout,
         metrics: None,

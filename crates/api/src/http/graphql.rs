@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Executor as _, Request, Response};
+use async_graphql::{Request, Response};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
@@ -101,13 +101,15 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 }
 
 /// True when the operation the request selects is a mutation or a
-/// subscription (both refused over GET). Unparseable documents are left
-/// to execution, which reports the syntax error.
-fn selects_non_query(request: &Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+/// subscription (both refused over GET). Reads the document
+/// [`crate::graphql::BatchedSchema::check`] parsed; one that did not parse
+/// is left to execution, which reports the syntax error.
+fn selects_non_query(request: &mut Request) -> bool {
+    let operation_name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return false;
     };
-    let ty = crate::graphql::select_operation(&document, request.operation_name.as_deref()).map(|op| op.ty);
+    let ty = crate::graphql::select_operation(document, operation_name.as_deref()).map(|op| op.ty);
     matches!(ty, Some(OperationType::Mutation | OperationType::Subscription))
 }
 
@@ -125,19 +127,7 @@ pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQu
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),
     };
-    if selects_non_query(&request) {
-        let mut response = reject(
-            media,
-            Rejection {
-                status: StatusCode::METHOD_NOT_ALLOWED,
-                message: "use POST for mutations".into(),
-                code: "BAD_USER_INPUT",
-            },
-        );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    execute(&state, &headers, media, request).await
+    execute(&state, &headers, media, request, Method::Get).await
 }
 
 /// `POST /graphql`.
@@ -158,11 +148,24 @@ pub(super) async fn post(
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),
     };
-    execute(&state, &headers, media, request).await
+    execute(&state, &headers, media, request, Method::Post).await
 }
 
-/// Authenticates, executes and encodes one request.
-async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, request: Request) -> HttpResponse {
+/// The HTTP method a request came with: GET runs queries only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+/// Authenticates, checks, executes and encodes one request.
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: MediaType,
+    request: Request,
+    method: Method,
+) -> HttpResponse {
     let viewer = match state.auth.viewer(headers.get(header::AUTHORIZATION)) {
         Ok(viewer) => viewer,
         Err(err) => {
@@ -178,12 +181,24 @@ async fn execute(state: &AppState, headers: &HeaderMap, media: MediaType, reques
     if behind {
         request = request.data(ReadPrimary);
     }
-    let Some(cache) = &state.cache else {
-        return respond_executed(media, state.schema.execute(request).await);
-    };
+    // Checked first: no document skips the limits or reaches the parser
+    // unbounded, whatever path it takes below.
     if let Err(refusal) = state.schema.check(&mut request) {
         return respond(media, &encode(Response::from_errors(vec![refusal])), "bypass");
     }
+    if method == Method::Get && selects_non_query(&mut request) {
+        let rejection = Rejection {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "use POST for mutations".into(),
+            code: "BAD_USER_INPUT",
+        };
+        let mut response = reject(media, rejection);
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let Some(cache) = &state.cache else {
+        return respond_executed(media, state.schema.execute_checked(request).await);
+    };
     let Some(fingerprint) = crate::response_cache::fingerprint(&mut request) else {
         // Mutations, subscriptions and documents that do not parse.
         return respond_executed(media, state.schema.execute_checked(request).await);
