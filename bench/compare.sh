@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side CPU cost of servers under the published mix at a fixed rate.
 #
-#   DATABASE_URL=… bench/compare.sh [NAME=BINARY …]
+#   DATABASE_URL=… bench/compare.sh [NAME=BINARY …] ["NAME=VAR=value … BINARY" …]
 #
-# Each NAME=BINARY is a notegraph binary, run as `BINARY serve`; the name
+# Each NAME=BINARY is a notegraph binary, run as `BINARY serve`, with the
+# settings given before it (`"pool4=NOTEGRAPH_DB_MAX_CONNECTIONS=4
+# target/release/notegraph"`: one argument, quoted); the name
 # `baseline` with no binary runs bench/baseline (bare axum + sqlx). Each
 # server runs alone, in turn, ROUNDS times (default 2), against the same
 # database, which must hold the default data set (`notegraph seed`). For
@@ -85,7 +87,8 @@ for round in $(seq "$ROUNDS"); do
   for target in "${targets[@]}"; do
     case $target in
       baseline) run baseline target/release/baseline "127.0.0.1:$PORT" ;;
-      *=*) NOTEGRAPH_LISTEN=127.0.0.1:$PORT RUST_LOG=warn run "${target%%=*}" "${target#*=}" serve ;;
+      # shellcheck disable=SC2086 # the settings and the binary, split on spaces
+      *=*) NOTEGRAPH_LISTEN=127.0.0.1:$PORT RUST_LOG=warn run "${target%%=*}" env ${target#*=} serve ;;
       *) echo "not NAME=BINARY: $target" >&2; exit 2 ;;
     esac
   done

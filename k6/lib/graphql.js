@@ -20,6 +20,12 @@ export const failures = new Rate('failures');
 export const cacheHits = new Rate('cache_hits');
 /** Read-after-write checks that saw stale or missing data. */
 export const staleReads = new Counter('stale_reads');
+/**
+ * With `shedding: true`, the share of requests the server shed (503 with
+ * `Retry-After` and `SERVICE_UNAVAILABLE`): not failures, since refusing at
+ * once is what an overloaded server should do (the `overload` scenario).
+ */
+export const shed = new Rate('shed');
 
 // Behind a load balancer that names the server in `x-served-by` (the
 // multi-node proof's haproxy), the server that answered this VU's last
@@ -43,12 +49,22 @@ const PARAMS_HEADERS = {
  * `response: true` the k6 response itself (null when it failed).
  *
  * `root` names the field that must be present in `data`; with
- * `nullable: true` a null there is a correct answer (a deleted note).
+ * `nullable: true` a null there is a correct answer (a deleted note). With
+ * `shedding: true` a well-formed 503 counts in `shed`, not in `failures`,
+ * and returns null.
  */
-export function gql(name, query, { variables, root, nullable = false, response = false } = {}) {
+export function gql(name, query, { variables, root, nullable = false, response = false, shedding = false } = {}) {
   const body = JSON.stringify(variables ? { query, variables } : { query });
   const res = http.post(`${BASE_URL}/graphql`, body, { headers: PARAMS_HEADERS, tags: { query: name } });
   servedBy = res.headers['X-Served-By'];
+  if (shedding) {
+    shed.add(res.status === 503, { query: name });
+    if (res.status === 503) {
+      const ok = check(res, { 'shed with Retry-After and SERVICE_UNAVAILABLE': (r) => isShed(r) }, { query: name });
+      failures.add(!ok, { query: name });
+      return null;
+    }
+  }
   const cache = res.headers['X-Cache'];
   if (cache !== undefined) {
     cacheHits.add(cache === 'hit', { query: name });
@@ -78,4 +94,17 @@ export function gql(name, query, { variables, root, nullable = false, response =
     return null;
   }
   return response ? res : data;
+}
+
+/** A 503 as the server sheds load: `Retry-After` and the JSON error shape. */
+function isShed(res) {
+  if (res.headers['Retry-After'] === undefined) {
+    return false;
+  }
+  try {
+    const errors = JSON.parse(res.body).errors;
+    return errors[0].extensions.code === 'SERVICE_UNAVAILABLE';
+  } catch (_) {
+    return false;
+  }
 }

@@ -16,16 +16,16 @@ export const noteDetail = (id = pickNoteId(), extra = {}) =>
 export const userNotes = (id = pickUserId(), extra = {}) =>
   gql('userNotes', `{ user(id: "${id}") { notes { id title tags { name } } } }`, { root: 'user', ...extra });
 
-/** One request of the published mix, drawn by its weights. */
-export function mixRequest() {
+/** One request of the published mix, drawn by its weights (`extra`: `gql` options). */
+export function mixRequest(extra = {}) {
   const r = Math.random();
   if (r < 0.3) {
-    return userList();
+    return userList(extra);
   }
   if (r < 0.7) {
-    return noteDetail();
+    return noteDetail(undefined, extra);
   }
-  return userNotes();
+  return userNotes(undefined, extra);
 }
 
 // Beyond the mix: the rest of the read API, for `smoke` and `vector`.

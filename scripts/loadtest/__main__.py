@@ -27,6 +27,11 @@ from . import analysis, chart, compare, profile, report, stack, timeline
 from .sampler import Sampler, pss_bytes, rss_bytes
 from .stack import ROOT, log
 
+#: The concurrency cap `overload` runs the server with unless
+#: NOTEGRAPH_MAX_CONCURRENT_REQUESTS is set: low enough that this machine's
+#: breaking point is past it.
+OVERLOAD_MAX_CONCURRENT = 32
+
 # name: (default rate, default duration, what the rate and duration mean, k6 scenario the timeline follows)
 SCENARIOS = {
     "smoke": (None, None, "every query and mutation a few times, one VU", None),
@@ -34,6 +39,9 @@ SCENARIOS = {
     "ramp": (3000, "60s", "the mix at a rate ramping from 50/s up to RATE/s over DURATION, stopped once thresholds break",
              None),
     "spike": (2000, "30s", "the mix at 100/s for 20 s, RATE/s for DURATION, then 100/s for 40 s", None),
+    "overload": (4000, "30s", "the mix at 100/s for 20 s, ramping to RATE/s over DURATION, held 10 s, then 100/s "
+                              "for 30 s, against a server that sheds beyond NOTEGRAPH_MAX_CONCURRENT_REQUESTS "
+                              f"({OVERLOAD_MAX_CONCURRENT} unless set)", None),
     "soak": (1000, "1h", "the published mix at RATE requests/s for DURATION, memory sampled throughout", None),
     "writes": (1000, "60s", "the mix plus 5% writes with read-after-write checks, at RATE iterations/s for DURATION", None),
     "create": (500, "60s", "createNote only, at a rate ramping from 10/s up to RATE/s over DURATION, stopped once "
@@ -92,7 +100,10 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
         postgres.psql("create extension if not exists pg_stat_statements")
         description = postgres.read_ids(run_dir / "data.json")
         marks = postgres.high_water_marks()
-        server = stack.Server(binary, postgres.url, run_dir / "server.log").start()
+        server_env = {}
+        if args.scenario == "overload" and not os.environ.get("NOTEGRAPH_MAX_CONCURRENT_REQUESTS"):
+            server_env["NOTEGRAPH_MAX_CONCURRENT_REQUESTS"] = str(OVERLOAD_MAX_CONCURRENT)
+        server = stack.Server(binary, postgres.url, run_dir / "server.log", server_env).start()
 
         shape = {"RATE": str(rate), "DURATION": duration} if rate is not None else {}
         env = stack.child_env(BASE_URL=server.base_url, DATA_FILE=str(run_dir / "data.json"),
@@ -178,6 +189,8 @@ def main():
     analysis_lines, analysis_result = [], {}
     if args.scenario in ("ramp", "create"):
         analysis_lines, analysis_result = analysis.ramp(seconds, series)
+    elif args.scenario == "overload":
+        analysis_lines, analysis_result = analysis.overload(seconds, round(report.duration_seconds(duration)))
     elif args.scenario == "spike":
         analysis_lines, analysis_result = analysis.spike(seconds, round(report.duration_seconds(duration)))
     elif args.scenario == "soak":

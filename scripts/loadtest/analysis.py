@@ -168,6 +168,79 @@ def spike(seconds, peak_seconds):
     return lines, result
 
 
+#: k6/scenarios/overload.js: seconds at the base rate before the ramp, the
+#: seconds the top rate is held, and the step back down.
+OVERLOAD_LEAD, OVERLOAD_HOLD, OVERLOAD_STEP = 20, 10, 1
+
+
+def overload(seconds, ramp_seconds):
+    """Past the breaking point with shedding on (k6/scenarios/overload.js):
+    in 3 s windows, the rate asked for against what was admitted and shed
+    and the admitted requests' latency; where shedding started; whether
+    admitted requests kept p99 under 200 ms throughout; and how long after
+    the load dropped the server stopped shedding and latency came back."""
+    lines = ["## Overload", ""]
+    if not seconds:
+        return lines + ["No requests were recorded."], {}
+    t0 = seconds[0]["t"]
+    ramp_start = t0 + OVERLOAD_LEAD
+    overload_end = ramp_start + ramp_seconds + OVERLOAD_HOLD + OVERLOAD_STEP
+    fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"  # noqa: E731
+    lines += ["| from s | answered/s | admitted/s | shed | admitted p50 ms | admitted p99 ms | failures | dropped |",
+              "|---|---|---|---|---|---|---|---|"]
+    worst_p99, first_shed, windows = 0.0, None, []
+    for start in range(t0, seconds[-1]["t"] + 1, WINDOW):
+        w = timeline.window(seconds, start, start + WINDOW)
+        if not w["requests"]:
+            continue
+        admitted = w["rate"] * (1 - w["shed_share"])
+        windows.append((start, w))
+        if w["shed_share"] > 0 and first_shed is None:
+            first_shed = (start, w)
+        if w["p99"] is not None:
+            worst_p99 = max(worst_p99, w["p99"])
+        lines.append(f"| {start - t0} | {w['rate']:.0f} | {admitted:.0f} | {100 * w['shed_share']:.1f}% | "
+                     f"{fmt(w['p50'])} | {fmt(w['p99'])} | {100 * w['failure_share']:.2f}% | {w['dropped']} |")
+    during = timeline.window(seconds, ramp_start, overload_end)
+    before = timeline.window(seconds, t0 + 5, ramp_start)
+    result = {"worst_admitted_p99": worst_p99, "admitted_p99": during["p99"],
+              "shed_share": round(during["shed_share"], 4), "failure_share": during["failure_share"]}
+    lines.append("")
+    if first_shed:
+        start, w = first_shed
+        result["shedding_from_rate"] = round(w["rate"])
+        lines.append(f"Shedding started in the window from {start - t0} s, at {w['rate']:.0f} answered requests/s.")
+    else:
+        lines.append("Nothing was shed: the server kept up, or the cap is too high to be reached; lower "
+                     "NOTEGRAPH_MAX_CONCURRENT_REQUESTS or raise the rate.")
+    lines.append(f"From the ramp's start to the drop: {100 * during['shed_share']:.1f}% shed, admitted p99 "
+                 f"{fmt(during['p99'])} ms (worst 3 s window {worst_p99:.1f} ms), failures "
+                 f"{100 * during['failure_share']:.2f}%.")
+    # Recovered: the first second after the drop from which a 5-second
+    # window sheds nothing and is back to the baseline's latency (the
+    # spike's rule).
+    p50_limit = 2 * (before["p50"] or 0.0)
+    p99_limit = max(3 * (before["p99"] or 0.0), (before["p99"] or 0.0) + 10)
+    recovered_at = None
+    for s in seconds:
+        if s["t"] < overload_end:
+            continue
+        w = timeline.window(seconds, s["t"], s["t"] + 5)
+        if (w["requests"] and w["shed_share"] == 0 and w["failure_share"] == 0 and w["p50"] is not None
+                and w["p50"] <= p50_limit and w["p99"] <= p99_limit):
+            recovered_at = s["t"]
+            break
+    if recovered_at is not None:
+        result["recovery_seconds"] = recovered_at - overload_end
+        lines.append(f"Recovery: **{recovered_at - overload_end} s** after the load dropped, where the first 5 s "
+                     f"window starts with nothing shed, no failure, p50 ≤ {p50_limit:.1f} ms and p99 ≤ "
+                     f"{p99_limit:.1f} ms (the spike's rule against the first 20 s).")
+    else:
+        result["recovery_seconds"] = None
+        lines.append("Not recovered by the end of the run.")
+    return lines, result
+
+
 def soak(seconds, resources):
     """Server memory after warm-up against the end, and p99 of the first and last sixth."""
     lines = ["## Soak", ""]

@@ -249,8 +249,9 @@ class Postgres:
 class Server:
     """`notegraph serve` on a free loopback port, with the runner's NOTEGRAPH_* settings."""
 
-    def __init__(self, binary, database_url, log_path):
+    def __init__(self, binary, database_url, log_path, env=None):
         self.binary = binary
+        self.env = env or {}
         self.database_url = database_url
         self.log_path = Path(log_path)
         self.process = None
@@ -262,7 +263,7 @@ class Server:
             self.process = subprocess.Popen(
                 [str(self.binary), "serve"],
                 env=child_env(DATABASE_URL=self.database_url, NOTEGRAPH_LISTEN="127.0.0.1:0",
-                              NOTEGRAPH_DEMO_DATA="false"),
+                              NOTEGRAPH_DEMO_DATA="false", **self.env),
                 stdout=log_file, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60

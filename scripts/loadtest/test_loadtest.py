@@ -15,10 +15,10 @@ from pathlib import Path
 from loadtest import analysis, chart, compare, report, timeline
 
 
-def second(t, requests, p99, failures=0, dropped=0):
-    durations = [p99] * requests
-    return {"t": t, "requests": requests, "failures": failures, "dropped": dropped, "p50": 1.0, "p95": 1.0,
-            "p99": p99, "max": p99, "_durations": sorted(durations)}
+def second(t, requests, p99, failures=0, dropped=0, shed=0):
+    durations = [p99] * (requests - shed)
+    return {"t": t, "requests": requests, "failures": failures, "dropped": dropped, "shed": shed, "p50": 1.0,
+            "p95": 1.0, "p99": p99, "max": p99, "_durations": sorted(durations)}
 
 
 class Percentiles(unittest.TestCase):
@@ -84,6 +84,34 @@ class Spike(unittest.TestCase):
         _, result = analysis.spike(seconds, 8)
         self.assertEqual(result["recovery_seconds"], 2)
         self.assertEqual(result["spike_rate"], 2000)
+
+
+class Overload(unittest.TestCase):
+    def test_shedding_admitted_latency_and_recovery(self):
+        # 20 s at 100/s; a 30 s ramp shedding from 36 s; 10 s held; 1 s down
+        # (ends at 61); shedding goes on for 2 s more, then back to normal.
+        seconds = [second(t, 100, 2) for t in range(0, 20)]
+        seconds += [second(t, 1000, 20) for t in range(20, 36)]
+        seconds += [second(t, 3000, 150, shed=1500) for t in range(36, 61)]
+        seconds += [second(61, 100, 50, shed=50), second(62, 100, 30, shed=10)]
+        seconds += [second(t, 100, 2) for t in range(63, 90)]
+        lines, result = analysis.overload(seconds, 30)
+        self.assertEqual(result["recovery_seconds"], 2)
+        self.assertEqual(result["worst_admitted_p99"], 150)
+        self.assertEqual(result["shedding_from_rate"], 3000)
+        self.assertGreater(result["shed_share"], 0.3)
+        self.assertIn("| 36 | 3000 | 1500 | 50.0% |", "\n".join(lines))
+
+    def test_timeline_keeps_503s_out_of_latency(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory, "samples.csv.gz")
+            with gzip.open(path, "wt", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["metric_name", "timestamp", "metric_value", "scenario", "status"])
+                writer.writerow(["http_req_duration", "100", "90.0", "overload", "200"])
+                writer.writerow(["http_req_duration", "100", "0.5", "overload", "503"])
+            [entry] = timeline.read(path)
+            self.assertEqual((entry["requests"], entry["shed"], entry["p50"]), (2, 1, 90.0))
 
 
 class Outputs(unittest.TestCase):

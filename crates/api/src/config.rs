@@ -41,6 +41,13 @@ pub const DEFAULT_DATA_DIR: &str = ".notegraph";
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
 /// See [`DbConfig::db_acquire_timeout_ms`].
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
+/// See [`DbConfig::db_min_connections`].
+pub const DEFAULT_DB_MIN_CONNECTIONS: u32 = 0;
+/// See [`DbConfig::db_max_lifetime_secs`]: sqlx's default.
+pub const DEFAULT_DB_MAX_LIFETIME_SECS: u64 = 30 * 60;
+/// See [`DbConfig::db_statement_cache`]: sqlx's default, several times the
+/// 20-odd statements the server has.
+pub const DEFAULT_DB_STATEMENT_CACHE: usize = 100;
 /// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL 25 s >
 /// DB 20 s): a statement ends before the execution that waits for it.
 pub const DEFAULT_DB_TIMEOUT_MS: u64 = 20_000;
@@ -456,6 +463,15 @@ pub struct DbConfig {
     /// per core; more only queue inside it.
     #[arg(long, env = "NOTEGRAPH_DB_MAX_CONNECTIONS", default_value_t = DEFAULT_DB_MAX_CONNECTIONS, global = true)]
     pub db_max_connections: u32,
+    /// Connections kept open while the server is idle.
+    #[arg(long, env = "NOTEGRAPH_DB_MIN_CONNECTIONS", default_value_t = DEFAULT_DB_MIN_CONNECTIONS, global = true)]
+    pub db_min_connections: u32,
+    /// How long a connection lives before it is replaced, in seconds.
+    #[arg(long, env = "NOTEGRAPH_DB_MAX_LIFETIME_SECS", default_value_t = DEFAULT_DB_MAX_LIFETIME_SECS, global = true)]
+    pub db_max_lifetime_secs: u64,
+    /// Prepared statements kept per connection (0: none).
+    #[arg(long, env = "NOTEGRAPH_DB_STATEMENT_CACHE", default_value_t = DEFAULT_DB_STATEMENT_CACHE, global = true)]
+    pub db_statement_cache: usize,
     /// How long a request waits for a connection before SERVICE_UNAVAILABLE, in ms.
     #[arg(long, env = "NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_MS, global = true)]
     pub db_acquire_timeout_ms: u64,
@@ -485,6 +501,9 @@ impl DbConfig {
         db::Settings {
             url,
             max_connections: self.db_max_connections,
+            min_connections: self.db_min_connections,
+            max_lifetime: Duration::from_secs(self.db_max_lifetime_secs),
+            statement_cache: self.db_statement_cache,
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_timeout_ms),
             hnsw_ef_search: self.hnsw_ef_search,

@@ -21,6 +21,15 @@ pub struct Settings {
     /// Upper bound of open connections. Postgres does its best work with
     /// about 2–4 active connections per core; more only queue inside it.
     pub max_connections: u32,
+    /// Connections kept open while idle, so the first requests after a
+    /// quiet spell do not each pay for a new connection.
+    pub min_connections: u32,
+    /// How long a connection lives before it is replaced: bounds what a
+    /// backend's caches grow to, at the price of one reconnect per period.
+    pub max_lifetime: Duration,
+    /// Prepared statements each connection keeps (0: none, every statement
+    /// parsed and planned again).
+    pub statement_cache: usize,
     /// How long a request waits for a free connection before it is told the
     /// database is unavailable, instead of hanging.
     pub acquire_timeout: Duration,
@@ -73,11 +82,13 @@ impl Settings {
                 // Read by the tag-filtered search statement (`db::search`).
                 ("notegraph.exact_tag_notes", self.exact_tag_notes.to_string()),
             ])
+            .statement_cache_capacity(self.statement_cache)
             // Statements are logged by our own spans, with their batch sizes.
             .disable_statement_logging()
     }
 
-    /// Pool options: size and acquire timeout.
+    /// Pool options: size, idle connections kept, lifetime and acquire
+    /// timeout (docs/PERFORMANCE.md, "Pool tuning").
     ///
     /// No ping before each acquire (sqlx's default): it costs a round trip
     /// per statement, and a connection that died is found by the statement
@@ -86,6 +97,8 @@ impl Settings {
     pub fn pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
+            .min_connections(self.min_connections.min(self.max_connections))
+            .max_lifetime(self.max_lifetime)
             .acquire_timeout(self.acquire_timeout)
             .test_before_acquire(false)
     }

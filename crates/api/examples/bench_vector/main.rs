@@ -145,6 +145,9 @@ pub(crate) fn settings(url: &str, ef: u32, exact_tag_notes: u32, connections: u3
     db::Settings {
         url: url.to_owned(),
         max_connections: connections,
+        min_connections: 0,
+        max_lifetime: Duration::from_secs(1800),
+        statement_cache: 100,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: Duration::from_secs(120),
         hnsw_ef_search: ef,

@@ -109,6 +109,9 @@ async fn a_database_that_is_down_is_service_unavailable_quickly() {
     let settings = db::Settings {
         url: "postgres://nobody:nothing@127.0.0.1:1/none".into(),
         max_connections: 2,
+        min_connections: 0,
+        max_lifetime: Duration::from_secs(1800),
+        statement_cache: 100,
         acquire_timeout: Duration::from_millis(500),
         statement_timeout: Duration::from_secs(1),
         hnsw_ef_search: 40,
