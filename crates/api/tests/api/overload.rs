@@ -1,6 +1,7 @@
 //! Timeouts and load shedding against a real stall: another connection
 //! holds `lock table notes in access exclusive mode`, so every statement
 //! that reads notes waits on the lock, as it would behind a long write.
+//! Also the pool's own settings that bound how it behaves under load.
 
 use std::time::{Duration, Instant};
 
@@ -213,4 +214,24 @@ async fn a_client_that_goes_away_cancels_its_statement(_: PgPoolOptions, options
     let (status, body) = app.post(None, "{ notes { id } }", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn the_pool_keeps_its_minimum_of_idle_connections(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange + Act: a server told to keep 3 connections, asked nothing.
+    let app = TestApp::spawn_with_args(options, &["--db-min-connections", "3"]).await;
+
+    // Assert: the pool opens them by itself, and they stay open idle.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.pool.size() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(app.pool.size() >= 3, "the pool holds {} connections", app.pool.size());
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() and application_name = 'notegraph'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(open >= 3, "Postgres sees {open} of the server's connections");
 }
