@@ -12,6 +12,7 @@ use sqlx::{PgExecutor, PgPool, QueryBuilder};
 use tracing::instrument;
 
 use crate::notify::{NoteWritten, WriteKind, Writer, note_written};
+use crate::users::UserRow;
 use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer, tags};
 
 /// Expands to the column list of [`NoteRow`] for a `notes n` alias; a macro
@@ -98,6 +99,29 @@ struct KeyedCount {
     count: i64,
 }
 
+/// A note and its author, read in one statement when a query asks for
+/// both: `note(id:) { author { … } }` then costs one round trip, not two.
+#[derive(Debug, Clone)]
+pub struct NoteWithAuthor {
+    /// The note.
+    pub note: NoteRow,
+    /// Its author.
+    pub author: UserRow,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for NoteWithAuthor {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        let author = UserRow {
+            id: row.try_get("author_id")?,
+            name: row.try_get("author_name")?,
+            email: row.try_get("author_email")?,
+            created_at: row.try_get("author_created_at")?,
+        };
+        Ok(NoteWithAuthor { note: NoteRow::from_row(row)?, author })
+    }
+}
+
 /// Optional filters of the root `notes` list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoteFilter<'a> {
@@ -114,6 +138,22 @@ pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result
         .bind(ids)
         .fetch_all(db)
         .await?;
+    Ok(crate::counted(rows))
+}
+
+/// Notes with the given ids and their authors, visible or not (callers
+/// check visibility).
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_with_authors_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
+pub async fn fetch_with_authors_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result<Vec<NoteWithAuthor>, Error> {
+    let rows = sqlx::query_as(concat!(
+        "select ",
+        note_columns!(),
+        ", u.name as author_name, u.email as author_email, u.created_at as author_created_at",
+        " from notes n join users u on u.id = n.author_id where n.id = any($1)"
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
     Ok(crate::counted(rows))
 }
 

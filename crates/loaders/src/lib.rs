@@ -28,7 +28,7 @@ use db::{NoteId, PgPool, TagId, UserId};
 
 pub use batch::{Batched, Loader};
 pub use paths::{
-    NoteById, NoteCountByAuthor, NoteCountByTag, NotesByAuthor, NotesByTag, SimilarNotes, TagsByNote, UserById,
+    NoteById, NoteCountByAuthor, NoteWithAuthorById, NoteCountByTag, NotesByAuthor, NotesByTag, SimilarNotes, TagsByNote, UserById,
 };
 pub use tracker::{Tracked, budget};
 
@@ -59,6 +59,8 @@ pub struct Loaders {
     pub user_by_id: Batched<UserId, UserById>,
     /// `note(id:)`, note events.
     pub note_by_id: Batched<NoteId, NoteById>,
+    /// `note(id:)` when its author is asked for too.
+    pub note_with_author_by_id: Batched<NoteId, NoteWithAuthorById>,
     /// `Note.tags`.
     pub tags_by_note: Batched<NoteId, TagsByNote>,
     /// `User.notes`.
@@ -81,6 +83,7 @@ impl Loaders {
         Self {
             user_by_id: Batched::new(UserById(pool.clone()), "user_by_id", delay),
             note_by_id: Batched::new(NoteById(pool.clone()), "note_by_id", delay),
+            note_with_author_by_id: Batched::new(NoteWithAuthorById(pool.clone()), "note_with_author_by_id", delay),
             tags_by_note: Batched::new(TagsByNote(pool.clone()), "tags_by_note", delay),
             notes_by_author: Batched::new(NotesByAuthor(pool.clone()), "notes_by_author", delay),
             notes_by_tag: Batched::new(NotesByTag(pool.clone()), "notes_by_tag", delay),

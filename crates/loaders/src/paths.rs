@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use db::notes::{CountOf, NoteRow, NotesOf};
+use db::notes::{CountOf, NoteRow, NoteWithAuthor, NotesOf};
 use db::search::{Hit, SimilarTo};
 use db::tags::TagRow;
 use db::users::UserRow;
@@ -50,6 +50,21 @@ impl Loader<NoteId> for NoteById {
     async fn load(&self, keys: &[NoteId], budget: Option<db::Budget>) -> Result<HashMap<NoteId, NoteRow>, db::Error> {
         let rows = db::within(&self.0, budget, async |db| db::notes::fetch_by_ids(db, keys).await).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+}
+
+/// Notes by id with their authors, visible or not.
+pub struct NoteWithAuthorById(pub(crate) PgPool);
+
+impl Loader<NoteId> for NoteWithAuthorById {
+    type Value = NoteWithAuthor;
+    async fn load(
+        &self,
+        keys: &[NoteId],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<NoteId, NoteWithAuthor>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::notes::fetch_with_authors_by_ids(db, keys).await).await?;
+        Ok(rows.into_iter().map(|row| (row.note.id, row)).collect())
     }
 }
 

@@ -114,7 +114,7 @@ impl NoteEvent {
         // batch, as requests do.
         let viewer = super::viewer(ctx)?;
         let row = loaders(ctx)?.note_by_id.load_one(self.0.note).await.map_err(ApiError::from)?;
-        Ok(row.filter(|note| note.is_visible_to(viewer)).map(Note))
+        Ok(row.filter(|note| note.is_visible_to(viewer)).map(Note::from))
     }
 
     async fn at(&self) -> DateTime<Utc> {

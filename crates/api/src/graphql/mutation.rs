@@ -66,7 +66,7 @@ impl MutationRoot {
             other => ApiError::from(other),
         })?;
         written(ctx, invalidation, &created.written);
-        Ok(Note(created.row))
+        Ok(Note::from(created.row))
     }
 
     /// Only the author may update.
@@ -97,7 +97,7 @@ impl MutationRoot {
                 .map_err(ApiError::from)?;
             if let Some(changed) = updated {
                 written(ctx, invalidation, &changed.written);
-                return Ok(Note(changed.row));
+                return Ok(Note::from(changed.row));
             }
         }
         tracing::warn!(note.id = %id, "note kept changing during update");

@@ -49,12 +49,18 @@ impl QueryRoot {
         let id = args::parse_id(&id, "note")?;
         let viewer = viewer(ctx)?;
         touch(ctx, || tags::note(id));
-        let row = loaders(ctx)?.note_by_id.load_one(id).await.map_err(ApiError::from)?;
+        let loaders = loaders(ctx)?;
+        // Asked for its author too: both in one statement.
+        let note = if ctx.look_ahead().field("author").exists() {
+            loaders.note_with_author_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
+        } else {
+            loaders.note_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
+        };
         // A private note is the author's and null to everyone else.
-        if row.as_ref().is_some_and(|note| note.visibility == db::notes::Visibility::Private) {
+        if note.as_ref().is_some_and(|note| note.is_private()) {
             viewer_dependent(ctx);
         }
-        Ok(row.filter(|note| note.is_visible_to(viewer)).map(Note))
+        Ok(note.filter(|note| note.is_visible_to(viewer)))
     }
 
     async fn notes(
@@ -77,7 +83,7 @@ impl QueryRoot {
             db::within(pool(ctx)?, loaders::budget(), async |db| db::notes::list(db, viewer, filter, page).await).await
         }
         .map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(Note).collect())
+        Ok(rows.into_iter().map(Note::from).collect())
     }
 
     /// The tag with this name, or null when no note the viewer may see

@@ -188,6 +188,12 @@ async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_note_with_its_author_costs_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    // The note joined with its author: the mix's noteDetail.
+    assert_exact(options, "{ note(id: \"8\") { id title author { name } } }", 1).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn fifty_notes_with_authors_and_tags_cost_three_statements(_: PgPoolOptions, options: PgConnectOptions) {
     // notes, users by id, tags by note.
     assert_exact(options, "{ notes(first: 50) { id title author { name } tags { name } } }", 3).await;

@@ -37,7 +37,7 @@ where
     viewer_dependent(ctx);
     let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
     let rows = loader.load_one(NotesOf { parent, viewer: viewer(ctx)?, page }).await?;
-    Ok(rows.unwrap_or_default().into_iter().map(Note).collect())
+    Ok(rows.unwrap_or_default().into_iter().map(Note::from).collect())
 }
 
 /// How many of a parent's notes the viewer may see (`User.noteCount`,

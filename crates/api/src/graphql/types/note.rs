@@ -3,7 +3,8 @@
 
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use db::notes::NoteRow;
+use db::notes::{NoteRow, NoteWithAuthor};
+use db::users::UserRow;
 use db::search::{Hit, SimilarTo};
 
 use super::{Tag, User};
@@ -39,29 +40,61 @@ impl From<db::notes::Visibility> for Visibility {
 }
 
 /// A note, as stored.
-pub(crate) struct Note(pub(crate) NoteRow);
+pub(crate) struct Note {
+    row: NoteRow,
+    /// Its author, when it was read with the note (`note(id:)` asking for
+    /// both), so that `author` needs no statement of its own.
+    author: Option<UserRow>,
+}
+
+impl From<NoteRow> for Note {
+    fn from(row: NoteRow) -> Self {
+        Note { row, author: None }
+    }
+}
+
+impl Note {
+    /// Only its author may see it.
+    pub(crate) fn is_private(&self) -> bool {
+        self.row.visibility == db::notes::Visibility::Private
+    }
+
+    /// The visibility rule for a note fetched by id.
+    pub(crate) fn is_visible_to(&self, viewer: db::Viewer) -> bool {
+        self.row.is_visible_to(viewer)
+    }
+}
+
+impl From<NoteWithAuthor> for Note {
+    fn from(joined: NoteWithAuthor) -> Self {
+        Note { row: joined.note, author: Some(joined.author) }
+    }
+}
 
 #[Object]
 impl Note {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
 
     async fn title(&self) -> &str {
-        &self.0.title
+        &self.row.title
     }
 
     async fn body(&self) -> &str {
-        &self.0.body
+        &self.row.body
     }
 
     async fn visibility(&self) -> Visibility {
-        self.0.visibility.into()
+        self.row.visibility.into()
     }
 
     async fn author(&self, ctx: &Context<'_>) -> Result<User> {
-        touch(ctx, || tags::user(self.0.author_id));
-        let row = loaders(ctx)?.user_by_id.load_one(self.0.author_id).await.map_err(ApiError::from)?;
+        touch(ctx, || tags::user(self.row.author_id));
+        if let Some(author) = &self.author {
+            return Ok(User(author.clone()));
+        }
+        let row = loaders(ctx)?.user_by_id.load_one(self.row.author_id).await.map_err(ApiError::from)?;
         // The foreign key (with `on delete cascade`) makes a missing author
         // impossible unless the user was deleted mid-request.
         Ok(User(row.ok_or_else(|| ApiError::NotFound("the note's author no longer exists".into()))?))
@@ -69,16 +102,16 @@ impl Note {
 
     /// Tags sorted by name.
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let rows = loaders(ctx)?.tags_by_note.load_one(self.0.id).await.map_err(ApiError::from)?;
+        let rows = loaders(ctx)?.tags_by_note.load_one(self.row.id).await.map_err(ApiError::from)?;
         Ok(rows.unwrap_or_default().into_iter().map(Tag).collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.row.created_at
     }
 
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.row.updated_at
     }
 
     /// Nearest visible notes by embedding (cosine), this note excluded, best first.
@@ -93,7 +126,7 @@ impl Note {
     ) -> Result<Vec<SearchHit>> {
         touch(ctx, || tags::NOTE_SEARCH.into());
         viewer_dependent(ctx);
-        let key = SimilarTo { note: self.0.id, viewer: viewer(ctx)?, first: args::first(first, args::SIMILAR_PAGE)? };
+        let key = SimilarTo { note: self.row.id, viewer: viewer(ctx)?, first: args::first(first, args::SIMILAR_PAGE)? };
         let hits = loaders(ctx)?.similar_notes.load_one(key).await.map_err(ApiError::from)?;
         Ok(hits.unwrap_or_default().into_iter().map(SearchHit::from).collect())
     }
@@ -109,6 +142,6 @@ pub(crate) struct SearchHit {
 
 impl From<Hit> for SearchHit {
     fn from(hit: Hit) -> Self {
-        SearchHit { note: Note(hit.note), score: hit.score }
+        SearchHit { note: Note::from(hit.note), score: hit.score }
     }
 }
