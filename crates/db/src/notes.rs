@@ -24,6 +24,14 @@ macro_rules! note_columns {
 }
 pub(crate) use note_columns;
 
+/// The columns [`NoteWithAuthor`] reads besides the note's, from `users u`
+/// joined on the note's author.
+macro_rules! author_columns {
+    () => {
+        ", u.name as author_name, u.email as author_email, u.created_at as author_created_at"
+    };
+}
+
 /// Who may see a note; mirrors the `note_visibility` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize)]
 #[sqlx(type_name = "note_visibility", rename_all = "lowercase")]
@@ -148,7 +156,7 @@ pub async fn fetch_with_authors_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteI
     let rows = sqlx::query_as(concat!(
         "select ",
         note_columns!(),
-        ", u.name as author_name, u.email as author_email, u.created_at as author_created_at",
+        author_columns!(),
         " from notes n join users u on u.id = n.author_id where n.id = any($1)"
     ))
     .bind(ids)
@@ -169,7 +177,35 @@ pub async fn list<'c>(
     filter: NoteFilter<'_>,
     page: Page<NoteId>,
 ) -> Result<Vec<NoteRow>, Error> {
-    let mut q = QueryBuilder::new(concat!("select ", note_columns!(), " from notes n"));
+    let rows = list_query("", viewer, filter, page).build_query_as().fetch_all(db).await?;
+    Ok(crate::counted(rows))
+}
+
+/// [`list`] with each note's author, in the same statement.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.list_with_authors", db.rows = tracing::field::Empty, first = page.first))]
+pub async fn list_with_authors<'c>(
+    db: impl PgExecutor<'c>,
+    viewer: Viewer,
+    filter: NoteFilter<'_>,
+    page: Page<NoteId>,
+) -> Result<Vec<NoteWithAuthor>, Error> {
+    let rows = list_query(author_columns!(), viewer, filter, page).build_query_as().fetch_all(db).await?;
+    Ok(crate::counted(rows))
+}
+
+/// The statement of [`list`], with `author_columns` (empty, or
+/// `author_columns!()` with the join to `users`).
+fn list_query<'a>(
+    author_columns: &str,
+    viewer: Viewer,
+    filter: NoteFilter<'a>,
+    page: Page<NoteId>,
+) -> QueryBuilder<'a, sqlx::Postgres> {
+    let mut q = QueryBuilder::new(concat!("select ", note_columns!()));
+    q.push(author_columns).push(" from notes n");
+    if !author_columns.is_empty() {
+        q.push(" join users u on u.id = n.author_id");
+    }
     let id_column = if let Some(tag) = filter.tag {
         q.push(" join note_tags nt on nt.note_id = n.id join tags t on t.id = nt.tag_id and t.name = ");
         q.push_bind(tag);
@@ -186,8 +222,7 @@ pub async fn list<'c>(
     }
     q.push(" order by ").push(id_column).push(" desc limit ");
     q.push_bind(page.first);
-    let rows = q.build_query_as().fetch_all(db).await?;
-    Ok(crate::counted(rows))
+    q
 }
 
 /// Runs a lateral page statement over `unnest`ed keys: `$1` parents, `$2`
