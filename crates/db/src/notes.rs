@@ -152,7 +152,10 @@ pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result
 /// Notes with the given ids and their authors, visible or not (callers
 /// check visibility).
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_with_authors_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
-pub async fn fetch_with_authors_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result<Vec<NoteWithAuthor>, Error> {
+pub async fn fetch_with_authors_by_ids<'c>(
+    db: impl PgExecutor<'c>,
+    ids: &[NoteId],
+) -> Result<Vec<NoteWithAuthor>, Error> {
     let rows = sqlx::query_as(concat!(
         "select ",
         note_columns!(),

@@ -28,7 +28,8 @@ use db::{NoteId, PgPool, TagId, UserId};
 
 pub use batch::{Batched, Loader};
 pub use paths::{
-    NoteById, NoteCountByAuthor, NoteWithAuthorById, NoteCountByTag, NotesByAuthor, NotesByTag, SimilarNotes, TagsByNote, UserById,
+    NoteById, NoteCountByAuthor, NoteCountByTag, NoteWithAuthorById, NotesByAuthor, NotesByTag, SimilarNotes,
+    TagsByNote, UserById,
 };
 pub use tracker::{Tracked, budget};
 

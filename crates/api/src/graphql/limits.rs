@@ -399,15 +399,18 @@ mod tests {
     use super::*;
 
     fn limiter() -> Limiter {
-        Limiter::new(OperationLimits {
-            max_depth: 12,
-            max_complexity: 25_000,
-            max_aliases: 30,
-            max_root_fields: 20,
-            max_document_bytes: 32 * 1024,
-            max_tokens: 4_000,
-            max_directives_per_field: 4,
-        }, 1 << 20)
+        Limiter::new(
+            OperationLimits {
+                max_depth: 12,
+                max_complexity: 25_000,
+                max_aliases: 30,
+                max_root_fields: 20,
+                max_document_bytes: 32 * 1024,
+                max_tokens: 4_000,
+                max_directives_per_field: 4,
+            },
+            1 << 20,
+        )
     }
 
     fn measure(query: &str) -> Measure {

@@ -81,7 +81,8 @@ impl QueryRoot {
         let (viewer, pool, budget) = (viewer(ctx)?, pool(ctx)?, loaders::budget());
         // Asked for their authors too: in the same statement.
         let notes = if ctx.look_ahead().field("author").exists() {
-            let rows = db::within(pool, budget, async |db| db::notes::list_with_authors(db, viewer, filter, page).await);
+            let rows =
+                db::within(pool, budget, async |db| db::notes::list_with_authors(db, viewer, filter, page).await);
             rows.await.map_err(ApiError::from)?.into_iter().map(Note::from).collect()
         } else {
             let rows = db::within(pool, budget, async |db| db::notes::list(db, viewer, filter, page).await);

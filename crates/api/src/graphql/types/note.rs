@@ -4,8 +4,8 @@
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use db::notes::{NoteRow, NoteWithAuthor};
-use db::users::UserRow;
 use db::search::{Hit, SimilarTo};
+use db::users::UserRow;
 
 use super::{Tag, User};
 use crate::error::ApiError;
