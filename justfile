@@ -38,6 +38,10 @@ latency *args:
 compare *args:
     bash bench/compare.sh {{args}}
 
+# The first burst of 16 requests after start-up, with no idle pool connections kept and with 16 (needs DATABASE_URL seeded): [binary].
+cold-pool *args:
+    bash bench/cold-pool.sh {{args}}
+
 # k6 load test of a release build on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
 load-test *args:
     python3 scripts/load-test.py {{args}}
