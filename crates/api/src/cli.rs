@@ -4,11 +4,12 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use seed::{SeedError, SeedOptions};
+use db::vector_index::Ensured;
+use seed::{IndexKind, SeedError, SeedOptions};
 
 use crate::app::{self, Application};
 use crate::auth::Authenticator;
-use crate::config::{Cli, Command, Config, HealthcheckArgs, ReembedArgs, SeedArgs, TokenArgs};
+use crate::config::{Cli, Command, Config, HealthcheckArgs, ReembedArgs, SeedArgs, TokenArgs, VectorIndex};
 use crate::database::{Database, start_embedded};
 use crate::{console, graphql, shutdown, telemetry};
 
@@ -16,7 +17,8 @@ use crate::{console, graphql, shutdown, telemetry};
 /// newcomer sees data at once (and the published k6 mix finds user 1 and
 /// note 1). Not forced: should the database hold anything the seeder did
 /// not create after all, failing to start beats deleting it.
-const DEMO: SeedOptions = SeedOptions { users: 200, notes: 2_000, tags: 40, seed: 42, force: false };
+const DEMO: SeedOptions =
+    SeedOptions { users: 200, notes: 2_000, tags: 40, seed: 42, force: false, vector_index: IndexKind::Hnsw };
 
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -57,8 +59,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     check_embedding_dimension(&database.pool, config.embed.embed_dimension).await?;
     if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
-        seed::run(&database.pool, &DEMO, &embed::HashEmbedder::default()).await.context("loading demo data")?;
+        let demo = SeedOptions { vector_index: config.db.vector_index.kind(), ..DEMO };
+        seed::run(&database.pool, &demo, &embed::HashEmbedder::default()).await.context("loading demo data")?;
     }
+    ensure_vector_index(&database.pool, config.db.vector_index).await?;
     let app = Application::build_on(listener, config, database.pool.clone(), database.read_pool.clone()).await?;
     console::print_listening(config, app.local_addr()?);
     let served = app.run_until_stopped(shutdown::signal()).await;
@@ -72,8 +76,14 @@ async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         database.close().await?;
         return print("the database already has users; nothing seeded (--if-empty)");
     }
-    let options =
-        SeedOptions { users: args.users, notes: args.notes, tags: args.tags, seed: args.seed, force: args.force };
+    let options = SeedOptions {
+        users: args.users,
+        notes: args.notes,
+        tags: args.tags,
+        seed: args.seed,
+        force: args.force,
+        vector_index: config.db.vector_index.kind(),
+    };
     let report = seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
     database.close().await?;
     let report = match report {
@@ -107,38 +117,37 @@ pub async fn check_embedding_dimension(pool: &db::PgPool, dimension: usize) -> a
     }
 }
 
-/// Re-embeds every note after `args.after`, one batch per embedding call
-/// and update, printing the last id done after each batch so that an
-/// interrupted run resumes with `--after <id>`.
-async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.batch > 0, "--batch must be positive");
-    let database = Database::open(&config.db).await?;
-    let pool = &database.pool;
-    let embedder = config.embed.embedder(None)?;
-    check_embedding_dimension(pool, embedder.dimension()).await?;
-    let total = db::embeddings::count_after(pool, db::NoteId(args.after)).await?;
-    let (mut after, mut done) = (db::NoteId(args.after), 0_i64);
-    let started = std::time::Instant::now();
-    loop {
-        let notes = db::embeddings::texts_after(pool, after, args.batch).await?;
-        let Some(last) = notes.last().map(|n| n.id) else { break };
-        let texts: Vec<String> = notes.iter().map(|n| embed::note_text(&n.title, &n.body)).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = embedder.embed(&refs).await.with_context(|| {
-            format!("embedding the notes after id {after}; resume with `notegraph reembed --after {after}`")
-        })?;
-        let ids: Vec<db::NoteId> = notes.iter().map(|n| n.id).collect();
-        let vectors: Vec<pgvector::Vector> = vectors.into_iter().map(pgvector::Vector::from).collect();
-        db::embeddings::store(pool, &ids, &vectors).await?;
-        done += i64::try_from(ids.len())?;
-        after = last;
-        print(&format!(
-            "re-embedded {done}/{total} notes, up to id {after} ({:.0} notes/s)",
-            done as f64 / started.elapsed().as_secs_f64()
-        ))?;
+/// Makes the database hold the `index` kind of vector index and not the
+/// other ([`db::vector_index::ensure`]), logging what it built and how long
+/// that took. Replicas starting together build it once.
+pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex) -> anyhow::Result<()> {
+    let ensured = db::vector_index::ensure(pool, index.kind())
+        .await
+        .with_context(|| format!("making notes.embedding's index {} (NOTEGRAPH_VECTOR_INDEX)", index.name()))?;
+    match ensured {
+        Ensured::Present => tracing::debug!(index = index.name(), "vector index present"),
+        Ensured::DroppedOther => tracing::info!(index = index.name(), "dropped the other kind of vector index"),
+        Ensured::Built { elapsed, lists, dropped_other } => tracing::info!(
+            index = index.name(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            lists,
+            dropped_other,
+            "built the vector index NOTEGRAPH_VECTOR_INDEX names"
+        ),
     }
+    Ok(())
+}
+
+/// Re-embeds the notes the configured embedder did not make
+/// ([`crate::reembed`]), printing progress after each batch.
+async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
+    let database = Database::open(&config.db).await?;
+    let embedder = config.embed.embedder(None)?;
+    check_embedding_dimension(&database.pool, embedder.dimension()).await?;
+    let options = crate::reembed::Options { batch: args.batch, max_batches: args.max_batches };
+    let outcome = crate::reembed::run(&database.pool, embedder.as_ref(), options, &mut std::io::stdout()).await;
     database.close().await?;
-    print(&format!("done: re-embedded {done} notes in {:.1} s", started.elapsed().as_secs_f64()))
+    outcome.map(drop)
 }
 
 /// GETs the local server's `/readyz` (or `--url`): success on 200, an

@@ -68,6 +68,9 @@ pub const DEFAULT_HNSW_MAX_SCAN_TUPLES: u32 = 20_000;
 pub const DEFAULT_EXACT_TAG_NOTES: u32 = 2_000;
 /// See [`DbConfig::ivfflat_probes`].
 pub const DEFAULT_IVFFLAT_PROBES: u32 = 10;
+/// See [`DbConfig::vector_index`]: HNSW, the better latency at a given
+/// recall at 100k notes (docs/PERFORMANCE.md, "Vector search").
+pub const DEFAULT_VECTOR_INDEX: VectorIndex = VectorIndex::Hnsw;
 /// See [`GraphqlConfig::loader_delay_us`].
 pub const DEFAULT_LOADER_DELAY_US: u64 = 0;
 /// Deepest field nesting an operation may have; the deepest query the
@@ -236,9 +239,11 @@ pub struct ReembedArgs {
     /// Notes per batch (one embedding call and one update each).
     #[arg(long, default_value_t = 256)]
     pub batch: i64,
-    /// Start after this note id: the last id a previous run reported.
-    #[arg(long, default_value_t = 0)]
-    pub after: i64,
+    /// Stop after this many batches; the next run continues where it
+    /// stopped (every run skips the notes already embedded by the configured
+    /// embedder).
+    #[arg(long)]
+    pub max_batches: Option<u64>,
 }
 
 /// Arguments of `notegraph token`.
@@ -493,6 +498,10 @@ pub struct DbConfig {
     /// in use instead of HNSW (docs/PERFORMANCE.md).
     #[arg(long, env = "NOTEGRAPH_IVFFLAT_PROBES", default_value_t = DEFAULT_IVFFLAT_PROBES, global = true)]
     pub ivfflat_probes: u32,
+    /// The vector index `serve` and `seed` make the database hold on
+    /// `notes.embedding`: building it if missing, dropping the other kind.
+    #[arg(long, env = "NOTEGRAPH_VECTOR_INDEX", value_enum, default_value_t = DEFAULT_VECTOR_INDEX, global = true)]
+    pub vector_index: VectorIndex,
 }
 
 impl DbConfig {
@@ -751,6 +760,33 @@ fn ratio(value: &str) -> Result<f64, String> {
 /// bare flag gives "true".)
 fn non_empty(value: &str) -> Result<bool, std::convert::Infallible> {
     Ok(!value.is_empty())
+}
+
+/// The kinds of vector index on `notes.embedding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VectorIndex {
+    /// HNSW (m = 24, ef_construction = 128): the default.
+    Hnsw,
+    /// IVFFlat, lists = rows / 1000 (√rows above a million rows).
+    Ivfflat,
+}
+
+impl VectorIndex {
+    /// The database crate's name for it.
+    pub fn kind(self) -> db::vector_index::IndexKind {
+        match self {
+            VectorIndex::Hnsw => db::vector_index::IndexKind::Hnsw,
+            VectorIndex::Ivfflat => db::vector_index::IndexKind::Ivfflat,
+        }
+    }
+
+    /// As `NOTEGRAPH_VECTOR_INDEX` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            VectorIndex::Hnsw => "hnsw",
+            VectorIndex::Ivfflat => "ivfflat",
+        }
+    }
 }
 
 /// How log lines are written.

@@ -73,6 +73,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", db.hnsw_max_scan_tuples.to_string()),
         ("NOTEGRAPH_EXACT_TAG_NOTES", db.exact_tag_notes.to_string()),
         ("NOTEGRAPH_IVFFLAT_PROBES", db.ivfflat_probes.to_string()),
+        ("NOTEGRAPH_VECTOR_INDEX", db.vector_index.name().to_owned()),
         (
             "NOTEGRAPH_EMBED_URL",
             config.embed.embed_url.clone().unwrap_or_else(|| "unset: the built-in embedder".into()),

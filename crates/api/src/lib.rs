@@ -27,6 +27,7 @@ pub mod http;
 pub mod metrics;
 pub mod notifications;
 pub mod read_your_writes;
+pub mod reembed;
 pub mod replica;
 pub mod response_cache;
 pub mod shutdown;

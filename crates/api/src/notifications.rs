@@ -1,7 +1,8 @@
 //! The process's one `LISTEN` connection: every committed note write, from
 //! any replica, arrives here as a [`NoteWritten`] and goes to the response
 //! cache (to drop what it changed) and to the subscription hub (to reach
-//! subscribers). One connection per process, whatever the number of
+//! subscribers); each batch `notegraph reembed` stores drops the cached
+//! search results. One connection per process, whatever the number of
 //! subscribers.
 //!
 //! While the connection is down, nothing is served from or stored in the
@@ -12,12 +13,15 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use db::notify::{NoteWritten, WRITES_CHANNEL};
+use db::notify::{EMBEDDINGS_CHANNEL, NoteWritten, WRITES_CHANNEL};
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use crate::graphql::EventBus;
 use crate::response_cache::Invalidation;
+
+/// Note writes, and `notegraph reembed`'s batches.
+const CHANNELS: &[&str] = &[WRITES_CHANNEL, EMBEDDINGS_CHANNEL];
 
 /// First wait before reconnecting; doubled on each failure.
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -27,7 +31,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The `LISTEN` connection, if it can be made within a second: the server
 /// starts without it when the database is down, and [`run`] keeps trying.
 pub async fn connect(pool: &db::PgPool) -> Option<PgListener> {
-    let listen = db::notify::listen(pool, &[WRITES_CHANNEL]);
+    let listen = db::notify::listen(pool, CHANNELS);
     match tokio::time::timeout(Duration::from_secs(1), listen).await {
         Ok(Ok(listener)) => Some(listener),
         Ok(Err(err)) => {
@@ -72,6 +76,10 @@ pub async fn run(pool: db::PgPool, listener: Option<PgListener>, targets: Target
             received = listener.try_recv() => received,
         };
         match received {
+            Ok(Some(notification)) if notification.channel() == EMBEDDINGS_CHANNEL => {
+                tracing::debug!(model = notification.payload(), "embeddings changed; dropping cached searches");
+                invalidation.embeddings_changed();
+            }
             Ok(Some(notification)) => match serde_json::from_str::<NoteWritten>(notification.payload()) {
                 Ok(event) => {
                     // This process invalidated its own writes before
@@ -115,7 +123,7 @@ async fn reconnect(pool: &db::PgPool, stop: &mut watch::Receiver<bool>) -> Optio
             _ = stop.wait_for(|stop| *stop) => return None,
             () = tokio::time::sleep(jittered(backoff, attempt)) => {}
         }
-        match db::notify::listen(pool, &[WRITES_CHANNEL]).await {
+        match db::notify::listen(pool, CHANNELS).await {
             Ok(listener) => return Some(listener),
             Err(err) => tracing::warn!(error.message = %err, attempt, "LISTEN reconnect failed"),
         }

@@ -115,6 +115,16 @@ impl Invalidation {
         }
     }
 
+    /// Drops every cached `searchNotes` and `Note.similar` answer (the
+    /// [`tags::NOTE_SEARCH`] tag): stored vectors changed (`notegraph
+    /// reembed`), which moves search hits and scores but no note field, so
+    /// the rest of the cache stays.
+    pub(crate) fn embeddings_changed(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate([Tag::new(tags::NOTE_SEARCH)]);
+        }
+    }
+
     /// Follows the `LISTEN` connection: while it is down, other processes'
     /// writes go unseen, so the cache neither answers nor stores and the
     /// read replica is not read.

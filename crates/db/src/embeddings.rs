@@ -1,10 +1,12 @@
 //! The `notes.embedding` column outside the note writes: its declared size
 //! (checked against the embedder at start-up) and the batches
-//! `notegraph reembed` reads and rewrites.
+//! `notegraph reembed` reads and rewrites, with the model that made them.
 
+use chrono::{DateTime, Utc};
 use pgvector::Vector;
 use sqlx::PgPool;
 
+use crate::notify::{EMBEDDINGS_CHANNEL, notify};
 use crate::{Error, NoteId};
 
 /// A note's id and the two fields its embedding is made from.
@@ -16,6 +18,8 @@ pub struct NoteText {
     pub title: String,
     /// Its body.
     pub body: String,
+    /// When it was last written: the store skips it if that changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The dimension `notes.embedding` was declared with (`vector(N)`), or
@@ -29,33 +33,55 @@ pub async fn column_dimension(pool: &PgPool) -> Result<Option<usize>, Error> {
     Ok(usize::try_from(typmod).ok().filter(|d| *d > 0))
 }
 
-/// How many notes have an id above `after`.
-pub async fn count_after(pool: &PgPool, after: NoteId) -> Result<i64, Error> {
-    let count = sqlx::query_scalar("select count(*) from notes where id > $1").bind(after).fetch_one(pool).await?;
+/// How many notes were not embedded by `model` (an unknown model, NULL,
+/// counts as another one).
+pub async fn count_stale(pool: &PgPool, model: &str) -> Result<i64, Error> {
+    let count = sqlx::query_scalar("select count(*) from notes where embedded_with is distinct from $1")
+        .bind(model)
+        .fetch_one(pool)
+        .await?;
     Ok(count)
 }
 
-/// The next `limit` notes by id after `after`: a keyset page, so a run
-/// interrupted after any batch resumes from the last id it reported.
-pub async fn texts_after(pool: &PgPool, after: NoteId, limit: i64) -> Result<Vec<NoteText>, Error> {
-    let rows = sqlx::query_as("select id, title, body from notes where id > $1 order by id limit $2")
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+/// The next `limit` notes by id after `after` that `model` did not embed: a
+/// keyset page, so that one run reads each note once, and a rerun finds
+/// only the notes still to do.
+pub async fn stale_after(pool: &PgPool, model: &str, after: NoteId, limit: i64) -> Result<Vec<NoteText>, Error> {
+    let rows = sqlx::query_as(
+        "select id, title, body, updated_at from notes \
+         where id > $1 and embedded_with is distinct from $2 order by id limit $3",
+    )
+    .bind(after)
+    .bind(model)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
     Ok(rows)
 }
 
-/// Stores new embeddings for notes by id in one statement; `updated_at` is
-/// left alone (the content did not change). Returns the rows updated.
-pub async fn store(pool: &PgPool, ids: &[NoteId], vectors: &[Vector]) -> Result<u64, Error> {
+/// Stores new embeddings made by `model` for `notes`, in one statement,
+/// for each note still as it was read (same `updated_at`): a note written
+/// in between was embedded by its writer and is left alone (a rerun finds
+/// it if its writer used another model). `updated_at` is kept (the content
+/// did not change). The same transaction notifies [`EMBEDDINGS_CHANNEL`],
+/// so every server drops its cached searches as the vectors commit.
+/// Returns the rows updated.
+pub async fn store(pool: &PgPool, notes: &[NoteText], vectors: &[Vector], model: &str) -> Result<u64, Error> {
+    let ids: Vec<NoteId> = notes.iter().map(|n| n.id).collect();
+    let read_at: Vec<DateTime<Utc>> = notes.iter().map(|n| n.updated_at).collect();
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(
-        "update notes n set embedding = v.embedding \
-         from unnest($1::bigint[], $2::vector[]) as v(id, embedding) where n.id = v.id",
+        "update notes n set embedding = v.embedding, embedded_with = $4 \
+         from unnest($1::bigint[], $2::timestamptz[], $3::vector[]) as v(id, updated_at, embedding) \
+         where n.id = v.id and n.updated_at = v.updated_at",
     )
-    .bind(ids)
+    .bind(&ids)
+    .bind(&read_at)
     .bind(vectors)
-    .execute(pool)
+    .bind(model)
+    .execute(&mut *tx)
     .await?;
+    notify(&mut tx, EMBEDDINGS_CHANNEL, model).await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }

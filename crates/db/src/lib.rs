@@ -30,6 +30,7 @@ pub mod replication;
 pub mod search;
 pub mod tags;
 pub mod users;
+pub mod vector_index;
 
 pub use budget::{Budget, within};
 pub use error::Error;

@@ -353,6 +353,8 @@ pub struct NewNote {
     pub tags: Vec<String>,
     /// The embedding of title and body.
     pub embedding: Vector,
+    /// The identity of the embedder that made it (`notes.embedded_with`).
+    pub embedded_with: String,
 }
 
 /// Stores a note and its tags in one transaction, which also notifies
@@ -362,8 +364,8 @@ pub struct NewNote {
 pub async fn insert(pool: &PgPool, note: &NewNote, writer: Writer) -> Result<ChangedNote, Error> {
     let mut tx = pool.begin().await?;
     let row: NoteRow = sqlx::query_as(concat!(
-        "insert into notes as n (author_id, title, body, visibility, embedding) \
-         values ($1, $2, $3, $4, $5) returning ",
+        "insert into notes as n (author_id, title, body, visibility, embedding, embedded_with) \
+         values ($1, $2, $3, $4, $5, $6) returning ",
         note_columns!()
     ))
     .bind(note.author)
@@ -371,6 +373,7 @@ pub async fn insert(pool: &PgPool, note: &NewNote, writer: Writer) -> Result<Cha
     .bind(&note.body)
     .bind(note.visibility)
     .bind(&note.embedding)
+    .bind(&note.embedded_with)
     .fetch_one(&mut *tx)
     .await?;
     tags::link(&mut tx, row.id, &note.tags).await?;
@@ -393,6 +396,8 @@ pub struct NotePatch {
     pub tags: Option<Vec<String>>,
     /// New embedding, given whenever title or body changes.
     pub embedding: Option<Vector>,
+    /// The identity of the embedder that made `embedding`, given with it.
+    pub embedded_with: Option<String>,
 }
 
 /// A note as a write left it (as it was, for a delete) with its sorted tag
@@ -430,6 +435,7 @@ pub async fn update(
     let row: Option<NoteRow> = sqlx::query_as(concat!(
         "update notes n set title = coalesce($4, title), body = coalesce($5, body), \
              visibility = coalesce($6, visibility), embedding = coalesce($7, embedding), \
+             embedded_with = coalesce($8, embedded_with), \
              updated_at = greatest(now(), updated_at + interval '1 microsecond') \
          where n.id = $1 and n.author_id = $2 and n.updated_at = $3 \
          returning ",
@@ -442,6 +448,7 @@ pub async fn update(
     .bind(&patch.body)
     .bind(patch.visibility)
     .bind(&patch.embedding)
+    .bind(&patch.embedded_with)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else { return Ok(None) };

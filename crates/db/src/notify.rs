@@ -15,6 +15,11 @@ use crate::{Error, NoteId, UserId};
 /// The channel every note write notifies on.
 pub const WRITES_CHANNEL: &str = "notegraph_writes";
 
+/// The channel `notegraph reembed` notifies on with each batch of vectors it
+/// stores; the payload is the identity of the embedder that made them.
+/// Servers drop their cached search results on it.
+pub const EMBEDDINGS_CHANNEL: &str = "notegraph_embeddings";
+
 /// Names one write: the process that makes it and its number there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Writer {

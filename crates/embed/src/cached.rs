@@ -81,6 +81,10 @@ impl Embedder for CachedEmbedder {
         self.inner.dimension()
     }
 
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
     async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if let [text] = texts {
             return Ok(vec![self.embed_one(text).await?.to_vec()]);

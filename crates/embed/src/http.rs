@@ -192,6 +192,10 @@ impl Embedder for HttpEmbedder {
         self.settings.dimension
     }
 
+    fn identity(&self) -> String {
+        format!("{}/{}", self.settings.model, self.settings.dimension)
+    }
+
     async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let deadline = Instant::now() + self.settings.timeout;
         let mut vectors = Vec::with_capacity(texts.len());

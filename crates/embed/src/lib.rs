@@ -23,6 +23,10 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 /// The vector size of the default embedder and of the `notes.embedding` column.
 pub const DEFAULT_DIMENSION: usize = 384;
 
+/// The model name in [`HashEmbedder`]'s identity; change it with the
+/// algorithm, so that `notegraph reembed` redoes vectors an older one made.
+pub const HASH_MODEL: &str = "notegraph-hash-v1";
+
 /// Why a batch of texts could not be embedded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,6 +51,11 @@ pub enum EmbedError {
 pub trait Embedder: Send + Sync {
     /// The length of every vector this embedder returns.
     fn dimension(&self) -> usize;
+
+    /// Names the model and dimension the vectors come from (`model/dimension`):
+    /// stored beside each note's vector, so that `notegraph reembed` finds
+    /// the notes another model made and a rerun skips those already done.
+    fn identity(&self) -> String;
 
     /// Embeds a batch of texts, returning one vector per text in order.
     ///
@@ -202,6 +211,10 @@ impl Default for HashEmbedder {
 impl Embedder for HashEmbedder {
     fn dimension(&self) -> usize {
         self.dimension
+    }
+
+    fn identity(&self) -> String {
+        format!("{HASH_MODEL}/{}", self.dimension)
     }
 
     // Runs inline: a few microseconds per text is less than handing the batch

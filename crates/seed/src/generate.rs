@@ -336,7 +336,7 @@ mod tests {
     const NOW: i64 = 1_790_000_000_000_000;
 
     fn options(users: u32, notes: u32, tags: u32, seed: u64) -> SeedOptions {
-        SeedOptions { users, notes, tags, seed, force: false }
+        SeedOptions { users, notes, tags, seed, ..SeedOptions::default() }
     }
 
     fn generate_notes(opts: &SeedOptions) -> Vec<Note> {

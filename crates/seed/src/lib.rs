@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use db::bulk::{CopyRows, Loaded, NoteCopy, Replacement, Table};
 use db::notes::Visibility;
+pub use db::vector_index::IndexKind;
 use db::{NoteId, PgPool, TagId, UserId};
 use embed::{Embedder as _, HashEmbedder};
 use tokio::sync::mpsc;
@@ -77,11 +78,13 @@ pub struct SeedOptions {
     /// Replace users, notes and tags that the seeder did not create, which
     /// it otherwise refuses to do ([`SeedError::UnseededData`]).
     pub force: bool,
+    /// The vector index built after the load (`NOTEGRAPH_VECTOR_INDEX`).
+    pub vector_index: IndexKind,
 }
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        Self { users: 10_000, notes: 100_000, tags: 200, seed: 42, force: false }
+        Self { users: 10_000, notes: 100_000, tags: 200, seed: 42, force: false, vector_index: IndexKind::Hnsw }
     }
 }
 
@@ -232,7 +235,7 @@ pub async fn run_at(
     tracing::info!(elapsed = ?constraints, "foreign keys validated and sequences advanced");
 
     let phase = Instant::now();
-    load.build_vector_index().await?;
+    load.build_vector_index(opts.vector_index).await?;
     let index = phase.elapsed();
     tracing::info!(elapsed = ?index, "vector index built");
 
@@ -298,6 +301,7 @@ async fn copy_notes(
         let mut links = CopyRows::with_capacity(STREAM_BUFFER_BYTES);
         let mut count = 0_u64;
         let mut private_notes = 0_u64;
+        let model = embedder.identity();
         let mut out = CopyRows::with_capacity(STREAM_BUFFER_BYTES);
         let mut text = String::new();
         for note in generator {
@@ -315,6 +319,7 @@ async fn copy_notes(
                 created_at_micros: note.created_at,
                 updated_at_micros: note.updated_at,
                 embedding: &embedding,
+                embedded_with: &model,
             });
             for &tag in &note.tags {
                 links.note_tag(NoteId(note.id), tag_id(tag));

@@ -13,7 +13,7 @@ use seed::{SeedError, SeedOptions};
 
 /// A data set small enough to load in milliseconds.
 fn small(force: bool) -> SeedOptions {
-    SeedOptions { users: 5, notes: 20, tags: 6, seed: 7, force }
+    SeedOptions { users: 5, notes: 20, tags: 6, seed: 7, force, ..SeedOptions::default() }
 }
 
 /// The emails of all users, in id order.

@@ -6,7 +6,7 @@ use db::search::SimilarTo;
 use db::{NoteId, PgPool};
 use futures::stream::{self, StreamExt as _};
 
-use crate::{Args, K, Query, TAG_1, ids, pools, row};
+use crate::{Args, K, Query, TAG_1, ids, pools, row, rows};
 
 /// `Note.similar` (first 10) for the notes the near queries were drawn from.
 pub(crate) async fn similar(args: &Args, exact: &PgPool, queries: &[Query]) -> anyhow::Result<()> {
@@ -35,7 +35,7 @@ pub(crate) async fn similar(args: &Args, exact: &PgPool, queries: &[Query]) -> a
     for &ef in &args.ef {
         let (one, _) = pools(args, ef, 0, 1).await?;
         let (found, latencies) = run(one, 1).await?;
-        row("similar", &ef.to_string(), "hnsw", &truth, &found, latencies, None);
+        row("similar", "near", &ef.to_string(), "hnsw", &truth, &found, latencies, None);
     }
     Ok(())
 }
@@ -59,8 +59,8 @@ pub(crate) async fn ivfflat(
         session.build.as_secs_f64(),
         session.bytes as f64 / 1e6
     );
-    println!("| search | probes | path | recall@10 | p50 ms | p99 ms | short | searches/s |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| search | queries | probes | path | recall@10 | p50 ms | p99 ms | short | searches/s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &probes in &args.probes {
         db::bench::set_probes(&mut session.conn, probes).await?;
         for (label, tag, truth) in [("all notes", None, truth[0]), ("tag ~1%", Some(TAG_1.name), truth[1])] {
@@ -72,7 +72,7 @@ pub(crate) async fn ivfflat(
                 latencies.push(started.elapsed());
                 found.push(ids(&hits));
             }
-            row(label, &probes.to_string(), "ivfflat", truth, &found, latencies, None);
+            rows(label, &probes.to_string(), "ivfflat", queries, truth, &found, &latencies, None);
         }
     }
     Ok(())

@@ -104,10 +104,10 @@ async fn main() -> anyhow::Result<()> {
     let exact = base.pool_options().max_connections(2).connect_with(exact_options).await?;
 
     println!(
-        "| search | ef_search | path | recall@10 | p50 ms | p99 ms | short | searches/s ({} conns) |",
+        "| search | queries | ef_search | path | recall@10 | p50 ms | p99 ms | short | searches/s ({} conns) |",
         args.concurrency
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // `exact_tag_notes` 0 forces the HNSW path for tags, u32::MAX the exact path.
     let scenarios: [Scenario<'_>; 4] = [
         ("all notes", None, &[(0, "hnsw")]),
@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
                 let (found, latencies) = search_all(&pools.0, &queries, tag, 1).await?;
                 let rate = throughput(&pools.1, &queries, tag, args.concurrency).await?;
                 let ef_label = if path == "exact" { "-".to_owned() } else { ef.to_string() };
-                row(label, &ef_label, path, &truth, &found, latencies, Some(rate));
+                rows(label, &ef_label, path, &queries, &truth, &found, &latencies, Some(rate));
             }
         }
         truths.push(truth);
@@ -232,10 +232,38 @@ pub(crate) fn ids(hits: &[Hit]) -> Vec<NoteId> {
     hits.iter().map(|h| h.note.id).collect()
 }
 
+/// Prints the rows of one measurement over `queries`: the near queries,
+/// the free-text ones and all of them apart, since the two kinds differ in
+/// recall (a near query sits close to a note, a text query usually not).
+/// The searches/s `rate` was measured over all of them, so only that row
+/// shows it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rows(
+    label: &str,
+    ef: &str,
+    path: &str,
+    queries: &[Query],
+    truth: &[Vec<NoteId>],
+    found: &[Vec<NoteId>],
+    latencies: &[Duration],
+    rate: Option<f64>,
+) {
+    let near = queries.iter().take_while(|q| q.near.is_some()).count();
+    for (kind, range) in [("near", 0..near), ("text", near..queries.len())] {
+        if !range.is_empty() && range.len() < queries.len() {
+            let subset = (&truth[range.clone()], &found[range.clone()]);
+            row(label, kind, ef, path, subset.0, subset.1, latencies[range].to_vec(), None);
+        }
+    }
+    row(label, "all", ef, path, truth, found, latencies.to_vec(), rate);
+}
+
 /// Prints one table row: mean recall@10 against `truth`, latency
 /// percentiles, how many queries got fewer hits than exact search found.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn row(
     label: &str,
+    kind: &str,
     ef: &str,
     path: &str,
     truth: &[Vec<NoteId>],
@@ -256,5 +284,9 @@ pub(crate) fn row(
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
     let rate = rate.map_or("-".to_owned(), |r| format!("{r:.0}"));
-    println!("| {label} | {ef} | {path} | {recall:.3} | {:.2} | {:.2} | {short} | {rate} |", pct(0.5), pct(0.99));
+    println!(
+        "| {label} | {kind} | {ef} | {path} | {recall:.3} | {:.2} | {:.2} | {short} | {rate} |",
+        pct(0.5),
+        pct(0.99)
+    );
 }

@@ -7,7 +7,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result};
 use db::NoteId;
 use db::notes::{NewNote, NotePatch, NoteRow};
 
-use super::embedding::embed_text;
+use super::embedding::{embed_text, embedder};
 use super::types::{Note, Visibility};
 use super::{args, loaders, pool, signed_in};
 use crate::error::ApiError;
@@ -58,6 +58,7 @@ impl MutationRoot {
             visibility: input.visibility.unwrap_or(Visibility::Public).into(),
             tags,
             embedding,
+            embedded_with: embedder(ctx)?.identity(),
         };
         let invalidation = invalidation(ctx)?;
         let writer = invalidation.writes.next_write();
@@ -79,6 +80,7 @@ impl MutationRoot {
             visibility: input.visibility.map(Into::into),
             tags: input.tags.as_deref().map(args::tags).transpose()?,
             embedding: None,
+            embedded_with: None,
         };
         for _ in 0..UPDATE_ATTEMPTS {
             let current = authored_note(ctx, id, author).await?;
@@ -89,6 +91,7 @@ impl MutationRoot {
                 let title = patch.title.as_deref().unwrap_or(&current.title);
                 let body = patch.body.as_deref().unwrap_or(&current.body);
                 patch.embedding = Some(embed_text(ctx, &embed::note_text(title, body)).await?);
+                patch.embedded_with = Some(embedder(ctx)?.identity());
             }
             let invalidation = invalidation(ctx)?;
             let writer = invalidation.writes.next_write();

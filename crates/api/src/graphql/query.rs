@@ -129,7 +129,8 @@ impl QueryRoot {
     /// the server's configured embedder) or `vector` (its length must equal the
     /// configured dimension, 384 by default). Optional `tag` filters the hits
     /// without losing recall.
-    // As `Note.similar`: a minute bounds staleness after `notegraph reembed`.
+    // As `Note.similar`: invalidated by writes and `notegraph reembed`; a
+    // minute bounds what caches outside the server keep.
     #[graphql(cache_control(max_age = 60))]
     async fn search_notes(
         &self,

@@ -26,6 +26,7 @@ mod overload;
 mod queries;
 mod read_your_writes;
 mod readme;
+mod reembed;
 mod replica;
 mod request_logs;
 mod schema_contract;

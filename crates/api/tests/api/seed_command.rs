@@ -1,6 +1,7 @@
 //! `notegraph seed` as run from a shell: it refuses to replace data it did
 //! not create, exiting non-zero with a message that names `--force`, and
-//! replaces it when given `--force`.
+//! replaces it when given `--force`; it builds the vector index
+//! `NOTEGRAPH_VECTOR_INDEX` names and records the embedder of every vector.
 
 use std::process::Output;
 
@@ -58,4 +59,32 @@ async fn seed_if_empty_loads_a_fresh_database_once_and_then_changes_nothing(
     let kept: i64 =
         sqlx::query_scalar("select count(*) from notes where title = 'kept'").fetch_one(&pool).await.unwrap();
     assert_eq!(kept, 1);
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn seed_builds_the_vector_index_configured_and_marks_the_embedder(
+    pool: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let url = database_url(&options);
+    let pool = pool.connect_with(options).await.unwrap();
+    for (index, expected) in [("ivfflat", "notes_embedding_ivfflat_idx"), ("hnsw", "notes_embedding_hnsw_idx")] {
+        let seeded = seed(&url, &["--vector-index", index]).await;
+        assert!(seeded.status.success(), "{}", String::from_utf8_lossy(&seeded.stderr));
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "select indexname::text from pg_indexes where tablename = 'notes' and indexname like 'notes_embedding%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, [expected], "after seeding with {index}");
+    }
+    // Seeded vectors are the built-in embedder's: `notegraph reembed` with
+    // it has nothing to do.
+    let unmarked: i64 =
+        sqlx::query_scalar("select count(*) from notes where embedded_with is distinct from 'notegraph-hash-v1/384'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(unmarked, 0);
 }

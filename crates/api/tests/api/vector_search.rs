@@ -1,14 +1,15 @@
 //! Semantic search with exact expectations: a hand-built data set whose
 //! nearest neighbours and scores are known in closed form, tag filters at
 //! low selectivity on both the exact and the HNSW path, visibility, input
-//! validation, a provider that is down, and the start-up dimension check.
+//! validation, a provider that is down, the start-up dimension check, and
+//! the start-up switch between the HNSW and IVFFlat indexes.
 
 use pgvector::Vector;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, database_url, serve_process, serving_address};
 
 /// Public notes 1..=PUBLIC at angle i × STEP from the query axis e0.
 const PUBLIC: i64 = 200;
@@ -161,5 +162,41 @@ async fn a_provider_of_another_dimension_is_refused_at_start_up(pool: PgPool) {
     let message = api::cli::check_embedding_dimension(&pool, 1536).await.unwrap_err().to_string();
     for needle in ["1536", "vector(384)", "NOTEGRAPH_EMBED_DIMENSION=384", "notegraph reembed"] {
         assert!(message.contains(needle), "{needle:?} missing from: {message}");
+    }
+}
+
+/// The vector indexes on `notes`.
+async fn vector_indexes(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "select indexname::text from pg_indexes where tablename = 'notes' and indexname like 'notes_embedding%' \
+         order by 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn serve_switches_the_vector_index_to_ivfflat_and_back(_: PgPoolOptions, options: PgConnectOptions) {
+    // The in-process server does not touch the index; `--exact-tag-notes 0`
+    // sends tag filters through the index too.
+    let app = TestApp::spawn_with_args(options.clone(), &["--exact-tag-notes", "0"]).await;
+    load(&app.pool).await;
+    assert_eq!(vector_indexes(&app.pool).await, ["notes_embedding_hnsw_idx"]);
+    let url = database_url(&options);
+    for (index, expected) in [("ivfflat", "notes_embedding_ivfflat_idx"), ("hnsw", "notes_embedding_hnsw_idx")] {
+        let (mut server, mut logs) = serve_process(&[
+            ("DATABASE_URL", url.as_str()),
+            ("NOTEGRAPH_LISTEN", "127.0.0.1:0"),
+            ("NOTEGRAPH_VECTOR_INDEX", index),
+        ]);
+        let base = format!("http://{}", serving_address(&mut logs).await);
+        assert_eq!(vector_indexes(&app.pool).await, [expected], "after starting with {index}");
+        let request = json!({ "query": SEARCH, "variables": { "v": at(0.0), "first": 3 } });
+        let response = reqwest::Client::new().post(format!("{base}/graphql")).json(&request).send().await.unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_hits(&hits(&body["data"]), &[public(1), public(2), public(3)]);
+        expectations_hold(&app).await;
+        server.kill().await.unwrap();
     }
 }

@@ -33,6 +33,8 @@ pub struct NoteCopy<'a> {
     pub updated_at_micros: i64,
     /// `notes.embedding`; its length must be the column's dimension.
     pub embedding: &'a [f32],
+    /// `notes.embedded_with`: the identity of the embedder that made it.
+    pub embedded_with: &'a str,
 }
 
 /// A binary COPY stream for one table, built row by row and handed over in
@@ -88,9 +90,9 @@ impl CopyRows {
     }
 
     /// A row of `notes (id, author_id, title, body, visibility, created_at,
-    /// updated_at, embedding)`.
+    /// updated_at, embedding, embedded_with)`.
     pub fn note(&mut self, note: &NoteCopy<'_>) {
-        self.row(8);
+        self.row(9);
         self.int8(note.id.0);
         self.int8(note.author_id.0);
         self.text(note.title);
@@ -102,6 +104,7 @@ impl CopyRows {
         self.timestamptz(note.created_at_micros);
         self.timestamptz(note.updated_at_micros);
         self.vector(note.embedding);
+        self.text(note.embedded_with);
     }
 
     /// A row of `note_tags (note_id, tag_id)`.

@@ -18,20 +18,11 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tracing::instrument;
 
 use crate::Error;
+use crate::vector_index::{self, IndexKind};
 
 mod copy;
 
 pub use copy::{CopyRows, NoteCopy};
-
-/// The HNSW index on `notes.embedding`, dropped before the load and built
-/// again after it.
-///
-/// Must stay identical to `notes_embedding_hnsw_idx` as the latest
-/// migration defines it (`20261128000001_denser_hnsw.sql`): the index is
-/// recreated from this text, so any divergence would silently change the
-/// schema of a seeded database.
-const HNSW_INDEX_DDL: &str = "create index notes_embedding_hnsw_idx on notes \
-     using hnsw (embedding vector_cosine_ops) with (m = 24, ef_construction = 128)";
 
 /// The tables a [`Replacement`] fills, each with the column list its COPY
 /// stream carries (the order [`CopyRows`] writes fields in).
@@ -42,7 +33,7 @@ pub enum Table {
     /// `tags (id, name)`.
     Tags,
     /// `notes (id, author_id, title, body, visibility, created_at,
-    /// updated_at, embedding)`.
+    /// updated_at, embedding, embedded_with)`.
     Notes,
     /// `note_tags (note_id, tag_id)`.
     NoteTags,
@@ -57,7 +48,8 @@ impl Table {
             Table::Users => "copy users (id, name, email, created_at) from stdin with (format binary, freeze)",
             Table::Tags => "copy tags (id, name) from stdin with (format binary, freeze)",
             Table::Notes => {
-                "copy notes (id, author_id, title, body, visibility, created_at, updated_at, embedding) \
+                "copy notes (id, author_id, title, body, visibility, created_at, updated_at, embedding, \
+                 embedded_with) \
                  from stdin with (format binary, freeze)"
             }
             Table::NoteTags => "copy note_tags (note_id, tag_id) from stdin with (format binary, freeze)",
@@ -146,7 +138,9 @@ impl Replacement {
         sqlx::query("truncate table note_tags, notes, tags, users, seed_runs restart identity cascade")
             .execute(&mut *self.tx)
             .await?;
-        sqlx::query("drop index if exists notes_embedding_hnsw_idx").execute(&mut *self.tx).await?;
+        for index in [vector_index::HNSW_INDEX, vector_index::IVFFLAT_INDEX] {
+            sqlx::query(&format!("drop index if exists {index}")).execute(&mut *self.tx).await?;
+        }
         self.foreign_keys = drop_foreign_keys(&mut self.tx).await?;
         Ok(self.foreign_keys.len())
     }
@@ -187,7 +181,8 @@ impl Replacement {
         Ok(())
     }
 
-    /// Builds the HNSW index on `notes.embedding`.
+    /// Builds the `kind` index on `notes.embedding` (HNSW or IVFFlat, the
+    /// one `NOTEGRAPH_VECTOR_INDEX` names).
     ///
     /// pgvector builds the graph in memory when it fits in
     /// maintenance_work_mem (a few hundred MB for 100k notes) and otherwise
@@ -203,11 +198,10 @@ impl Replacement {
     ///
     /// Any database error.
     #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.build_vector_index"))]
-    pub async fn build_vector_index(&mut self) -> Result<(), Error> {
+    pub async fn build_vector_index(&mut self, kind: IndexKind) -> Result<(), Error> {
         sqlx::query("set local maintenance_work_mem = '1GB'").execute(&mut *self.tx).await?;
         sqlx::query("set local max_parallel_maintenance_workers = 2").execute(&mut *self.tx).await?;
-        sqlx::query(HNSW_INDEX_DDL).execute(&mut *self.tx).await?;
-        Ok(())
+        vector_index::build_in(&mut self.tx, kind).await
     }
 
     /// Runs `analyze` on the loaded tables, so the planner knows their new

@@ -115,9 +115,8 @@ impl Note {
     }
 
     /// Nearest visible notes by embedding (cosine), this note excluded, best first.
-    // Writes invalidate it, but `notegraph reembed` rewrites every vector
-    // without an event per note: a minute bounds how long a cached answer
-    // can outlive that.
+    // Writes and `notegraph reembed` invalidate it in the server's cache; a
+    // minute bounds what caches outside the server keep.
     #[graphql(cache_control(max_age = 60))]
     async fn similar(
         &self,
