@@ -5,11 +5,14 @@
 //! - [`crate::metrics::spans::SpanMetrics`], which sees only statement and
 //!   loader-batch spans, when metrics are on;
 //! - the OpenTelemetry layer, exporting over OTLP (HTTP/protobuf) when
-//!   `NOTEGRAPH_OTLP_ENDPOINT` is set, sampled by trace id.
+//!   `NOTEGRAPH_OTLP_ENDPOINT` is set, under a filter that decides once per
+//!   request whether it is traced ([`sampling`]).
 //!
-//! W3C `traceparent` headers are read by the HTTP layer
-//! ([`continue_trace`]) and written into outgoing calls by
+//! W3C `traceparent` headers are read when the HTTP layer opens a
+//! request's span ([`request_span`]) and written into outgoing calls by
 //! [`inject_trace_context`].
+
+mod sampling;
 
 use std::io::IsTerminal as _;
 
@@ -20,7 +23,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use tracing::{Level, Metadata, Subscriber};
+use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::{FilterExt as _, FilterFn};
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,6 +33,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetryConfig};
 use crate::metrics::spans::{self, SpanMetrics};
+pub use sampling::{Sampling, request_span};
 
 /// The service name traces carry.
 const SERVICE_NAME: &str = "notegraph";
@@ -55,7 +59,7 @@ impl Telemetry {
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     // The request span is always on for the logs, whatever `RUST_LOG`
     // says: it is what puts the request id on every line of a request.
-    let filter = EnvFilter::try_new(&config.log_filter)?.or(FilterFn::new(is_request_span));
+    let filter = EnvFilter::try_new(&config.log_filter)?.or(FilterFn::new(sampling::is_request_span));
     // Logs go to stderr: stdout carries command output (`print-schema`,
     // `token`, `embedded-postgres`).
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour(config));
@@ -73,14 +77,14 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
                 .context("building the OTLP exporter (NOTEGRAPH_OTLP_ENDPOINT)")?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_sampler(sampler(config.trace_sample_ratio))
+                .with_sampler(sampler())
                 .with_resource(Resource::builder().with_service_name(SERVICE_NAME).build())
                 .build();
             Some(provider)
         }
         None => None,
     };
-    let traces = provider.as_ref().map(trace_layer);
+    let traces = provider.as_ref().map(|provider| trace_layer(provider, config.trace_sample_ratio));
     if provider.is_some() {
         install_propagator();
     }
@@ -88,15 +92,12 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     Ok(Telemetry { provider })
 }
 
-/// The span `http::router` opens for each request.
-fn is_request_span(metadata: &Metadata<'_>) -> bool {
-    metadata.is_span() && metadata.name() == "request" && metadata.target() == "api::http"
-}
-
-/// Samples `ratio` of the traces that start here; a request that carries
-/// a `traceparent` follows its caller's decision.
-pub fn sampler(ratio: f64) -> Sampler {
-    Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+/// Records every span that reaches the SDK: the trace layer's filter
+/// ([`Sampling`]) has already decided, at the root, which traces do. A
+/// remote parent that is not sampled is still honoured, should one come
+/// through.
+pub fn sampler() -> Sampler {
+    Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
 }
 
 /// Makes `traceparent` the propagation format (W3C Trace Context).
@@ -104,8 +105,9 @@ pub fn install_propagator() {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 }
 
-/// The OpenTelemetry layer over `provider`, with its own filter.
-pub fn trace_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + use<S>
+/// The OpenTelemetry layer over `provider`, under the filter that traces
+/// `ratio` of the requests that start a trace here ([`Sampling`]).
+pub fn trace_layer<S>(provider: &SdkTracerProvider, ratio: f64) -> impl Layer<S> + use<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -124,32 +126,7 @@ where
         .with_location(false)
         .with_threads(false)
         .with_target(false)
-        .with_filter(FilterFn::new(is_traced))
-}
-
-/// The spans of our crates down to debug (request, GraphQL phases, cache
-/// lookups, loader batches, statements, embedding calls) and warnings
-/// and errors as span events; never the per-request debug events.
-fn is_traced(metadata: &Metadata<'_>) -> bool {
-    if !metadata.is_span() {
-        return *metadata.level() <= Level::WARN;
-    }
-    let crate_name = metadata.target().split("::").next().unwrap_or_default();
-    // The wait for a connection is the gap before a statement's span; a
-    // span of its own would double the spans of every statement.
-    *metadata.level() <= Level::DEBUG
-        && matches!(crate_name, "api" | "db" | "loaders" | "cache")
-        && metadata.name() != db::budget::ACQUIRE_SPAN
-}
-
-/// Makes the caller's trace (a W3C `traceparent` header) the parent of
-/// `span`. Does nothing without the header or when traces are off.
-pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
-    if !headers.contains_key("traceparent") || span.is_disabled() {
-        return;
-    }
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Headers(headers)));
-    let _ = span.set_parent(parent);
+        .with_filter(Sampling::new(ratio))
 }
 
 /// Writes the current span's trace context (`traceparent`) into the

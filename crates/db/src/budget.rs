@@ -15,17 +15,62 @@
 //! A statement whose request is abandoned mid-flight (the client went away,
 //! or the request's deadline dropped it) closes its connection, and
 //! Postgres cancels the statement at its next check of the client.
+//!
+//! The wait for a connection is reported to an [`AcquireObserver`] when
+//! one is set ([`observe_acquires`]): the api turns the waits into the
+//! pool's wait metrics, and `db` knows nothing of metrics.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
-use tracing::Instrument as _;
 
 use crate::Error;
 
-/// The span that covers waiting for a connection (target `db`).
-pub const ACQUIRE_SPAN: &str = "db.acquire";
+/// Told of every wait for a pool connection, so that the waits can be
+/// measured without a span per statement.
+pub trait AcquireObserver: Send + Sync {
+    /// A wait for a connection began.
+    fn started(&self);
+    /// That wait ended after `waited`: with a connection, with an error,
+    /// or abandoned with its request.
+    fn ended(&self, waited: Duration);
+}
+
+/// The process's observer of connection waits, if any.
+static OBSERVER: OnceLock<&'static dyn AcquireObserver> = OnceLock::new();
+
+/// Reports every later wait for a connection to `observer`. Once per
+/// process: the first observer set stays.
+pub fn observe_acquires(observer: &'static dyn AcquireObserver) {
+    let _ = OBSERVER.set(observer);
+}
+
+/// One wait for a connection, reported as ended when dropped.
+struct Wait {
+    observer: &'static dyn AcquireObserver,
+    started: Instant,
+}
+
+impl Wait {
+    fn start(observer: &'static dyn AcquireObserver) -> Self {
+        observer.started();
+        Wait { observer, started: Instant::now() }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.observer.ended(self.started.elapsed());
+    }
+}
+
+/// A connection of `pool`, the wait reported to the observer when set.
+async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    let _wait = OBSERVER.get().map(|observer| Wait::start(*observer));
+    pool.acquire().await
+}
 
 /// Kept between a statement's timeout and its request's deadline, so that
 /// the statement ends with its own precise error before the request's
@@ -66,9 +111,7 @@ pub async fn within<T>(
     statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, Error>,
 ) -> Result<T, Error> {
     let tighter = budget.and_then(|budget| budget.tighter(Instant::now()));
-    // Its own span: the api turns it into the pool's wait metrics.
-    let acquire = pool.acquire().instrument(tracing::debug_span!(ACQUIRE_SPAN));
-    let mut checkout = Checkout { conn: acquire.await?, finished: false };
+    let mut checkout = Checkout { conn: acquire(pool).await?, finished: false };
     if let Some(left) = tighter {
         if left < Duration::from_millis(1) {
             checkout.finished = true;

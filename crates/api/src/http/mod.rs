@@ -108,10 +108,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let span =
-                tracing::info_span!("request", http.method = %request.method(), http.route = path, request.id = id);
-            crate::telemetry::continue_trace(&span, request.headers());
-            span
+            crate::telemetry::request_span(request.method(), path, id, request.headers())
         }))
         // Counted inside the span and outside the timeout, so that a
         // timed-out or shed request counts with the status the client saw.

@@ -88,8 +88,8 @@ impl Collector for CacheCollector {
     }
 }
 
-/// The pool's connections, and the reads waiting for one (counted from
-/// their `db.acquire` spans, [`super::spans`]).
+/// The pool's connections, and the reads waiting for one (counted as `db`
+/// reports them, [`super::spans::AcquireMetrics`]).
 pub(super) struct PoolCollector {
     pool: db::PgPool,
     snapshot: Snapshot,

@@ -127,8 +127,11 @@ impl Metrics {
         self.inner.registry.register(Box::new(collectors::ReplicaCollector::new(replica)?))
     }
 
-    /// Adds the pool's size and idle connections, read at each scrape.
+    /// Adds the pool's size and idle connections, read at each scrape, and
+    /// has `db` report its waits for a connection (process-wide, like the
+    /// families they feed).
     pub fn watch_pool(&self, pool: db::PgPool) -> Result<(), prometheus::Error> {
+        db::budget::observe_acquires(&spans::AcquireMetrics);
         self.inner.registry.register(Box::new(collectors::PoolCollector::new(pool)?))
     }
 

@@ -34,6 +34,7 @@ mod seed_command;
 mod sse;
 mod statements;
 mod subscriptions;
+mod trace_sampling;
 mod traces;
 mod trusted;
 mod vector_search;

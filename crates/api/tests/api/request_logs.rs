@@ -1,7 +1,8 @@
 //! Logs as an operator reads them: in both formats, every line logged for
 //! a request carries its request id (the one the client sent, or the one
-//! the server made and returned in `x-request-id`), and no line carries
-//! the bearer token.
+//! the server made and returned in `x-request-id`), whether or not the
+//! caller's `traceparent` sampled the request, and no line carries the
+//! bearer token.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,8 +12,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// Runs `notegraph serve` with `format` logs and the request spans' debug
-/// lines on, sends two requests (one with an id of its own), stops the
-/// server and returns its stderr lines and the id the server made.
+/// lines on, sends three requests (two with an id of their own and a
+/// `traceparent`, one sampled and one not), stops the server and returns
+/// its stderr lines and the id the server made.
 async fn logged_requests(format: &str) -> (Vec<String>, String) {
     let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
     let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -42,12 +44,22 @@ async fn logged_requests(format: &str) -> (Vec<String>, String) {
     let mine = client
         .post(&url)
         .header("x-request-id", "client-chosen-id-42")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
         .bearer_auth("secret-token-123")
         .json(&json!({ "query": "{ me { id } }" }))
         .send()
         .await
         .unwrap();
     assert_eq!(mine.headers()["x-request-id"], "client-chosen-id-42");
+    let untraced = client
+        .post(&url)
+        .header("x-request-id", "client-untraced-id-7")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untraced.headers()["x-request-id"], "client-untraced-id-7");
     let made = client.post(&url).json(&json!({ "query": "{ __typename }" })).send().await.unwrap();
     let made = made.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(made.len(), 36, "a UUID: {made}");
@@ -68,8 +80,8 @@ async fn every_request_line_carries_its_id(format: &str) {
     // Assert: each request's two lines (started, finished) name its id.
     let request_lines: Vec<&String> =
         lines.iter().filter(|l| l.contains("processing request") && l.contains("/graphql")).collect();
-    assert_eq!(request_lines.len(), 4, "{lines:#?}");
-    for id in ["client-chosen-id-42", made.as_str()] {
+    assert_eq!(request_lines.len(), 6, "{lines:#?}");
+    for id in ["client-chosen-id-42", "client-untraced-id-7", made.as_str()] {
         let with_id = request_lines.iter().filter(|l| l.contains(id)).count();
         assert_eq!(with_id, 2, "{id} in {request_lines:#?}");
     }

@@ -40,16 +40,27 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
 
 /// The server's trace layer over an in-memory exporter, sampling `ratio`
 /// of the traces it starts, as this thread's subscriber (the server runs
-/// on the test's thread).
-fn recorder(ratio: f64) -> (InMemorySpanExporter, SdkTracerProvider, tracing::subscriber::DefaultGuard) {
+/// on the test's thread), next to `other`.
+pub(crate) fn recorder_with<L>(
+    ratio: f64,
+    other: L,
+) -> (InMemorySpanExporter, SdkTracerProvider, tracing::subscriber::DefaultGuard)
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
-        .with_sampler(api::telemetry::sampler(ratio))
+        .with_sampler(api::telemetry::sampler())
         .build();
     api::telemetry::install_propagator();
-    let subscriber = tracing_subscriber::registry().with(api::telemetry::trace_layer(&provider));
+    let subscriber = tracing_subscriber::registry().with(other).with(api::telemetry::trace_layer(&provider, ratio));
     (exporter, provider, tracing::subscriber::set_default(subscriber))
+}
+
+/// [`recorder_with`] alone.
+fn recorder(ratio: f64) -> (InMemorySpanExporter, SdkTracerProvider, tracing::subscriber::DefaultGuard) {
+    recorder_with(ratio, tracing_subscriber::layer::Identity::new())
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
