@@ -37,16 +37,22 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_SHUTDOWN_DELAY_MS: u64 = 0;
 /// The embedded Postgres and its installation live under this directory.
 pub const DEFAULT_DATA_DIR: &str = ".notegraph";
-/// See [`DbConfig::db_max_connections`].
-pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
+/// See [`DbConfig::db_max_connections`]: 2–4 per core of a small
+/// database server. On the project's 2-core machines, the mix at 1500/s
+/// cost Postgres 0.46 cores with 4 connections, 0.53 with 8 and 0.63 with
+/// 16 or 32 (docs/PERFORMANCE.md, "Pool tuning").
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 8;
 /// See [`DbConfig::db_acquire_timeout_ms`].
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
-/// See [`DbConfig::db_min_connections`].
-pub const DEFAULT_DB_MIN_CONNECTIONS: u32 = 0;
+/// See [`DbConfig::db_min_connections`]: the first requests after a quiet
+/// spell skip the connect (10–15 ms here), and an idle fleet holds two
+/// connections a server (docs/PERFORMANCE.md, "Pool tuning").
+pub const DEFAULT_DB_MIN_CONNECTIONS: u32 = 2;
 /// See [`DbConfig::db_max_lifetime_secs`]: sqlx's default.
 pub const DEFAULT_DB_MAX_LIFETIME_SECS: u64 = 30 * 60;
 /// See [`DbConfig::db_statement_cache`]: sqlx's default, several times the
-/// 20-odd statements the server has.
+/// 20-odd statements the server has; with none, Postgres used 36% more
+/// CPU (docs/PERFORMANCE.md, "Pool tuning").
 pub const DEFAULT_DB_STATEMENT_CACHE: usize = 100;
 /// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL 25 s >
 /// DB 20 s): a statement ends before the execution that waits for it.
