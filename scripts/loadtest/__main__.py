@@ -41,7 +41,7 @@ SCENARIOS = {
     "spike": (2000, "30s", "the mix at 100/s for 20 s, RATE/s for DURATION, then 100/s for 40 s", None),
     "overload": (4000, "30s", "the mix at 100/s for 20 s, ramping to RATE/s over DURATION, held 10 s, then 100/s "
                               "for 30 s, against a server that sheds beyond NOTEGRAPH_MAX_CONCURRENT_REQUESTS "
-                              f"({OVERLOAD_MAX_CONCURRENT} unless set)", None),
+                              f"(CAP; {OVERLOAD_MAX_CONCURRENT} unless set)", None),
     "soak": (1000, "1h", "the published mix at RATE requests/s for DURATION, memory sampled throughout", None),
     "writes": (1000, "60s", "the mix plus 5% writes with read-after-write checks, at RATE iterations/s for DURATION", None),
     "create": (500, "60s", "createNote only, at a rate ramping from 10/s up to RATE/s over DURATION, stopped once "
@@ -203,7 +203,8 @@ def main():
         "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": measured["description"],
         "sockets_peak": max((r["sockets"] for r in series), default=None), "analysis": analysis_result,
         "follow": follow,
-        "asked": SCENARIOS[args.scenario][2].replace("RATE", str(rate)).replace("DURATION", str(duration)),
+        "asked": SCENARIOS[args.scenario][2].replace("RATE", str(rate)).replace("DURATION", str(duration))
+        .replace("CAP", os.environ.get("NOTEGRAPH_MAX_CONCURRENT_REQUESTS") or str(OVERLOAD_MAX_CONCURRENT)),
     })
     comparison_lines, regressed = [], False
     if args.compare:
