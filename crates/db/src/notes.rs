@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use pgvector::Vector;
-use sqlx::{PgExecutor, PgPool, QueryBuilder};
+use sqlx::{Connection as _, PgConnection, PgExecutor, QueryBuilder};
 use tracing::instrument;
 
 use crate::notify::{NoteWritten, WriteKind, Writer, note_written};
@@ -361,8 +361,8 @@ pub struct NewNote {
 /// [`NoteWritten`] (naming `writer`). An author that does not exist
 /// is [`Error::NotFound`].
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
-pub async fn insert(pool: &PgPool, note: &NewNote, writer: Writer) -> Result<ChangedNote, Error> {
-    let mut tx = pool.begin().await?;
+pub async fn insert(db: &mut PgConnection, note: &NewNote, writer: Writer) -> Result<ChangedNote, Error> {
+    let mut tx = db.begin().await?;
     let row: NoteRow = sqlx::query_as(concat!(
         "insert into notes as n (author_id, title, body, visibility, embedding, embedded_with) \
          values ($1, $2, $3, $4, $5, $6) returning ",
@@ -424,14 +424,14 @@ pub struct ChangedNote {
 /// update removed.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.update", note.id = %id))]
 pub async fn update(
-    pool: &PgPool,
+    db: &mut PgConnection,
     id: NoteId,
     author: UserId,
     read_at: DateTime<Utc>,
     patch: &NotePatch,
     writer: Writer,
 ) -> Result<Option<ChangedNote>, Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let row: Option<NoteRow> = sqlx::query_as(concat!(
         "update notes n set title = coalesce($4, title), body = coalesce($5, body), \
              visibility = coalesce($6, visibility), embedding = coalesce($7, embedding), \
@@ -477,8 +477,13 @@ pub async fn update(
 /// `delete … returning` would read the tags from the statement's older
 /// snapshot).
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.delete", note.id = %id))]
-pub async fn delete(pool: &PgPool, id: NoteId, author: UserId, writer: Writer) -> Result<Option<ChangedNote>, Error> {
-    let mut tx = pool.begin().await?;
+pub async fn delete(
+    db: &mut PgConnection,
+    id: NoteId,
+    author: UserId,
+    writer: Writer,
+) -> Result<Option<ChangedNote>, Error> {
+    let mut tx = db.begin().await?;
     let row: Option<NoteRow> = sqlx::query_as(concat!(
         "select ",
         note_columns!(),

@@ -62,7 +62,9 @@ impl MutationRoot {
         };
         let invalidation = invalidation(ctx)?;
         let writer = invalidation.writes.next_write();
-        let created = db::notes::insert(pool(ctx)?, &new, writer).await.map_err(|err| match err {
+        // Under the request's budget, like every read (db::within).
+        let created = db::within(pool(ctx)?, loaders::budget(), async |db| db::notes::insert(db, &new, writer).await);
+        let created = created.await.map_err(|err| match err {
             db::Error::NotFound => ApiError::Unauthenticated("the token's user does not exist".into()),
             other => ApiError::from(other),
         })?;
@@ -95,9 +97,10 @@ impl MutationRoot {
             }
             let invalidation = invalidation(ctx)?;
             let writer = invalidation.writes.next_write();
-            let updated = db::notes::update(pool(ctx)?, id, author, current.updated_at, &patch, writer)
-                .await
-                .map_err(ApiError::from)?;
+            let read_at = current.updated_at;
+            let update =
+                async |db: &mut db::PgConnection| db::notes::update(db, id, author, read_at, &patch, writer).await;
+            let updated = db::within(pool(ctx)?, loaders::budget(), update).await.map_err(ApiError::from)?;
             if let Some(changed) = updated {
                 written(ctx, invalidation, &changed.written);
                 return Ok(Note::from(changed.row));
@@ -116,7 +119,8 @@ impl MutationRoot {
         authored_note(ctx, id, author).await?;
         let invalidation = invalidation(ctx)?;
         let writer = invalidation.writes.next_write();
-        let deleted = db::notes::delete(pool(ctx)?, id, author, writer).await.map_err(ApiError::from)?;
+        let delete = async |db: &mut db::PgConnection| db::notes::delete(db, id, author, writer).await;
+        let deleted = db::within(pool(ctx)?, loaders::budget(), delete).await.map_err(ApiError::from)?;
         let deleted = deleted.ok_or_else(|| ApiError::NotFound("note not found".into()))?;
         written(ctx, invalidation, &deleted.written);
         Ok(ID(deleted.row.id.to_string()))

@@ -104,15 +104,15 @@ async fn beyond_the_concurrency_cap_requests_are_shed_at_once(_: PgPoolOptions, 
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn a_statement_started_late_gets_only_what_is_left_of_the_budget(_: PgPoolOptions, options: PgConnectOptions) {
-    // Arrange: `notes` is locked for 1.2 s and `users` for longer. The
+    // Arrange: `notes` is locked for 1.2 s and `tags` for longer. The
     // query's second statement starts at ~1.2 s, when 0.8 s are left of the
     // GraphQL budget (2 s), less than the DB timeout (1.5 s).
     let args = ["--db-timeout-ms", "1500", "--graphql-timeout-ms", "2000", "--http-timeout-ms", "4000"];
     let app = TestApp::spawn_with_args(options, &args).await;
     app.create_note("user-1", "Locked", "body", "PUBLIC", &[]).await;
     let notes = lock_notes(&app.pool).await;
-    let mut users = app.pool.begin().await.unwrap();
-    sqlx::query("lock table users in access exclusive mode").execute(&mut *users).await.unwrap();
+    let mut tags = app.pool.begin().await.unwrap();
+    sqlx::query("lock table tags in access exclusive mode").execute(&mut *tags).await.unwrap();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1200)).await;
         notes.rollback().await.unwrap();
@@ -120,7 +120,7 @@ async fn a_statement_started_late_gets_only_what_is_left_of_the_budget(_: PgPool
 
     // Act
     let started = Instant::now();
-    let (status, body) = app.post(None, "{ notes { id author { name } } }", json!({})).await;
+    let (status, body) = app.post(None, "{ notes { id tags { name } } }", json!({})).await;
     let elapsed = started.elapsed();
     let running = running_statements(&app.pool).await;
 
@@ -133,7 +133,7 @@ async fn a_statement_started_late_gets_only_what_is_left_of_the_budget(_: PgPool
     assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
     assert!(elapsed >= Duration::from_millis(1850) && elapsed < Duration::from_millis(2500), "took {elapsed:?}");
     assert_eq!(running, Vec::<String>::new());
-    users.rollback().await.unwrap();
+    tags.rollback().await.unwrap();
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
