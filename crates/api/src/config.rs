@@ -37,11 +37,12 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_SHUTDOWN_DELAY_MS: u64 = 0;
 /// The embedded Postgres and its installation live under this directory.
 pub const DEFAULT_DATA_DIR: &str = ".notegraph";
-/// See [`DbConfig::db_max_connections`]: 2–4 per core of a small
-/// database server. On the project's 2-core machines, the mix at 1500/s
-/// cost Postgres 0.46 cores with 4 connections, 0.53 with 8 and 0.63 with
-/// 16 or 32 (docs/PERFORMANCE.md, "Pool tuning").
-pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 8;
+/// See [`DbConfig::db_max_connections`]. Fewer cost Postgres less CPU at
+/// a steady rate (0.53 cores with 8 against 0.63 with 16, the mix at
+/// 1500/s on 2 cores), but 16 leaves room for slow writes and cold caches:
+/// a writes run with 8 timed out waiting for connections in its first
+/// seconds (docs/PERFORMANCE.md, "Pool tuning").
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
 /// See [`DbConfig::db_acquire_timeout_ms`].
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
 /// See [`DbConfig::db_min_connections`]: the first requests after a quiet
