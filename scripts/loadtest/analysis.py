@@ -110,6 +110,24 @@ def ramp(seconds, resources):
     return lines, result
 
 
+def recovered(seconds, after, before):
+    """The limits a run must come back to (p50 within 2 times `before`'s,
+    p99 within max(3 times, +10 ms), since one slow request in 500 moves a
+    p99) and the first second at or after `after` from which a 5-second
+    window is back within them with no failure, nothing dropped and nothing
+    shed: (second or None, p50 limit, p99 limit)."""
+    p50_limit = 2 * (before["p50"] or 0.0)
+    p99_limit = max(3 * (before["p99"] or 0.0), (before["p99"] or 0.0) + 10)
+    for s in seconds:
+        if s["t"] < after:
+            continue
+        w = timeline.window(seconds, s["t"], s["t"] + 5)
+        if (w["requests"] and w["p50"] is not None and w["p50"] <= p50_limit and w["p99"] <= p99_limit
+                and w["failure_share"] == 0 and w["dropped"] == 0 and w["shed_share"] == 0):
+            return s["t"], p50_limit, p99_limit
+    return None, p50_limit, p99_limit
+
+
 #: k6/scenarios/spike.js: seconds at the base rate before the spike, and
 #: the seconds each change of rate takes.
 SPIKE_LEAD, SPIKE_STEP = 20, 1
@@ -127,21 +145,7 @@ def spike(seconds, peak_seconds):
     spike_end = spike_start + SPIKE_STEP + peak_seconds + SPIKE_STEP
     before = timeline.window(seconds, t0 + 5, spike_start)
     peak = timeline.window(seconds, spike_start, spike_end)
-    baseline_p50, baseline_p99 = before["p50"] or 0.0, before["p99"] or 0.0
-    # Recovered: the first second after the spike from which a 5-second
-    # window is back to the baseline's latency (p50 within 2 times the
-    # baseline's, p99 within max(3 times, +10 ms), since one slow request in
-    # 500 moves a p99) with no failure and nothing dropped.
-    p50_limit, p99_limit = 2 * baseline_p50, max(3 * baseline_p99, baseline_p99 + 10)
-    recovered_at = None
-    for s in seconds:
-        if s["t"] < spike_end:
-            continue
-        w = timeline.window(seconds, s["t"], s["t"] + 5)
-        if (w["requests"] and w["p50"] <= p50_limit and w["p99"] <= p99_limit and w["failure_share"] == 0
-                and w["dropped"] == 0):
-            recovered_at = s["t"]
-            break
+    recovered_at, p50_limit, p99_limit = recovered(seconds, spike_end, before)
     fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"  # noqa: E731
     lines += [
         "| phase | seconds | achieved requests/s | p50 ms | p99 ms | failures | dropped |",
@@ -159,7 +163,7 @@ def spike(seconds, peak_seconds):
         recovery = recovered_at - spike_end
         lines += ["", f"Recovery time: **{recovery} s** after the spike ended, where the first 5 s window "
                       f"starts that is back to p50 ≤ {p50_limit:.1f} ms (2 × the baseline's) and p99 ≤ {p99_limit:.1f} ms "
-                      f"(max(3 × the baseline's, + 10 ms)), with no failure and nothing dropped."]
+                      f"(max(3 × the baseline's, + 10 ms)), with no failure, nothing dropped and nothing shed."]
         result["recovery_seconds"] = recovery
     else:
         lines += ["", f"Not recovered by the end of the run (no 5 s window after the spike had p50 ≤ "
@@ -188,13 +192,12 @@ def overload(seconds, ramp_seconds):
     fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"  # noqa: E731
     lines += ["| from s | answered/s | admitted/s | shed | admitted p50 ms | admitted p99 ms | failures | dropped |",
               "|---|---|---|---|---|---|---|---|"]
-    worst_p99, first_shed, windows = 0.0, None, []
+    worst_p99, first_shed = 0.0, None
     for start in range(t0, seconds[-1]["t"] + 1, WINDOW):
         w = timeline.window(seconds, start, start + WINDOW)
         if not w["requests"]:
             continue
         admitted = w["rate"] * (1 - w["shed_share"])
-        windows.append((start, w))
         if w["shed_share"] > 0 and first_shed is None:
             first_shed = (start, w)
         if w["p99"] is not None:
@@ -216,20 +219,8 @@ def overload(seconds, ramp_seconds):
     lines.append(f"From the ramp's start to the drop: {100 * during['shed_share']:.1f}% shed, admitted p99 "
                  f"{fmt(during['p99'])} ms (worst 3 s window {worst_p99:.1f} ms), failures "
                  f"{100 * during['failure_share']:.2f}%.")
-    # Recovered: the first second after the drop from which a 5-second
-    # window sheds nothing and is back to the baseline's latency (the
-    # spike's rule).
-    p50_limit = 2 * (before["p50"] or 0.0)
-    p99_limit = max(3 * (before["p99"] or 0.0), (before["p99"] or 0.0) + 10)
-    recovered_at = None
-    for s in seconds:
-        if s["t"] < overload_end:
-            continue
-        w = timeline.window(seconds, s["t"], s["t"] + 5)
-        if (w["requests"] and w["shed_share"] == 0 and w["failure_share"] == 0 and w["p50"] is not None
-                and w["p50"] <= p50_limit and w["p99"] <= p99_limit):
-            recovered_at = s["t"]
-            break
+    # Recovered: the spike's rule, against the first 20 s.
+    recovered_at, p50_limit, p99_limit = recovered(seconds, overload_end, before)
     if recovered_at is not None:
         result["recovery_seconds"] = recovered_at - overload_end
         lines.append(f"Recovery: **{recovered_at - overload_end} s** after the load dropped, where the first 5 s "
