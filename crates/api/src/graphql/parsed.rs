@@ -1,8 +1,8 @@
 //! Parsed documents by their text, so that a document sent again is not
 //! lexed and parsed again. Clients send the same few documents over and
 //! over (with new variables, or with an id written inline): parsing one of
-//! the published mix's documents costs 20–30 µs of CPU, copying its parsed
-//! form under 1 µs (measured with async-graphql-parser 7.2.1; docs/PERFORMANCE.md).
+//! the published mix's documents costs 8–11 µs of CPU, copying its parsed
+//! form 0.2–0.3 µs (`just bench parse`; docs/PERFORMANCE.md).
 //!
 //! Only documents that passed the size, token and nesting limits and
 //! parsed are kept, so a hit skips those checks too: the limits are fixed
@@ -14,8 +14,9 @@ use std::sync::Arc;
 use async_graphql::parser::types::ExecutableDocument;
 use moka::sync::Cache;
 
-/// Bytes a parsed document is counted as, per byte of its text: measured
-/// at 38–64 for the published mix's documents, so counted high.
+/// Bytes a parsed document is counted as, per byte of its text: a one-off
+/// count of allocations gave 38–64 for the published mix's documents, so
+/// counted high.
 const PARSED_BYTES_PER_TEXT_BYTE: usize = 64;
 /// Bytes every parsed document is counted as besides its text's share.
 const PARSED_BYTES_OVERHEAD: usize = 1024;
