@@ -19,7 +19,7 @@ use crate::graphql::{
     EventBus, HotFields, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps, SubscriptionLimits,
     TrustedDocuments, build_schema,
 };
-use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Streams, router, serve};
+use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Shared, Streams, router, serve};
 use crate::metrics::Metrics;
 use crate::notifications;
 use crate::replica::ReadReplica;
@@ -169,7 +169,7 @@ impl Application {
             stopping: Stopping(stopping.subscribe()),
             reservations: Reservations::default(),
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             schema,
             auth,
             pool,
@@ -179,7 +179,7 @@ impl Application {
             streams,
             leaving: leaving.subscribe(),
             writes: invalidation_writes,
-        };
+        });
         let router = router(state, limits);
         let metrics_server = match (&metrics, config.telemetry.metrics_listen) {
             (Some(metrics), Some(address)) => {
