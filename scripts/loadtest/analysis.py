@@ -263,7 +263,7 @@ def soak(seconds, resources):
         lines += ["", f"Server sockets: {sockets[0]} after warm-up, {sockets[1]} at peak. Every k6 VU holds a "
                       "connection, and k6 adds VUs when responses slow down, so the server's memory follows its "
                       "connections: compare growth with them before calling it a leak."]
-    lines += ["", "Postgres's figure grows while its backends first touch the shared buffers (256 MB): "
+    lines += ["", "Postgres's figure grows while its backends first touch the shared buffers (1 GB with the embedded launcher): "
                   "pages of the data set being cached, not a leak."]
     first = timeline.window(seconds, t0, t0 + part)
     last = timeline.window(seconds, t_end - part, t_end)

@@ -140,7 +140,7 @@ class Replica:
             f"unix_socket_directories = '{self.root / 'socket'}'\n"
             "shared_preload_libraries = 'pg_stat_statements'\n"
             # A standby needs at least the primary's max_connections.
-            "max_connections = 200\nshared_buffers = 256MB\n"
+            "max_connections = 200\nshared_buffers = 1GB\n"
             "hot_standby = on\nhot_standby_feedback = on\n"
         )
         if self.user:

@@ -349,7 +349,10 @@ fn settings_text(port: u16, socket: &Path) -> String {
          listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{socket}'\n\
          # The tests count statements with pg_stat_statements.\n\
          shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n\
-         max_connections = 200\nshared_buffers = 256MB\n\
+         max_connections = 200\n\
+         # The default data set's notes and their HNSW index (171 + 209 MB) fit: at\n\
+         # 256MB searches evicted index pages, and cost 23% more (docs/PERFORMANCE.md).\n\
+         shared_buffers = 1GB\n\
          # WAL kept for standbys copied with pg_basebackup (read-replica tests, `just multinode`)\n\
          # while they start streaming.\n\
          wal_keep_size = 1GB\n\
