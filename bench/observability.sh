@@ -10,8 +10,10 @@
 #            do-nothing collector (bench/otlp-sink.py): sampling ratio 1
 #   sampled  the same at sampling ratio TRACE_RATIO (default 0.01)
 #
-# RATE, DURATION and ROUNDS pass through to compare.sh (1000/s, 30 s, 2).
+# RATE, DURATION and ROUNDS pass through to compare.sh (1000/s, 30 s; ROUNDS
+# defaults to 1 here, each round running every configuration twice).
 set -euo pipefail
+export ROUNDS=${ROUNDS:-1}
 cd "$(dirname "$0")/.."
 binary=$(realpath "${1:-target/release/notegraph}")
 SINK_PORT=${SINK_PORT:-14318}
@@ -25,8 +27,16 @@ wrapper() { # name env... -> a script that runs the binary with that env
   chmod +x "$dir/$1"
   echo "$1=$dir/$1"
 }
+# Each configuration runs twice per round, in mirrored order (off,
+# metrics, traced, sampled, then sampled, traced, metrics, off): the
+# machine drifts by more than the difference being measured (in one run
+# the same "off" server went from 0.364 to 0.291 cores in 5 minutes), and
+# a fixed order would charge the drift to whichever configuration runs
+# later. Compare each configuration's mean over its -a and -b runs.
+off="NOTEGRAPH_METRICS_ENABLED=false"
+metrics="NOTEGRAPH_METRICS_ENABLED=true"
+traced="NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=1"
+sampled="NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=$TRACE_RATIO"
 bash bench/compare.sh \
-  "$(wrapper off NOTEGRAPH_METRICS_ENABLED=false)" \
-  "$(wrapper metrics NOTEGRAPH_METRICS_ENABLED=true)" \
-  "$(wrapper traced NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=1)" \
-  "$(wrapper sampled NOTEGRAPH_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces NOTEGRAPH_TRACE_SAMPLE_RATIO=$TRACE_RATIO)"
+  "$(wrapper off-a $off)" "$(wrapper metrics-a $metrics)" "$(wrapper traced-a $traced)" "$(wrapper sampled-a $sampled)" \
+  "$(wrapper sampled-b $sampled)" "$(wrapper traced-b $traced)" "$(wrapper metrics-b $metrics)" "$(wrapper off-b $off)"
