@@ -1,7 +1,7 @@
 // CONNECTIONS (default 1,000) keep-alive connections held open, one per VU
 // of the `holders` scenario, while the published mix runs at RATE per
 // second (default 500) for DURATION. Each holder sends a tiny query every
-// 10 s (about CONNECTIONS / 10 requests per second on top of the mix) over
+// 5 s (about CONNECTIONS / 5 requests per second on top of the mix) over
 // its connection; a request that had to dial again means the held
 // connection was closed or reset (`reconnects`), and a refused or reset one
 // fails. The mix starts 15 s in, once every connection is open.
@@ -15,7 +15,10 @@ import { gql } from '../lib/graphql.js';
 import { mixRequest } from '../lib/queries.js';
 
 const CONNECTIONS = Number(__ENV.CONNECTIONS || 1000);
-const HOLD_INTERVAL = 10;
+// Under the server's keep-alive idle limit (NOTEGRAPH_HEADER_READ_TIMEOUT_MS,
+// 10 s): at 10 s exactly, the server closed connections as their next
+// request went out, and 5.7% of the holders' requests failed.
+const HOLD_INTERVAL = 5;
 const reconnects = new Counter('reconnects');
 
 export const options = {

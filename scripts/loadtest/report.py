@@ -162,7 +162,7 @@ def markdown(fig, analysis_lines, comparison_lines, ids_note):
     if fig["holders"] is not None:
         h = fig["holders"]
         lines.append(f"- Held connections (scenario `holders`, one keep-alive connection per VU, a request every "
-                     f"10 s on each): {h['requests']} requests, {h['failed']} failed, {h['reconnects']} had to "
+                     f"5 s on each): {h['requests']} requests, {h['failed']} failed, {h['reconnects']} had to "
                      f"reconnect (closed or reset).")
         lines.append(f"- Server sockets open at peak (connections, listener and pool): {fig['server_sockets_peak']}.")
     lines += ["", "## CPU and memory", "",
