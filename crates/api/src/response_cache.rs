@@ -346,6 +346,22 @@ mod tests {
     #[test]
     fn mutations_and_unparseable_documents_have_no_key() {
         assert_eq!(key("mutation { deleteNote(id: \"1\") }", json!({})), None);
+        assert_eq!(key("mutation Delete { deleteNote(id: \"1\") }", json!({})), None);
         assert_eq!(key("{ notes(", json!({})), None);
+    }
+
+    #[test]
+    fn a_lone_named_query_has_a_key_with_or_without_its_name() {
+        let q = "query Recent { notes(first: 3) { id } }";
+        let unnamed = key(q, json!({}));
+        assert!(unnamed.is_some(), "the engine runs the only operation when no name is given");
+        let named = fingerprint(&mut Request::new(q).operation_name("Recent"));
+        assert!(named.is_some());
+        // The name is keyed as sent: the two answers are kept apart, which
+        // costs one more miss, never a wrong answer.
+        assert_ne!(unnamed, named);
+        assert_eq!(fingerprint(&mut Request::new(q).operation_name("Other")), None);
+        // Two operations and no name: the engine refuses, nothing to cache.
+        assert_eq!(key("query A { notes { id } } query B { users { id } }", json!({})), None);
     }
 }

@@ -19,7 +19,7 @@ mod limits;
 mod mutation;
 mod observe;
 mod order;
-mod parsed;
+pub(crate) mod parsed;
 mod query;
 mod schema;
 mod subscription;
@@ -100,14 +100,21 @@ fn missing(what: &'static str) -> ApiError {
     ApiError::Internal
 }
 
-/// The operation a request runs: the only one, or the one named.
+/// The operation a request runs, picked exactly as async-graphql picks it:
+/// with a name, the operation of that name (an anonymous one has none);
+/// without, the only operation, named or not. The parser keeps a single
+/// *named* operation in `Multiple`, so "the only one" must look there too,
+/// or a named query sent without `operationName` would escape the GET
+/// refusal of mutations and the response cache.
 pub(crate) fn select_operation<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a OperationDefinition> {
     match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Single(op), None) => Some(&op.node),
+        (DocumentOperations::Single(_), Some(_)) => None,
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| &op.node),
         (DocumentOperations::Multiple(_), None) => None,
     }
 }

@@ -53,6 +53,14 @@ async fn repeats_are_hits_whatever_the_formatting(_: PgPoolOptions, options: PgC
     assert_eq!(data["note"]["title"], "Public");
     assert_eq!(again, data);
     assert_eq!(as_user, data);
+
+    // A named query sent without `operationName` (as many clients send
+    // one) is cached like any other.
+    let named = "query OneNote($id: ID!) { note(id: $id) { id title } }";
+    let (named_first, _) = ask(&app, None, named, json!({ "id": id })).await;
+    let (named_second, named_data) = ask(&app, None, named, json!({ "id": id })).await;
+    assert_eq!((named_first.as_str(), named_second.as_str()), ("miss", "hit"));
+    assert_eq!(named_data["note"]["title"], "Public");
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
