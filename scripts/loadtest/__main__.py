@@ -120,6 +120,7 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
              "k6": lambda: ([holder["k6"]] if "k6" in holder else [], None)},
             {"server": rss_bytes, "postgres": pss_bytes, "k6": rss_bytes},
             server.process.pid,
+            metrics_url=f"{server.base_url}/metrics",
         )
         log(f"running k6 scenario {args.scenario}: {SCENARIOS[args.scenario][2]} (rate {rate}, duration {duration})")
         k6_process, copier = stack.run_k6(k6, args.scenario, run_dir, env)

@@ -232,6 +232,44 @@ def overload(seconds, ramp_seconds):
     return lines, result
 
 
+def memory_beside_caches(after_warm_up, result):
+    """The server's memory after warm-up and at the end, beside what its
+    threads, connections and bounded caches held then: growth that the
+    caches filling (or more connections) accounts for is not a leak."""
+    first, last = after_warm_up[0], after_warm_up[-1]
+    gauges_first, gauges_last = first.get("gauges") or {}, last.get("gauges") or {}
+    mib = lambda v: f"{v / 2**20:.1f} MiB"  # noqa: E731
+    rows = [("server RSS", first["memory"]["server"], last["memory"]["server"], mib),
+            ("threads", first.get("threads"), last.get("threads"), str),
+            ("sockets", first["sockets"], last["sockets"], str)]
+    for name, label, show in (("notegraph_response_cache_bytes", "response cache, bytes counted", mib),
+                              ("notegraph_response_cache_entries", "response cache, entries", lambda v: f"{v:.0f}"),
+                              ("notegraph_parsed_documents_bytes", "parsed documents, bytes counted", mib),
+                              ("notegraph_parsed_documents_entries", "parsed documents, entries",
+                               lambda v: f"{v:.0f}")):
+        rows.append((label, gauges_first.get(name), gauges_last.get(name), show))
+    lines = ["", "What the server held after warm-up and at the end (cache gauges scraped from `/metrics` every 10 s):",
+             "", "| | after warm-up | at the end | change |", "|---|---|---|---|"]
+    held = {}
+    for label, start, end, show in rows:
+        if start is None or end is None:
+            lines.append(f"| {label} | n/a | n/a | |")
+            continue
+        change = show(end - start) if show is not str else f"{end - start:+d}"
+        lines.append(f"| {label} | {show(start)} | {show(end)} | {change} |")
+        held[label] = {"after_warm_up": start, "end": end}
+    result["held"] = held
+    rss = held.get("server RSS")
+    caches = [held.get("response cache, bytes counted"), held.get("parsed documents, bytes counted")]
+    if rss and all(caches):
+        grew = rss["end"] - rss["after_warm_up"]
+        filled = sum(c["end"] - c["after_warm_up"] for c in caches)
+        lines += ["", f"RSS changed by {mib(grew)} after warm-up; the two caches' counted bytes by {mib(filled)}. "
+                      "Counted bytes are the caches' own weights (an estimate for parsed documents), not "
+                      "allocator figures."]
+    return lines
+
+
 def soak(seconds, resources):
     """Server memory after warm-up against the end, and p99 of the first and last sixth."""
     lines = ["## Soak", ""]
@@ -263,6 +301,7 @@ def soak(seconds, resources):
         lines += ["", f"Server sockets: {sockets[0]} after warm-up, {sockets[1]} at peak. Every k6 VU holds a "
                       "connection, and k6 adds VUs when responses slow down, so the server's memory follows its "
                       "connections: compare growth with them before calling it a leak."]
+        lines += memory_beside_caches(after_warm_up, result)
     lines += ["", "Postgres's figure grows while its backends first touch the shared buffers (1 GB with the embedded launcher): "
                   "pages of the data set being cached, not a leak."]
     first = timeline.window(seconds, t0, t0 + part)

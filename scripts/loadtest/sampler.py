@@ -12,6 +12,7 @@ backend.
 import os
 import threading
 import time
+import urllib.request
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -62,6 +63,35 @@ def pss_bytes(pid):
     return _status_kib(pid, "Pss:", "smaps_rollup") * 1024
 
 
+def thread_count(pid):
+    """Threads of `pid` (tokio's workers and blocking pool, the allocator's heaps follow them)."""
+    return _status_kib(pid, "Threads:")
+
+
+# The server's own gauges of what its bounded caches hold, scraped with the
+# samples so that memory growth can be set beside them.
+CACHE_GAUGES = ("notegraph_response_cache_bytes", "notegraph_response_cache_entries",
+                "notegraph_parsed_documents_bytes", "notegraph_parsed_documents_entries")
+
+
+def scrape_gauges(url, names=CACHE_GAUGES):
+    """The values of unlabelled gauges `names` from a Prometheus text page; {} when it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            try:
+                values[name] = float(value)
+            except ValueError:
+                continue
+    return values
+
+
 def socket_count(pid):
     """Open sockets of `pid`: the server's connections plus its listener and pool."""
     count = 0
@@ -85,15 +115,21 @@ class Sampler(threading.Thread):
     `(pids, reaper, exited_cpu_seconds)`: the pids to measure, optionally the
     one whose reaped children count too, and the CPU time of the group's
     processes that have exited (a server restarted during the run).
-    Each sample is `(t, {name: (cpu_seconds_cumulative, memory_bytes)}, server_sockets)`.
+    Each sample is `(t, {name: (cpu_seconds_cumulative, memory_bytes)},
+    server_sockets, server_threads, gauges)`; `gauges` holds the server's
+    cache gauges ([`CACHE_GAUGES`]) scraped from `metrics_url` every
+    `metrics_every` seconds, and is None in between.
     """
 
-    def __init__(self, groups, memory, server_pid, interval=1.0):
+    def __init__(self, groups, memory, server_pid, interval=1.0, metrics_url=None, metrics_every=10.0):
         super().__init__(daemon=True)
         self.groups = groups
         self.memory = memory
         self.server_pid = server_pid
         self.interval = interval
+        self.metrics_url = metrics_url
+        self.metrics_every = metrics_every
+        self._scraped_at = None
         self.samples = []
         self._done = threading.Event()
 
@@ -112,7 +148,12 @@ class Sampler(threading.Thread):
             # CPU time only grows: a process gone since the last sample keeps its last reading.
             row[name] = (max(cpu, previous.get(name, (0.0, 0))[0]), memory)
         row["machine"] = (machine_busy_seconds(), 0)
-        self.samples.append((time.time(), row, socket_count(self.server_pid)))
+        now = time.time()
+        gauges = None
+        if self.metrics_url and (self._scraped_at is None or now - self._scraped_at >= self.metrics_every):
+            self._scraped_at = now
+            gauges = scrape_gauges(self.metrics_url) or None
+        self.samples.append((now, row, socket_count(self.server_pid), thread_count(self.server_pid), gauges))
 
     def run(self):
         while not self._done.is_set():
@@ -155,8 +196,10 @@ class Sampler(threading.Thread):
 
     def series(self):
         """Per-second series for the chart: t, cores used per group (and by
-        other processes) since the last sample, memory, server sockets."""
+        other processes) since the last sample, memory, server sockets and
+        threads, and the last cache gauges scraped."""
         rows = []
+        gauges = {}
         for previous, current in zip(self.samples, self.samples[1:]):
             dt = current[0] - previous[0]
             if dt <= 0:
@@ -165,5 +208,7 @@ class Sampler(threading.Thread):
             busy = (current[1]["machine"][0] - previous[1]["machine"][0]) / dt
             cores["other processes"] = max(0.0, busy - sum(cores.values()))
             memory = {name: current[1][name][1] for name in self.groups}
-            rows.append({"t": current[0], "cores": cores, "memory": memory, "sockets": current[2]})
+            gauges = current[4] or gauges
+            rows.append({"t": current[0], "cores": cores, "memory": memory, "sockets": current[2],
+                         "threads": current[3], "gauges": gauges})
         return rows

@@ -114,6 +114,36 @@ class Overload(unittest.TestCase):
             self.assertEqual((entry["requests"], entry["shed"], entry["p50"]), (2, 1, 90.0))
 
 
+class Soak(unittest.TestCase):
+    def test_memory_growth_is_set_beside_the_caches(self):
+        seconds = [second(t, 1000, 5.0) for t in range(0, 1200)]
+        mib = 2**20
+        # RSS grows 8 MiB after the warm-up (the first 100 s) while the
+        # response cache's counted bytes grow 6 MiB.
+        resources = [{"t": t + 0.5, "cores": {"server": 0.2}, "memory": {"server": (80 + 8 * t / 1199) * mib},
+                      "sockets": 114, "threads": 9,
+                      "gauges": {"notegraph_response_cache_bytes": (10 + 6 * t / 1199) * mib,
+                                 "notegraph_response_cache_entries": 1000.0,
+                                 "notegraph_parsed_documents_bytes": 30.0 * mib,
+                                 "notegraph_parsed_documents_entries": 5000.0}} for t in range(1200)]
+        lines, result = analysis.soak(seconds, resources)
+        text = "\n".join(lines)
+        held = result["held"]
+        self.assertAlmostEqual((held["server RSS"]["end"] - held["server RSS"]["after_warm_up"]) / mib, 7.33, 1)
+        self.assertAlmostEqual((held["response cache, bytes counted"]["end"]
+                                - held["response cache, bytes counted"]["after_warm_up"]) / mib, 5.5, 1)
+        self.assertIn("| parsed documents, entries | 5000 | 5000 | 0 |", text)
+        self.assertIn("| threads | 9 | 9 | +0 |", text)
+        self.assertIn("the two caches' counted bytes by 5.5 MiB", text)
+
+    def test_missing_gauges_are_shown_as_missing(self):
+        seconds = [second(t, 1000, 5.0) for t in range(0, 120)]
+        resources = [{"t": t + 0.5, "cores": {"server": 0.2}, "memory": {"server": 2**20}, "sockets": 3,
+                      "threads": 4, "gauges": {}} for t in range(120)]
+        lines, _ = analysis.soak(seconds, resources)
+        self.assertIn("| response cache, entries | n/a | n/a | |", "\n".join(lines))
+
+
 class Outputs(unittest.TestCase):
     def figures(self, p99, rate):
         return {"scenario": "mix", "rate_asked": 1000, "latency_ms": {"p(99)": p99}, "achieved_rate": rate}

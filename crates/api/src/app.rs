@@ -155,7 +155,8 @@ impl Application {
                 suggestions: config.suggestions_enabled(),
             },
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .context("registering the metrics")?;
         let limits = Limits {
             timeout: Duration::from_millis(config.http.http_timeout_ms),
             body_limit_bytes: config.http.body_limit_bytes,

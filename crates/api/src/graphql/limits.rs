@@ -83,6 +83,11 @@ impl Limiter {
         Limiter { limits, registry, parsed }
     }
 
+    /// The parsed-document map, when documents are kept.
+    pub(crate) fn parsed_documents(&self) -> Option<&ParsedDocuments> {
+        self.parsed.as_ref()
+    }
+
     /// Refuses a request over any limit; on success the parsed document is
     /// kept in the request, so the engine does not parse it again.
     pub(crate) fn check(&self, request: &mut Request) -> Result<(), ServerError> {

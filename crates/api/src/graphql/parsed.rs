@@ -21,7 +21,9 @@ const PARSED_BYTES_PER_TEXT_BYTE: usize = 64;
 /// Bytes every parsed document is counted as besides its text's share.
 const PARSED_BYTES_OVERHEAD: usize = 1024;
 
-/// A bounded map from document text to its parsed form.
+/// A bounded map from document text to its parsed form; a clone shares
+/// the map (the metrics read its size).
+#[derive(Clone)]
 pub(crate) struct ParsedDocuments(Cache<String, Arc<ExecutableDocument>>);
 
 impl ParsedDocuments {
@@ -46,5 +48,12 @@ impl ParsedDocuments {
     /// Remembers the parsed form of `text`.
     pub(crate) fn insert(&self, text: &str, document: &ExecutableDocument) {
         self.0.insert(text.to_owned(), Arc::new(document.clone()));
+    }
+
+    /// Documents held now and the bytes they are counted as, once moka has
+    /// applied its pending writes (it does so lazily).
+    pub(crate) fn size(&self) -> (u64, u64) {
+        self.0.run_pending_tasks();
+        (self.0.entry_count(), self.0.weighted_size())
     }
 }

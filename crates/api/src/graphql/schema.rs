@@ -116,10 +116,14 @@ impl BatchedSchema {
         checked
     }
 
-    /// Counts this schema's operations in `metrics`.
-    pub fn with_metrics(mut self, metrics: Option<Metrics>) -> Self {
+    /// Counts this schema's operations in `metrics`, and reports the size of
+    /// its parsed-document map there.
+    pub fn with_metrics(mut self, metrics: Option<Metrics>) -> Result<Self, prometheus::Error> {
+        if let (Some(metrics), Some(parsed)) = (&metrics, self.limiter.parsed_documents()) {
+            metrics.watch_parsed_documents(parsed.clone())?;
+        }
         self.metrics = metrics;
-        self
+        Ok(self)
     }
 
     /// Executes a request that [`BatchedSchema::check`] has passed, tracked

@@ -88,6 +88,40 @@ impl Collector for CacheCollector {
     }
 }
 
+/// The size of the parsed-document map ([`crate::graphql::parsed`]), so
+/// that memory growth can be told apart from it filling.
+pub(super) struct ParsedDocumentsCollector {
+    parsed: crate::graphql::parsed::ParsedDocuments,
+    snapshot: Snapshot,
+}
+
+impl ParsedDocumentsCollector {
+    pub(super) fn new(parsed: crate::graphql::parsed::ParsedDocuments) -> Result<Self, prometheus::Error> {
+        let gauges = vec![
+            IntGauge::new("notegraph_parsed_documents_entries", "Parsed documents kept now (approximate).")?,
+            IntGauge::new(
+                "notegraph_parsed_documents_bytes",
+                "Bytes the kept parsed documents are counted as (NOTEGRAPH_PARSED_DOCUMENTS_BYTES bounds it).",
+            )?,
+        ];
+        Ok(ParsedDocumentsCollector {
+            parsed,
+            snapshot: Snapshot { counters: Vec::new(), gauges, lock: Mutex::new(()) },
+        })
+    }
+}
+
+impl Collector for ParsedDocumentsCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.snapshot.descs()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let (entries, bytes) = self.parsed.size();
+        self.snapshot.collect(&[], &[clamp(entries), clamp(bytes)])
+    }
+}
+
 /// The pool's connections, and the reads waiting for one (counted as `db`
 /// reports them, [`super::spans::AcquireMetrics`]).
 pub(super) struct PoolCollector {

@@ -122,6 +122,14 @@ impl Metrics {
         self.inner.registry.register(Box::new(collectors::CacheCollector::new(cache)?))
     }
 
+    /// Adds the size of the parsed-document map, read at each scrape.
+    pub(crate) fn watch_parsed_documents(
+        &self,
+        parsed: crate::graphql::parsed::ParsedDocuments,
+    ) -> Result<(), prometheus::Error> {
+        self.inner.registry.register(Box::new(collectors::ParsedDocumentsCollector::new(parsed)?))
+    }
+
     /// Adds the read replica's routing counts and state, read at each scrape.
     pub fn watch_replica(&self, replica: crate::replica::ReadReplica) -> Result<(), prometheus::Error> {
         self.inner.registry.register(Box::new(collectors::ReplicaCollector::new(replica)?))

@@ -101,11 +101,18 @@ async fn metrics_count_what_a_query_did_and_pass_promtool(_: PgPoolOptions, opti
     assert_eq!(value(&body, "notegraph_graphql_operations_total", &operation), Some(1.0), "{body}");
     assert_eq!(value(&body, "notegraph_response_cache_hits_total", &[]), Some(1.0));
     assert_eq!(value(&body, "notegraph_response_cache_misses_total", &[]), Some(1.0));
-    let batch = ["loader=\"user_by_id\""];
+    // The miss read the notes with their authors in one statement, then
+    // their tags through a loader batch. (The counters are process-wide:
+    // lower bounds, but this test alone makes them non-zero.)
+    let batch = ["loader=\"tags_by_note\""];
     assert!(value(&body, "notegraph_loader_batch_size_count", &batch).unwrap_or_default() >= 1.0, "{body}");
     assert!(value(&body, "notegraph_loader_loads_total", &batch).unwrap_or_default() >= 1.0);
-    let statement = ["statement=\"users.fetch_by_ids\""];
-    assert!(value(&body, "notegraph_sql_statements_total", &statement).unwrap_or_default() >= 1.0, "{body}");
+    for statement in ["statement=\"notes.list_with_authors\"", "statement=\"tags.fetch_by_note_ids\""] {
+        assert!(value(&body, "notegraph_sql_statements_total", &[statement]).unwrap_or_default() >= 1.0, "{body}");
+    }
+    // The document was parsed once and kept, counted as at least 1 KiB.
+    assert_eq!(value(&body, "notegraph_parsed_documents_entries", &[]), Some(1.0), "{body}");
+    assert!(value(&body, "notegraph_parsed_documents_bytes", &[]).unwrap_or_default() >= 1024.0, "{body}");
     assert!(value(&body, "notegraph_db_pool_connections", &[]).unwrap_or_default() >= 1.0);
     assert!(value(&body, "notegraph_db_pool_max_connections", &[]).unwrap_or_default() >= 1.0);
     // Each of the miss's statements waited for its connection once.
