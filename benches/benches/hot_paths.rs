@@ -1,11 +1,12 @@
 //! Criterion benchmarks of the server's hot paths that need no database:
 //! parsing the published queries (and copying a parsed one, as the
-//! parsed-document cache does), assembling and delivering loader batches,
-//! the default embedder, and serialising a large response.
+//! parsed-document cache does), the response cache's key (the document
+//! normalised and hashed with its variables) and its hit path, assembling
+//! and delivering loader batches, the default embedder, and serialising a
+//! large response.
 //!
 //! `just bench` runs them all; `just bench parse` only those whose name
-//! contains `parse`. The response cache the issue also asks to measure (key
-//! normalisation, the hit path) does not exist yet.
+//! contains `parse`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,6 +42,89 @@ fn parse(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// A document with variables, one of them left to its default: the key
+/// prints the variables in name order with the default applied.
+const WITH_VARIABLES: &str =
+    "query UserNotes($id: ID!, $first: Int = 10) { user(id: $id) { notes(first: $first) { id title } } }";
+
+/// A request for `document` whose parsed form is already in it, as the
+/// parsed-document cache leaves it before the key is computed.
+fn parsed_request(document: &str) -> async_graphql::Request {
+    let mut request = async_graphql::Request::new(document);
+    if document == WITH_VARIABLES {
+        let variables = serde_json::json!({ "id": "42" });
+        request = request.variables(async_graphql::Variables::from_json(variables));
+    }
+    request.parsed_query().expect("the documents parse");
+    request
+}
+
+/// The response cache's key for each published query (the document printed
+/// in canonical form and hashed with the operation name and variables,
+/// `api::response_cache::fingerprint`), and for one with variables.
+fn cache_key(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cache_key");
+    for (name, document) in DOCUMENTS.into_iter().chain([("withVariables", WITH_VARIABLES)]) {
+        let mut request = parsed_request(document);
+        assert!(api::response_cache::fingerprint(&mut request).is_some(), "{name} has a key");
+        group.bench_function(name, |b| b.iter(|| api::response_cache::fingerprint(black_box(&mut request))));
+    }
+    group.finish();
+}
+
+/// A response cache holding `entries` responses of the mix's size (about
+/// 120 bytes), each depending on one note and its author.
+fn filled_cache(entries: u64) -> cache::ResponseCache {
+    let responses =
+        cache::ResponseCache::new(cache::Config { max_bytes: 256 * 1024 * 1024, ttl: Duration::from_secs(300) });
+    let body = bytes::Bytes::from_static(
+        br#"{"data":{"note":{"id":"4711","title":"Keeping a sourdough starter alive","author":{"name":"Ada"}}}}"#,
+    );
+    futures::executor::block_on(async {
+        for i in 0..entries {
+            let key = cache::Key::new(cache::Fingerprint::of([i.to_le_bytes().as_slice()]), cache::Scope::Shared);
+            let tags = vec![cache::Tag::new(&format!("Note:{i}")), cache::Tag::new(&format!("User:{}", i % 10_000))];
+            let stored = cache::Stored { body: body.clone(), tags, max_age: None, began: responses.begin() };
+            responses.insert(key, stored).await;
+        }
+    });
+    responses
+}
+
+/// What a cache hit costs once the request is parsed: the lookup alone in a
+/// cache of 100,000 responses, and the key plus the lookup for the mix's
+/// noteDetail (the server's hit path less HTTP, auth and the limits).
+fn cache_hit(c: &mut Criterion) {
+    let responses = filled_cache(100_000);
+    let mut group = c.benchmark_group("cache_hit");
+    let key = cache::Key::new(cache::Fingerprint::of([7_u64.to_le_bytes().as_slice()]), cache::Scope::Shared);
+    assert!(futures::executor::block_on(responses.get(key)).is_some(), "the entry is held");
+    group.bench_function("lookup_in_100k", |b| {
+        b.iter(|| futures::executor::block_on(responses.get(black_box(key))).map(|body| body.len()))
+    });
+    let mut request = parsed_request(DOCUMENTS[1].1);
+    let fingerprint = api::response_cache::fingerprint(&mut request).expect("a query has a key");
+    let key = cache::Key::new(fingerprint, cache::Scope::Shared);
+    futures::executor::block_on(filled_cache_insert(&responses, key));
+    group.bench_function("key_and_lookup_noteDetail", |b| {
+        b.iter(|| {
+            let fingerprint = api::response_cache::fingerprint(black_box(&mut request))?;
+            let key = cache::Key::new(fingerprint, cache::Scope::Shared);
+            futures::executor::block_on(responses.get(key)).map(|body| body.len())
+        })
+    });
+    group.finish();
+}
+
+/// Stores a small response under `key`.
+async fn filled_cache_insert(responses: &cache::ResponseCache, key: cache::Key) {
+    let body = bytes::Bytes::from_static(br#"{"data":{"note":null}}"#);
+    let stored =
+        cache::Stored { body, tags: vec![cache::Tag::new("Note:4711")], max_age: None, began: responses.begin() };
+    responses.insert(key, stored).await;
+    assert!(responses.get(key).await.is_some(), "the entry is held");
 }
 
 /// Answers every key at once from memory: what is left to measure is the
@@ -125,5 +209,5 @@ fn serialize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, batches, embedder, serialize);
+criterion_group!(benches, parse, cache_key, cache_hit, batches, embedder, serialize);
 criterion_main!(benches);

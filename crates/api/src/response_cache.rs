@@ -147,7 +147,10 @@ impl Invalidation {
 /// fragments in name order; selections keep their order, which is the
 /// response's), the operation name, and the selected operation's variables
 /// by name, each as given, or its default, or "absent".
-pub(crate) fn fingerprint(request: &mut Request) -> Option<Fingerprint> {
+///
+/// Public so that the benchmarks (`just bench cache_key`) measure the
+/// server's own key code.
+pub fn fingerprint(request: &mut Request) -> Option<Fingerprint> {
     let operation_name = request.operation_name.clone();
     let variables = request.variables.clone();
     let document = request.parsed_query().ok()?;
