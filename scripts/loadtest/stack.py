@@ -308,6 +308,13 @@ def run_k6(k6, scenario, run_dir, env):
         "--out", f"csv={run_dir / 'samples.csv.gz'}",
         str(ROOT / "k6" / "scenarios" / f"{scenario}.js"),
     ]
+    # k6 is a Go program that keeps every sample for its summary and formats
+    # each one for the CSV: at Go's default GOGC (100) its collector paused
+    # it often enough to put p99 at 15-20 ms against a server that answered
+    # the same run in 4 ms (docs/PERFORMANCE.md, "The harness's own cost").
+    # Collecting at 10x the live heap instead, bounded at 4 GiB, keeps those
+    # pauses out of the figures. A caller's own GOGC or GOMEMLIMIT wins.
+    env = {"GOGC": "1000", "GOMEMLIMIT": "4GiB", **env}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                cwd=ROOT)
 
