@@ -162,6 +162,11 @@ def main():
                        + ([f"--compare {args.compare}"] if args.compare else []))
     if args.profile:
         command = command.replace("just load-test", "just profile", 1)
+    # Settings passed through to the server (and k6's own), so that a report
+    # of a cache-off run says so.
+    settings = [f"{k}={v}" for k, v in sorted(os.environ.items())
+                if k.startswith("NOTEGRAPH_") or k in ("GOGC", "GOMEMLIMIT", "ZIPF_S")]
+    command = " ".join(settings + [command])
     if os.environ.get("DATABASE_URL"):
         log("DATABASE_URL is ignored: load tests run on their own embedded Postgres, which they may reseed")
 

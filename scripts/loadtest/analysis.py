@@ -4,6 +4,7 @@ time after a spike, memory growth and latency drift over a long run.
 
 Each returns Markdown lines for the report and a dict for report.json.
 """
+import statistics
 from . import timeline
 
 #: The published thresholds: a window holds when it meets both.
@@ -296,6 +297,16 @@ def soak(seconds, resources):
         lines.append(f"| {name} | {start / 2**20:.1f} MiB | {peak / 2**20:.1f} MiB | {end / 2**20:.1f} MiB | "
                      f"{100 * growth:+.1f}% |")
     if after_warm_up:
+        # The peak above catches any transient (the first TTL expiries land
+        # right at 5 minutes in an hour's run); the level is what stays.
+        first_part = [r["memory"]["server"] for r in after_warm_up if r["t"] < t0 + 2 * warm_up]
+        last_part = [r["memory"]["server"] for r in after_warm_up if r["t"] >= t_end - warm_up]
+        if first_part and last_part:
+            start_level, end_level = statistics.median(first_part), statistics.median(last_part)
+            level = (end_level - start_level) / start_level if start_level else 0.0
+            result["server_level_growth"] = level
+            lines += ["", f"Server memory by level: median {start_level / 2**20:.1f} MiB over the {warm_up:.0f} s after "
+                          f"warm-up, {end_level / 2**20:.1f} MiB over the last {warm_up:.0f} s: **{100 * level:+.1f}%**."]
         sockets = (after_warm_up[0]["sockets"], max(r["sockets"] for r in after_warm_up))
         result["server_sockets"] = {"after_warm_up": sockets[0], "peak": sockets[1]}
         lines += ["", f"Server sockets: {sockets[0]} after warm-up, {sockets[1]} at peak. Every k6 VU holds a "

@@ -135,6 +135,9 @@ class Soak(unittest.TestCase):
         self.assertIn("| parsed documents, entries | 5000 | 5000 | 0 |", text)
         self.assertIn("| threads | 9 | 9 | +0 |", text)
         self.assertIn("the two caches' counted bytes by 5.5 MiB", text)
+        # Level: the 100 s after warm-up against the last 100 s, about
+        # 80.8 against 87.6 MiB.
+        self.assertAlmostEqual(result["server_level_growth"], 6.8 / 80.8, 2)
 
     def test_missing_gauges_are_shown_as_missing(self):
         seconds = [second(t, 1000, 5.0) for t in range(0, 120)]
