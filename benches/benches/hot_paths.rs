@@ -49,14 +49,10 @@ fn parse(c: &mut Criterion) {
 const WITH_VARIABLES: &str =
     "query UserNotes($id: ID!, $first: Int = 10) { user(id: $id) { notes(first: $first) { id title } } }";
 
-/// A request for `document` whose parsed form is already in it, as the
-/// parsed-document cache leaves it before the key is computed.
-fn parsed_request(document: &str) -> async_graphql::Request {
-    let mut request = async_graphql::Request::new(document);
-    if document == WITH_VARIABLES {
-        let variables = serde_json::json!({ "id": "42" });
-        request = request.variables(async_graphql::Variables::from_json(variables));
-    }
+/// A request for `document` with `variables`, its parsed form already in
+/// it, as the parsed-document cache leaves it before the key is computed.
+fn parsed_request(document: &str, variables: serde_json::Value) -> async_graphql::Request {
+    let mut request = async_graphql::Request::new(document).variables(async_graphql::Variables::from_json(variables));
     request.parsed_query().expect("the documents parse");
     request
 }
@@ -66,28 +62,35 @@ fn parsed_request(document: &str) -> async_graphql::Request {
 /// `api::response_cache::fingerprint`), and for one with variables.
 fn cache_key(c: &mut Criterion) {
     let mut group = c.benchmark_group("cache_key");
-    for (name, document) in DOCUMENTS.into_iter().chain([("withVariables", WITH_VARIABLES)]) {
-        let mut request = parsed_request(document);
+    let with_variables = [("withVariables", WITH_VARIABLES, serde_json::json!({ "id": "42" }))];
+    let published = DOCUMENTS.into_iter().map(|(name, document)| (name, document, serde_json::json!({})));
+    for (name, document, variables) in published.chain(with_variables) {
+        let mut request = parsed_request(document, variables);
         assert!(api::response_cache::fingerprint(&mut request).is_some(), "{name} has a key");
         group.bench_function(name, |b| b.iter(|| api::response_cache::fingerprint(black_box(&mut request))));
     }
     group.finish();
 }
 
-/// A response cache holding `entries` responses of the mix's size (about
-/// 120 bytes), each depending on one note and its author.
+/// Stores a response of the mix's size (about 100 bytes, shared like the
+/// server's encoded bodies) under `key`, depending on a note and its author.
+async fn store(responses: &cache::ResponseCache, key: cache::Key, note: u64) {
+    static BODY: &[u8] =
+        br#"{"data":{"note":{"id":"4711","title":"Keeping a sourdough starter alive","author":{"name":"Ada"}}}}"#;
+    let tags = vec![cache::Tag::new(&format!("Note:{note}")), cache::Tag::new(&format!("User:{}", note % 10_000))];
+    let body = bytes::Bytes::copy_from_slice(BODY);
+    responses.insert(key, cache::Stored { body, tags, max_age: None, began: responses.begin() }).await;
+    assert!(responses.get(key).await.is_some(), "the entry is held");
+}
+
+/// A response cache holding `entries` responses (see [`store`]).
 fn filled_cache(entries: u64) -> cache::ResponseCache {
     let responses =
         cache::ResponseCache::new(cache::Config { max_bytes: 256 * 1024 * 1024, ttl: Duration::from_secs(300) });
-    let body = bytes::Bytes::from_static(
-        br#"{"data":{"note":{"id":"4711","title":"Keeping a sourdough starter alive","author":{"name":"Ada"}}}}"#,
-    );
     futures::executor::block_on(async {
         for i in 0..entries {
             let key = cache::Key::new(cache::Fingerprint::of([i.to_le_bytes().as_slice()]), cache::Scope::Shared);
-            let tags = vec![cache::Tag::new(&format!("Note:{i}")), cache::Tag::new(&format!("User:{}", i % 10_000))];
-            let stored = cache::Stored { body: body.clone(), tags, max_age: None, began: responses.begin() };
-            responses.insert(key, stored).await;
+            store(&responses, key, i).await;
         }
     });
     responses
@@ -100,14 +103,12 @@ fn cache_hit(c: &mut Criterion) {
     let responses = filled_cache(100_000);
     let mut group = c.benchmark_group("cache_hit");
     let key = cache::Key::new(cache::Fingerprint::of([7_u64.to_le_bytes().as_slice()]), cache::Scope::Shared);
-    assert!(futures::executor::block_on(responses.get(key)).is_some(), "the entry is held");
     group.bench_function("lookup_in_100k", |b| {
         b.iter(|| futures::executor::block_on(responses.get(black_box(key))).map(|body| body.len()))
     });
-    let mut request = parsed_request(DOCUMENTS[1].1);
+    let mut request = parsed_request(DOCUMENTS[1].1, serde_json::json!({}));
     let fingerprint = api::response_cache::fingerprint(&mut request).expect("a query has a key");
-    let key = cache::Key::new(fingerprint, cache::Scope::Shared);
-    futures::executor::block_on(filled_cache_insert(&responses, key));
+    futures::executor::block_on(store(&responses, cache::Key::new(fingerprint, cache::Scope::Shared), 4711));
     group.bench_function("key_and_lookup_noteDetail", |b| {
         b.iter(|| {
             let fingerprint = api::response_cache::fingerprint(black_box(&mut request))?;
@@ -116,15 +117,6 @@ fn cache_hit(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// Stores a small response under `key`.
-async fn filled_cache_insert(responses: &cache::ResponseCache, key: cache::Key) {
-    let body = bytes::Bytes::from_static(br#"{"data":{"note":null}}"#);
-    let stored =
-        cache::Stored { body, tags: vec![cache::Tag::new("Note:4711")], max_age: None, began: responses.begin() };
-    responses.insert(key, stored).await;
-    assert!(responses.get(key).await.is_some(), "the entry is held");
 }
 
 /// Answers every key at once from memory: what is left to measure is the
