@@ -151,6 +151,16 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
             "recording": recording}
 
 
+def run_settings(environ):
+    """The settings passed through to the server (and k6's own), as
+    `NAME=value`, so that a report of a cache-off run says so; secrets
+    (keys, tokens, passwords) are masked as the server's own start-up
+    listing masks them."""
+    secret = ("SECRET", "KEY", "TOKEN", "PASSWORD")
+    return [f"{k}={'***' if any(s in k for s in secret) else v}" for k, v in sorted(environ.items())
+            if k.startswith("NOTEGRAPH_") or k in ("GOGC", "GOMEMLIMIT", "ZIPF_S")]
+
+
 def main():
     args = parse_args()
     default_rate, default_duration, _, follow = SCENARIOS[args.scenario]
@@ -162,11 +172,7 @@ def main():
                        + ([f"--compare {args.compare}"] if args.compare else []))
     if args.profile:
         command = command.replace("just load-test", "just profile", 1)
-    # Settings passed through to the server (and k6's own), so that a report
-    # of a cache-off run says so.
-    settings = [f"{k}={v}" for k, v in sorted(os.environ.items())
-                if k.startswith("NOTEGRAPH_") or k in ("GOGC", "GOMEMLIMIT", "ZIPF_S")]
-    command = " ".join(settings + [command])
+    command = " ".join(run_settings(os.environ) + [command])
     if os.environ.get("DATABASE_URL"):
         log("DATABASE_URL is ignored: load tests run on their own embedded Postgres, which they may reseed")
 

@@ -12,6 +12,7 @@ import unittest
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from loadtest import __main__ as loadtest_main
 from loadtest import analysis, chart, compare, report, timeline
 
 
@@ -168,6 +169,13 @@ class Outputs(unittest.TestCase):
         root = ElementTree.parse(io.StringIO(svg)).getroot()
         self.assertTrue(root.tag.endswith("svg"))
         self.assertEqual(svg.count("<path "), 2 + 3 + 2 + 2 + 1)
+
+    def test_run_settings_name_the_server_settings_and_mask_secrets(self):
+        environ = {"NOTEGRAPH_CACHE_ENABLED": "false", "NOTEGRAPH_JWT_SECRET": "s3cret",
+                   "NOTEGRAPH_EMBED_API_KEY": "sk-1", "NOTEGRAPH_STATIC_TOKENS": "t=1", "HOME": "/root", "GOGC": "50"}
+        self.assertEqual(loadtest_main.run_settings(environ),
+                         ["GOGC=50", "NOTEGRAPH_CACHE_ENABLED=false", "NOTEGRAPH_EMBED_API_KEY=***",
+                          "NOTEGRAPH_JWT_SECRET=***", "NOTEGRAPH_STATIC_TOKENS=***"])
 
     def test_k6_durations(self):
         self.assertEqual(report.duration_seconds("1h30m"), 5400)
