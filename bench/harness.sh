@@ -14,26 +14,29 @@
 # server's CPU (default: "release/notegraph serve"). GOGC is set only in
 # the VARIANTS runs. Docs: docs/PERFORMANCE.md, "The harness's own cost".
 set -euo pipefail
-base=$1; data=$2; out=$3; mkdir -p "$out"
+base=$1; mkdir -p "$3"
+# Absolute: k6 resolves DATA_FILE against the script that opens it.
+data=$(realpath "$2"); out=$(realpath "$3")
 cd "$(dirname "$0")/.."
 k6=$(command -v k6 || echo .notegraph/k6/bin/k6)
 ticks() { local t=0 p; for p in $(pgrep -f "${SERVER_MATCH:-release/notegraph serve}"); do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 one() { # label, extra args...
   local label=$1; shift
-  local t0=$(ticks) w0=$(date +%s.%N)
+  local t0 w0
+  t0=$(ticks); w0=$(date +%s.%N)
   BASE_URL=$base DATA_FILE=$data RATE=${RATE:-1000} DURATION=${DURATION:-60s} K6_CSV_TIME_FORMAT=unix \
     /usr/bin/time -f "K6CPU %U %S %e" "$k6" run -q --no-usage-report --address "" \
     --summary-export "$out/$label.json" --summary-trend-stats "avg,min,med,max,p(90),p(95),p(99)" \
     --system-tags scenario,status,expected_response,error_code "$@" k6/scenarios/mix.js > "$out/$label.log" 2>&1 || true
-  echo "SERVERCPU $(( $(ticks) - t0 )) $(echo "$(date +%s.%N) - $w0" | bc)" >> "$out/$label.log"
+  echo "SERVERCPU $(( $(ticks) - t0 )) $w0 $(date +%s.%N)" >> "$out/$label.log"
   python3 - "$out/$label.json" "$out/$label.log" "$label" <<'PY'
-import json, sys
+import json, os, sys
 s = json.load(open(sys.argv[1]))["metrics"]
 d = s["http_req_duration"]
 cpu = [l for l in open(sys.argv[2]) if l.startswith("K6CPU")][-1].split()
 u, st, e = map(float, cpu[1:4])
 srv = [l for l in open(sys.argv[2]) if l.startswith("SERVERCPU")][-1].split()
-server = int(srv[1]) / 100 / float(srv[2])
+server = int(srv[1]) / os.sysconf("SC_CLK_TCK") / (float(srv[3]) - float(srv[2]))
 print(f"{sys.argv[3]:10s} server cores {server:.3f} (over k6's whole run)")
 print(f"{sys.argv[3]:10s} reqs {s['http_reqs']['count']:6d} p50 {d['med']:.2f} p95 {d['p(95)']:.2f} p99 {d['p(99)']:.2f} max {d['max']:.1f} ms  k6 cores {(u+st)/e:.3f}")
 PY
