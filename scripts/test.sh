@@ -72,6 +72,11 @@ set +e
 cargo test --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# A failure's message comes before its backtrace, which a short excerpt of
+# the output loses: repeat each panic's first lines at the very end.
+awk '/^thread .* panicked at / { n = 12; print "--- " $0; next }
+     n > 0 && (/^stack backtrace:/ || /^note: / || /^ +[0-9]+: /) { n = 0 }
+     n > 0 { print; n-- }' "$log"
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
 rm -f "$log"
 exit "$status"

@@ -43,6 +43,8 @@ impl Chromium {
             .args(["--headless", "--disable-gpu", "--no-first-run", "--no-default-browser-check"])
             // The sandbox needs user namespaces, which containers (and root) lack.
             .arg("--no-sandbox")
+            // A container's /dev/shm is often too small for the renderer.
+            .arg("--disable-dev-shm-usage")
             .arg("--remote-debugging-port=0")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(format!("--window-size={width},{height}"))
@@ -56,16 +58,18 @@ impl Chromium {
             .spawn()
             .expect("start chromium");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let endpoint = tokio::time::timeout(Duration::from_secs(30), async {
+        let endpoint = tokio::time::timeout(Duration::from_secs(90), async {
+            let mut said = Vec::new();
             while let Some(line) = stderr.next_line().await.expect("chromium stderr") {
                 if let Some(url) = line.strip_prefix("DevTools listening on ") {
                     return url.to_owned();
                 }
+                said.push(line);
             }
-            panic!("chromium exited before listening for DevTools");
+            panic!("chromium exited before listening for DevTools; it said:\n{}", said.join("\n"));
         })
         .await
-        .expect("chromium listens for DevTools within 30 s");
+        .expect("chromium listens for DevTools within 90 s");
         // Keep draining its log so that it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
         let (socket, _) = tokio_tungstenite::connect_async(endpoint.as_str()).await.expect("DevTools WebSocket");
@@ -102,9 +106,9 @@ impl Page {
         }
         self.socket.send(Message::Text(command.to_string().into())).await.expect("send to DevTools");
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+            let message = tokio::time::timeout(Duration::from_secs(60), self.socket.next())
                 .await
-                .unwrap_or_else(|_| panic!("no answer to {method} within 30 s"))
+                .unwrap_or_else(|_| panic!("no answer to {method} within 60 s"))
                 .expect("DevTools connection open")
                 .expect("DevTools message");
             let Message::Text(text) = message else { continue };
