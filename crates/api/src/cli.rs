@@ -64,8 +64,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     }
     ensure_vector_index(&database.pool, config.db.vector_index).await?;
     let app = Application::build_on(listener, config, database.pool.clone(), database.read_pool.clone()).await?;
+    // Before anyone is told where we listen, who may then stop us at once.
+    let stop = shutdown::signal();
     console::print_listening(config, app.local_addr()?);
-    let served = app.run_until_stopped(shutdown::signal()).await;
+    let served = app.run_until_stopped(stop).await;
     database.close().await?;
     served
 }
@@ -173,8 +175,10 @@ fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
 
 async fn embedded_postgres(config: &Config) -> anyhow::Result<()> {
     let pg = start_embedded(&config.db).await?;
+    // Before the URL is out: whoever reads it may stop us right away.
+    let stop = shutdown::signal();
     print(&format!("DATABASE_URL={}", pg.url()))?;
-    shutdown::signal().await;
+    stop.await;
     tokio::task::spawn_blocking(move || pg.stop()).await?.context("stopping the embedded Postgres")?;
     Ok(())
 }

@@ -1,23 +1,33 @@
 //! The shutdown trigger of `main`: Ctrl-C or SIGTERM, whichever comes first.
 
-/// Completes on SIGINT or SIGTERM. If a handler cannot be installed, that
-/// signal is simply not awaited (the other one still works).
-pub async fn signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+use std::future::Future;
+
+use tokio::signal::unix::{Signal, SignalKind, signal as install};
+
+/// Completes on SIGINT or SIGTERM. Both handlers are installed when this is
+/// called, not when the future is first polled: until a handler is in
+/// place a signal takes its default action and ends the process at once,
+/// with nothing drained or flushed, and the server may be answering (and
+/// be sent a SIGTERM) before whatever awaits this polls it. If a handler
+/// cannot be installed, that signal is simply not awaited (the other one
+/// still works). Must be called inside the runtime.
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
+    let interrupt = install(SignalKind::interrupt()).ok();
+    let terminate = install(SignalKind::terminate()).ok();
+    async move {
+        tokio::select! {
+            () = received(interrupt) => tracing::info!(signal = "SIGINT", "shutdown requested"),
+            () = received(terminate) => tracing::info!(signal = "SIGTERM", "shutdown requested"),
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    }
+}
+
+/// Waits for the signal `handler` listens for; forever without a handler.
+async fn received(handler: Option<Signal>) {
+    match handler {
+        Some(mut handler) => {
+            handler.recv().await;
         }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutdown requested"),
-        () = terminate => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        None => std::future::pending().await,
     }
 }

@@ -173,7 +173,7 @@ where
         let span = tracing::debug_span!("loader.batch", loader = self.name, batch.size = keys.len());
         if !span.is_disabled() {
             for holder in &batch.holders {
-                span.follows_from(holder.span());
+                holder.link(&span);
             }
         }
         // The latest of its requests' deadlines: the batch serves them all,

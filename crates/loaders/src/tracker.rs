@@ -81,8 +81,10 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One request's batching state (see the module docs).
 pub(crate) struct Tracker {
     /// The request's span when it was wrapped: batches it takes part in
-    /// link to it.
-    span: tracing::Span,
+    /// link to it. Let go when the request is dropped (done or abandoned):
+    /// wakers and batches may keep the tracker for a while after that, and
+    /// the span must end with the execution, not with them.
+    span: Mutex<Option<tracing::Span>>,
     /// The waker of the task that polls the request.
     task: AtomicWaker,
     /// Set by any wake since the current poll began.
@@ -129,9 +131,11 @@ impl Tracker {
         self.budget
     }
 
-    /// The span of the request (disabled when nothing records spans).
-    pub(crate) fn span(&self) -> &tracing::Span {
-        &self.span
+    /// Links `batch` to the request's span, while the request runs.
+    pub(crate) fn link(&self, batch: &tracing::Span) {
+        if let Some(span) = &*lock(&self.span) {
+            batch.follows_from(span);
+        }
     }
 
     /// Registers this request as a holder of `gate`; true the first time
@@ -291,7 +295,7 @@ impl<T> Tracked<T> {
     /// by `budget`'s deadline ([`db::budget`]).
     pub fn with_budget(inner: T, budget: Option<db::Budget>) -> Self {
         let tracker = Arc::new(Tracker {
-            span: tracing::Span::current(),
+            span: Mutex::new(Some(tracing::Span::current())),
             task: AtomicWaker::new(),
             woken: AtomicBool::new(false),
             driving: AtomicBool::new(false),
@@ -336,5 +340,6 @@ impl<T> Drop for Tracked<T> {
     fn drop(&mut self) {
         self.tracker.finish();
         self.tracker.hand_off(&mut self.batches);
+        lock(&self.tracker.span).take();
     }
 }
