@@ -63,10 +63,14 @@ pub const DEFAULT_REPLICA_MAX_LAG_MS: u64 = 1_000;
 /// See [`DbConfig::read_your_writes_ms`]: well above the replica lag
 /// bound, which it must exceed.
 pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
-/// See [`DbConfig::hnsw_ef_search`]: recall@10 0.955 on the default data
-/// set with the m = 24 index, at about 2 ms a search and a 7 ms p99
-/// (docs/PERFORMANCE.md, "Vector search").
-pub const DEFAULT_HNSW_EF_SEARCH: u32 = 160;
+/// See [`DbConfig::hnsw_ef_search`]: recall@10 0.997 for vectors near
+/// notes on the default data set with the m = 24 index, where 160 buys
+/// 0.003 more for twice the cost (docs/PERFORMANCE.md, "Vector search").
+pub const DEFAULT_HNSW_EF_SEARCH: u32 = 40;
+/// See [`DbConfig::hnsw_ef_search_text`]: the default embedder's short
+/// texts reach about 0.75 at 160 and 0.62 at 40; with 0.997 on vectors,
+/// the 1,000 near and 200 free-text queries average 0.955.
+pub const DEFAULT_HNSW_EF_SEARCH_TEXT: u32 = 160;
 /// See [`DbConfig::hnsw_max_scan_tuples`]: pgvector's default.
 pub const DEFAULT_HNSW_MAX_SCAN_TUPLES: u32 = 20_000;
 /// See [`DbConfig::exact_tag_notes`]: where the measured exact path (15 ms
@@ -490,9 +494,17 @@ pub struct DbConfig {
     /// Server-side limit on one SQL statement (`statement_timeout`), in ms.
     #[arg(long, env = "NOTEGRAPH_DB_TIMEOUT_MS", default_value_t = DEFAULT_DB_TIMEOUT_MS, global = true)]
     pub db_timeout_ms: u64,
-    /// HNSW candidate list size for vector search (recall vs speed).
-    #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH", default_value_t = DEFAULT_HNSW_EF_SEARCH, global = true)]
+    /// HNSW candidate list size for searches by vector and `similar`
+    /// (recall vs speed; pgvector allows 1 to 1000).
+    #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH", default_value_t = DEFAULT_HNSW_EF_SEARCH, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub hnsw_ef_search: u32,
+    /// HNSW candidate list size for `searchNotes(text:)`: embedded text
+    /// usually sits farther from every note than a client's vector does,
+    /// and needs more for the same recall (1 to 1000).
+    #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH_TEXT", default_value_t = DEFAULT_HNSW_EF_SEARCH_TEXT, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub hnsw_ef_search_text: u32,
     /// Most HNSW index tuples one filtered search visits before it gives up
     /// (`hnsw.max_scan_tuples`): the cost ceiling of a filter few notes pass.
     #[arg(long, env = "NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", default_value_t = DEFAULT_HNSW_MAX_SCAN_TUPLES, global = true)]

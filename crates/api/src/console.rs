@@ -70,6 +70,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_DB_STATEMENT_CACHE", db.db_statement_cache.to_string()),
         ("NOTEGRAPH_DB_TIMEOUT_MS", db.db_timeout_ms.to_string()),
         ("NOTEGRAPH_HNSW_EF_SEARCH", db.hnsw_ef_search.to_string()),
+        ("NOTEGRAPH_HNSW_EF_SEARCH_TEXT", db.hnsw_ef_search_text.to_string()),
         ("NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", db.hnsw_max_scan_tuples.to_string()),
         ("NOTEGRAPH_EXACT_TAG_NOTES", db.exact_tag_notes.to_string()),
         ("NOTEGRAPH_IVFFLAT_PROBES", db.ivfflat_probes.to_string()),

@@ -9,7 +9,7 @@
 //! and lossless at that size (docs/PERFORMANCE.md, "Vector search").
 
 use pgvector::Vector;
-use sqlx::PgExecutor;
+use sqlx::{Connection as _, PgConnection, PgExecutor};
 use tracing::instrument;
 
 use crate::notes::{NoteRow, note_columns};
@@ -71,6 +71,31 @@ pub async fn by_embedding<'c>(
         hits = hits.bind(tag);
     }
     let hits = hits.fetch_all(db).await?;
+    Ok(hits)
+}
+
+/// [`by_embedding`] with `hnsw.ef_search` at `ef_search` for this one
+/// search, whatever the connection's own setting: free text from the
+/// default embedder lands farther from every note than a vector near one,
+/// and needs a longer candidate list for the same recall
+/// (docs/PERFORMANCE.md, "Vector search"). `set_config(…, true)` lasts
+/// until the end of the transaction around the search, so the connection
+/// goes back to the pool as it came, also when the search fails.
+pub async fn by_embedding_with_ef(
+    conn: &mut PgConnection,
+    ef_search: u32,
+    query: &Vector,
+    viewer: Viewer,
+    first: i64,
+    tag: Option<&str>,
+) -> Result<Vec<Hit>, Error> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("select set_config('hnsw.ef_search', $1, true) as hnsw_ef_search")
+        .bind(ef_search.to_string())
+        .execute(&mut *tx)
+        .await?;
+    let hits = by_embedding(&mut *tx, query, viewer, first, tag).await?;
+    tx.commit().await?;
     Ok(hits)
 }
 

@@ -2,26 +2,29 @@
 
 use std::time::{Duration, Instant};
 
+use db::PgPool;
 use db::search::SimilarTo;
-use db::{NoteId, PgPool};
 use futures::stream::{self, StreamExt as _};
 
-use crate::{Args, K, Query, TAG_1, ids, pools, row, rows};
+use crate::{Args, Found, K, Query, TAG_1, found, pools, row, rows};
 
 /// `Note.similar` (first 10) for the notes the near queries were drawn from.
 pub(crate) async fn similar(args: &Args, exact: &PgPool, queries: &[Query]) -> anyhow::Result<()> {
     let keys: Vec<SimilarTo> =
         queries.iter().filter_map(|q| q.near).map(|note| SimilarTo { note, viewer: None, first: K }).collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
     let run = |pool: PgPool, parallel: usize| {
         let keys = keys.clone();
         async move {
-            let results: Vec<Result<(Vec<NoteId>, Duration), db::Error>> = stream::iter(keys)
+            let results: Vec<Result<(Found, Duration), db::Error>> = stream::iter(keys)
                 .map(|key| {
                     let pool = pool.clone();
                     async move {
                         let started = Instant::now();
                         let hits = db::search::similar_to(&pool, &[key]).await?;
-                        Ok((hits.into_iter().map(|(_, h)| h.note.id).collect(), started.elapsed()))
+                        Ok((hits.into_iter().map(|(_, h)| (h.note.id, h.score)).collect(), started.elapsed()))
                     }
                 })
                 .buffered(parallel)
@@ -47,7 +50,7 @@ pub(crate) async fn ivfflat(
     base: &db::Settings,
     pool: &PgPool,
     queries: &[Query],
-    truth: [&Vec<Vec<NoteId>>; 2],
+    truth: [&Vec<Found>; 2],
 ) -> anyhow::Result<()> {
     let hnsw_bytes = db::bench::index_bytes(pool, "notes_embedding_hnsw_idx").await?;
     let mut session = db::bench::ivfflat_session(&base.connect_options()?, args.ivfflat_lists).await?;
@@ -59,20 +62,20 @@ pub(crate) async fn ivfflat(
         session.build.as_secs_f64(),
         session.bytes as f64 / 1e6
     );
-    println!("| search | queries | probes | path | recall@10 | p50 ms | p99 ms | short | searches/s |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| search | queries | probes | path | recall@10 | with ties | p50 ms | p99 ms | short | searches/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &probes in &args.probes {
         db::bench::set_probes(&mut session.conn, probes).await?;
         for (label, tag, truth) in [("all notes", None, truth[0]), ("tag ~1%", Some(TAG_1.name), truth[1])] {
-            let mut found = Vec::with_capacity(queries.len());
+            let mut hits_per_query = Vec::with_capacity(queries.len());
             let mut latencies = Vec::with_capacity(queries.len());
             for q in queries {
                 let started = Instant::now();
                 let hits = db::search::by_embedding(&mut session.conn, &q.vector, None, K, tag).await?;
                 latencies.push(started.elapsed());
-                found.push(ids(&hits));
+                hits_per_query.push(found(&hits));
             }
-            rows(label, &probes.to_string(), "ivfflat", queries, truth, &found, &latencies, None);
+            rows(label, &probes.to_string(), "ivfflat", queries, truth, &hits_per_query, &latencies, None);
         }
     }
     Ok(())

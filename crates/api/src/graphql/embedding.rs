@@ -11,13 +11,28 @@ use tracing::Instrument as _;
 
 use crate::error::ApiError;
 
-/// The embedder as schema data (a newtype, since `Arc<dyn Embedder>` is
-/// awkward as a context key).
-pub(crate) struct SharedEmbedder(pub(crate) Arc<dyn Embedder>);
+/// The embedder as schema data (a struct, since `Arc<dyn Embedder>` is
+/// awkward as a context key), with how hard to search for what it embeds.
+pub(crate) struct SharedEmbedder {
+    /// The configured embedder.
+    pub(crate) embedder: Arc<dyn Embedder>,
+    /// `hnsw.ef_search` for searches by embedded text, when it differs from
+    /// the connections' own (`NOTEGRAPH_HNSW_EF_SEARCH_TEXT`).
+    pub(crate) text_ef_search: Option<u32>,
+}
 
 /// The configured embedder.
 pub(crate) fn embedder<'a>(ctx: &Context<'a>) -> Result<&'a Arc<dyn Embedder>, ApiError> {
-    ctx.data::<SharedEmbedder>().map(|e| &e.0).map_err(|_| super::missing("embedder"))
+    shared(ctx).map(|e| &e.embedder)
+}
+
+/// `hnsw.ef_search` for a search by embedded text, when not the connections' own.
+pub(crate) fn text_ef_search(ctx: &Context<'_>) -> Result<Option<u32>, ApiError> {
+    shared(ctx).map(|e| e.text_ef_search)
+}
+
+fn shared<'a>(ctx: &Context<'a>) -> Result<&'a SharedEmbedder, ApiError> {
+    ctx.data::<SharedEmbedder>().map_err(|_| super::missing("embedder"))
 }
 
 /// Embeds one text with the configured embedder.

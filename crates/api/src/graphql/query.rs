@@ -4,7 +4,7 @@
 use async_graphql::{Context, ID, Object, Result};
 use db::notes::NoteFilter;
 
-use super::embedding::{embed_text, embedder};
+use super::embedding::{embed_text, embedder, text_ef_search};
 use super::types::{Note, SearchHit, Tag, User};
 use super::{args, loaders, pool, touch, viewer, viewer_dependent};
 use crate::error::ApiError;
@@ -143,7 +143,7 @@ impl QueryRoot {
         let first = args::first(first, args::SEARCH_PAGE)?;
         touch(ctx, || tags::NOTE_SEARCH.into());
         viewer_dependent(ctx);
-        let query = match (text, vector) {
+        let (query, ef_search) = match (text, vector) {
             (Some(text), None) => {
                 let text = text.trim();
                 if text.is_empty() || text.chars().count() > args::MAX_SEARCH_TEXT_CHARS {
@@ -153,16 +153,19 @@ impl QueryRoot {
                     ))
                     .into());
                 }
-                embed_text(ctx, text).await?
+                (embed_text(ctx, text).await?, text_ef_search(ctx)?)
             }
-            (None, Some(vector)) => query_vector(ctx, vector)?,
+            (None, Some(vector)) => (query_vector(ctx, vector)?, None),
             _ => return Err(ApiError::bad_input("give exactly one of `text` or `vector`").into()),
         };
         let tag = tag.as_deref().map(args::normalize_tag);
         let viewer = viewer(ctx)?;
         // The embedding call above may have spent much of the budget.
-        let search =
-            async |db: &mut db::PgConnection| db::search::by_embedding(db, &query, viewer, first, tag.as_deref()).await;
+        let tag = tag.as_deref();
+        let search = async |db: &mut db::PgConnection| match ef_search {
+            Some(ef) => db::search::by_embedding_with_ef(db, ef, &query, viewer, first, tag).await,
+            None => db::search::by_embedding(db, &query, viewer, first, tag).await,
+        };
         let hits = db::within(pool(ctx)?, loaders::budget(), search).await.map_err(ApiError::from)?;
         Ok(hits.into_iter().map(SearchHit::from).collect())
     }

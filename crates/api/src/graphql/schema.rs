@@ -68,6 +68,9 @@ pub struct SchemaSettings {
     /// Every connection's own `statement_timeout`; a statement gets less
     /// when less is left of its request's budget ([`db::budget`]).
     pub db_timeout: Duration,
+    /// `hnsw.ef_search` for `searchNotes(text:)`, when it differs from the
+    /// connections' own (which serves vectors and `similar`).
+    pub text_ef_search: Option<u32>,
     /// Answer `__schema` and `__type`.
     pub introspection: bool,
     /// Suggest field names in validation errors.
@@ -280,7 +283,7 @@ fn server_error(error: &crate::error::ApiError) -> ServerError {
 pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(Arc::new(Source { pool: deps.pool, loaders: deps.loaders }))
-        .data(SharedEmbedder(deps.embedder))
+        .data(SharedEmbedder { embedder: deps.embedder, text_ef_search: settings.text_ef_search })
         .data(deps.events)
         .data(deps.subscription_caps)
         .data(deps.stopping)

@@ -200,3 +200,58 @@ async fn serve_switches_the_vector_index_to_ivfflat_and_back(_: PgPoolOptions, o
         server.kill().await.unwrap();
     }
 }
+
+/// Calls of the statement that sets `hnsw.ef_search` for one search (its
+/// setting's name is a constant, which pg_stat_statements hides: the
+/// statement names its column after it).
+async fn ef_settings(app: &TestApp) -> i64 {
+    app.statement_calls().await.iter().filter(|(query, _)| query.contains("as hnsw_ef_search")).map(|(_, n)| n).sum()
+}
+
+/// `searchNotes(text:)` runs at its own `ef_search` (one `set_config` in a
+/// transaction around the search), vectors and `similar` at the
+/// connection's; with the two equal, text costs one statement too.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn text_searches_run_at_their_own_ef_search(_: PgPoolOptions, options: PgConnectOptions) {
+    let text = r#"{ searchNotes(text: "note 12", first: 5) { score note { id } } }"#;
+    let app = TestApp::spawn_with_args(
+        options.clone(),
+        &["--cache-enabled", "false", "--hnsw-ef-search", "20", "--hnsw-ef-search-text", "200"],
+    )
+    .await;
+    load(&app.pool).await;
+    let before = ef_settings(&app).await;
+    let found = hits(&app.data(text).await);
+    assert_eq!(found.len(), 5, "{found:?}");
+    assert!(found.windows(2).all(|w| w[0].1 >= w[1].1), "best first: {found:?}");
+    assert_eq!(ef_settings(&app).await, before + 1);
+    // Vectors and `similar` keep the connection's own setting.
+    assert_hits(&search(&app, None, None, 3).await, &[public(1), public(2), public(3)]);
+    app.data(r#"{ note(id: "1") { similar(first: 2) { note { id } } } }"#).await;
+    assert_eq!(ef_settings(&app).await, before + 1);
+
+    let same = TestApp::spawn_with_args(options, &["--cache-enabled", "false", "--hnsw-ef-search-text", "40"]).await;
+    let before = ef_settings(&same).await;
+    assert_eq!(hits(&same.data(text).await).len(), 5);
+    assert_eq!(ef_settings(&same).await, before);
+}
+
+/// The setting lasts for its one search: the connection goes back to the
+/// pool with its own, also when the search fails.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_search_at_its_own_ef_search_leaves_the_connection_as_it_was(pool: PgPool) {
+    load(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("set hnsw.ef_search = 33").execute(&mut *conn).await.unwrap();
+    let setting = async |conn: &mut sqlx::PgConnection| -> String {
+        sqlx::query_scalar("select current_setting('hnsw.ef_search')").fetch_one(conn).await.unwrap()
+    };
+    let query = Vector::from(at(0.0));
+    let found = db::search::by_embedding_with_ef(&mut conn, 400, &query, None, 3, None).await.unwrap();
+    assert_eq!(found.iter().map(|h| h.note.id.0).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(setting(&mut conn).await, "33");
+    // A vector of the wrong dimension fails inside the transaction.
+    let wrong = Vector::from(vec![1.0_f32; 3]);
+    assert!(db::search::by_embedding_with_ef(&mut conn, 400, &wrong, None, 3, None).await.is_err());
+    assert_eq!(setting(&mut conn).await, "33");
+}
