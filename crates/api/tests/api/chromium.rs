@@ -135,13 +135,21 @@ impl Page {
     /// Evaluates `expression` until it is neither null nor false, and returns
     /// that value; fails the test, naming `what`, after `limit`.
     pub(crate) async fn wait_for(&mut self, what: &str, expression: &str, limit: Duration) -> Value {
+        self.poll_for(expression, limit).await.unwrap_or_else(|| panic!("no {what} within {limit:?}"))
+    }
+
+    /// Evaluates `expression` until it is neither null nor false, and
+    /// returns that value; `None` after `limit`.
+    pub(crate) async fn poll_for(&mut self, expression: &str, limit: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let value = self.evaluate(expression).await;
             if !value.is_null() && value != false {
-                return value;
+                return Some(value);
             }
-            assert!(tokio::time::Instant::now() < deadline, "no {what} within {limit:?}");
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
