@@ -81,7 +81,7 @@ run() { # name command...
 }
 
 server=
-trap '[ -z "$server" ] || kill "$server" 2>/dev/null' EXIT
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true' EXIT
 mkdir -p target
 [ ! -e target/release/baseline ] && [[ " ${targets[*]} " == *" baseline "* ]] && cargo build --release -p baseline
 echo "mix at $RATE/s for $DURATION per run; $(nproc) cores shared by k6, the server and Postgres"
