@@ -151,7 +151,7 @@ impl Application {
                 parsed_documents_bytes: config.graphql.parsed_documents_bytes,
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
                 db_timeout: Duration::from_millis(config.db.db_timeout_ms),
-                text_ef_search: Some(config.db.hnsw_ef_search_text).filter(|&ef| ef != config.db.hnsw_ef_search),
+                text_ef_search: config.db.text_ef_search(),
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
             },

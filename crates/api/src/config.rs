@@ -540,6 +540,14 @@ impl DbConfig {
             ivfflat_probes: self.ivfflat_probes,
         }
     }
+
+    /// `hnsw.ef_search` for text searches, when they need their own: on
+    /// HNSW, and different from the connections' setting (otherwise a text
+    /// search is one statement, like a vector search).
+    pub fn text_ef_search(&self) -> Option<u32> {
+        let own = self.hnsw_ef_search_text != self.hnsw_ef_search;
+        (self.vector_index == VectorIndex::Hnsw && own).then_some(self.hnsw_ef_search_text)
+    }
 }
 
 /// Authentication settings.
@@ -866,6 +874,15 @@ mod tests {
     /// The command line `notegraph <args>`.
     fn config(args: &[&str]) -> Config {
         Cli::parse_from(std::iter::once("notegraph").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn text_searches_get_their_own_ef_search_only_on_hnsw_and_when_it_differs() {
+        assert_eq!(config(&[]).db.text_ef_search(), Some(DEFAULT_HNSW_EF_SEARCH_TEXT));
+        assert_eq!(config(&["--hnsw-ef-search", "160"]).db.text_ef_search(), None);
+        assert_eq!(config(&["--vector-index", "ivfflat"]).db.text_ef_search(), None);
+        let refused = Cli::try_parse_from(["notegraph", "--hnsw-ef-search-text", "0"]).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("1..=1000")), "ef_search 0 must be refused");
     }
 
     #[test]
