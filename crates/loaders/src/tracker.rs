@@ -340,6 +340,8 @@ impl<T> Drop for Tracked<T> {
     fn drop(&mut self) {
         self.tracker.finish();
         self.tracker.hand_off(&mut self.batches);
-        lock(&self.tracker.span).take();
+        // Closed outside the lock: the subscriber's work is not ours to hold it for.
+        let span = lock(&self.tracker.span).take();
+        drop(span);
     }
 }

@@ -129,17 +129,17 @@ async fn main() -> anyhow::Result<()> {
     ];
     // One untimed pass so that the first measured row does not pay for
     // reading the index and the table into memory.
-    search_all(&db::connect(&settings(&args.database_url, args.ef[0], 0, 1)).await?, &queries, None, 1).await?;
+    search_all(&db::connect(&settings(&args.database_url, args.ef[0], 0, 1)).await?, &queries, None, None, 1).await?;
     let mut truths = Vec::new();
     let scenarios = if args.no_tags { &scenarios[..1] } else { &scenarios[..] };
     for &(label, tag, paths) in scenarios {
-        let truth = search_all(&exact, &queries, tag, 2).await?.0;
+        let truth = search_all(&exact, &queries, tag, None, 2).await?.0;
         for &(threshold, path) in paths {
             let efs: &[u32] = if path == "exact" { &args.ef[..1] } else { &args.ef };
             for &ef in efs {
                 let pools = pools(&args, ef, threshold, args.concurrency).await?;
-                let (found, latencies) = search_all(&pools.0, &queries, tag, 1).await?;
-                let rate = throughput(&pools.1, &queries, tag, args.concurrency).await?;
+                let (found, latencies) = search_all(&pools.0, &queries, tag, None, 1).await?;
+                let rate = throughput(&pools.1, &queries, tag, None, args.concurrency).await?;
                 let ef_label = if path == "exact" { "-".to_owned() } else { ef.to_string() };
                 rows(label, &ef_label, path, &queries, &truth, &found, &latencies, Some(rate));
             }
@@ -161,26 +161,8 @@ async fn main() -> anyhow::Result<()> {
 async fn defaults(args: &Args, queries: &[Query], truth: &[Found]) -> anyhow::Result<()> {
     let (vector_ef, text_ef) = (::api::config::DEFAULT_HNSW_EF_SEARCH, ::api::config::DEFAULT_HNSW_EF_SEARCH_TEXT);
     let (one, many) = pools(args, vector_ef, 0, args.concurrency).await?;
-    let search = async |pool: &PgPool, q: &Query| -> Result<Vec<Hit>, db::Error> {
-        if q.near.is_some() {
-            db::search::by_embedding(pool, &q.vector, None, K, None).await
-        } else {
-            let mut conn = pool.acquire().await?;
-            db::search::by_embedding_with_ef(&mut conn, text_ef, &q.vector, None, K, None).await
-        }
-    };
-    let mut hits_per_query = Vec::with_capacity(queries.len());
-    let mut latencies = Vec::with_capacity(queries.len());
-    for q in queries {
-        let started = Instant::now();
-        hits_per_query.push(found(&search(&one, q).await?));
-        latencies.push(started.elapsed());
-    }
-    let started = Instant::now();
-    let all: Vec<Result<Vec<Hit>, db::Error>> =
-        stream::iter(queries).map(|q| search(&many, q)).buffer_unordered(args.concurrency).collect().await;
-    all.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let rate = queries.len() as f64 / started.elapsed().as_secs_f64();
+    let (hits_per_query, latencies) = search_all(&one, queries, None, Some(text_ef), 1).await?;
+    let rate = throughput(&many, queries, None, Some(text_ef), args.concurrency).await?;
     let ef = format!("{vector_ef} / {text_ef}");
     rows("all notes, defaults", &ef, "hnsw", queries, truth, &hits_per_query, &latencies, Some(rate));
     Ok(())
@@ -247,17 +229,25 @@ pub(crate) fn noisy(vector: &Vector, seed: u64, noise: f32) -> Vector {
 }
 
 /// Runs every query (`parallel` at a time), returning the hits per query
-/// and each query's latency.
+/// and each query's latency. With `text_ef`, free-text queries run at that
+/// `ef_search`, set for their one search as the server sets it.
 pub(crate) async fn search_all(
     pool: &PgPool,
     queries: &[Query],
     tag: Option<&str>,
+    text_ef: Option<u32>,
     parallel: usize,
 ) -> anyhow::Result<(Vec<Found>, Vec<Duration>)> {
     let results: Vec<Result<(Found, Duration), db::Error>> = stream::iter(queries)
         .map(|q| async move {
             let started = Instant::now();
-            let hits = db::search::by_embedding(pool, &q.vector, None, K, tag).await?;
+            let hits = match text_ef.filter(|_| q.near.is_none()) {
+                Some(ef) => {
+                    let mut conn = pool.acquire().await?;
+                    db::search::by_embedding_with_ef(&mut conn, ef, &q.vector, None, K, tag).await?
+                }
+                None => db::search::by_embedding(pool, &q.vector, None, K, tag).await?,
+            };
             Ok((found(&hits), started.elapsed()))
         })
         .buffered(parallel)
@@ -268,9 +258,15 @@ pub(crate) async fn search_all(
 }
 
 /// Searches per second with `concurrency` searches in flight.
-async fn throughput(pool: &PgPool, queries: &[Query], tag: Option<&str>, concurrency: usize) -> anyhow::Result<f64> {
+async fn throughput(
+    pool: &PgPool,
+    queries: &[Query],
+    tag: Option<&str>,
+    text_ef: Option<u32>,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
-    search_all(pool, queries, tag, concurrency).await?;
+    search_all(pool, queries, tag, text_ef, concurrency).await?;
     Ok(queries.len() as f64 / started.elapsed().as_secs_f64())
 }
 
