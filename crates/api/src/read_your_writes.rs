@@ -87,6 +87,12 @@ impl ReadYourWrites {
         self.0.arrived.notify_waiters();
     }
 
+    /// True when the request's cookie names another server's write, which
+    /// [`ReadYourWrites::caught_up`] may have to wait for.
+    pub fn names_others_write(&self, headers: &HeaderMap) -> bool {
+        cookie_write(headers).is_some_and(|writer| writer.origin != self.0.origin)
+    }
+
     /// Waits (up to [`WAIT`]) until the write the request's cookie names,
     /// if any, is known here; false when it is still unheard, so the
     /// request must skip the cache and read the primary.

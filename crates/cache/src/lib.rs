@@ -1,8 +1,10 @@
 //! The response cache: finished response bodies (opaque bytes) under keys
 //! the caller derives from its request and a [`Scope`], bounded by bytes
 //! with a TTL, invalidated by dependency [`Tag`]s, and coalescing identical
-//! concurrent work into one execution; and [`Documents`], the bounded
-//! store of persisted query texts.
+//! concurrent work into one execution; [`Requests`], the fingerprints of
+//! requests by their bytes as sent, so that a request sent again is keyed
+//! without parsing it; and [`Documents`], the bounded store of persisted
+//! query texts.
 //!
 //! This crate knows nothing of GraphQL or SQL: a key is a hash of bytes the
 //! caller chose, a tag is a hash of a name the caller chose, and a body is
@@ -20,6 +22,7 @@
 
 mod documents;
 mod key;
+mod requests;
 mod touched;
 
 use std::future::Future;
@@ -32,6 +35,7 @@ use moka::future::Cache;
 
 pub use documents::Documents;
 pub use key::{Fingerprint, Key, Scope, Tag};
+pub use requests::Requests;
 pub use touched::Touched;
 
 /// Invalidation buckets: the more, the fewer needless misses from two
@@ -41,6 +45,12 @@ const BUCKETS: usize = 1 << 16;
 /// Fixed bookkeeping charged to every entry on top of its body and tags,
 /// so that many tiny entries still count against the byte bound.
 const ENTRY_OVERHEAD_BYTES: usize = 96;
+
+/// Bytes of the cache's bound per remembered request ([`Requests`]): an
+/// entry there costs moka's bookkeeping for two 16-byte hashes, and a
+/// stored response rarely costs under 2 KiB, so requests enough for every
+/// stored response are remembered for a small share of the bound.
+const BYTES_PER_REMEMBERED_REQUEST: u64 = 4096;
 
 /// The cache's limits.
 #[derive(Debug, Clone, Copy)]
@@ -193,6 +203,8 @@ pub struct ResponseCache {
     ttl: Duration,
     epochs: Arc<Epochs>,
     counters: Arc<Counters>,
+    /// Fingerprints of requests by their bytes as sent.
+    requests: Requests,
 }
 
 impl ResponseCache {
@@ -224,7 +236,8 @@ impl ResponseCache {
             flushed: AtomicU64::new(0),
             available: AtomicBool::new(true),
         };
-        ResponseCache { entries, ttl: config.ttl, epochs: Arc::new(epochs), counters }
+        let requests = Requests::new((config.max_bytes / BYTES_PER_REMEMBERED_REQUEST).max(1));
+        ResponseCache { entries, ttl: config.ttl, epochs: Arc::new(epochs), counters, requests }
     }
 
     /// The entry to keep for `stored`, living the cache's TTL or its
@@ -232,6 +245,12 @@ impl ResponseCache {
     fn entry(&self, stored: Stored) -> Entry {
         let ttl = stored.max_age.map_or(self.ttl, |max_age| max_age.min(self.ttl));
         Entry { body: stored.body, tags: stored.tags.into(), began: stored.began, ttl }
+    }
+
+    /// The fingerprints of requests by their bytes as sent: look a request
+    /// up there before parsing it for its key.
+    pub fn requests(&self) -> &Requests {
+        &self.requests
     }
 
     /// The current epoch: take it before an execution reads anything.

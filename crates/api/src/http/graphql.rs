@@ -8,7 +8,9 @@
 //! Queries go through the response cache when it is enabled
 //! (docs/CACHE.md): a shared entry first, then the viewer's own, then one
 //! execution shared by identical concurrent requests. Every answer to an
-//! executed request says which in `x-cache: hit|miss|bypass`.
+//! executed request says which in `x-cache: hit|miss|bypass`. A request
+//! whose bytes were seen before is looked up without being parsed
+//! ([`cache::Requests`]).
 //!
 //! Apollo's automatic persisted queries: a request may send only
 //! `extensions.persistedQuery.sha256Hash` (a GET a CDN can cache); an
@@ -25,12 +27,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use cache::{Epoch, Key, Outcome, ResponseCache, Scope, Stored, Touched};
+use cache::{Epoch, Fingerprint, Key, Outcome, ResponseCache, Scope, Stored, Touched};
 use tracing::Instrument as _;
 
 use super::encode::{Encoded, encode, serialise};
-use super::params::{Rejection, body_params, get_params, into_request, list_items, persisted};
+use super::params::{Rejection, body_params, check_content_type, get_params, into_request, list_items, persisted};
 use super::{AppState, error_body};
+use crate::auth::Viewer;
 use crate::replica::ReadPrimary;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
@@ -116,10 +119,15 @@ fn selects_non_query(request: &mut Request) -> bool {
 /// `GET /graphql`.
 pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> HttpResponse {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
+    let sent = sent(&state, Method::Get, raw.as_deref().unwrap_or_default().as_bytes());
+    if let Some(answer) = answer_again(&state, &headers, media, sent).await {
+        return answer;
+    }
     let mut params = match get_params(raw.as_deref()) {
         Ok(params) => params,
         Err(rejection) => return reject(media, rejection),
     };
+    let sent = sent.filter(|_| params.extensions.is_none());
     if let Err(rejection) = persisted(&state, &mut params).await {
         return reject(media, rejection);
     }
@@ -127,7 +135,7 @@ pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQu
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),
     };
-    execute(&state, &headers, media, request, Method::Get).await
+    execute(&state, &headers, media, request, Method::Get, sent).await
 }
 
 /// `POST /graphql`.
@@ -137,10 +145,18 @@ pub(super) async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResponse {
     let Some(media) = negotiate(&headers) else { return not_acceptable() };
+    let sent = match &body {
+        Ok(bytes) if check_content_type(&headers).is_ok() => sent(&state, Method::Post, bytes),
+        _ => None,
+    };
+    if let Some(answer) = answer_again(&state, &headers, media, sent).await {
+        return answer;
+    }
     let mut params = match body_params(&headers, body) {
         Ok(params) => params,
         Err(rejection) => return reject(media, rejection),
     };
+    let sent = sent.filter(|_| params.extensions.is_none());
     if let Err(rejection) = persisted(&state, &mut params).await {
         return reject(media, rejection);
     }
@@ -148,7 +164,64 @@ pub(super) async fn post(
         Ok(request) => request,
         Err(rejection) => return reject(media, rejection),
     };
-    execute(&state, &headers, media, request, Method::Post).await
+    execute(&state, &headers, media, request, Method::Post, sent).await
+}
+
+/// The hash of a request's bytes as sent, by which [`cache::Requests`]
+/// remembers its fingerprint; `None` when the cache is off.
+fn sent(state: &AppState, method: Method, bytes: &[u8]) -> Option<Fingerprint> {
+    let method: &[u8] = match method {
+        Method::Get => b"GET",
+        Method::Post => b"POST",
+    };
+    state.cache.as_ref().map(|_| Fingerprint::of([method, bytes]))
+}
+
+/// Answers from the cache, without parsing it, a request whose bytes were
+/// seen before and found cacheable; `None` sends it down the full path:
+/// bytes never seen or forgotten, nothing fresh stored, credentials that
+/// do not verify (the full path answers 401), or a request that must read
+/// past the cache. Only requests that passed every check, with no
+/// persisted-query extension, are remembered, so skipping the parse skips
+/// no check: the limits depend only on the bytes and the configuration.
+async fn answer_again(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: MediaType,
+    sent: Option<Fingerprint>,
+) -> Option<HttpResponse> {
+    let cache = state.cache.as_ref()?;
+    let fingerprint = cache.requests().get(sent?)?;
+    if wants_no_cache(headers) || state.writes.names_others_write(headers) {
+        return None;
+    }
+    let viewer = state.auth.viewer(headers.get(header::AUTHORIZATION)).ok()?;
+    let (shared, private) = keys(fingerprint, viewer);
+    let body = match cached(cache, shared).await {
+        Some(body) => body,
+        None => cache.get(private).instrument(tracing::debug_span!("cache.lookup", cache.scope = "private")).await?,
+    };
+    Some(respond(media, &Encoded::ok(body), "hit"))
+}
+
+/// The keys of a request's response: shared by every viewer, and the
+/// viewer's own (anonymous is one viewer). The cache crate adds its
+/// format version.
+fn keys(fingerprint: Fingerprint, viewer: Viewer) -> (Key, Key) {
+    let mut identity = [0_u8; 9];
+    if let Some(user) = viewer.user {
+        identity[0] = 1;
+        identity[1..].copy_from_slice(&user.0.to_le_bytes());
+    }
+    (Key::new(fingerprint, Scope::Shared), Key::new(fingerprint, Scope::Private(&identity)))
+}
+
+/// The fresh shared response under `shared`, if any.
+async fn cached(cache: &ResponseCache, shared: Key) -> Option<Bytes> {
+    let lookup = tracing::debug_span!("cache.lookup", cache.scope = "shared", cache.hit = tracing::field::Empty);
+    let body = cache.get(shared).instrument(lookup.clone()).await;
+    lookup.record("cache.hit", body.is_some());
+    body
 }
 
 /// The HTTP method a request came with: GET runs queries only.
@@ -165,6 +238,7 @@ async fn execute(
     media: MediaType,
     request: Request,
     method: Method,
+    sent: Option<Fingerprint>,
 ) -> HttpResponse {
     let viewer = match state.auth.viewer(headers.get(header::AUTHORIZATION)) {
         Ok(viewer) => viewer,
@@ -203,16 +277,12 @@ async fn execute(
         // Mutations, subscriptions and documents that do not parse.
         return respond_executed(media, state.schema.execute_checked(request).await);
     };
-    // Key parts: the fingerprint (normalized document, operation name,
-    // canonical variables), then the scope: shared, or this viewer's own
-    // (anonymous is one viewer); the cache crate adds its format version.
-    let mut identity = [0_u8; 9];
-    if let Some(user) = viewer.user {
-        identity[0] = 1;
-        identity[1..].copy_from_slice(&user.0.to_le_bytes());
+    if let Some(sent) = sent {
+        cache.requests().insert(sent, fingerprint);
     }
-    let shared = Key::new(fingerprint, Scope::Shared);
-    let private = Key::new(fingerprint, Scope::Private(&identity));
+    // Key parts: the fingerprint (normalized document, operation name,
+    // canonical variables), then the scope.
+    let (shared, private) = keys(fingerprint, viewer);
     let run = |began: Epoch| run_cacheable(state, cache, shared, request, began);
     if behind || wants_no_cache(headers) {
         // Executed afresh, and the fresh answer replaces the stored one.
@@ -226,13 +296,9 @@ async fn execute(
             Err(encoded) => respond(media, &encoded, "bypass"),
         };
     }
-    let lookup = tracing::debug_span!("cache.lookup", cache.scope = "shared", cache.hit = tracing::field::Empty);
-    if let Some(body) = cache.get(shared).instrument(lookup.clone()).await {
-        lookup.record("cache.hit", true);
+    if let Some(body) = cached(cache, shared).await {
         return respond(media, &Encoded::ok(body), "hit");
     }
-    lookup.record("cache.hit", false);
-    drop(lookup);
     // On a miss this span holds the execution (or the wait for an
     // identical one).
     let lookup = tracing::debug_span!("cache.lookup", cache.scope = "private");

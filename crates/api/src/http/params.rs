@@ -184,7 +184,7 @@ pub(super) fn get_params(raw: Option<&str>) -> Result<Params, Rejection> {
 }
 
 /// POST bodies must be `application/json` in UTF-8.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
     let unsupported = || Rejection {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
         message: "send the request as `application/json`".into(),

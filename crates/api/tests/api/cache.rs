@@ -162,6 +162,50 @@ async fn errors_mutations_and_no_cache_requests_are_not_served_from_the_cache(
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn the_same_bytes_sent_again_are_answered_only_after_the_same_checks(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // A request whose bytes were seen before skips parsing (cache::Requests):
+    // it must still be authenticated, scoped to its viewer and refused when
+    // a limit refused it before.
+    let app = TestApp::spawn(options).await;
+    let id = app.create_note("user-1", "Secret", "body", "PRIVATE", &[]).await;
+    let body = json!({ "query": NOTE, "variables": { "id": id } }).to_string();
+    let send = |token: Option<&'static str>, body: String| {
+        let mut request = app.client.post(app.url("/graphql")).header("content-type", "application/json").body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status();
+            let x_cache = response.headers().get("x-cache").map(|v| v.to_str().unwrap().to_owned());
+            (status, x_cache.unwrap_or_default(), response.json::<Value>().await.expect("json body"))
+        }
+    };
+    let deep = format!("{{ {}id{} }}", "users { notes { author { ".repeat(4), " } } }".repeat(4));
+    let too_deep = json!({ "query": deep }).to_string();
+
+    let (_, author_first, _) = send(Some("user-1"), body.clone()).await;
+    let (_, author_again, author) = send(Some("user-1"), body.clone()).await;
+    let (other_status, other_cache, other) = send(Some("user-2"), body.clone()).await;
+    let (anonymous_status, _, anonymous) = send(None, body.clone()).await;
+    let (forged_status, forged_cache, forged) = send(Some("not-a-token"), body.clone()).await;
+    let (deep_first, _, _) = send(None, too_deep.clone()).await;
+    let (deep_again, _, deep_body) = send(None, too_deep).await;
+
+    assert_eq!((author_first.as_str(), author_again.as_str()), ("miss", "hit"));
+    assert_eq!(author["data"]["note"]["title"], "Secret");
+    assert_eq!((other_status, other_cache.as_str(), &other["data"]["note"]), (StatusCode::OK, "miss", &Value::Null));
+    assert_eq!((anonymous_status, &anonymous["data"]["note"]), (StatusCode::OK, &Value::Null));
+    assert_eq!((forged_status, forged_cache.as_str()), (StatusCode::UNAUTHORIZED, ""));
+    assert_eq!(forged["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!((deep_first, deep_again), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(deep_body["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX", "{deep_body}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn identical_concurrent_cold_requests_execute_once(_: PgPoolOptions, options: PgConnectOptions) {
     let app = Arc::new(TestApp::spawn_multi_threaded(options, &[]).await);
     for i in 0..5 {
