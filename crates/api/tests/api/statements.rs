@@ -226,3 +226,24 @@ async fn four_levels_of_tags_notes_and_authors_cost_five_statements(_: PgPoolOpt
     let query = "{ tags(first: 50) { notes(first: 10) { author { notes(first: 3) { id } } tags { name } } } }";
     assert_exact(options, query, 5).await;
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_loader_statement_is_planned_once_per_connection(_: PgPoolOptions, options: PgConnectOptions) {
+    // Left to choose, Postgres plans `= any($1)` afresh at every execution:
+    // a generic plan's estimate (ten keys) never beats a custom plan's (one).
+    let app = TestApp::spawn(options).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+
+    for id in 1..=20 {
+        db::users::fetch_by_ids(&mut *conn, &[db::UserId(id)]).await.unwrap();
+    }
+
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "select generic_plans, custom_plans from pg_prepared_statements \
+         where statement like '%from users where id = any($1)%'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!((generic, custom), (20, 0), "executions on the generic plan, and plans made for one execution");
+}
