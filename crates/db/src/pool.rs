@@ -73,9 +73,10 @@ impl Settings {
                 // connection. Left to choose (`auto`), Postgres planned the
                 // loaders' `= any($1)` and `unnest($1…)` statements afresh
                 // at every execution: a generic plan's estimate (ten keys)
-                // never beats a custom plan's (one key). That re-planning
-                // nearly doubled its CPU per statement under the published
-                // mix (docs/PERFORMANCE.md, "A fifth round"). Statements
+                // never beats a custom plan's (one key). Without that
+                // re-planning Postgres used 29% less CPU under the published
+                // mix with the response cache off (docs/PERFORMANCE.md,
+                // "A fifth round"). Statements
                 // whose best plan depends on their values plan for them:
                 // tagged searches (`crate::search`).
                 ("plan_cache_mode", "force_generic_plan".to_owned()),
