@@ -9,7 +9,7 @@
 //!
 //! Layout: [`pool`] (settings, connect, readiness), [`budget`] (statements
 //! under what is left of a request's deadline), [`users`], [`notes`],
-//! [`tags`], [`search`] (vector search), [`bench`] (the vector benchmark's
+//! [`pages`] (notes by author or tag, batched), [`tags`], [`search`] (vector search), [`bench`] (the vector benchmark's
 //! own statements), [`embeddings`] (column size, re-embedding), [`notify`] (write events over
 //! `NOTIFY`), [`replication`] (how far a read replica has replayed), [`bulk`] (replacing all data in one
 //! load, for the seeder) and [`embedded`] (the Postgres the server starts
@@ -26,6 +26,7 @@ pub mod embedded;
 pub mod embeddings;
 pub mod notes;
 pub mod notify;
+pub mod pages;
 pub mod replication;
 pub mod search;
 pub mod tags;

@@ -1,6 +1,6 @@
-//! Reads and writes of `notes`: by id, the filtered list, every author's or
-//! tag's page of notes in one lateral statement, their counts, and the
-//! create, update and delete writes.
+//! Reads and writes of `notes`: by id, the filtered list, and the create,
+//! update and delete writes. Pages of notes by author or tag are in
+//! [`crate::pages`].
 //!
 //! Visibility — a note is seen by everyone when public and by its author
 //! always — is part of every list and count statement here, so an invisible
@@ -13,7 +13,7 @@ use tracing::instrument;
 
 use crate::notify::{NoteWritten, WriteKind, Writer, note_written};
 use crate::users::UserRow;
-use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer, tags};
+use crate::{Error, MAX_ID, NoteId, Page, UserId, Viewer, tags};
 
 /// Expands to the column list of [`NoteRow`] for a `notes n` alias; a macro
 /// so that it can be spliced into `concat!`-built statements.
@@ -68,43 +68,6 @@ impl NoteRow {
     pub fn is_visible_to(&self, viewer: Viewer) -> bool {
         self.visibility == Visibility::Public || viewer == Some(self.author_id)
     }
-}
-
-/// A page of one parent's notes as seen by one viewer: the key of the
-/// batched per-parent loads ([`fetch_by_authors`], [`fetch_by_tags`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NotesOf<P> {
-    /// The author or tag whose notes are listed.
-    pub parent: P,
-    /// Who is looking.
-    pub viewer: Viewer,
-    /// Which page.
-    pub page: Page<NoteId>,
-}
-
-/// How many of one parent's notes one viewer may see: the key of the batched
-/// counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CountOf<P> {
-    /// The author or tag whose notes are counted.
-    pub parent: P,
-    /// Who is looking.
-    pub viewer: Viewer,
-}
-
-/// A note row tagged with the 1-based position of the key it answers.
-#[derive(Debug, sqlx::FromRow)]
-struct KeyedNote {
-    ord: i64,
-    #[sqlx(flatten)]
-    note: NoteRow,
-}
-
-/// A count tagged with the 1-based position of the key it answers.
-#[derive(Debug, sqlx::FromRow)]
-struct KeyedCount {
-    ord: i64,
-    count: i64,
 }
 
 /// A note and its author, read in one statement when a query asks for
@@ -230,116 +193,6 @@ fn list_query<'a>(
     q.push(" order by ").push(id_column).push(" desc limit ");
     q.push_bind(page.first);
     q
-}
-
-/// Runs a lateral page statement over `unnest`ed keys: `$1` parents, `$2`
-/// viewers, `$3` exclusive upper ids, `$4` limits; rows carry `k.ord`.
-async fn fetch_pages<'c, P: Copy + Into<i64>>(
-    db: impl PgExecutor<'c>,
-    statement: &'static str,
-    keys: &[NotesOf<P>],
-) -> Result<Vec<(usize, NoteRow)>, Error> {
-    let parents: Vec<i64> = keys.iter().map(|k| k.parent.into()).collect();
-    let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
-    let afters: Vec<i64> = keys.iter().map(|k| k.page.after.map_or(MAX_ID, |id| id.0)).collect();
-    let limits: Vec<i64> = keys.iter().map(|k| k.page.first).collect();
-    let rows: Vec<KeyedNote> =
-        sqlx::query_as(statement).bind(parents).bind(viewers).bind(afters).bind(limits).fetch_all(db).await?;
-    Ok(by_key(rows, |r| r.ord).map(|(i, r)| (i, r.note)).collect())
-}
-
-/// Runs a lateral count statement over `unnest`ed keys: `$1` parents, `$2`
-/// viewers; rows carry `k.ord` and `count`.
-async fn fetch_counts<'c, P: Copy + Into<i64>>(
-    db: impl PgExecutor<'c>,
-    statement: &'static str,
-    keys: &[CountOf<P>],
-) -> Result<Vec<(usize, i64)>, Error> {
-    let parents: Vec<i64> = keys.iter().map(|k| k.parent.into()).collect();
-    let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
-    let rows: Vec<KeyedCount> = sqlx::query_as(statement).bind(parents).bind(viewers).fetch_all(db).await?;
-    Ok(by_key(rows, |r| r.ord).map(|(i, r)| (i, r.count)).collect())
-}
-
-/// Pairs each keyed row with the index of its key in the caller's slice.
-fn by_key<T>(rows: Vec<T>, ord: impl Fn(&T) -> i64) -> impl Iterator<Item = (usize, T)> {
-    rows.into_iter().filter_map(move |row| {
-        let index = usize::try_from(ord(&row) - 1).ok()?;
-        Some((index, row))
-    })
-}
-
-/// For every key, that author's visible notes newest first, in one statement
-/// (`unnest` the keys, then a lateral index range scan per key).
-/// Returns `(index of the key, row)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn fetch_by_authors<'c>(
-    db: impl PgExecutor<'c>,
-    keys: &[NotesOf<UserId>],
-) -> Result<Vec<(usize, NoteRow)>, Error> {
-    const STATEMENT: &str = concat!(
-        "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
-             with ordinality as k(author_id, viewer_id, after_id, lim, ord) \
-         cross join lateral (select ",
-        note_columns!(),
-        " from notes n \
-             where n.author_id = k.author_id \
-               and (n.visibility = 'public' or n.author_id = k.viewer_id) \
-               and n.id < k.after_id \
-             order by n.id desc limit k.lim) n"
-    );
-    fetch_pages(db, STATEMENT, keys).await.map(crate::counted)
-}
-
-/// For every key, that tag's visible notes newest first, in one statement
-/// (a backward range scan of `note_tags (tag_id, note_id)` per key).
-/// Returns `(index of the key, row)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn fetch_by_tags<'c>(
-    db: impl PgExecutor<'c>,
-    keys: &[NotesOf<TagId>],
-) -> Result<Vec<(usize, NoteRow)>, Error> {
-    const STATEMENT: &str = concat!(
-        "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
-             with ordinality as k(tag_id, viewer_id, after_id, lim, ord) \
-         cross join lateral (select ",
-        note_columns!(),
-        " from note_tags nt join notes n on n.id = nt.note_id \
-             where nt.tag_id = k.tag_id \
-               and (n.visibility = 'public' or n.author_id = k.viewer_id) \
-               and nt.note_id < k.after_id \
-             order by nt.note_id desc limit k.lim) n"
-    );
-    fetch_pages(db, STATEMENT, keys).await.map(crate::counted)
-}
-
-/// For every key, how many of that author's notes the viewer may see.
-/// Returns `(index of the key, count)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn count_by_authors<'c>(
-    db: impl PgExecutor<'c>,
-    keys: &[CountOf<UserId>],
-) -> Result<Vec<(usize, i64)>, Error> {
-    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
-             with ordinality as k(author_id, viewer_id, ord) \
-         cross join lateral ( \
-             select count(*) as count from notes n \
-             where n.author_id = k.author_id \
-               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
-}
-
-/// For every key, how many of that tag's notes the viewer may see.
-/// Returns `(index of the key, count)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
-pub async fn count_by_tags<'c>(db: impl PgExecutor<'c>, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
-    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
-             with ordinality as k(tag_id, viewer_id, ord) \
-         cross join lateral ( \
-             select count(*) as count from note_tags nt join notes n on n.id = nt.note_id \
-             where nt.tag_id = k.tag_id \
-               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// A validated new note, ready to store.

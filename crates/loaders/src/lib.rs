@@ -22,14 +22,14 @@ mod tracker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use db::notes::{CountOf, NotesOf};
+use db::pages::{CountOf, NotesOf};
 use db::search::SimilarTo;
 use db::{NoteId, PgPool, TagId, UserId};
 
 pub use batch::{Batched, Loader};
 pub use paths::{
-    NoteById, NoteCountByAuthor, NoteCountByTag, NoteWithAuthorById, NotesByAuthor, NotesByTag, SimilarNotes,
-    TagsByNote, UserById,
+    NoteById, NoteCountByAuthor, NoteCountByTag, NoteWithAuthorById, NotesByAuthor, NotesByTag, NotesWithTagsByAuthor,
+    NotesWithTagsByTag, SimilarNotes, TagsByNote, UserById,
 };
 pub use tracker::{Tracked, budget};
 
@@ -68,6 +68,10 @@ pub struct Loaders {
     pub notes_by_author: Batched<NotesOf<UserId>, NotesByAuthor>,
     /// `Tag.notes`.
     pub notes_by_tag: Batched<NotesOf<TagId>, NotesByTag>,
+    /// `User.notes` when its notes' tags are asked for too.
+    pub notes_with_tags_by_author: Batched<NotesOf<UserId>, NotesWithTagsByAuthor>,
+    /// `Tag.notes` when its notes' tags are asked for too.
+    pub notes_with_tags_by_tag: Batched<NotesOf<TagId>, NotesWithTagsByTag>,
     /// `User.noteCount`.
     pub note_count_by_author: Batched<CountOf<UserId>, NoteCountByAuthor>,
     /// `Tag.noteCount`.
@@ -88,6 +92,12 @@ impl Loaders {
             tags_by_note: Batched::new(TagsByNote(pool.clone()), "tags_by_note", delay),
             notes_by_author: Batched::new(NotesByAuthor(pool.clone()), "notes_by_author", delay),
             notes_by_tag: Batched::new(NotesByTag(pool.clone()), "notes_by_tag", delay),
+            notes_with_tags_by_author: Batched::new(
+                NotesWithTagsByAuthor(pool.clone()),
+                "notes_with_tags_by_author",
+                delay,
+            ),
+            notes_with_tags_by_tag: Batched::new(NotesWithTagsByTag(pool.clone()), "notes_with_tags_by_tag", delay),
             note_count_by_author: Batched::new(NoteCountByAuthor(pool.clone()), "note_count_by_author", delay),
             note_count_by_tag: Batched::new(NoteCountByTag(pool.clone()), "note_count_by_tag", delay),
             similar_notes: Batched::new(SimilarNotes(pool.clone()), "similar_notes", delay),

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use db::notes::{CountOf, NoteRow, NoteWithAuthor, NotesOf};
+use db::notes::{NoteRow, NoteWithAuthor};
+use db::pages::{CountOf, NoteWithTags, NotesOf};
 use db::search::{Hit, SimilarTo};
 use db::tags::TagRow;
 use db::users::UserRow;
@@ -97,7 +98,7 @@ impl Loader<NotesOf<UserId>> for NotesByAuthor {
         keys: &[NotesOf<UserId>],
         budget: Option<db::Budget>,
     ) -> Result<HashMap<NotesOf<UserId>, Vec<NoteRow>>, db::Error> {
-        let rows = db::within(&self.0, budget, async |db| db::notes::fetch_by_authors(db, keys).await).await?;
+        let rows = db::within(&self.0, budget, async |db| db::pages::fetch_by_authors(db, keys).await).await?;
         Ok(group_by_key(keys, rows))
     }
 }
@@ -112,7 +113,40 @@ impl Loader<NotesOf<TagId>> for NotesByTag {
         keys: &[NotesOf<TagId>],
         budget: Option<db::Budget>,
     ) -> Result<HashMap<NotesOf<TagId>, Vec<NoteRow>>, db::Error> {
-        let rows = db::within(&self.0, budget, async |db| db::notes::fetch_by_tags(db, keys).await).await?;
+        let rows = db::within(&self.0, budget, async |db| db::pages::fetch_by_tags(db, keys).await).await?;
+        Ok(group_by_key(keys, rows))
+    }
+}
+
+/// A page of each author's visible notes with their tags; an empty page is
+/// absent.
+pub struct NotesWithTagsByAuthor(pub(crate) PgPool);
+
+impl Loader<NotesOf<UserId>> for NotesWithTagsByAuthor {
+    type Value = Vec<NoteWithTags>;
+    async fn load(
+        &self,
+        keys: &[NotesOf<UserId>],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<NotesOf<UserId>, Vec<NoteWithTags>>, db::Error> {
+        let rows =
+            db::within(&self.0, budget, async |db| db::pages::fetch_with_tags_by_authors(db, keys).await).await?;
+        Ok(group_by_key(keys, rows))
+    }
+}
+
+/// A page of each tag's visible notes with their tags; an empty page is
+/// absent.
+pub struct NotesWithTagsByTag(pub(crate) PgPool);
+
+impl Loader<NotesOf<TagId>> for NotesWithTagsByTag {
+    type Value = Vec<NoteWithTags>;
+    async fn load(
+        &self,
+        keys: &[NotesOf<TagId>],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<NotesOf<TagId>, Vec<NoteWithTags>>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::pages::fetch_with_tags_by_tags(db, keys).await).await?;
         Ok(group_by_key(keys, rows))
     }
 }
@@ -127,7 +161,7 @@ impl Loader<CountOf<UserId>> for NoteCountByAuthor {
         keys: &[CountOf<UserId>],
         budget: Option<db::Budget>,
     ) -> Result<HashMap<CountOf<UserId>, i64>, db::Error> {
-        let rows = db::within(&self.0, budget, async |db| db::notes::count_by_authors(db, keys).await).await?;
+        let rows = db::within(&self.0, budget, async |db| db::pages::count_by_authors(db, keys).await).await?;
         Ok(counts_by_key(keys, rows))
     }
 }
@@ -142,7 +176,7 @@ impl Loader<CountOf<TagId>> for NoteCountByTag {
         keys: &[CountOf<TagId>],
         budget: Option<db::Budget>,
     ) -> Result<HashMap<CountOf<TagId>, i64>, db::Error> {
-        let rows = db::within(&self.0, budget, async |db| db::notes::count_by_tags(db, keys).await).await?;
+        let rows = db::within(&self.0, budget, async |db| db::pages::count_by_tags(db, keys).await).await?;
         Ok(counts_by_key(keys, rows))
     }
 }

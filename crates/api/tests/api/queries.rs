@@ -81,6 +81,60 @@ async fn tags_list_and_lookup_with_their_notes(_: PgPoolOptions, options: PgConn
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn pages_of_notes_carry_the_same_tags_as_each_note_read_alone(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: user 1's newest notes are one with three tags given out of
+    // order, one without tags and one private; all carry a shared tag but
+    // the untagged one.
+    let app = TestApp::spawn(options).await;
+    let create = |title: &str, tags: &str, visibility: &str| {
+        format!(
+            "mutation {{ createNote(input: {{ title: \"{title}\", body: \"b\", visibility: {visibility}, tags: {tags} }}) {{ id }} }}"
+        )
+    };
+    for (title, tags, visibility) in [
+        ("three", r#"["zeta", "alpha", "paged"]"#, "PUBLIC"),
+        ("none", "[]", "PUBLIC"),
+        ("own", r#"["paged", "mine"]"#, "PRIVATE"),
+    ] {
+        app.data_as(Some("test-token"), &create(title, tags, visibility), json!({})).await;
+    }
+    let tags_of = |notes: &serde_json::Value| -> Vec<(String, Vec<String>)> {
+        let notes = notes.as_array().expect("a list of notes");
+        let names = |note: &serde_json::Value| {
+            note["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+        };
+        notes.iter().map(|note| (note["title"].as_str().unwrap().to_owned(), names(note))).collect()
+    };
+
+    // Act: the pages read their notes' tags in their own statement; the
+    // root list reads them through the tags' loader.
+    let by_user = app
+        .data_as(Some("test-token"), r#"{ user(id: "1") { notes(first: 5) { title tags { name } } } }"#, json!({}))
+        .await;
+    let by_tag =
+        app.data_as(Some("test-token"), r#"{ tag(name: "paged") { notes { title tags { name } } } }"#, json!({})).await;
+    let alone = app
+        .data_as(Some("test-token"), r#"{ notes(first: 5, authorId: "1") { title tags { name } } }"#, json!({}))
+        .await;
+    let anonymous = app.data(r#"{ tag(name: "paged") { notes { title tags { name } } } }"#).await;
+
+    // Assert
+    let expected = tags_of(&alone["notes"]);
+    let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        expected[..3],
+        [
+            ("own".to_owned(), strings(&["mine", "paged"])),
+            ("none".to_owned(), vec![]),
+            ("three".to_owned(), strings(&["alpha", "paged", "zeta"])),
+        ]
+    );
+    assert_eq!(tags_of(&by_user["user"]["notes"]), expected);
+    assert_eq!(tags_of(&by_tag["tag"]["notes"]), [expected[0].clone(), expected[2].clone()]);
+    assert_eq!(tags_of(&anonymous["tag"]["notes"]), [expected[2].clone()], "the private note is not paged over");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn first_above_the_cap_or_negative_is_bad_user_input(_: PgPoolOptions, options: PgConnectOptions) {
     let app = TestApp::spawn(options).await;
     for query in [

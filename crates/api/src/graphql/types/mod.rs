@@ -8,7 +8,8 @@ mod user;
 use std::hash::Hash;
 
 use async_graphql::{Context, ID};
-use db::notes::{CountOf, NoteRow, NotesOf};
+use db::notes::NoteRow;
+use db::pages::{CountOf, NoteWithTags, NotesOf};
 use loaders::{Batched, Loader};
 
 use crate::error::ApiError;
@@ -18,12 +19,15 @@ pub(crate) use note::{Note, SearchHit, Visibility};
 pub(crate) use tag::Tag;
 pub(crate) use user::User;
 
-/// A page of a parent's notes (`User.notes`, `Tag.notes`) through its loader.
-/// `tag` names the parent's notes for the response cache; the page may
-/// hold the viewer's own private notes, so it depends on the viewer.
-async fn notes_of<P, L>(
+/// A page of a parent's notes (`User.notes`, `Tag.notes`) through its
+/// loaders: `with_tags` when the query asks for the notes' tags too, so
+/// that they come in the page's own statement, else `plain`. `tag` names
+/// the parent's notes for the response cache; the page may hold the
+/// viewer's own private notes, so it depends on the viewer.
+async fn notes_of<P, L, T>(
     ctx: &Context<'_>,
-    loader: &Batched<NotesOf<P>, L>,
+    plain: &Batched<NotesOf<P>, L>,
+    with_tags: &Batched<NotesOf<P>, T>,
     parent: P,
     tag: impl FnOnce() -> String,
     first: Option<i32>,
@@ -32,12 +36,25 @@ async fn notes_of<P, L>(
 where
     P: Copy + Eq + Hash + Send + Sync + 'static,
     L: Loader<NotesOf<P>, Value = Vec<NoteRow>>,
+    T: Loader<NotesOf<P>, Value = Vec<NoteWithTags>>,
 {
     touch(ctx, tag);
     viewer_dependent(ctx);
     let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
-    let rows = loader.load_one(NotesOf { parent, viewer: viewer(ctx)?, page }).await?;
-    Ok(rows.unwrap_or_default().into_iter().map(Note::from).collect())
+    let key = NotesOf { parent, viewer: viewer(ctx)?, page };
+    Ok(if ctx.look_ahead().field("tags").exists() {
+        notes(with_tags.load_one(key).await?)
+    } else {
+        notes(plain.load_one(key).await?)
+    })
+}
+
+/// A loaded page as notes; an absent page is empty.
+fn notes<R>(rows: Option<Vec<R>>) -> Vec<Note>
+where
+    Note: From<R>,
+{
+    rows.unwrap_or_default().into_iter().map(Note::from).collect()
 }
 
 /// How many of a parent's notes the viewer may see (`User.noteCount`,

@@ -4,7 +4,9 @@
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use db::notes::{NoteRow, NoteWithAuthor};
+use db::pages::NoteWithTags;
 use db::search::{Hit, SimilarTo};
+use db::tags::TagRow;
 use db::users::UserRow;
 
 use super::{Tag, User};
@@ -45,11 +47,14 @@ pub(crate) struct Note {
     /// Its author, when it was read with the note (`note(id:)` asking for
     /// both), so that `author` needs no statement of its own.
     author: Option<UserRow>,
+    /// Its tags, when they were read with the note (a page of notes asking
+    /// for them), so that `tags` needs no statement of its own.
+    tags: Option<Vec<TagRow>>,
 }
 
 impl From<NoteRow> for Note {
     fn from(row: NoteRow) -> Self {
-        Note { row, author: None }
+        Note { row, author: None, tags: None }
     }
 }
 
@@ -67,7 +72,13 @@ impl Note {
 
 impl From<NoteWithAuthor> for Note {
     fn from(joined: NoteWithAuthor) -> Self {
-        Note { row: joined.note, author: Some(joined.author) }
+        Note { row: joined.note, author: Some(joined.author), tags: None }
+    }
+}
+
+impl From<NoteWithTags> for Note {
+    fn from(joined: NoteWithTags) -> Self {
+        Note { row: joined.note, author: None, tags: Some(joined.tags) }
     }
 }
 
@@ -102,6 +113,9 @@ impl Note {
 
     /// Tags sorted by name.
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        if let Some(tags) = &self.tags {
+            return Ok(tags.iter().cloned().map(Tag).collect());
+        }
         let rows = loaders(ctx)?.tags_by_note.load_one(self.row.id).await.map_err(ApiError::from)?;
         Ok(rows.unwrap_or_default().into_iter().map(Tag).collect())
     }

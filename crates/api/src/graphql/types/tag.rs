@@ -28,8 +28,9 @@ impl Tag {
         #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<Note>> {
-        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_tag, self.0.id, || tags::tag_notes(&self.0.name), first, after)
-            .await?)
+        let loaders = loaders(ctx)?;
+        let (plain, with_tags) = (&loaders.notes_by_tag, &loaders.notes_with_tags_by_tag);
+        Ok(notes_of(ctx, plain, with_tags, self.0.id, || tags::tag_notes(&self.0.name), first, after).await?)
     }
 
     async fn note_count(&self, ctx: &Context<'_>) -> Result<i32> {

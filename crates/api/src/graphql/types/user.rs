@@ -38,8 +38,9 @@ impl User {
         #[graphql(default_with = "Some(args::NOTES_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<Note>> {
-        Ok(notes_of(ctx, &loaders(ctx)?.notes_by_author, self.0.id, || tags::user_notes(self.0.id), first, after)
-            .await?)
+        let loaders = loaders(ctx)?;
+        let (plain, with_tags) = (&loaders.notes_by_author, &loaders.notes_with_tags_by_author);
+        Ok(notes_of(ctx, plain, with_tags, self.0.id, || tags::user_notes(self.0.id), first, after).await?)
     }
 
     /// How many of this user's notes the viewer may see.

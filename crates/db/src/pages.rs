@@ -1,0 +1,241 @@
+//! Pages of notes by parent, and their counts, for a whole batch of keys in
+//! one statement: `unnest` the keys, then one index range scan per key.
+//! `User.notes`, `Tag.notes` and their `noteCount`s load through these.
+//! A page can bring each note's tags in the same statement, for queries
+//! that ask for both.
+//!
+//! Visibility is part of every statement, so an invisible note is never
+//! paged over or counted. Keys carry the viewer, so one batch can serve
+//! many viewers.
+
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgExecutor, Row as _};
+use tracing::instrument;
+
+use crate::notes::{NoteRow, note_columns};
+use crate::tags::TagRow;
+use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer};
+
+/// A page of one parent's notes as seen by one viewer: the key of the
+/// batched per-parent loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NotesOf<P> {
+    /// The author or tag whose notes are listed.
+    pub parent: P,
+    /// Who is looking.
+    pub viewer: Viewer,
+    /// Which page.
+    pub page: Page<NoteId>,
+}
+
+/// How many of one parent's notes one viewer may see: the key of the batched
+/// counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountOf<P> {
+    /// The author or tag whose notes are counted.
+    pub parent: P,
+    /// Who is looking.
+    pub viewer: Viewer,
+}
+
+/// A note with its tags sorted by name, read in its page's statement when
+/// a query asks for both: `user { notes { tags { … } } }` then costs one
+/// round trip for the notes, not two.
+#[derive(Debug, Clone)]
+pub struct NoteWithTags {
+    /// The note.
+    pub note: NoteRow,
+    /// Its tags, sorted by name.
+    pub tags: Vec<TagRow>,
+}
+
+impl<'r> FromRow<'r, PgRow> for NoteWithTags {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let ids: Vec<i64> = row.try_get("tag_ids")?;
+        let names: Vec<String> = row.try_get("tag_names")?;
+        let tags = ids.into_iter().zip(names).map(|(id, name)| TagRow { id: TagId(id), name }).collect();
+        Ok(NoteWithTags { note: NoteRow::from_row(row)?, tags })
+    }
+}
+
+/// A row tagged with the 1-based position of the key it answers (`ord`).
+struct Keyed<R> {
+    ord: i64,
+    row: R,
+}
+
+impl<'r, R: FromRow<'r, PgRow>> FromRow<'r, PgRow> for Keyed<R> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Keyed { ord: row.try_get("ord")?, row: R::from_row(row)? })
+    }
+}
+
+/// A count (`count`), the row of the count statements.
+#[derive(sqlx::FromRow)]
+struct Count {
+    count: i64,
+}
+
+/// Expands to the page statement by author: `$1` authors, `$2` viewers,
+/// `$3` exclusive upper ids, `$4` limits; each row is `ord` and the note's
+/// columns, newest first within a key.
+macro_rules! pages_by_authors {
+    () => {
+        concat!(
+            "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
+                 with ordinality as k(author_id, viewer_id, after_id, lim, ord) \
+             cross join lateral (select ",
+            note_columns!(),
+            " from notes n \
+                 where n.author_id = k.author_id \
+                   and (n.visibility = 'public' or n.author_id = k.viewer_id) \
+                   and n.id < k.after_id \
+                 order by n.id desc limit k.lim) n"
+        )
+    };
+}
+
+/// Expands to the page statement by tag, parameters and rows as in
+/// `pages_by_authors!`: a backward range scan of `note_tags (tag_id,
+/// note_id)` per key.
+macro_rules! pages_by_tags {
+    () => {
+        concat!(
+            "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
+                 with ordinality as k(tag_id, viewer_id, after_id, lim, ord) \
+             cross join lateral (select ",
+            note_columns!(),
+            " from note_tags nt join notes n on n.id = nt.note_id \
+                 where nt.tag_id = k.tag_id \
+                   and (n.visibility = 'public' or n.author_id = k.viewer_id) \
+                   and nt.note_id < k.after_id \
+                 order by nt.note_id desc limit k.lim) n"
+        )
+    };
+}
+
+/// Expands to a page statement (`pages_by_authors!()` or
+/// `pages_by_tags!()`) whose notes carry their tags sorted by name
+/// (`tag_ids`, `tag_names`; empty for a note without tags). The tags of the
+/// whole batch are joined once: a lateral join per note made Postgres hash
+/// the `tags` table again for every note.
+macro_rules! with_tags {
+    ($page:ident) => {
+        concat!(
+            "with page as (",
+            $page!(),
+            ") select page.*, coalesce(g.ids, '{}') as tag_ids, coalesce(g.names, '{}') as tag_names \
+             from page left join ( \
+                 select nt.note_id, array_agg(t.id order by t.name) as ids, array_agg(t.name order by t.name) as names \
+                 from note_tags nt join tags t on t.id = nt.tag_id \
+                 where nt.note_id in (select id from page) \
+                 group by nt.note_id) g on g.note_id = page.id \
+             order by page.ord, page.id desc"
+        )
+    };
+}
+
+/// For every key, that author's visible notes newest first, in one statement.
+/// Returns `(index of the key, row)` pairs.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
+pub async fn fetch_by_authors<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[NotesOf<UserId>],
+) -> Result<Vec<(usize, NoteRow)>, Error> {
+    fetch_pages(db, pages_by_authors!(), keys).await.map(crate::counted)
+}
+
+/// [`fetch_by_authors`] with each note's tags, in the same statement.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_with_tags_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
+pub async fn fetch_with_tags_by_authors<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[NotesOf<UserId>],
+) -> Result<Vec<(usize, NoteWithTags)>, Error> {
+    fetch_pages(db, with_tags!(pages_by_authors), keys).await.map(crate::counted)
+}
+
+/// For every key, that tag's visible notes newest first, in one statement.
+/// Returns `(index of the key, row)` pairs.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
+pub async fn fetch_by_tags<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[NotesOf<TagId>],
+) -> Result<Vec<(usize, NoteRow)>, Error> {
+    fetch_pages(db, pages_by_tags!(), keys).await.map(crate::counted)
+}
+
+/// [`fetch_by_tags`] with each note's tags, in the same statement.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_with_tags_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
+pub async fn fetch_with_tags_by_tags<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[NotesOf<TagId>],
+) -> Result<Vec<(usize, NoteWithTags)>, Error> {
+    fetch_pages(db, with_tags!(pages_by_tags), keys).await.map(crate::counted)
+}
+
+/// For every key, how many of that author's notes the viewer may see.
+/// Returns `(index of the key, count)` pairs.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
+pub async fn count_by_authors<'c>(
+    db: impl PgExecutor<'c>,
+    keys: &[CountOf<UserId>],
+) -> Result<Vec<(usize, i64)>, Error> {
+    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
+             with ordinality as k(author_id, viewer_id, ord) \
+         cross join lateral ( \
+             select count(*) as count from notes n \
+             where n.author_id = k.author_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
+    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
+}
+
+/// For every key, how many of that tag's notes the viewer may see.
+/// Returns `(index of the key, count)` pairs.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
+pub async fn count_by_tags<'c>(db: impl PgExecutor<'c>, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
+    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
+             with ordinality as k(tag_id, viewer_id, ord) \
+         cross join lateral ( \
+             select count(*) as count from note_tags nt join notes n on n.id = nt.note_id \
+             where nt.tag_id = k.tag_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
+    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
+}
+
+/// Runs a page statement over `unnest`ed keys: `$1` parents, `$2` viewers,
+/// `$3` exclusive upper ids, `$4` limits; rows carry `ord`.
+async fn fetch_pages<'c, P, R>(
+    db: impl PgExecutor<'c>,
+    statement: &'static str,
+    keys: &[NotesOf<P>],
+) -> Result<Vec<(usize, R)>, Error>
+where
+    P: Copy + Into<i64>,
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let parents: Vec<i64> = keys.iter().map(|k| k.parent.into()).collect();
+    let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
+    let afters: Vec<i64> = keys.iter().map(|k| k.page.after.map_or(MAX_ID, |id| id.0)).collect();
+    let limits: Vec<i64> = keys.iter().map(|k| k.page.first).collect();
+    let rows: Vec<Keyed<R>> =
+        sqlx::query_as(statement).bind(parents).bind(viewers).bind(afters).bind(limits).fetch_all(db).await?;
+    Ok(by_key(rows))
+}
+
+/// Runs a lateral count statement over `unnest`ed keys: `$1` parents, `$2`
+/// viewers; rows carry `ord` and `count`.
+async fn fetch_counts<'c, P: Copy + Into<i64>>(
+    db: impl PgExecutor<'c>,
+    statement: &'static str,
+    keys: &[CountOf<P>],
+) -> Result<Vec<(usize, i64)>, Error> {
+    let parents: Vec<i64> = keys.iter().map(|k| k.parent.into()).collect();
+    let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
+    let rows: Vec<Keyed<Count>> = sqlx::query_as(statement).bind(parents).bind(viewers).fetch_all(db).await?;
+    Ok(by_key(rows).into_iter().map(|(index, count)| (index, count.count)).collect())
+}
+
+/// Pairs each keyed row with the index of its key in the caller's slice.
+fn by_key<R>(rows: Vec<Keyed<R>>) -> Vec<(usize, R)> {
+    rows.into_iter().filter_map(|keyed| Some((usize::try_from(keyed.ord - 1).ok()?, keyed.row))).collect()
+}
