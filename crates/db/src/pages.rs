@@ -1,12 +1,14 @@
 //! Pages of notes by parent, and their counts, for a whole batch of keys in
 //! one statement: `unnest` the keys, then one index range scan per key.
 //! `User.notes`, `Tag.notes` and their `noteCount`s load through these.
-//! A page can bring each note's tags in the same statement, for queries
-//! that ask for both.
+//! A page can bring each note's tags in the same statement, and a user can
+//! come with a page of their notes, for queries that ask for both.
 //!
 //! Visibility is part of every statement, so an invisible note is never
 //! paged over or counted. Keys carry the viewer, so one batch can serve
 //! many viewers.
+
+use std::collections::HashMap;
 
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgExecutor, Row as _};
@@ -14,6 +16,7 @@ use tracing::instrument;
 
 use crate::notes::{NoteRow, note_columns};
 use crate::tags::TagRow;
+use crate::users::UserRow;
 use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer};
 
 /// A page of one parent's notes as seen by one viewer: the key of the
@@ -58,6 +61,38 @@ impl<'r> FromRow<'r, PgRow> for NoteWithTags {
     }
 }
 
+/// A user and one page of their notes as one viewer sees them.
+#[derive(Debug, Clone)]
+pub struct UserWithNotes<R> {
+    /// The user.
+    pub user: UserRow,
+    /// The page, newest first; empty when no visible note is on it.
+    pub notes: Vec<R>,
+}
+
+/// A row of [`fetch_users_with_notes`]: the user, and one note of the
+/// page or none.
+struct UserAndNote<R> {
+    user: UserRow,
+    note: Option<R>,
+}
+
+impl<'r, R: FromRow<'r, PgRow>> FromRow<'r, PgRow> for UserAndNote<R> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let user = UserRow {
+            id: row.try_get("user_id")?,
+            name: row.try_get("user_name")?,
+            email: row.try_get("user_email")?,
+            created_at: row.try_get("user_created_at")?,
+        };
+        let note = match row.try_get::<Option<NoteId>, _>("id")? {
+            Some(_) => Some(R::from_row(row)?),
+            None => None,
+        };
+        Ok(UserAndNote { user, note })
+    }
+}
+
 /// A row tagged with the 1-based position of the key it answers (`ord`).
 struct Keyed<R> {
     ord: i64,
@@ -76,21 +111,56 @@ struct Count {
     count: i64,
 }
 
-/// Expands to the page statement by author: `$1` authors, `$2` viewers,
-/// `$3` exclusive upper ids, `$4` limits; each row is `ord` and the note's
-/// columns, newest first within a key.
-macro_rules! pages_by_authors {
+/// Expands to the keys of a batch, `unnest`ed as `k(<parent>, viewer_id,
+/// after_id, lim, ord)`: `$1` parents, `$2` viewers, `$3` exclusive upper
+/// ids, `$4` limits.
+macro_rules! page_keys {
+    ($parent:literal) => {
+        concat!(
+            "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) with ordinality as k(",
+            $parent,
+            ", viewer_id, after_id, lim, ord)"
+        )
+    };
+}
+
+/// Expands to one author's page for key `k`: an index range scan of
+/// `notes (author_id, id desc)`, newest first.
+macro_rules! author_page {
     () => {
         concat!(
-            "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
-                 with ordinality as k(author_id, viewer_id, after_id, lim, ord) \
-             cross join lateral (select ",
+            "select ",
             note_columns!(),
             " from notes n \
                  where n.author_id = k.author_id \
                    and (n.visibility = 'public' or n.author_id = k.viewer_id) \
                    and n.id < k.after_id \
-                 order by n.id desc limit k.lim) n"
+                 order by n.id desc limit k.lim"
+        )
+    };
+}
+
+/// Expands to the page statement by author: each row is `ord` and the
+/// note's columns, newest first within a key.
+macro_rules! pages_by_authors {
+    () => {
+        concat!("select k.ord, n.* from ", page_keys!("author_id"), " cross join lateral (", author_page!(), ") n")
+    };
+}
+
+/// Expands to the statement of users with a page of their notes: each row
+/// is `ord`, the user's columns (`user_…`) and a note's columns, null for
+/// a user with no note on the page (the `left join` keeps that user).
+macro_rules! users_with_pages {
+    () => {
+        concat!(
+            "select k.ord, u.id as user_id, u.name as user_name, u.email as user_email, \
+                 u.created_at as user_created_at, n.* \
+             from ",
+            page_keys!("author_id"),
+            " join users u on u.id = k.author_id left join lateral (",
+            author_page!(),
+            ") n on true"
         )
     };
 }
@@ -101,9 +171,9 @@ macro_rules! pages_by_authors {
 macro_rules! pages_by_tags {
     () => {
         concat!(
-            "select k.ord, n.* from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
-                 with ordinality as k(tag_id, viewer_id, after_id, lim, ord) \
-             cross join lateral (select ",
+            "select k.ord, n.* from ",
+            page_keys!("tag_id"),
+            " cross join lateral (select ",
             note_columns!(),
             " from note_tags nt join notes n on n.id = nt.note_id \
                  where nt.tag_id = k.tag_id \
@@ -114,8 +184,8 @@ macro_rules! pages_by_tags {
     };
 }
 
-/// Expands to a page statement (`pages_by_authors!()` or
-/// `pages_by_tags!()`) whose notes carry their tags sorted by name
+/// Expands to a page statement (`pages_by_authors!()`, `pages_by_tags!()`
+/// or `users_with_pages!()`) whose notes carry their tags sorted by name
 /// (`tag_ids`, `tag_names`; empty for a note without tags). The tags of the
 /// whole batch are joined once: a lateral join per note made Postgres hash
 /// the `tags` table again for every note.
@@ -133,6 +203,25 @@ macro_rules! with_tags {
              order by page.ord, page.id desc"
         )
     };
+}
+
+/// What each note of a page brings: the note alone ([`NoteRow`]) or with
+/// its tags ([`NoteWithTags`]); each has its statement.
+pub trait PageRow: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static {
+    /// The statement of [`fetch_users_with_notes`] for this row.
+    const USERS_WITH_NOTES: &'static str;
+    /// Its `db.operation`, for traces and metrics.
+    const USERS_WITH_NOTES_OPERATION: &'static str;
+}
+
+impl PageRow for NoteRow {
+    const USERS_WITH_NOTES: &'static str = users_with_pages!();
+    const USERS_WITH_NOTES_OPERATION: &'static str = "users.fetch_with_notes";
+}
+
+impl PageRow for NoteWithTags {
+    const USERS_WITH_NOTES: &'static str = with_tags!(users_with_pages);
+    const USERS_WITH_NOTES_OPERATION: &'static str = "users.fetch_with_tagged_notes";
 }
 
 /// For every key, that author's visible notes newest first, in one statement.
@@ -171,6 +260,24 @@ pub async fn fetch_with_tags_by_tags<'c>(
     keys: &[NotesOf<TagId>],
 ) -> Result<Vec<(usize, NoteWithTags)>, Error> {
     fetch_pages(db, with_tags!(pages_by_tags), keys).await.map(crate::counted)
+}
+
+/// For every key, that user with that page of their visible notes, in one
+/// statement: `user(id:) { notes { … } }` then costs one round trip, not
+/// two. `R` is what each note brings (its tags or not). Returns `(index of
+/// the key, user and page)` pairs; a user that does not exist is absent.
+#[instrument(level = "debug", skip_all, fields(db.operation = R::USERS_WITH_NOTES_OPERATION, db.rows = tracing::field::Empty, batch = keys.len()))]
+pub async fn fetch_users_with_notes<'c, R: PageRow>(
+    db: impl PgExecutor<'c>,
+    keys: &[NotesOf<UserId>],
+) -> Result<Vec<(usize, UserWithNotes<R>)>, Error> {
+    let rows: Vec<(usize, UserAndNote<R>)> = crate::counted(fetch_pages(db, R::USERS_WITH_NOTES, keys).await?);
+    let mut users: HashMap<usize, UserWithNotes<R>> = HashMap::with_capacity(keys.len());
+    for (index, row) in rows {
+        let entry = users.entry(index).or_insert_with(|| UserWithNotes { user: row.user, notes: Vec::new() });
+        entry.notes.extend(row.note);
+    }
+    Ok(users.into_iter().collect())
 }
 
 /// For every key, how many of that author's notes the viewer may see.

@@ -22,14 +22,17 @@ mod tracker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use db::pages::{CountOf, NotesOf};
+use std::marker::PhantomData;
+
+use db::notes::NoteRow;
+use db::pages::{CountOf, NoteWithTags, NotesOf};
 use db::search::SimilarTo;
 use db::{NoteId, PgPool, TagId, UserId};
 
 pub use batch::{Batched, Loader};
 pub use paths::{
     NoteById, NoteCountByAuthor, NoteCountByTag, NoteWithAuthorById, NotesByAuthor, NotesByTag, NotesWithTagsByAuthor,
-    NotesWithTagsByTag, SimilarNotes, TagsByNote, UserById,
+    NotesWithTagsByTag, SimilarNotes, TagsByNote, UserById, UserWithNotesById,
 };
 pub use tracker::{Tracked, budget};
 
@@ -58,6 +61,10 @@ impl std::error::Error for LoadError {}
 pub struct Loaders {
     /// `Note.author`, `me`, `user(id:)`.
     pub user_by_id: Batched<UserId, UserById>,
+    /// `user(id:)` when one page of its notes is asked for too.
+    pub user_with_notes_by_id: Batched<NotesOf<UserId>, UserWithNotesById<NoteRow>>,
+    /// `user(id:)` when one page of its notes and their tags are asked for too.
+    pub user_with_tagged_notes_by_id: Batched<NotesOf<UserId>, UserWithNotesById<NoteWithTags>>,
     /// `note(id:)`, note events.
     pub note_by_id: Batched<NoteId, NoteById>,
     /// `note(id:)` when its author is asked for too.
@@ -87,6 +94,16 @@ impl Loaders {
     pub fn new(pool: &PgPool, delay: Duration) -> Self {
         Self {
             user_by_id: Batched::new(UserById(pool.clone()), "user_by_id", delay),
+            user_with_notes_by_id: Batched::new(
+                UserWithNotesById(pool.clone(), PhantomData),
+                "user_with_notes_by_id",
+                delay,
+            ),
+            user_with_tagged_notes_by_id: Batched::new(
+                UserWithNotesById(pool.clone(), PhantomData),
+                "user_with_tagged_notes_by_id",
+                delay,
+            ),
             note_by_id: Batched::new(NoteById(pool.clone()), "note_by_id", delay),
             note_with_author_by_id: Batched::new(NoteWithAuthorById(pool.clone()), "note_with_author_by_id", delay),
             tags_by_note: Batched::new(TagsByNote(pool.clone()), "tags_by_note", delay),

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::marker::PhantomData;
 
 use db::notes::{NoteRow, NoteWithAuthor};
-use db::pages::{CountOf, NoteWithTags, NotesOf};
+use db::pages::{CountOf, NoteWithTags, NotesOf, PageRow, UserWithNotes};
 use db::search::{Hit, SimilarTo};
 use db::tags::TagRow;
 use db::users::UserRow;
@@ -40,6 +41,23 @@ impl Loader<UserId> for UserById {
     async fn load(&self, keys: &[UserId], budget: Option<db::Budget>) -> Result<HashMap<UserId, UserRow>, db::Error> {
         let rows = db::within(&self.0, budget, async |db| db::users::fetch_by_ids(db, keys).await).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+}
+
+/// Users by id, each with one page of their visible notes (`R`: the notes
+/// alone, or with their tags).
+pub struct UserWithNotesById<R>(pub(crate) PgPool, pub(crate) PhantomData<fn() -> R>);
+
+impl<R: PageRow + Clone + Sync> Loader<NotesOf<UserId>> for UserWithNotesById<R> {
+    type Value = UserWithNotes<R>;
+
+    async fn load(
+        &self,
+        keys: &[NotesOf<UserId>],
+        budget: Option<db::Budget>,
+    ) -> Result<HashMap<NotesOf<UserId>, UserWithNotes<R>>, db::Error> {
+        let rows = db::within(&self.0, budget, async |db| db::pages::fetch_users_with_notes(db, keys).await).await?;
+        Ok(rows.into_iter().filter_map(|(index, user)| Some((*keys.get(index)?, user))).collect())
     }
 }
 

@@ -2,10 +2,12 @@
 //! (one statement each); everything below them goes through loaders.
 
 use async_graphql::{Context, ID, Object, Result};
+use db::UserId;
 use db::notes::NoteFilter;
+use db::pages::NotesOf;
 
 use super::embedding::{embed_text, embedder, text_ef_search};
-use super::types::{Note, SearchHit, Tag, User};
+use super::types::{Note, SearchHit, Tag, User, one_notes_page};
 use super::{args, loaders, pool, touch, viewer, viewer_dependent};
 use crate::error::ApiError;
 use crate::response_cache::tags;
@@ -19,16 +21,11 @@ impl QueryRoot {
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         viewer_dependent(ctx);
         let Some(id) = viewer(ctx)? else { return Ok(None) };
-        touch(ctx, || tags::user(id));
-        let row = loaders(ctx)?.user_by_id.load_one(id).await.map_err(ApiError::from)?;
-        Ok(row.map(User))
+        Ok(user_by_id(ctx, id).await?)
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
-        let id = args::parse_id(&id, "user")?;
-        touch(ctx, || tags::user(id));
-        let row = loaders(ctx)?.user_by_id.load_one(id).await.map_err(ApiError::from)?;
-        Ok(row.map(User))
+        Ok(user_by_id(ctx, args::parse_id(&id, "user")?).await?)
     }
 
     async fn users(
@@ -42,7 +39,7 @@ impl QueryRoot {
         let rows = db::within(pool(ctx)?, loaders::budget(), async |db| db::users::list(db, page).await)
             .await
             .map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(User).collect())
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     async fn note(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Note>> {
@@ -182,4 +179,21 @@ fn query_vector(ctx: &Context<'_>, vector: Vec<f32>) -> Result<pgvector::Vector,
         return Err(ApiError::bad_input("`vector` must be finite and not all zeros"));
     }
     Ok(pgvector::Vector::from(vector))
+}
+
+/// A user by id (`me`, `user(id:)`). Asked for one page of its notes too,
+/// the user and that page come in one statement, with the notes' tags when
+/// they are asked for.
+async fn user_by_id(ctx: &Context<'_>, id: UserId) -> Result<Option<User>, ApiError> {
+    touch(ctx, || tags::user(id));
+    let loaders = loaders(ctx)?;
+    if let Some((page, with_tags)) = one_notes_page(ctx) {
+        let key = NotesOf { parent: id, viewer: viewer(ctx)?, page };
+        let user = match with_tags {
+            true => loaders.user_with_tagged_notes_by_id.load_one(key).await?.map(|u| User::with_notes(u, page)),
+            false => loaders.user_with_notes_by_id.load_one(key).await?.map(|u| User::with_notes(u, page)),
+        };
+        return Ok(user);
+    }
+    Ok(loaders.user_by_id.load_one(id).await?.map(User::from))
 }

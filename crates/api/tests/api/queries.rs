@@ -134,6 +134,46 @@ async fn pages_of_notes_carry_the_same_tags_as_each_note_read_alone(_: PgPoolOpt
     assert_eq!(tags_of(&anonymous["tag"]["notes"]), [expected[2].clone()], "the private note is not paged over");
 }
 
+/// A token, a user id, `notes` arguments, variables and the expected ids.
+type Case<'a> = (Option<&'a str>, &'a str, &'a str, serde_json::Value, &'a [&'a str]);
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_user_read_with_a_page_of_notes_has_the_page_read_apart(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: user k wrote notes k-1, k+29, …; every 7th note is private.
+    // One `notes` field is read with the user in one statement; two aliased
+    // ones are each read through the page loader.
+    let app = TestApp::spawn(options).await;
+    let cases: [Case; 5] = [
+        (None, "1", "first: 10", json!({}), &["300", "270", "240", "180", "150", "120", "90", "60", "30"]),
+        (Some("test-token"), "1", "first: $n", json!({ "n": 4 }), &["300", "270", "240", "210"]),
+        (None, "2", r#"first: 2, after: "271""#, json!({}), &["241", "211"]),
+        (None, "2", r#"after: "1""#, json!({}), &[]),
+        (None, "3", "", json!({}), &["272", "242", "212", "152", "122", "92", "62", "32", "2"]),
+    ];
+    for (token, user, arguments, variables, expected) in cases {
+        let operation = if arguments.contains("$n") { "query($n: Int)" } else { "query" };
+        let arguments = if arguments.is_empty() { String::new() } else { format!("({arguments})") };
+        let joined =
+            format!("{operation} {{ user(id: \"{user}\") {{ name notes{arguments} {{ id tags {{ name }} }} }} }}");
+        let apart = format!(
+            "{operation} {{ user(id: \"{user}\") {{ name a: notes{arguments} {{ id tags {{ name }} }} b: notes{arguments} {{ id }} }} }}"
+        );
+
+        // Act
+        let joined = app.data_as(token, &joined, variables.clone()).await;
+        let apart = app.data_as(token, &apart, variables).await;
+
+        // Assert
+        let read = &joined["user"];
+        assert_eq!(read["name"], format!("User {user}"));
+        assert_eq!(ids(&read["notes"]), expected, "{arguments} of user {user}");
+        assert_eq!(read["notes"], apart["user"]["a"], "{arguments} of user {user}");
+        assert_eq!(ids(&apart["user"]["b"]), expected);
+    }
+    let missing = app.data(r#"{ user(id: "999") { name notes { id } } }"#).await;
+    assert!(missing["user"].is_null(), "{missing}");
+}
+
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn first_above_the_cap_or_negative_is_bad_user_input(_: PgPoolOptions, options: PgConnectOptions) {
     let app = TestApp::spawn(options).await;

@@ -194,6 +194,12 @@ async fn a_note_with_its_author_costs_one_statement(_: PgPoolOptions, options: P
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_user_with_a_page_of_notes_and_their_tags_costs_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    // The user, its page of notes and their tags: the mix's userNotes.
+    assert_exact(options, r#"{ user(id: "2") { notes { id title tags { name } } } }"#, 1).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn fifty_notes_with_authors_and_tags_cost_two_statements(_: PgPoolOptions, options: PgConnectOptions) {
     // notes joined with their authors, tags by note.
     assert_exact(options, "{ notes(first: 50) { id title author { name } tags { name } } }", 2).await;

@@ -17,13 +17,12 @@ use crate::graphql::{args, touch, viewer, viewer_dependent};
 
 pub(crate) use note::{Note, SearchHit, Visibility};
 pub(crate) use tag::Tag;
-pub(crate) use user::User;
+pub(crate) use user::{User, one_notes_page};
 
 /// A page of a parent's notes (`User.notes`, `Tag.notes`) through its
 /// loaders: `with_tags` when the query asks for the notes' tags too, so
-/// that they come in the page's own statement, else `plain`. `tag` names
-/// the parent's notes for the response cache; the page may hold the
-/// viewer's own private notes, so it depends on the viewer.
+/// that they come in the page's own statement, else `plain`; `tag` as in
+/// [`page_read`].
 async fn notes_of<P, L, T>(
     ctx: &Context<'_>,
     plain: &Batched<NotesOf<P>, L>,
@@ -38,8 +37,7 @@ where
     L: Loader<NotesOf<P>, Value = Vec<NoteRow>>,
     T: Loader<NotesOf<P>, Value = Vec<NoteWithTags>>,
 {
-    touch(ctx, tag);
-    viewer_dependent(ctx);
+    page_read(ctx, tag);
     let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
     let key = NotesOf { parent, viewer: viewer(ctx)?, page };
     Ok(if ctx.look_ahead().field("tags").exists() {
@@ -47,6 +45,14 @@ where
     } else {
         notes(plain.load_one(key).await?)
     })
+}
+
+/// Records that the response read a page of a parent's notes: `tag` names
+/// them for the response cache, and the page depends on the viewer (it
+/// may hold the viewer's own private notes).
+fn page_read(ctx: &Context<'_>, tag: impl FnOnce() -> String) {
+    touch(ctx, tag);
+    viewer_dependent(ctx);
 }
 
 /// A loaded page as notes; an absent page is empty.

@@ -42,6 +42,7 @@ impl From<db::notes::Visibility> for Visibility {
 }
 
 /// A note, as stored.
+#[derive(Clone)]
 pub(crate) struct Note {
     row: NoteRow,
     /// Its author, when it was read with the note (`note(id:)` asking for
@@ -103,12 +104,12 @@ impl Note {
     async fn author(&self, ctx: &Context<'_>) -> Result<User> {
         touch(ctx, || tags::user(self.row.author_id));
         if let Some(author) = &self.author {
-            return Ok(User(author.clone()));
+            return Ok(User::from(author.clone()));
         }
         let row = loaders(ctx)?.user_by_id.load_one(self.row.author_id).await.map_err(ApiError::from)?;
         // The foreign key (with `on delete cascade`) makes a missing author
         // impossible unless the user was deleted mid-request.
-        Ok(User(row.ok_or_else(|| ApiError::NotFound("the note's author no longer exists".into()))?))
+        Ok(User::from(row.ok_or_else(|| ApiError::NotFound("the note's author no longer exists".into()))?))
     }
 
     /// Tags sorted by name.
