@@ -48,8 +48,8 @@ pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
 /// See [`DbConfig::db_min_connections`]: half the pool is open before the
 /// first request, so that a server put under full load at once (a new
 /// replica, a load test) does not open most of its connections (10–15 ms
-/// each here) in its first second; with 2, that second held 110–180
-/// requests over 10 ms at 1000/s, with 8 10–45 (docs/PERFORMANCE.md,
+/// each here) in its first second; with 2, that second held 120–180
+/// requests over 10 ms at 1000/s, with 8 10–77 (docs/PERFORMANCE.md,
 /// "Pool tuning"). Sizing Postgres goes by the maximum, not this.
 pub const DEFAULT_DB_MIN_CONNECTIONS: u32 = 8;
 /// See [`DbConfig::db_max_lifetime_secs`]: sqlx's default.
