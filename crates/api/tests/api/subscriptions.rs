@@ -81,16 +81,18 @@ async fn subscribers_get_only_the_events_they_may_see(_: PgPoolOptions, options:
     // Not for this subscriber: someone else's private note, and another tag.
     app.create_note("user-1", "Secret", "hidden", "PRIVATE", &["news"]).await;
     app.create_note("user-1", "Other", "elsewhere", "PUBLIC", &["sports"]).await;
-    // For it: a public note with the tag, then its deletion.
+    // For it: a public note with the tag, then its deletion. An event
+    // carries the note as it is when the event is resolved (the schema's
+    // "as it is now"), so the note is deleted only once its creation has
+    // been delivered: deleted before, it would rightly be null.
     let public = app.create_note("user-3", "Headline", "visible", "PUBLIC", &["news"]).await;
-    app.data_as(Some("user-3"), "mutation($id: ID!) { deleteNote(id: $id) }", json!({ "id": public })).await;
-
     let created = next_real_event(&mut ws).await;
     assert_eq!(
         created["payload"]["data"]["noteEvents"],
         json!({ "kind": "CREATED", "noteId": public, "note": { "title": "Headline" } }),
         "{created}"
     );
+    app.data_as(Some("user-3"), "mutation($id: ID!) { deleteNote(id: $id) }", json!({ "id": public })).await;
     let deleted = next_real_event(&mut ws).await;
     assert_eq!(deleted["payload"]["data"]["noteEvents"], json!({ "kind": "DELETED", "noteId": public, "note": null }));
 }
