@@ -195,6 +195,13 @@ impl TestApp {
         data["createNote"]["id"].as_str().expect("id").to_owned()
     }
 
+    /// How many times pg_stat_statements has evicted entries to make room
+    /// (cluster-wide): counts taken while it evicts are not sound.
+    pub(crate) async fn statement_evictions(&self) -> i64 {
+        sqlx::query("create extension if not exists pg_stat_statements").execute(&self.pool).await.expect("extension");
+        sqlx::query_scalar("select dealloc from pg_stat_statements_info").fetch_one(&self.pool).await.expect("dealloc")
+    }
+
     /// Calls per statement in this test's database so far, as counted by
     /// pg_stat_statements. Left out: the counting query itself, sqlx's
     /// `pg_catalog` lookups of custom types, which it makes once per new

@@ -149,6 +149,7 @@ impl Background {
 async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
     let _heavy = HEAVY.read().await;
     let app = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
+    let evictions = app.statement_evictions().await;
 
     // The background statements, learnt by running the mix alone; none may
     // be one the counted query runs, or the counts below would be unsound.
@@ -185,6 +186,9 @@ async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
         background.finish().await;
         loaded.check(&label("32 concurrent requests"), query, expected);
     }
+    // An entry evicted and made again between two readings loses its
+    // calls: raise pg_stat_statements.max (the embedded Postgres sets it).
+    assert_eq!(app.statement_evictions().await, evictions, "pg_stat_statements evicted entries during the counts");
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
