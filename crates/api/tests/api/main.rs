@@ -39,3 +39,4 @@ mod traces;
 mod trusted;
 mod vector_search;
 mod visibility;
+mod warm_up;
