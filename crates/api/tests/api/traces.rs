@@ -55,7 +55,16 @@ where
         .build();
     api::telemetry::install_propagator();
     let subscriber = tracing_subscriber::registry().with(other).with(api::telemetry::trace_layer(&provider, ratio));
-    (exporter, provider, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Whether a span callsite is enabled is cached process-wide, decided
+    // the first time any thread reaches it: a test running the same server
+    // code on another thread with no subscriber can cache "never" for the
+    // server's spans, and this test then misses them: the likely cause of
+    // its rare failures, each with no `graphql.execute` span while the
+    // statement tests ran their servers on threads of their own beside it.
+    // Asking every callsite again with this subscriber in place undoes that.
+    tracing::callsite::rebuild_interest_cache();
+    (exporter, provider, guard)
 }
 
 /// [`recorder_with`] alone.
