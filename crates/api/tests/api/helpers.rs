@@ -206,8 +206,8 @@ impl TestApp {
     /// pg_stat_statements. Left out: the counting query itself, sqlx's
     /// `pg_catalog` lookups of custom types, which it makes once per new
     /// connection (not per request) and caches, each new connection's
-    /// warm-up (its `lock_timeout`, then `explain (generic_plan)` of the
-    /// requests' statements, once when it opens), and the server's `LISTEN`/`UNLISTEN` on its
+    /// warm-up (`explain (generic_plan)` of the requests' statements, once
+    /// when it opens), and the server's `LISTEN`/`UNLISTEN` on its
     /// notification connection, which (re)connects on its own schedule.
     pub(crate) async fn statement_calls(&self) -> BTreeMap<String, i64> {
         sqlx::query("create extension if not exists pg_stat_statements").execute(&self.pool).await.expect("extension");
@@ -216,8 +216,7 @@ impl TestApp {
              where dbid = (select oid from pg_database where datname = current_database()) \
                and query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog.%' \
                and query not ilike 'listen %' and query not ilike 'unlisten %' \
-               and query not ilike 'explain (generic_plan) %' \
-               and query not ilike 'set local lock_timeout%'",
+               and query not ilike 'explain (generic_plan) %'",
         )
         .fetch_all(&self.pool)
         .await

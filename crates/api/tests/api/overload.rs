@@ -21,14 +21,11 @@ async fn lock_notes(pool: &PgPool) -> Transaction<'static, Postgres> {
 }
 
 /// Statements of ours still running in this database, the asking one and
-/// the lock holder (idle in its transaction) aside, and a new connection's
-/// warm-up (`db::pool`), which waits up to 100 ms for the held lock before
-/// it gives up and is no request's.
+/// the lock holder (idle in its transaction) aside.
 async fn running_statements(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar(
         "select query from pg_stat_activity \
-         where datname = current_database() and state = 'active' and pid <> pg_backend_pid() \
-           and query not like 'set local lock_timeout%'",
+         where datname = current_database() and state = 'active' and pid <> pg_backend_pid()",
     )
     .fetch_all(pool)
     .await
