@@ -123,20 +123,13 @@ impl Settings {
     }
 }
 
-/// `explain (generic_plan)` of every statement requests run, sent in one
-/// round trip. The statements of one message run as one transaction, so
-/// `set local` lasts for the warm-up only: planning waits for no lock
-/// longer than that (see [`warm_up`]).
+/// `explain (generic_plan)` of every fixed statement requests run, sent in
+/// one round trip.
 static WARM_UP: LazyLock<String> = LazyLock::new(|| {
     let fixed = [users::READS, pages::READS, tags::READS, search::READS].concat();
     let statements = fixed.into_iter().map(str::to_owned).chain(notes::reads());
-    let plans: String = statements.map(|statement| format!("explain (generic_plan) {statement};\n")).collect();
-    format!("set local lock_timeout = '{}ms';\n{plans}", WARM_UP_LOCK_TIMEOUT.as_millis())
+    statements.map(|statement| format!("explain (generic_plan) {statement};\n")).collect()
 });
-
-/// The longest the warm-up waits for a table's lock: planning needs only
-/// the weakest lock, which only DDL (a migration) holds off.
-const WARM_UP_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Plans every statement requests run on a new connection, discarding the
 /// plans. A new backend's first plan of a statement loads the catalog
@@ -147,10 +140,8 @@ const WARM_UP_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 /// requests (docs/PERFORMANCE.md, "Warm connections"). Planning them here,
 /// when the connection opens, moves that cost out of the requests. The
 /// prepared statements still plan once each on first use, now on warm
-/// caches. A failure (a database whose migrations have not run yet, or a
-/// table locked by DDL for longer than [`WARM_UP_LOCK_TIMEOUT`]) only
-/// leaves the connection cold, rather than holding up the request that
-/// opened it.
+/// caches. A failure (a database whose migrations have not run yet) only
+/// leaves the connection cold.
 async fn warm_up(conn: &mut sqlx::PgConnection) {
     // A string with no arguments goes as one simple-protocol message.
     if let Err(error) = conn.execute(WARM_UP.as_str()).await {

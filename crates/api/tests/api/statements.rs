@@ -23,11 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::helpers::{HEAVY, TestApp};
 
 /// Every counted run executes: the response cache would answer repeats.
-/// One idle connection instead of the default 8: each test starts 100
-/// fresh servers, and each would otherwise open and warm up (`db::pool`)
-/// 8 connections in the background beside the counted request, slowing
-/// the suite with no change to the counts.
-const SERVER_ARGS: &[&str] = &["--cache-enabled", "false", "--db-min-connections", "1"];
+const NO_CACHE: &[&str] = &["--cache-enabled", "false"];
 /// Runs of each counted query in each condition.
 const RUNS: usize = 50;
 /// Requests kept in flight beside the counted one.
@@ -152,7 +148,7 @@ impl Background {
 /// Checks `query` in every condition. `options` reach the test's database.
 async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
     let _heavy = HEAVY.read().await;
-    let app = TestApp::spawn_multi_threaded(options.clone(), SERVER_ARGS).await;
+    let app = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
     let evictions = app.statement_evictions().await;
 
     // The background statements, learnt by running the mix alone; none may
@@ -171,7 +167,7 @@ async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
 
         let mut cold = Tally::default();
         for _ in 0..RUNS {
-            let fresh = TestApp::spawn_multi_threaded(options.clone(), SERVER_ARGS).await;
+            let fresh = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
             cold.record(expected, count_one(&fresh, query, &ignore).await);
         }
         cold.check(&label("cold (first request of a fresh server)"), query, expected);
