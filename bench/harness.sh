@@ -3,8 +3,7 @@
 # for DURATION (60s) against one running server, k6 invoked as
 # `just load-test` invokes it, writing every sample to gzipped CSV, to
 # plain CSV and to nothing, each twice in mirrored order; or, with
-# VARIANTS="name:GOGC[:VAR=value,…] …", gzipped CSV under each GOGC given,
-# with the other Go settings given (GOMEMLIMIT, GOMAXPROCS).
+# VARIANTS="name:GOGC …", gzipped CSV under each GOGC given.
 #
 #   bench/harness.sh BASE_URL DATA_FILE OUTDIR
 #
@@ -43,10 +42,7 @@ print(f"{sys.argv[3]:10s} reqs {s['http_reqs']['count']:6d} p50 {d['med']:.2f} p
 PY
 }
 if [ -n "${VARIANTS:-}" ]; then
-  for v in $VARIANTS; do
-    IFS=: read -r name gogc extra <<<"$v"
-    (export GOGC="$gogc"; for kv in ${extra//,/ }; do export "${kv?}"; done; one "$name" --out "csv=$out/$name.csv.gz")
-  done
+  for v in $VARIANTS; do GOGC=${v#*:} one "${v%%:*}" --out "csv=$out/${v%%:*}.csv.gz"; done
   rm -f "$out"/*.csv.gz; exit 0
 fi
 one csvgz-a --out "csv=$out/a.csv.gz"
