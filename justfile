@@ -42,10 +42,6 @@ compare *args:
 cold-pool *args:
     bash bench/cold-pool.sh {{args}}
 
-# A fresh server's first requests, each the first of its statement on its connection (needs DATABASE_URL seeded): [binary …].
-first-requests *args:
-    bash bench/first-requests.sh {{args}}
-
 # k6 load test of a release build on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
 load-test *args:
     python3 scripts/load-test.py {{args}}

@@ -32,8 +32,6 @@ impl Database {
         };
         let pool = db::connect(&config.settings(url)).await.context("connecting to Postgres")?;
         db::MIGRATOR.run(&pool).await.context("applying migrations")?;
-        // The first requests find their connections open and warm.
-        db::open_minimum(&pool).await.context("opening the pool's connections")?;
         // Lazily: the server starts, reading the primary, while the replica
         // is down, and its watcher starts reading it once it answers.
         let read_pool = match &config.database_read_url {

@@ -36,7 +36,7 @@ pub mod vector_index;
 pub use budget::{Budget, within};
 pub use error::Error;
 pub use ids::{NoteId, Page, TagId, UserId, Viewer};
-pub use pool::{Settings, connect, is_ready, open_minimum};
+pub use pool::{Settings, connect, is_ready};
 pub use sqlx::{PgConnection, PgPool};
 
 /// The schema migrations, embedded at compile time and applied at start-up.

@@ -102,33 +102,13 @@ pub struct NoteFilter<'a> {
     pub tag: Option<&'a str>,
 }
 
-/// Notes by id: `$1` the ids.
-const BY_IDS: &str = concat!("select ", note_columns!(), " from notes n where n.id = any($1)");
-
-/// Notes by id with their authors: `$1` the ids.
-const WITH_AUTHORS_BY_IDS: &str = concat!(
-    "select ",
-    note_columns!(),
-    author_columns!(),
-    " from notes n join users u on u.id = n.author_id where n.id = any($1)"
-);
-
-/// The statements here that requests run, every shape of the filtered
-/// list included, planned on every new connection before its first
-/// request ([`crate::pool`]).
-pub(crate) fn reads() -> Vec<String> {
-    let page = Page { first: 1, after: None };
-    let filters = [(None, None), (Some(UserId(1)), None), (None, Some("")), (Some(UserId(1)), Some(""))];
-    let lists = ["", author_columns!()].into_iter().flat_map(|columns| {
-        filters.map(|(author, tag)| list_query(columns, None, NoteFilter { author, tag }, page).into_sql())
-    });
-    [BY_IDS, WITH_AUTHORS_BY_IDS].map(str::to_owned).into_iter().chain(lists).collect()
-}
-
 /// Notes with the given ids, visible or not (callers check visibility).
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
 pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result<Vec<NoteRow>, Error> {
-    let rows = sqlx::query_as(BY_IDS).bind(ids).fetch_all(db).await?;
+    let rows = sqlx::query_as(concat!("select ", note_columns!(), " from notes n where n.id = any($1)"))
+        .bind(ids)
+        .fetch_all(db)
+        .await?;
     Ok(crate::counted(rows))
 }
 
@@ -139,7 +119,15 @@ pub async fn fetch_with_authors_by_ids<'c>(
     db: impl PgExecutor<'c>,
     ids: &[NoteId],
 ) -> Result<Vec<NoteWithAuthor>, Error> {
-    let rows = sqlx::query_as(WITH_AUTHORS_BY_IDS).bind(ids).fetch_all(db).await?;
+    let rows = sqlx::query_as(concat!(
+        "select ",
+        note_columns!(),
+        author_columns!(),
+        " from notes n join users u on u.id = n.author_id where n.id = any($1)"
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
     Ok(crate::counted(rows))
 }
 

@@ -205,36 +205,6 @@ macro_rules! with_tags {
     };
 }
 
-/// How many of each author's notes the viewer may see: `$1` authors, `$2`
-/// viewers; rows carry `ord` and `count`.
-const COUNT_BY_AUTHORS: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
-         with ordinality as k(author_id, viewer_id, ord) \
-     cross join lateral ( \
-         select count(*) as count from notes n \
-         where n.author_id = k.author_id \
-           and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-
-/// How many of each tag's notes the viewer may see, as [`COUNT_BY_AUTHORS`].
-const COUNT_BY_TAGS: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
-         with ordinality as k(tag_id, viewer_id, ord) \
-     cross join lateral ( \
-         select count(*) as count from note_tags nt join notes n on n.id = nt.note_id \
-         where nt.tag_id = k.tag_id \
-           and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
-
-/// Every statement here, planned on every new connection before its first
-/// request ([`crate::pool`]).
-pub(crate) const READS: &[&str] = &[
-    pages_by_authors!(),
-    with_tags!(pages_by_authors),
-    pages_by_tags!(),
-    with_tags!(pages_by_tags),
-    users_with_pages!(),
-    with_tags!(users_with_pages),
-    COUNT_BY_AUTHORS,
-    COUNT_BY_TAGS,
-];
-
 /// What each note of a page brings: the note alone ([`NoteRow`]) or with
 /// its tags ([`NoteWithTags`]); each has its statement.
 pub trait PageRow: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static {
@@ -317,14 +287,26 @@ pub async fn count_by_authors<'c>(
     db: impl PgExecutor<'c>,
     keys: &[CountOf<UserId>],
 ) -> Result<Vec<(usize, i64)>, Error> {
-    fetch_counts(db, COUNT_BY_AUTHORS, keys).await.map(crate::counted)
+    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
+             with ordinality as k(author_id, viewer_id, ord) \
+         cross join lateral ( \
+             select count(*) as count from notes n \
+             where n.author_id = k.author_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
+    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// For every key, how many of that tag's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn count_by_tags<'c>(db: impl PgExecutor<'c>, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
-    fetch_counts(db, COUNT_BY_TAGS, keys).await.map(crate::counted)
+    const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
+             with ordinality as k(tag_id, viewer_id, ord) \
+         cross join lateral ( \
+             select count(*) as count from note_tags nt join notes n on n.id = nt.note_id \
+             where nt.tag_id = k.tag_id \
+               and (n.visibility = 'public' or n.author_id = k.viewer_id)) c";
+    fetch_counts(db, STATEMENT, keys).await.map(crate::counted)
 }
 
 /// Runs a page statement over `unnest`ed keys: `$1` parents, `$2` viewers,

@@ -1,15 +1,13 @@
 //! Connection settings and the pool: every connection gets the statement
 //! timeout and the vector-search settings at start-up, so no query has to
-//! set them, and plans the requests' statements once before its first
-//! request, so that no request pays for a new backend's cold caches.
+//! set them.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor as _, PgPool};
+use sqlx::{ConnectOptions, PgPool};
 
-use crate::{Error, MIGRATOR, notes, pages, search, tags, users};
+use crate::{Error, MIGRATOR};
 
 /// How often a running statement's backend checks that the server is still
 /// connected: the most an abandoned statement runs on.
@@ -114,38 +112,6 @@ impl Settings {
             .max_lifetime(self.max_lifetime)
             .acquire_timeout(self.acquire_timeout)
             .test_before_acquire(false)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    warm_up(conn).await;
-                    Ok(())
-                })
-            })
-    }
-}
-
-/// `explain (generic_plan)` of every fixed statement requests run, sent in
-/// one round trip.
-static WARM_UP: LazyLock<String> = LazyLock::new(|| {
-    let fixed = [users::READS, pages::READS, tags::READS, search::READS].concat();
-    let statements = fixed.into_iter().map(str::to_owned).chain(notes::reads());
-    statements.map(|statement| format!("explain (generic_plan) {statement};\n")).collect()
-});
-
-/// Plans every statement requests run on a new connection, discarding the
-/// plans. A new backend's first plan of a statement loads the catalog
-/// entries of its tables, indexes, types and operators into that
-/// backend's caches: on the load test's data that made the first
-/// `user { notes { tags } }` on a connection take 10 ms instead of 2, and
-/// a fresh server's first second under load held most of a run's slow
-/// requests (docs/PERFORMANCE.md, "Warm connections"). Planning them here,
-/// when the connection opens, moves that cost out of the requests. The
-/// prepared statements still plan once each on first use, now on warm
-/// caches. A failure (a database whose migrations have not run yet) only
-/// leaves the connection cold.
-async fn warm_up(conn: &mut sqlx::PgConnection) {
-    // A string with no arguments goes as one simple-protocol message.
-    if let Err(error) = conn.execute(WARM_UP.as_str()).await {
-        tracing::debug!(%error, "a new connection was not warmed up");
     }
 }
 
@@ -154,16 +120,6 @@ async fn warm_up(conn: &mut sqlx::PgConnection) {
 pub async fn connect(settings: &Settings) -> Result<PgPool, Error> {
     let pool = settings.pool_options().connect_with(settings.connect_options()?).await?;
     Ok(pool)
-}
-
-/// Opens the pool's minimum of connections now, each warmed up, instead of
-/// in the background after the first requests arrived: call it once the
-/// migrations are applied and before serving.
-pub async fn open_minimum(pool: &PgPool) -> Result<(), Error> {
-    let minimum = pool.options().get_min_connections();
-    let held = futures::future::try_join_all((0..minimum).map(|_| pool.acquire())).await?;
-    drop(held);
-    Ok(())
 }
 
 /// True when the database answers and every embedded migration is applied;

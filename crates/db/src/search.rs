@@ -177,25 +177,6 @@ const TAGGED_SEARCH: &str = concat!(
      order by score desc"
 );
 
-/// The nearest visible notes to each key's note: `$1` notes, `$2` viewers,
-/// `$3` limits; rows carry `ord` and a hit.
-const SIMILAR: &str = concat!(
-    "select k.ord, h.* from unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
-         with ordinality as k(note_id, viewer_id, lim, ord) \
-     join notes s on s.id = k.note_id \
-     cross join lateral ( \
-         select ",
-    note_columns!(),
-    ", (1 - (n.embedding <=> s.embedding))::float8 as score \
-         from notes n \
-         where n.id <> s.id and (n.visibility = 'public' or n.author_id = k.viewer_id) \
-         order by n.embedding <=> s.embedding limit k.lim) h"
-);
-
-/// Every search statement, planned on every new connection before its
-/// first request ([`crate::pool`]).
-pub(crate) const READS: &[&str] = &[UNTAGGED_SEARCH, TAGGED_SEARCH, SIMILAR];
-
 /// For every key, the visible notes nearest to that note, best first, in one
 /// statement: a lateral HNSW scan per key. Returns `(index of the key, hit)`
 /// pairs; a key whose note does not exist gets none.
@@ -204,6 +185,22 @@ pub async fn similar_to<'c>(db: impl PgExecutor<'c>, keys: &[SimilarTo]) -> Resu
     let notes: Vec<NoteId> = keys.iter().map(|k| k.note).collect();
     let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
     let limits: Vec<i64> = keys.iter().map(|k| k.first).collect();
-    let rows: Vec<KeyedHit> = sqlx::query_as(SIMILAR).bind(notes).bind(viewers).bind(limits).fetch_all(db).await?;
+    let rows: Vec<KeyedHit> = sqlx::query_as(concat!(
+        "select k.ord, h.* from unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
+             with ordinality as k(note_id, viewer_id, lim, ord) \
+         join notes s on s.id = k.note_id \
+         cross join lateral ( \
+             select ",
+        note_columns!(),
+        ", (1 - (n.embedding <=> s.embedding))::float8 as score \
+             from notes n \
+             where n.id <> s.id and (n.visibility = 'public' or n.author_id = k.viewer_id) \
+             order by n.embedding <=> s.embedding limit k.lim) h"
+    ))
+    .bind(notes)
+    .bind(viewers)
+    .bind(limits)
+    .fetch_all(db)
+    .await?;
     Ok(rows.into_iter().filter_map(|r| Some((usize::try_from(r.ord - 1).ok()?, r.hit))).collect())
 }

@@ -46,38 +46,27 @@ pub struct NoteTagRow {
     pub tag: TagRow,
 }
 
-/// The tags of notes: `$1` the note ids; sorted by note, then tag name.
-const BY_NOTE_IDS: &str = "select nt.note_id, t.id, t.name \
-     from note_tags nt join tags t on t.id = nt.tag_id \
-     where nt.note_id = any($1) \
-     order by nt.note_id, t.name";
-
-/// A tag by name: `$1` the name, `$2` the viewer.
-const BY_NAME: &str = concat!("select t.id, t.name from tags t where t.name = $1 and ", carried_by_visible_note!("$2"));
-
-/// A keyset page of tags: `$1` the id to start after (null: from the
-/// first), `$2` the page size, `$3` the viewer.
-const LIST: &str = concat!(
-    "select t.id, t.name from tags t where t.id > coalesce($1, 0) and ",
-    carried_by_visible_note!("$3"),
-    " order by t.id limit $2"
-);
-
-/// The statements here that requests run, planned on every new connection
-/// before its first request ([`crate::pool`]).
-pub(crate) const READS: &[&str] = &[BY_NOTE_IDS, BY_NAME, LIST];
-
 /// The tags of every given note, sorted by note and then by tag name.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_note_ids", db.rows = tracing::field::Empty, batch = note_ids.len()))]
 pub async fn fetch_by_note_ids<'c>(db: impl PgExecutor<'c>, note_ids: &[NoteId]) -> Result<Vec<NoteTagRow>, Error> {
-    let rows = sqlx::query_as(BY_NOTE_IDS).bind(note_ids).fetch_all(db).await?;
+    let rows = sqlx::query_as(
+        "select nt.note_id, t.id, t.name \
+         from note_tags nt join tags t on t.id = nt.tag_id \
+         where nt.note_id = any($1) \
+         order by nt.note_id, t.name",
+    )
+    .bind(note_ids)
+    .fetch_all(db)
+    .await?;
     Ok(crate::counted(rows))
 }
 
 /// The tag with this exact name, if a note the viewer may see carries it.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_name"))]
 pub async fn fetch_by_name<'c>(db: impl PgExecutor<'c>, viewer: Viewer, name: &str) -> Result<Option<TagRow>, Error> {
-    let row = sqlx::query_as(BY_NAME).bind(name).bind(viewer).fetch_optional(db).await?;
+    const STATEMENT: &str =
+        concat!("select t.id, t.name from tags t where t.name = $1 and ", carried_by_visible_note!("$2"));
+    let row = sqlx::query_as(STATEMENT).bind(name).bind(viewer).fetch_optional(db).await?;
     Ok(row)
 }
 
@@ -85,7 +74,12 @@ pub async fn fetch_by_name<'c>(db: impl PgExecutor<'c>, viewer: Viewer, name: &s
 /// a keyset page at a time.
 #[instrument(level = "debug", skip_all, fields(db.operation = "tags.list", db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list<'c>(db: impl PgExecutor<'c>, viewer: Viewer, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
-    let rows = sqlx::query_as(LIST).bind(page.after).bind(page.first).bind(viewer).fetch_all(db).await?;
+    const STATEMENT: &str = concat!(
+        "select t.id, t.name from tags t where t.id > coalesce($1, 0) and ",
+        carried_by_visible_note!("$3"),
+        " order by t.id limit $2"
+    );
+    let rows = sqlx::query_as(STATEMENT).bind(page.after).bind(page.first).bind(viewer).fetch_all(db).await?;
     Ok(crate::counted(rows))
 }
 

@@ -19,31 +19,29 @@ pub struct UserRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Users by id: `$1` the ids.
-const BY_IDS: &str = "select id, name, email, created_at from users where id = any($1)";
-
-/// A keyset page of users: `$1` the id to start after (null: from the
-/// first), `$2` the page size. Ids start at 1, so `coalesce(after, 0)`
-/// keeps this a range condition on the primary key instead of an `or` the
-/// planner cannot index.
-const LIST: &str = "select id, name, email, created_at from users \
-     where id > coalesce($1, 0) order by id limit $2";
-
-/// The statements here that requests run, planned on every new connection
-/// before its first request ([`crate::pool`]).
-pub(crate) const READS: &[&str] = &[BY_IDS, LIST];
-
 /// Users with the given ids, in no particular order; missing ids are absent.
 #[instrument(level = "debug", skip_all, fields(db.operation = "users.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
 pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[UserId]) -> Result<Vec<UserRow>, Error> {
-    let rows = sqlx::query_as(BY_IDS).bind(ids).fetch_all(db).await?;
+    let rows = sqlx::query_as("select id, name, email, created_at from users where id = any($1)")
+        .bind(ids)
+        .fetch_all(db)
+        .await?;
     Ok(crate::counted(rows))
 }
 
 /// Users oldest first (by id asc), a keyset page at a time.
 #[instrument(level = "debug", skip_all, fields(db.operation = "users.list", db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list<'c>(db: impl PgExecutor<'c>, page: Page<UserId>) -> Result<Vec<UserRow>, Error> {
-    let rows = sqlx::query_as(LIST).bind(page.after).bind(page.first).fetch_all(db).await?;
+    // Ids start at 1, so `coalesce(after, 0)` keeps this a range condition
+    // on the primary key instead of an `or` the planner cannot index.
+    let rows = sqlx::query_as(
+        "select id, name, email, created_at from users \
+         where id > coalesce($1, 0) order by id limit $2",
+    )
+    .bind(page.after)
+    .bind(page.first)
+    .fetch_all(db)
+    .await?;
     Ok(crate::counted(rows))
 }
 

@@ -205,18 +205,16 @@ impl TestApp {
     /// Calls per statement in this test's database so far, as counted by
     /// pg_stat_statements. Left out: the counting query itself, sqlx's
     /// `pg_catalog` lookups of custom types, which it makes once per new
-    /// connection (not per request) and caches, each new connection's
-    /// warm-up (`explain (generic_plan)` of the requests' statements, once
-    /// when it opens), and the server's `LISTEN`/`UNLISTEN` on its
-    /// notification connection, which (re)connects on its own schedule.
+    /// connection (not per request) and caches, and the server's
+    /// `LISTEN`/`UNLISTEN` on its notification connection, which (re)connects
+    /// on its own schedule.
     pub(crate) async fn statement_calls(&self) -> BTreeMap<String, i64> {
         sqlx::query("create extension if not exists pg_stat_statements").execute(&self.pool).await.expect("extension");
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "select query, calls from pg_stat_statements \
              where dbid = (select oid from pg_database where datname = current_database()) \
                and query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog.%' \
-               and query not ilike 'listen %' and query not ilike 'unlisten %' \
-               and query not ilike 'explain (generic_plan) %'",
+               and query not ilike 'listen %' and query not ilike 'unlisten %'",
         )
         .fetch_all(&self.pool)
         .await

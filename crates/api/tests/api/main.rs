@@ -39,4 +39,3 @@ mod traces;
 mod trusted;
 mod vector_search;
 mod visibility;
-mod warm_up;
