@@ -7,11 +7,13 @@
 #
 #   DATABASE_URL=… bench/cold-pool.sh [BINARY]
 #
+# BINARY defaults to target/production/notegraph (`cargo build --profile
+# production`, the profile the published figures use).
 # The database must hold the default data set (`notegraph seed`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?set DATABASE_URL to a database seeded with the default data set}"
-binary=${1:-target/release/notegraph}
+binary=${1:-target/production/notegraph}
 ROUNDS=${ROUNDS:-5}
 PORT=${PORT:-18083}
 BURST=16

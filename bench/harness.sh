@@ -11,15 +11,16 @@
 # `NOTEGRAPH_DATA_DIR=.notegraph/load notegraph embedded-postgres`, then
 # `DATABASE_URL=… notegraph serve`); DATA_FILE the data.json of an earlier
 # `just load-test` run on that data; SERVER_MATCH a pgrep pattern for the
-# server's CPU (default: "release/notegraph serve"). GOGC is set only in
-# the VARIANTS runs. Docs: docs/PERFORMANCE.md, "The harness's own cost".
+# server's CPU (default: "production/notegraph serve", the binary of
+# `cargo build --profile production`). GOGC is set only in the VARIANTS
+# runs. Docs: docs/PERFORMANCE.md, "The harness's own cost".
 set -euo pipefail
 base=$1; mkdir -p "$3"
 # Absolute: k6 resolves DATA_FILE against the script that opens it.
 data=$(realpath "$2"); out=$(realpath "$3")
 cd "$(dirname "$0")/.."
 k6=$(command -v k6 || echo .notegraph/k6/bin/k6)
-ticks() { local t=0 p; for p in $(pgrep -f "${SERVER_MATCH:-release/notegraph serve}"); do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+ticks() { local t=0 p; for p in $(pgrep -f "${SERVER_MATCH:-production/notegraph serve}"); do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 one() { # label, extra args...
   local label=$1; shift
   local t0 w0

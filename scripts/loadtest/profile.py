@@ -2,8 +2,8 @@
 the run's report as flamegraph.svg.
 
 perf samples the server's threads on CPU (the software clock, which works
-in VMs without hardware counters) with DWARF call graphs, since release
-builds keep no frame pointers; inferno (`cargo install inferno`, kept under
+in VMs without hardware counters) with DWARF call graphs, since the
+production build (like any release build) keeps no frame pointers; inferno (`cargo install inferno`, kept under
 `<data dir>/inferno`) folds the stacks and draws the SVG.
 """
 import shutil

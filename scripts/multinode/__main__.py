@@ -3,8 +3,9 @@
 Starts, on this machine: a primary Postgres and a streaming replica (from
 the embedded Postgres binaries, fresh clusters under
 `<cargo target dir>/multinode/`, seeded with cluster.DATA_SET), three
-release servers reading from the replica and writing to the primary, and
-haproxy in front of them. Then, for DURATION, k6 runs the multinode
+servers of the production build (`cargo build --profile production`)
+reading from the replica and writing to the primary, and haproxy in front
+of them. Then, for DURATION, k6 runs the multinode
 scenario through haproxy (the published mix at RATE requests/s plus writes
 read back as their writer), while the harness subscribes to SSE on every
 server, writes through each server in turn, probes cross-replica cache
@@ -153,7 +154,7 @@ def main():
     # Stop what we started on SIGTERM too, not only on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     k6 = stack.ensure_k6()
-    binary = stack.build_release()
+    binary = stack.build_production()
     started = datetime.datetime.now().astimezone()
     commit = loadreport.commit()
     run_dir = stack.target_dir() / "multinode" / f"{started:%Y%m%d-%H%M%S}"

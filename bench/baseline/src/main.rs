@@ -7,7 +7,9 @@
 //! Not a product: it recognises the queries by their text, and answers
 //! every other request with 400.
 //!
-//! Run: `DATABASE_URL=… cargo run --release -p baseline -- 127.0.0.1:8090`.
+//! Run: `DATABASE_URL=… cargo run --profile production -p baseline -- 127.0.0.1:8090`
+//! (the fat-LTO profile that bench/compare.sh builds it with, as the
+//! Notegraph binaries it is compared with are built).
 
 use axum::Router;
 use axum::body::Bytes;
