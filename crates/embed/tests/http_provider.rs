@@ -132,11 +132,13 @@ async fn a_429_is_retried_after_the_retry_after_it_names() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_budget_fails_at_once() {
+    // A budget of 10 s: failing at once (well within 3 s, even on a busy
+    // machine) is told apart from waiting it out.
     let (server, url) = serve(vec![Next::Status(429, Some("30"))]).await;
     let started = Instant::now();
-    let error = embedder(url, Duration::from_secs(2)).embed(&["rust"]).await.unwrap_err();
+    let error = embedder(url, Duration::from_secs(10)).embed(&["rust"]).await.unwrap_err();
     assert!(matches!(error, EmbedError::Provider(_)), "{error:?}");
-    assert!(started.elapsed() < Duration::from_secs(1), "waited {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(3), "waited {:?}", started.elapsed());
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 }
 
@@ -167,11 +169,14 @@ async fn a_client_error_is_not_retried() {
 
 #[tokio::test]
 async fn a_slow_provider_times_out_within_the_budget() {
-    let (_server, url) = serve(vec![Next::Sleep(Duration::from_secs(5)); 5]).await;
+    // A budget of 2 s over attempts that hang for 30 s: the call fails at
+    // 2 s, where a budget per attempt would take the four attempts at least
+    // 8 s; the bound of 5 s tells them apart with room for a busy machine.
+    let (_server, url) = serve(vec![Next::Sleep(Duration::from_secs(30)); 5]).await;
     let started = Instant::now();
-    let error = embedder(url, Duration::from_millis(400)).embed(&["slow"]).await.unwrap_err();
+    let error = embedder(url, Duration::from_secs(2)).embed(&["slow"]).await.unwrap_err();
     assert!(matches!(error, EmbedError::Provider(_)), "{error:?}");
-    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -185,10 +190,14 @@ async fn a_wrong_dimension_is_an_error_that_names_both() {
 async fn identical_concurrent_texts_are_embedded_once_and_then_cached() {
     let (server, url) = serve(vec![Next::Sleep(Duration::from_millis(200))]).await;
     let cached = Arc::new(CachedEmbedder::new(Arc::new(embedder(url, Duration::from_secs(5))), 100, 1 << 20));
-    let calls = (0..10).map(|_| {
-        let cached = cached.clone();
-        tokio::spawn(async move { cached.embed(&["same query"]).await.unwrap() })
-    });
+    // All ten spawned before the first is awaited (collected: a lazy map
+    // would spawn each only as the loop reached it, one after another).
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let cached = cached.clone();
+            tokio::spawn(async move { cached.embed(&["same query"]).await.unwrap() })
+        })
+        .collect();
     for call in calls {
         assert_eq!(call.await.unwrap(), vec![vector_of("same query", DIMENSION)]);
     }

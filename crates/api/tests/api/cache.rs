@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::RwLock;
 
-use crate::helpers::{HEAVY, TestApp};
+use crate::helpers::{TestApp, stress};
 
 const NO_CACHE: &[&str] = &["--cache-enabled", "false"];
 const NOTE: &str = "query($id: ID!) { note(id: $id) { id title visibility } }";
@@ -243,7 +243,6 @@ async fn identical_concurrent_cold_requests_execute_once(_: PgPoolOptions, optio
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn a_write_through_one_server_reaches_the_other_at_once(_: PgPoolOptions, options: PgConnectOptions) {
-    let _alone = HEAVY.write().await;
     let writer = TestApp::spawn(options.clone()).await;
     let reader = TestApp::spawn(options).await;
     let id = writer.create_note("user-1", "v0", "body", "PUBLIC", &["lag"]).await;
@@ -294,8 +293,11 @@ const QUERIES: &[&str] = &[
     r#"{ searchNotes(text: "alpha beta", first: 5) { note { id visibility } } }"#,
 ];
 const TAGS: &[&str] = &["alpha", "beta", "gamma", "delta", "eps"];
-/// Reads of the randomized run (each sent to both servers).
-const READS: usize = 10_000;
+/// Reads of the randomized run (each sent to both servers): 10,000 in the
+/// stress step (`just stress`), 2,000 in the default suite.
+fn reads() -> usize {
+    if stress() { 10_000 } else { 2_000 }
+}
 /// Viewers: anonymous plus this many users.
 const VIEWERS: i64 = 50;
 /// Readers in flight at once (writes wait for all of them).
@@ -303,7 +305,6 @@ const WORKERS: usize = 4;
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn randomized_reads_and_writes_match_a_server_without_cache(_: PgPoolOptions, options: PgConnectOptions) {
-    let _alone = HEAVY.write().await;
     let cached = Arc::new(TestApp::spawn(options.clone()).await);
     let uncached = Arc::new(TestApp::spawn_with_args(options, NO_CACHE).await);
     for i in 1..=VIEWERS {
@@ -343,7 +344,7 @@ async fn randomized_reads_and_writes_match_a_server_without_cache(_: PgPoolOptio
         workers.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(100 + worker as u64);
             let (mut hits, mut writes, mut differences) = (0, 0, Vec::new());
-            for step in 0..READS / WORKERS {
+            for step in 0..reads() / WORKERS {
                 if rng.random_bool(0.02) {
                     let _exclusive = gate.write().await;
                     write(&cached, &tokens, &notes, &mut rng).await;
@@ -383,13 +384,14 @@ async fn randomized_reads_and_writes_match_a_server_without_cache(_: PgPoolOptio
         differences.extend(d);
     }
     println!(
-        "randomized: {READS} steps over {} viewers, {writes} writes, {hits} hits, {} differences, {:?}",
+        "randomized: {} steps over {} viewers, {writes} writes, {hits} hits, {} differences, {:?}",
+        reads(),
         VIEWERS + 1,
         differences.len(),
         started.elapsed()
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
-    assert!(hits > READS / 10, "the cache answered only {hits} reads");
+    assert!(hits > reads() / 10, "the cache answered only {hits} reads");
 }
 
 /// One random write through the cached server: create, change visibility,

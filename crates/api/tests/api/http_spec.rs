@@ -152,8 +152,9 @@ async fn a_request_past_the_http_deadline_gets_a_json_timeout_error(_: PgPoolOpt
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
 
-    // Assert
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    // Assert: answered by the 1 s deadline (the bound leaves room for a
+    // saturated machine), not left waiting for the body.
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
     assert!(response.starts_with("HTTP/1.1 504"), "{response}");
     assert!(response.to_ascii_lowercase().contains("content-type: application/json"), "{response}");
     let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();

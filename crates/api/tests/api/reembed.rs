@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::process::Command;
 
-use crate::helpers::{TestApp, database_url};
+use crate::helpers::{ACQUIRE_TIMEOUT_MS, TestApp, database_url};
 
 /// The test provider's model, as the CLI is told it.
 const MODEL: &str = "one-hot-test";
@@ -54,6 +54,7 @@ async fn reembed(url: &str, provider: &str, extra: &[&str]) -> String {
         .args(["reembed", "--batch", "2"])
         .args(extra)
         .env("DATABASE_URL", url)
+        .env("NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", ACQUIRE_TIMEOUT_MS)
         .env("NOTEGRAPH_EMBED_URL", provider)
         .env("NOTEGRAPH_EMBED_MODEL", MODEL)
         .output()
@@ -106,7 +107,7 @@ async fn reembed_resumes_by_itself_invalidates_searches_and_then_has_nothing_to_
     assert_eq!(done, [written[0].0, written[1].0], "the first batch, in id order");
 
     // The cached search is dropped at once, and the new answer is the new vectors'.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     let after = loop {
         let (x_cache, hits) = search(&app).await;
         if x_cache == "miss" {

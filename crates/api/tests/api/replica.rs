@@ -44,7 +44,7 @@ async fn metric(app: &TestApp, family: &str) -> f64 {
     value(&body, family, &[]).unwrap_or(0.0)
 }
 
-/// Waits (up to 20 s) until `family` on `app` satisfies `done`.
+/// Waits (up to 60 s) until `family` on `app` satisfies `done`.
 async fn wait_for_metric(app: &TestApp, family: &str, done: impl Fn(f64) -> bool) {
     let started = Instant::now();
     loop {
@@ -52,7 +52,7 @@ async fn wait_for_metric(app: &TestApp, family: &str, done: impl Fn(f64) -> bool
         if done(seen) {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "{family} stayed at {seen}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{family} stayed at {seen}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -129,11 +129,14 @@ async fn queries_read_the_replica_and_every_viewer_reads_their_own_writes_on_any
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn a_replica_further_behind_than_the_lag_bound_is_not_read(_: PgPoolOptions, options: PgConnectOptions) {
+    // A lag bound the standby meets while it replays, however busy the
+    // machine: it replays the whole cluster's WAL, other tests' databases
+    // included, and must be proven caught up within the bound to be read.
     let (standby, control) = standby(&options).await;
     let app = TestApp::spawn_replicated(
         options,
         standby.url(),
-        &["--replica-max-lag-ms", "300", "--read-your-writes-ms", "1000"],
+        &["--replica-max-lag-ms", "3000", "--read-your-writes-ms", "6000"],
     )
     .await;
     wait_for_metric(&app, "notegraph_read_replica_ready", |ready| ready == 1.0).await;

@@ -4,43 +4,55 @@
 //! caller's `traceparent` sampled the request, and no line carries the
 //! bearer token.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::io::{BufReader, Lines};
+use tokio::process::{ChildStderr, Command};
 
-/// Runs `notegraph serve` with `format` logs and the request spans' debug
-/// lines on, sends three requests (two with an id of their own and a
-/// `traceparent`, one sampled and one not), stops the server and returns
-/// its stderr lines and the id the server made.
-async fn logged_requests(format: &str) -> (Vec<String>, String) {
-    let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
-    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_notegraph"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("NOTEGRAPH_LISTEN", address.to_string())
-        .env("NOTEGRAPH_LOG_FORMAT", format)
-        .env("RUST_LOG", "warn,tower_http=debug")
-        .env("NOTEGRAPH_STATIC_TOKENS", "secret-token-123=1")
-        .env_remove("NOTEGRAPH_JWT_SECRET")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start notegraph");
+use crate::helpers::{database_url, serve_process};
+
+/// Reads `lines` up to the one that says where the server listens (a text
+/// line, or the JSON `serving` event), keeping every line read in
+/// `logged`; returns the address.
+async fn listening_address(lines: &mut Lines<BufReader<ChildStderr>>, logged: &mut Vec<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            logged.push(line.clone());
+            if let Some((_, rest)) = line.split_once(" listening on http://") {
+                return rest.split_once(' ').unwrap().0.to_owned();
+            }
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if event["fields"]["message"] == "serving" {
+                return event["fields"]["address"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("notegraph exited before listening:\n{}", logged.join("\n"));
+    })
+    .await
+    .expect("listening within 60 s")
+}
+
+/// Runs `notegraph serve` on the test's database with `format` logs and
+/// the request spans' debug lines on, sends three requests (two with an id
+/// of their own and a `traceparent`, one sampled and one not), stops the
+/// server and returns its stderr lines and the id the server made.
+async fn logged_requests(options: &PgConnectOptions, format: &str) -> (Vec<String>, String) {
+    let url = database_url(options);
+    let (child, mut lines) = serve_process(&[
+        ("DATABASE_URL", &url),
+        ("NOTEGRAPH_LISTEN", "127.0.0.1:0"),
+        ("NOTEGRAPH_LOG_FORMAT", format),
+        // `api::console=info` for the JSON `serving` event (text logs say
+        // where the server listens whatever `RUST_LOG` says).
+        ("RUST_LOG", "warn,tower_http=debug,api::console=info"),
+        ("NOTEGRAPH_STATIC_TOKENS", "secret-token-123=1"),
+    ]);
+    let mut logged = Vec::new();
+    let address = listening_address(&mut lines, &mut logged).await;
     let client = reqwest::Client::new();
     let url = format!("http://{address}/graphql");
-    let mut ready = false;
-    for _ in 0..300 {
-        if client.get(format!("http://{address}/healthz")).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server did not start");
     let mine = client
         .post(&url)
         .header("x-request-id", "client-chosen-id-42")
@@ -65,17 +77,15 @@ async fn logged_requests(format: &str) -> (Vec<String>, String) {
     assert_eq!(made.len(), 36, "a UUID: {made}");
     let pid = child.id().unwrap().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut logged = Vec::new();
     while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(15), lines.next_line()).await {
         logged.push(line);
     }
     (logged, made)
 }
 
-async fn every_request_line_carries_its_id(format: &str) {
+async fn every_request_line_carries_its_id(options: &PgConnectOptions, format: &str) {
     // Act
-    let (lines, made) = logged_requests(format).await;
+    let (lines, made) = logged_requests(options, format).await;
 
     // Assert: each request's two lines (started, finished) name its id.
     let request_lines: Vec<&String> =
@@ -94,12 +104,12 @@ async fn every_request_line_carries_its_id(format: &str) {
     }
 }
 
-#[tokio::test]
-async fn text_logs_carry_the_request_id_and_never_the_token() {
-    every_request_line_carries_its_id("text").await;
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn text_logs_carry_the_request_id_and_never_the_token(_: PgPoolOptions, options: PgConnectOptions) {
+    every_request_line_carries_its_id(&options, "text").await;
 }
 
-#[tokio::test]
-async fn json_logs_carry_the_request_id_and_never_the_token() {
-    every_request_line_carries_its_id("json").await;
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn json_logs_carry_the_request_id_and_never_the_token(_: PgPoolOptions, options: PgConnectOptions) {
+    every_request_line_carries_its_id(&options, "json").await;
 }

@@ -11,6 +11,10 @@
 //! are before it relies on it. The background requests still go through
 //! the same executor, runtime and loader machinery (`note(id:)` is a
 //! loader), which is what used to split batches under contention.
+//!
+//! Each condition runs 50 times in the stress step (`just stress`) and 5
+//! times in the default suite, where the tests of this module run one at a
+//! time beside the others (.config/nextest.toml, group `exclusive`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command};
@@ -20,12 +24,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{HEAVY, TestApp};
+use crate::helpers::{TestApp, stress};
 
 /// Every counted run executes: the response cache would answer repeats.
 const NO_CACHE: &[&str] = &["--cache-enabled", "false"];
-/// Runs of each counted query in each condition.
-const RUNS: usize = 50;
+/// Runs of each counted query in each condition: 50 in the stress step
+/// (`just stress`), 5 in the default suite.
+fn runs() -> usize {
+    if stress() { 50 } else { 5 }
+}
 /// Requests kept in flight beside the counted one.
 const CONCURRENT: usize = 32;
 
@@ -147,7 +154,6 @@ impl Background {
 
 /// Checks `query` in every condition. `options` reach the test's database.
 async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
-    let _heavy = HEAVY.read().await;
     let app = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
     let evictions = app.statement_evictions().await;
 
@@ -166,21 +172,21 @@ async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
         let label = |condition: &str| format!("{condition}{}", if busy { ", cores saturated" } else { "" });
 
         let mut cold = Tally::default();
-        for _ in 0..RUNS {
+        for _ in 0..runs() {
             let fresh = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
             cold.record(expected, count_one(&fresh, query, &ignore).await);
         }
         cold.check(&label("cold (first request of a fresh server)"), query, expected);
 
         let mut warm = Tally::default();
-        for _ in 0..RUNS {
+        for _ in 0..runs() {
             warm.record(expected, count_one(&app, query, &ignore).await);
         }
         warm.check(&label("warm"), query, expected);
 
         let background = Background::start(&app);
         let mut loaded = Tally::default();
-        for _ in 0..RUNS {
+        for _ in 0..runs() {
             loaded.record(expected, count_one(&app, query, &ignore).await);
         }
         background.finish().await;

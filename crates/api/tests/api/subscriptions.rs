@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, wait_for_a_lock_waiter};
+use crate::sse::wait_for_open_subscriptions;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -37,7 +38,7 @@ async fn connect(app: &TestApp, token: &str) -> Socket {
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
     ws.send(Message::Text(init.to_string().into())).await.unwrap();
-    let ack = next_message(&mut ws, Duration::from_secs(5)).await.unwrap();
+    let ack = next_message(&mut ws, Duration::from_secs(15)).await.unwrap();
     assert_eq!(ack["type"], "connection_ack");
     ws
 }
@@ -50,11 +51,11 @@ async fn send_subscribe(ws: &mut Socket, id: &str, query: &str) {
 
 /// The subscription protocol has no acknowledgement for `subscribe`: writes
 /// probe notes (public, tag `news`, title "Probe") until the first event
-/// shows the subscription is live, and returns that event.
+/// shows the subscription is live (for up to 40 s), and returns that event.
 async fn wait_until_live(app: &TestApp, ws: &mut Socket) -> Value {
-    for _ in 0..20 {
+    for _ in 0..40 {
         app.create_note("user-1", "Probe", "probe", "PUBLIC", &["news"]).await;
-        if let Some(message) = next_message(ws, Duration::from_millis(500)).await {
+        if let Some(message) = next_message(ws, Duration::from_secs(1)).await {
             return message;
         }
     }
@@ -64,7 +65,7 @@ async fn wait_until_live(app: &TestApp, ws: &mut Socket) -> Value {
 /// The next event that is not a probe.
 async fn next_real_event(ws: &mut Socket) -> Value {
     loop {
-        let message = next_message(ws, Duration::from_secs(5)).await.expect("an event");
+        let message = next_message(ws, Duration::from_secs(15)).await.expect("an event");
         if message["payload"]["data"]["noteEvents"]["note"]["title"] != "Probe" {
             return message;
         }
@@ -103,7 +104,7 @@ async fn a_subscription_with_a_limit_completes_after_that_many_events(_: PgPoolO
     let mut ws = subscribe(&app, "user-2", "subscription { noteEvents(limit: 1) { kind } }").await;
     let first = wait_until_live(&app, &mut ws).await;
     assert_eq!(first["payload"]["data"]["noteEvents"]["kind"], "CREATED");
-    let complete = next_message(&mut ws, Duration::from_secs(5)).await.expect("complete");
+    let complete = next_message(&mut ws, Duration::from_secs(15)).await.expect("complete");
     assert_eq!(complete, json!({ "id": "1", "type": "complete" }));
 }
 
@@ -115,7 +116,7 @@ async fn a_bad_token_cannot_open_a_subscription(_: PgPoolOptions, options: PgCon
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let init = json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } });
     ws.send(Message::Text(init.to_string().into())).await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.unwrap();
     // No acknowledgement: the server closes the socket with the
     // protocol's 4403 (Forbidden) and says why.
     match reply {
@@ -125,24 +126,6 @@ async fn a_bad_token_cannot_open_a_subscription(_: PgPoolOptions, options: PgCon
         }
         other => panic!("expected a close frame, got {other:?}"),
     }
-}
-
-/// Waits until a statement in this test's database waits for a lock.
-async fn wait_for_a_lock_waiter(pool: &sqlx::PgPool) {
-    for _ in 0..500 {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity \
-             where datname = current_database() and wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("nothing ever waited for the lock");
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
@@ -224,20 +207,21 @@ async fn an_update_publishes_the_tags_and_visibility_it_left(_: PgPoolOptions, o
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn a_subscription_ends_unauthenticated_when_its_token_expires(_: PgPoolOptions, options: PgConnectOptions) {
-    // Arrange: a real JWT for user 2 that expires in two seconds.
+    // Arrange: a real JWT for user 2 that expires in two seconds (issued
+    // once the server is up, so that its start-up does not eat them).
+    let app = TestApp::spawn(options).await;
     let cli = <api::Cli as clap::Parser>::parse_from(["notegraph"]);
     let auth = api::auth::Authenticator::new(&cli.config.auth).unwrap();
     let token = auth.issue(db::UserId(2), Duration::from_secs(2)).unwrap();
-    let app = TestApp::spawn(options).await;
 
     // Act
     let mut ws = subscribe(&app, &token, "subscription { noteEvents { noteId } }").await;
-    let ended = next_message(&mut ws, Duration::from_secs(6)).await.expect("an error when the token expires");
+    let ended = next_message(&mut ws, Duration::from_secs(15)).await.expect("an error when the token expires");
 
     // Assert
     assert_eq!(ended["type"], "next", "{ended}");
     assert_eq!(ended["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{ended}");
-    let complete = next_message(&mut ws, Duration::from_secs(2)).await.expect("complete");
+    let complete = next_message(&mut ws, Duration::from_secs(10)).await.expect("complete");
     assert_eq!(complete, json!({ "id": "1", "type": "complete" }));
 }
 
@@ -246,10 +230,10 @@ async fn subscriptions_per_socket_are_capped(_: PgPoolOptions, options: PgConnec
     let app = TestApp::spawn_with_args(options, &["--max-subscriptions-per-connection", "1"]).await;
     let mut ws = connect(&app, "user-1").await;
     send_subscribe(&mut ws, "1", "subscription { noteEvents { noteId } }").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_open_subscriptions(&app, 1).await;
 
     send_subscribe(&mut ws, "2", "subscription { noteEvents { noteId } }").await;
-    let refused = next_message(&mut ws, Duration::from_secs(5)).await.expect("a refusal");
+    let refused = next_message(&mut ws, Duration::from_secs(15)).await.expect("a refusal");
 
     assert_eq!(refused["id"], "2", "{refused}");
     assert_eq!(refused["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED", "{refused}");
@@ -275,11 +259,11 @@ async fn socket_messages_obey_the_body_limit_and_queries_the_deadlines(_: PgPool
     // Act: a query that waits on the lock, then a message over the limit.
     let mut ws = connect(&app, "user-1").await;
     send_subscribe(&mut ws, "1", "{ notes { id } }").await;
-    let timed_out = next_message(&mut ws, Duration::from_secs(5)).await.expect("an answer within the deadlines");
-    let complete = next_message(&mut ws, Duration::from_secs(5)).await.expect("complete");
+    let timed_out = next_message(&mut ws, Duration::from_secs(15)).await.expect("an answer within the deadlines");
+    let complete = next_message(&mut ws, Duration::from_secs(15)).await.expect("complete");
     assert_eq!(complete, json!({ "id": "1", "type": "complete" }));
     send_subscribe(&mut ws, "2", &format!("{{ me {{ id }} }} # {}", "x".repeat(8192))).await;
-    let after_oversized = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+    let after_oversized = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.unwrap();
 
     // Assert
     assert_eq!(timed_out["payload"]["errors"][0]["extensions"]["code"], "TIMEOUT", "{timed_out}");

@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, database_url, serve_process, serving_address};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
@@ -57,12 +57,12 @@ where
     let subscriber = tracing_subscriber::registry().with(other).with(api::telemetry::trace_layer(&provider, ratio));
     let guard = tracing::subscriber::set_default(subscriber);
     // Whether a span callsite is enabled is cached process-wide, decided
-    // the first time any thread reaches it: a test running the same server
-    // code on another thread with no subscriber can cache "never" for the
-    // server's spans, and this test then misses them: the likely cause of
-    // its rare failures, each with no `graphql.execute` span while the
-    // statement tests ran their servers on threads of their own beside it.
-    // Asking every callsite again with this subscriber in place undoes that.
+    // the first time any thread reaches it: a callsite reached before this
+    // subscriber was in place caches "never", and its spans are then
+    // missed. Each test runs in a process of its own (nextest), so only what
+    // the test itself did first could do that (once, in a shared process,
+    // other tests' servers did); asking every callsite again with this
+    // subscriber in place rules it out, at the cost of one pass.
     tracing::callsite::rebuild_interest_cache();
     (exporter, provider, guard)
 }
@@ -128,10 +128,10 @@ async fn one_query_is_one_trace_from_the_request_down_to_its_statements(_: PgPoo
     assert!(root_list.is_some_and(|s| descends_from(&spans, s, execute)), "the root list's statement");
 }
 
-#[tokio::test]
-async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown() {
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: a collector that records what is posted to it, and the
-    // binary pointed at it.
+    // binary, on the test's database, pointed at it.
     let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<(String, usize)>::new()));
     let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}/v1/traces", collector.local_addr().unwrap());
@@ -145,35 +145,26 @@ async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown() {
         }),
     );
     tokio::spawn(async move { axum::serve(collector, routes).await });
-    let database_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
-    let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_notegraph"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("NOTEGRAPH_LISTEN", address.to_string())
-        .env("NOTEGRAPH_OTLP_ENDPOINT", &endpoint)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    let url = database_url(&options);
+    let (mut child, mut lines) = serve_process(&[
+        ("DATABASE_URL", &url),
+        ("NOTEGRAPH_LISTEN", "127.0.0.1:0"),
+        ("NOTEGRAPH_OTLP_ENDPOINT", &endpoint),
+    ]);
+    let address = serving_address(&mut lines).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/graphql"))
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
         .unwrap();
-    let client = reqwest::Client::new();
-    let mut answered = false;
-    for _ in 0..300 {
-        let response =
-            client.post(format!("http://{address}/graphql")).json(&json!({ "query": "{ __typename }" })).send().await;
-        if response.is_ok_and(|r| r.status() == 200) {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(answered, "the server did not start");
+    assert_eq!(response.status(), 200);
 
-    // Act: stop it; shutting down flushes the spans still buffered.
+    // Act: stop it; shutting down flushes the spans still buffered (well
+    // within 60 s: its grace for open requests is 10 s).
     let pid = child.id().unwrap().to_string();
     tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
 
     // Assert
     assert!(status.success());
@@ -187,10 +178,12 @@ async fn the_binary_exports_its_traces_over_otlp_http_by_shutdown() {
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn a_batch_serving_two_requests_links_to_both(_: PgPoolOptions, options: PgConnectOptions) {
-    // Arrange: every trace recorded; batches wait 300 ms after their last
-    // holder releases them, so two requests sent together share them.
+    // Arrange: every trace recorded; batches wait 2 s after their last
+    // holder releases them, so two requests sent together share them (the
+    // second need only reach the loader within 2 s of the first, however
+    // busy the machine).
     let (exporter, provider, _guard) = recorder(1.0);
-    let app = TestApp::spawn_with_args(options, &["--loader-delay-us", "300000"]).await;
+    let app = TestApp::spawn_with_args(options, &["--loader-delay-us", "2000000"]).await;
     let query = "query($id: ID!) { note(id: $id) { id title } }";
 
     // Act
