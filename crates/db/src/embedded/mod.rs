@@ -348,10 +348,11 @@ fn settings_text(port: u16, socket: &Path) -> String {
         "# Written by notegraph's embedded launcher on every start; edits here are lost.\n\
          listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{socket}'\n\
          # The tests count statements with pg_stat_statements. Every test database's\n\
-         # statements have entries of their own: at the default 5,000 a whole suite\n\
-         # filled the table, and entries evicted mid-test made counts wrong.\n\
+         # statements have entries of their own: a whole suite (a database per test)\n\
+         # makes about 33,000, and an entry evicted mid-test makes a count wrong.\n\
+         # Room for three times that.\n\
          shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n\
-         pg_stat_statements.max = 50000\n\
+         pg_stat_statements.max = 100000\n\
          max_connections = 200\n\
          # The default data set's notes and their HNSW index (171 + 209 MB) fit: at\n\
          # 256MB searches evicted index pages, and cost 23% more (docs/PERFORMANCE.md).\n\
