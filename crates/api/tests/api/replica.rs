@@ -4,15 +4,12 @@
 //! their own writes, on any server; a lagging replica is not read; and no
 //! stale answer read from it is cached.
 
-use std::time::{Duration, Instant};
-
 use db::embedded::Standby;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::{TestApp, data_dir, database_url};
-use crate::metrics::value;
 
 /// A standby of the test's database, and a connection to it that pauses
 /// and resumes its replay.
@@ -36,25 +33,6 @@ async fn pause_replay(standby: &PgPool) {
 
 async fn resume_replay(standby: &PgPool) {
     sqlx::query("select pg_wal_replay_resume()").execute(standby).await.unwrap();
-}
-
-/// A series of the server's `/metrics` (0 when absent).
-async fn metric(app: &TestApp, family: &str) -> f64 {
-    let (_, _, body) = app.metrics().await;
-    value(&body, family, &[]).unwrap_or(0.0)
-}
-
-/// Waits (up to 60 s) until `family` on `app` satisfies `done`.
-async fn wait_for_metric(app: &TestApp, family: &str, done: impl Fn(f64) -> bool) {
-    let started = Instant::now();
-    loop {
-        let seen = metric(app, family).await;
-        if done(seen) {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{family} stayed at {seen}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// `data` of `query` as `token`, executed afresh (`Cache-Control:
@@ -87,13 +65,13 @@ async fn queries_read_the_replica_and_every_viewer_reads_their_own_writes_on_any
     let writer = TestApp::spawn_replicated(options.clone(), standby.url(), &args).await;
     let other = TestApp::spawn_replicated(options, standby.url(), &args).await;
     for app in [&writer, &other] {
-        wait_for_metric(app, "notegraph_read_replica_ready", |ready| ready == 1.0).await;
+        app.wait_for_metric("notegraph_read_replica_ready", |ready| ready == 1.0).await;
     }
     pause_replay(&control).await;
 
     // Act: user 2 writes through one server while the replica stands still.
     let id = writer.create_note("user-2", "written while the replica is paused", "b", "PUBLIC", &[]).await;
-    wait_for_metric(&other, "notegraph_read_replica_writes_total", |writes| writes >= 1.0).await;
+    other.wait_for_metric("notegraph_read_replica_writes_total", |writes| writes >= 1.0).await;
 
     // Assert: the author sees the write on both servers, by id and in lists.
     for app in [&writer, &other] {
@@ -104,7 +82,7 @@ async fn queries_read_the_replica_and_every_viewer_reads_their_own_writes_on_any
     }
     // Other viewers read the replica, which does not have it yet; the
     // stale answer is not cached (asked twice, executed twice).
-    let read_replica = metric(&other, "notegraph_read_replica_queries_total").await;
+    let read_replica = other.metric("notegraph_read_replica_queries_total").await;
     for app in [&writer, &other] {
         assert!(fresh(app, "user-3", NOTE, json!({ "id": id })).await["note"].is_null());
         for _ in 0..2 {
@@ -113,17 +91,17 @@ async fn queries_read_the_replica_and_every_viewer_reads_their_own_writes_on_any
             assert_eq!(x_cache, "miss", "an answer read from a lagging replica was cached");
         }
     }
-    assert!(metric(&other, "notegraph_read_replica_queries_total").await >= read_replica + 3.0);
+    assert!(other.metric("notegraph_read_replica_queries_total").await >= read_replica + 3.0);
 
     // Once the replica has replayed, everyone reads the write there.
     resume_replay(&control).await;
     for app in [&writer, &other] {
-        wait_for_metric(app, "notegraph_read_replica_unreplayed_writes", |behind| behind == 0.0).await;
-        let read_replica = metric(app, "notegraph_read_replica_queries_total").await;
+        app.wait_for_metric("notegraph_read_replica_unreplayed_writes", |behind| behind == 0.0).await;
+        let read_replica = app.metric("notegraph_read_replica_queries_total").await;
         assert_eq!(first_id(&app.data(LATEST).await["notes"]), Some(id.as_str()));
         let mine = fresh(app, "user-2", MINE, json!({})).await;
         assert_eq!(first_id(&mine["me"]["notes"]), Some(id.as_str()));
-        assert_eq!(metric(app, "notegraph_read_replica_queries_total").await, read_replica + 2.0);
+        assert_eq!(app.metric("notegraph_read_replica_queries_total").await, read_replica + 2.0);
     }
 }
 
@@ -139,22 +117,22 @@ async fn a_replica_further_behind_than_the_lag_bound_is_not_read(_: PgPoolOption
         &["--replica-max-lag-ms", "3000", "--read-your-writes-ms", "6000"],
     )
     .await;
-    wait_for_metric(&app, "notegraph_read_replica_ready", |ready| ready == 1.0).await;
+    app.wait_for_metric("notegraph_read_replica_ready", |ready| ready == 1.0).await;
     pause_replay(&control).await;
 
     let id = app.create_note("user-2", "the replica lags", "b", "PUBLIC", &[]).await;
-    wait_for_metric(&app, "notegraph_read_replica_ready", |ready| ready == 0.0).await;
+    app.wait_for_metric("notegraph_read_replica_ready", |ready| ready == 0.0).await;
 
     // Past the bound every query reads the primary, so everyone sees it.
-    let kept = metric(&app, "notegraph_read_replica_primary_queries_total").await;
+    let kept = app.metric("notegraph_read_replica_primary_queries_total").await;
     assert_eq!(fresh(&app, "user-3", NOTE, json!({ "id": id })).await["note"]["id"], id.as_str());
     assert_eq!(first_id(&app.data(LATEST).await["notes"]), Some(id.as_str()));
-    assert_eq!(metric(&app, "notegraph_read_replica_primary_queries_total").await, kept + 2.0);
+    assert_eq!(app.metric("notegraph_read_replica_primary_queries_total").await, kept + 2.0);
 
     // Caught up again, it is read again.
     resume_replay(&control).await;
-    wait_for_metric(&app, "notegraph_read_replica_ready", |ready| ready == 1.0).await;
-    let read_replica = metric(&app, "notegraph_read_replica_queries_total").await;
+    app.wait_for_metric("notegraph_read_replica_ready", |ready| ready == 1.0).await;
+    let read_replica = app.metric("notegraph_read_replica_queries_total").await;
     assert_eq!(fresh(&app, "user-3", NOTE, json!({ "id": id })).await["note"]["id"], id.as_str());
-    assert_eq!(metric(&app, "notegraph_read_replica_queries_total").await, read_replica + 1.0);
+    assert_eq!(app.metric("notegraph_read_replica_queries_total").await, read_replica + 1.0);
 }

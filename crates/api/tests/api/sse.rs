@@ -12,8 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-use crate::helpers::{TestApp, data_dir, database_url, serve_process, serving_address, stress};
-use crate::metrics::value;
+use crate::helpers::{TestApp, data_dir, database_url, serve_process, serving_address, stress, wait_for_activity};
 
 /// One operation run by a real client library in node; its results come
 /// back one JSON line each: `{"next": …}`, then `{"complete": true}` or
@@ -158,45 +157,22 @@ async fn events_cross_server_processes_and_private_ones_reach_only_their_author(
     }
 }
 
-/// Waits (up to 30 s) until `count` subscriptions are open: the server's
+/// Waits until `count` subscriptions are open: the server's
 /// `notegraph_subscriptions_open` gauge. A subscription is counted as its
 /// resolver subscribes it to the event hub, with no await in between, so
 /// from then on it receives every event; a response's head arrives before
 /// that. The gauge is the process's: under nextest each test has a process
 /// of its own.
 pub(crate) async fn wait_for_open_subscriptions(app: &TestApp, count: u32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, _, body) = app.metrics().await;
-        let open = value(&body, "notegraph_subscriptions_open", &[]).unwrap_or(0.0);
-        if open == f64::from(count) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{open} subscriptions open after 30 s, expected {count}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_metric("notegraph_subscriptions_open", |open| open == f64::from(count)).await;
 }
 
-/// Waits (up to 30 s) until the server's `LISTEN` connection to the
-/// database behind `pool` is listening: notifications sent before then
-/// reach nobody. It is made at start-up, but the server starts without it
-/// when it takes more than a second, and retries in the background.
+/// Waits until the server's `LISTEN` connection to the database behind
+/// `pool` is listening: notifications sent before then reach nobody. It is
+/// made at start-up, but the server starts without it when it takes more
+/// than a second, and retries in the background.
 async fn wait_until_listening(pool: &sqlx::PgPool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let listening: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity \
-             where datname = current_database() and state = 'idle' and query ilike 'listen%'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if listening > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the server was not listening after 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_activity(pool, "state = 'idle' and query ilike 'listen%'", "the server's LISTEN connection").await;
 }
 
 /// Reads a raw SSE response body until `until` holds for what has come, or
