@@ -22,6 +22,7 @@ use crate::graphql::{
 use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Shared, Streams, router, serve};
 use crate::metrics::Metrics;
 use crate::notifications;
+use crate::pipeline::document::Persisted;
 use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
 
@@ -140,7 +141,7 @@ impl Application {
                 stopping: Stopping(stopping.subscribe()),
                 invalidation,
                 replica: replica.clone(),
-                trusted,
+                trusted: trusted.clone(),
                 hot_fields: match config.telemetry.metrics_enabled {
                     true => HotFields::new(&config.telemetry.metrics_hot_fields).map_err(anyhow::Error::msg)?,
                     false => None,
@@ -176,7 +177,7 @@ impl Application {
             auth,
             pool,
             cache,
-            documents,
+            persisted: Persisted::new(documents, trusted, metrics.clone()),
             metrics: metrics.clone(),
             streams,
             leaving: leaving.subscribe(),

@@ -18,7 +18,7 @@ use crate::config::AuthConfig;
 use crate::error::ApiError;
 
 /// The viewer of a request: `user` is `None` when anonymous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Viewer {
     /// The authenticated user, if any.
     pub user: Option<UserId>,

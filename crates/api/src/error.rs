@@ -5,6 +5,9 @@
 use std::borrow::Cow;
 
 use async_graphql::ErrorExtensions;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+use serde_json::{Value, json};
 
 /// An error as the client will see it.
 ///
@@ -125,6 +128,17 @@ impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         err.extend()
     }
+}
+
+/// The JSON error shape of every answer that is not an executed GraphQL
+/// response: `{"errors":[{"message":…,"extensions":{"code":…}}]}`.
+pub fn error_body(message: &str, code: &str) -> Value {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+/// An `application/json` response carrying one error.
+pub fn error_response(status: StatusCode, error: &ApiError) -> Response {
+    (status, axum::Json(error_body(error.message(), error.code()))).into_response()
 }
 
 #[cfg(test)]

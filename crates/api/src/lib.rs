@@ -7,9 +7,16 @@
 //! - [`cli`]: what each command does.
 //! - [`app`]: [`Application`], the server that `main` and the tests start.
 //! - [`database`]: the pool, and the embedded Postgres when no URL is set.
-//! - [`http`]: the router, its layers and the GraphQL-over-HTTP handler.
+//! - [`http`]: the router, its layers and routes: `/graphql` runs the
+//!   [`pipeline`], `/graphql/stream` and `/graphql/ws` stream.
+//! - [`pipeline`]: the request path of `/graphql`, stage by stage.
 //! - [`graphql`]: the schema, its types and resolvers.
-//! - [`response_cache`]: cache keys and dependency tags.
+//! - [`parsed`], [`source`]: small shared types (parsed documents and the
+//!   operation they select; where a request reads).
+//! - [`response_cache`]: cache fingerprints and dependency tags.
+//! - [`replica`], [`read_your_writes`]: reading a replica, and reading
+//!   past it (and the cache) after one's own writes.
+//! - [`reembed`]: re-embedding every note after a model change.
 //! - [`notifications`]: the `LISTEN` connection that feeds the cache's
 //!   invalidation and the subscriptions.
 //! - [`metrics`]: the Prometheus families behind `/metrics`.
@@ -26,11 +33,14 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod notifications;
+pub mod parsed;
+pub mod pipeline;
 pub mod read_your_writes;
 pub mod reembed;
 pub mod replica;
 pub mod response_cache;
 pub mod shutdown;
+pub mod source;
 pub mod telemetry;
 
 pub use app::Application;

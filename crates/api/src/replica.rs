@@ -37,7 +37,7 @@ use cache::{Epoch, ResponseCache, Touched};
 use tokio::sync::{Notify, watch};
 
 use crate::auth::Viewer;
-use crate::graphql::Source;
+use crate::source::Source;
 
 /// First wait between two looks at the replica's replay position; doubled
 /// up to [`REPLAY_POLL_MAX`] while it is behind.

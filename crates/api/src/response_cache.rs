@@ -154,7 +154,7 @@ pub fn fingerprint(request: &mut Request) -> Option<Fingerprint> {
     let operation_name = request.operation_name.clone();
     let variables = request.variables.clone();
     let document = request.parsed_query().ok()?;
-    let operation = crate::graphql::select_operation(document, operation_name.as_deref())?;
+    let operation = crate::parsed::select_operation(document, operation_name.as_deref())?;
     if operation.ty != OperationType::Query {
         return None;
     }

@@ -20,8 +20,8 @@ use async_graphql::{
     ErrorExtensionValues, OutputType, Positioned, Request, ServerError, SubscriptionType, Value, Variables,
 };
 
-use super::parsed::ParsedDocuments;
 use super::{MutationRoot, QueryRoot, SubscriptionRoot};
+use crate::parsed::ParsedDocuments;
 
 /// Items a list without a `first` argument is assumed to hold: `Note.tags`,
 /// the only such list, holds at most 10.

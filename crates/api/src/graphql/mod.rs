@@ -19,19 +19,21 @@ mod limits;
 mod mutation;
 mod observe;
 mod order;
-pub(crate) mod parsed;
 mod query;
 mod schema;
 mod subscription;
 mod trusted;
 mod types;
 
+pub use crate::source::Source;
 pub use caps::{ConnectionSubscriptions, SubscriptionCaps, SubscriptionLimits};
 pub use events::EventBus;
 pub use hot_fields::HotFields;
 pub use limits::OperationLimits;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+#[cfg(test)]
+pub(crate) use schema::offline;
 pub use schema::{AppSchema, BatchedSchema, SchemaDeps, SchemaSettings, build_schema, sdl};
 pub use subscription::{Stopping, SubscriptionRoot, TokenExpiry};
 pub use trusted::TrustedDocuments;
@@ -40,7 +42,6 @@ pub(crate) use trusted::sha256_hex;
 use std::sync::Arc;
 
 use async_graphql::Context;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use cache::Touched;
 use loaders::Loaders;
 
@@ -55,16 +56,6 @@ fn viewer(ctx: &Context<'_>) -> Result<Option<db::UserId>, ApiError> {
 /// The viewer id, or UNAUTHENTICATED for anonymous requests.
 fn signed_in(ctx: &Context<'_>) -> Result<db::UserId, ApiError> {
     viewer(ctx)?.ok_or_else(|| ApiError::Unauthenticated("sign in to do this".into()))
-}
-
-/// Where a request reads: a pool and the loaders over it. The primary's
-/// is schema data; a query that may read the read replica carries the
-/// replica's as request data, which takes precedence ([`crate::replica`]).
-pub struct Source {
-    /// For root fields and writes (per-item reads use the loaders).
-    pub pool: db::PgPool,
-    /// Shared by every request reading this pool.
-    pub loaders: Loaders,
 }
 
 /// The request's loaders.
@@ -98,23 +89,4 @@ fn viewer_dependent(ctx: &Context<'_>) {
 fn missing(what: &'static str) -> ApiError {
     tracing::error!(exception.type = "INTERNAL", data = what, "graphql context data missing");
     ApiError::Internal
-}
-
-/// The operation a request runs, picked exactly as async-graphql picks it:
-/// with a name, the operation of that name (an anonymous one has none);
-/// without, the only operation, named or not. The parser keeps a single
-/// *named* operation in `Multiple`, so "the only one" must look there too,
-/// or a named query sent without `operationName` would escape the GET
-/// refusal of mutations and the response cache.
-pub(crate) fn select_operation<'a>(
-    document: &'a ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'a OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(op), None) => Some(&op.node),
-        (DocumentOperations::Single(_), Some(_)) => None,
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| &op.node),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
 }

@@ -31,7 +31,7 @@ impl KeyOrder {
     pub(crate) fn of_request(request: &mut Request) -> Option<KeyOrder> {
         let name = request.operation_name.clone();
         let document = request.parsed_query().ok()?;
-        let operation = super::select_operation(document, name.as_deref())?;
+        let operation = crate::parsed::select_operation(document, name.as_deref())?;
         let mut order = KeyOrder::default();
         order.collect(&operation.selection_set, document, 0);
         Some(order)

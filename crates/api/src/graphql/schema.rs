@@ -169,13 +169,6 @@ impl BatchedSchema {
 }
 
 impl BatchedSchema {
-    /// Lets a query read the read replica when it may ([`crate::replica`]);
-    /// mutations and subscriptions read the primary.
-    /// The trusted documents, when only those may execute.
-    pub fn trusted(&self) -> Option<&TrustedDocuments> {
-        self.trusted.as_deref()
-    }
-
     /// Refuses a document that is not trusted (when only trusted ones may
     /// run), then one over any operation limit.
     fn admit(&self, request: &mut Request) -> Result<(), ServerError> {
@@ -194,6 +187,8 @@ impl BatchedSchema {
         db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout }
     }
 
+    /// Lets a query read the read replica when it may ([`crate::replica`]);
+    /// mutations and subscriptions read the primary.
     fn route(&self, request: &mut Request, kind: &str) {
         if let Some(replica) = &self.replica
             && kind == "query"
@@ -311,4 +306,37 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
 /// The schema's SDL, for `notegraph print-schema`; needs no database.
 pub fn sdl() -> String {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
+}
+
+/// A schema over a pool that never connects, for unit tests of what runs
+/// before any resolver (limits, routing of requests through the pipeline).
+#[cfg(test)]
+pub(crate) fn offline(limits: OperationLimits, timeout: Duration) -> BatchedSchema {
+    let pool = db::PgPool::connect_lazy("postgres://nobody@127.0.0.1:9/offline").expect("a lazy pool");
+    let deps = SchemaDeps {
+        loaders: Loaders::new(&pool, Duration::ZERO),
+        pool,
+        embedder: Arc::new(embed::HashEmbedder::new(embed::DEFAULT_DIMENSION)),
+        events: EventBus::new(16),
+        subscription_caps: SubscriptionCaps::new(super::SubscriptionLimits {
+            total: 1,
+            per_viewer: 1,
+            per_connection: 1,
+        }),
+        stopping: Stopping(tokio::sync::watch::channel(false).1),
+        invalidation: Invalidation::new(None, None, Duration::from_secs(1)),
+        replica: None,
+        trusted: None,
+        hot_fields: None,
+    };
+    let settings = SchemaSettings {
+        limits,
+        parsed_documents_bytes: 1 << 20,
+        timeout,
+        db_timeout: timeout,
+        text_ef_search: None,
+        introspection: true,
+        suggestions: true,
+    };
+    build_schema(deps, settings)
 }

@@ -1,12 +1,10 @@
 //! The axum router: routes, the shared [`AppState`] and the tower layers
 //! around them.
 
-mod encode;
 mod graphiql;
 mod graphql;
 mod health;
 mod metrics;
-mod params;
 mod serve;
 mod sse;
 mod ws;
@@ -17,17 +15,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderValue;
 use axum::http::header::CONTENT_LENGTH;
-use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use serde_json::{Value, json};
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
-use tower::load_shed::error::Overloaded;
 use tower::timeout::TimeoutLayer;
 use tower::timeout::error::Elapsed;
 use tower::util::option_layer;
@@ -42,8 +34,9 @@ pub use serve::{ConnectionLimits, serve};
 pub use sse::Reservations;
 
 use crate::auth::Authenticator;
-use crate::error::ApiError;
+use crate::error::{ApiError, error_response};
 use crate::graphql::{BatchedSchema, Stopping};
+use crate::pipeline::document::Persisted;
 
 /// Everything a handler needs, behind one `Arc`: axum clones the state for
 /// every request (the handler service, then the `State` extractor), and a
@@ -78,8 +71,8 @@ pub struct Shared {
     pub pool: db::PgPool,
     /// The response cache, when enabled.
     pub cache: Option<cache::ResponseCache>,
-    /// Automatic persisted queries: documents by their SHA-256.
-    pub documents: cache::Documents,
+    /// Persisted and trusted documents by their SHA-256.
+    pub persisted: Persisted,
     /// Prometheus metrics, when enabled.
     pub metrics: Option<crate::metrics::Metrics>,
     /// What the streaming transports (SSE, WebSocket) share.
@@ -137,21 +130,13 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         // timed-out or shed request counts with the status the client saw.
         .layer(option_layer(metrics.clone().map(|m| axum::middleware::from_fn_with_state(m, metrics::track))))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(HandleErrorLayer::new(layer_error))
+        .layer(HandleErrorLayer::new(timed_out))
         .layer(TimeoutLayer::new(limits.timeout))
         .layer(CompressionLayer::new().compress_when(compressible()));
-    // Load shedding on the GraphQL routes only, so probes still answer
-    // under load. One semaphore shared by GET and POST (a plain
-    // `ConcurrencyLimitLayer` would make one per method); `LoadShed` turns
-    // "no permit now" into an immediate error instead of a queue.
-    let shedding = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(layer_error))
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests));
     let mut router = Router::new()
         .route("/", get(graphiql::page))
         .route("/assets/{name}", get(graphiql::asset))
-        .route("/graphql", get(graphql::get).post(graphql::post).route_layer(shedding))
+        .route("/graphql", graphql::route(&state, limits.max_concurrent_requests))
         .route("/graphql/ws", get(ws::subscribe))
         // Not under load shedding: streams are long-lived, and bounded by
         // the subscription caps instead.
@@ -205,39 +190,17 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, &ApiError::NotFound("no such endpoint".into()))
 }
 
-/// Answers a request a layer gave up on.
-///
-/// Timeout: 504 Gateway Timeout: the server stopped waiting for the work
-/// behind the request (mostly the database), which is what clients and
-/// proxies read as a timeout. 408 would blame the client for sending
-/// slowly.
-///
-/// Shed: 503 with `Retry-After`: no capacity now, retry later. Answered at
-/// once, so clients back off instead of piling onto a queue.
-async fn layer_error(err: BoxError) -> Response {
+/// Answers a request the router's deadline gave up on: 504 Gateway
+/// Timeout, since the server stopped waiting for the work behind the
+/// request (mostly the database), which is what clients and proxies read
+/// as a timeout. 408 would blame the client for sending slowly.
+async fn timed_out(err: BoxError) -> Response {
     if err.is::<Elapsed>() {
         tracing::warn!(exception.type = "TIMEOUT", "request timed out");
         return error_response(StatusCode::GATEWAY_TIMEOUT, &ApiError::Timeout);
     }
-    if err.is::<Overloaded>() {
-        tracing::warn!(exception.type = "SERVICE_UNAVAILABLE", "request shed");
-        let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &ApiError::ServiceUnavailable);
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
-    }
-    // The router cannot fail (its error type is `Infallible`), so these
-    // layers are the only sources of errors; stay safe all the same.
+    // The router cannot fail (its error type is `Infallible`), so the
+    // timeout is the only source of errors; stay safe all the same.
     tracing::error!(exception.type = "INTERNAL", error.message = %err, "middleware error");
     error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal)
-}
-
-/// The JSON error shape of every answer that is not an executed GraphQL
-/// response: `{"errors":[{"message":…,"extensions":{"code":…}}]}`.
-fn error_body(message: &str, code: &str) -> Value {
-    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
-}
-
-/// An `application/json` response carrying one error.
-fn error_response(status: StatusCode, error: &ApiError) -> Response {
-    (status, axum::Json(error_body(error.message(), error.code()))).into_response()
 }

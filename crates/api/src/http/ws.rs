@@ -53,7 +53,8 @@ pub(super) async fn subscribe(
         .and_then(|value| value.to_str().ok())
         .and_then(|offered| offered.split(',').find_map(|p| Protocols::from_str(p.trim()).ok()));
     let Some(protocol) = protocol else {
-        let body = super::error_body("offer the graphql-transport-ws (or graphql-ws) subprotocol", "BAD_USER_INPUT");
+        let body =
+            crate::error::error_body("offer the graphql-transport-ws (or graphql-ws) subprotocol", "BAD_USER_INPUT");
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     };
     let limit = state.streams.body_limit_bytes;

@@ -88,15 +88,15 @@ impl Collector for CacheCollector {
     }
 }
 
-/// The size of the parsed-document map ([`crate::graphql::parsed`]), so
+/// The size of the parsed-document map ([`crate::parsed`]), so
 /// that memory growth can be told apart from it filling.
 pub(super) struct ParsedDocumentsCollector {
-    parsed: crate::graphql::parsed::ParsedDocuments,
+    parsed: crate::parsed::ParsedDocuments,
     snapshot: Snapshot,
 }
 
 impl ParsedDocumentsCollector {
-    pub(super) fn new(parsed: crate::graphql::parsed::ParsedDocuments) -> Result<Self, prometheus::Error> {
+    pub(super) fn new(parsed: crate::parsed::ParsedDocuments) -> Result<Self, prometheus::Error> {
         let gauges = vec![
             IntGauge::new("notegraph_parsed_documents_entries", "Parsed documents kept now (approximate).")?,
             IntGauge::new(

@@ -125,7 +125,7 @@ impl Metrics {
     /// Adds the size of the parsed-document map, read at each scrape.
     pub(crate) fn watch_parsed_documents(
         &self,
-        parsed: crate::graphql::parsed::ParsedDocuments,
+        parsed: crate::parsed::ParsedDocuments,
     ) -> Result<(), prometheus::Error> {
         self.inner.registry.register(Box::new(collectors::ParsedDocumentsCollector::new(parsed)?))
     }

@@ -30,11 +30,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures::{Stream, StreamExt as _, stream};
 
-use super::encode::encode;
-use super::params::{Params, Rejection, body_params, get_params, into_request, list_items, persisted};
-use super::{AppState, error_body};
+use super::AppState;
 use crate::auth::Viewer;
+use crate::error::error_body;
 use crate::graphql::TokenExpiry;
+use crate::pipeline::Rejection;
+use crate::pipeline::call::list_items;
+use crate::pipeline::decode::check_content_type;
+use crate::pipeline::document::{Params, body_params, get_params, into_request};
+use crate::pipeline::encode::encode;
 
 /// The header (or `token` query parameter) that names a reservation.
 const TOKEN_HEADER: &str = "x-graphql-event-stream-token";
@@ -48,7 +52,7 @@ pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQu
     if let Some(token) = token(&headers, raw.as_deref()) {
         return state.streams.reservations.open(&state, &token);
     }
-    let params = match get_params(raw.as_deref()) {
+    let params = match get_params(raw.as_deref().unwrap_or_default()) {
         Ok(params) => params,
         Err(rejection) => return reject(rejection),
     };
@@ -67,7 +71,7 @@ pub(super) async fn post(
     if reserved.is_none() && !accepts_event_stream(&headers) {
         return not_acceptable();
     }
-    let params = match body_params(&headers, body) {
+    let params = match post_params(&headers, body) {
         Ok(params) => params,
         Err(rejection) => return reject(rejection),
     };
@@ -86,11 +90,7 @@ pub(super) async fn put(State(state): State<AppState>, headers: HeaderMap) -> Ht
 /// reserved stream.
 pub(super) async fn delete(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> HttpResponse {
     let Some(token) = token(&headers, raw.as_deref()) else {
-        return reject(Rejection {
-            status: StatusCode::NOT_FOUND,
-            message: "no such stream".into(),
-            code: "NOT_FOUND",
-        });
+        return reject(Rejection::new(StatusCode::NOT_FOUND, "no such stream", "NOT_FOUND"));
     };
     let operation = query_param(raw.as_deref(), "operationId");
     state.streams.reservations.stop(&token, operation.as_deref())
@@ -99,7 +99,7 @@ pub(super) async fn delete(State(state): State<AppState>, headers: HeaderMap, Ra
 /// Runs one operation on its own connection: `next` events, then
 /// `complete`.
 async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params) -> HttpResponse {
-    if let Err(rejection) = persisted(state, &mut params).await {
+    if let Err(rejection) = state.persisted.resolve(&mut params).await {
         return reject(rejection);
     }
     let request = match into_request(params) {
@@ -208,6 +208,14 @@ fn query_param(raw_query: Option<&str>, name: &str) -> Option<String> {
     pairs.into_iter().find(|(key, _)| key == name).map(|(_, value)| value)
 }
 
+/// The parameters of a POST: `application/json` in UTF-8, read whole.
+fn post_params(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Params, Rejection> {
+    check_content_type(headers)?;
+    let body =
+        body.map_err(|err| Rejection::new(err.status(), "the request body could not be read", "BAD_USER_INPUT"))?;
+    body_params(&body)
+}
+
 /// A request that cannot be run, as our JSON error.
 fn reject(rejection: Rejection) -> HttpResponse {
     let body = error_body(&rejection.message, rejection.code);
@@ -215,9 +223,9 @@ fn reject(rejection: Rejection) -> HttpResponse {
 }
 
 fn not_acceptable() -> HttpResponse {
-    reject(Rejection {
-        status: StatusCode::NOT_ACCEPTABLE,
-        message: "send `Accept: text/event-stream`, or a reservation token".into(),
-        code: "BAD_USER_INPUT",
-    })
+    reject(Rejection::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "send `Accept: text/event-stream`, or a reservation token",
+        "BAD_USER_INPUT",
+    ))
 }

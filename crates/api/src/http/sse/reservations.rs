@@ -27,8 +27,9 @@ use super::{credentials, event, event_stream, reject};
 use crate::auth::Viewer;
 use crate::graphql::{ConnectionSubscriptions, TokenExpiry};
 use crate::http::AppState;
-use crate::http::encode::encode;
-use crate::http::params::{Params, Rejection, into_request, persisted};
+use crate::pipeline::Rejection;
+use crate::pipeline::document::{Params, into_request};
+use crate::pipeline::encode::encode;
 
 /// How long a reservation waits for its stream to connect.
 const UNCLAIMED_TTL: Duration = Duration::from_secs(60);
@@ -88,7 +89,7 @@ impl Reservations {
             let mut open = lock(&self.0);
             if open.len() >= MAX_RESERVATIONS {
                 let message = format!("the server has {MAX_RESERVATIONS} open stream reservations, the most allowed");
-                return reject(Rejection { status: StatusCode::TOO_MANY_REQUESTS, message, code: "RATE_LIMITED" });
+                return reject(Rejection::new(StatusCode::TOO_MANY_REQUESTS, message, "RATE_LIMITED"));
             }
             open.insert(token.clone(), Arc::new(reservation));
         }
@@ -109,11 +110,11 @@ impl Reservations {
     pub(super) fn open(&self, state: &AppState, token: &str) -> HttpResponse {
         let Some(reservation) = self.get(token) else { return not_found("no such stream reservation") };
         let Some(receiver) = lock(&reservation.receiver).take() else {
-            return reject(Rejection {
-                status: StatusCode::CONFLICT,
-                message: "this reservation's stream is already open".into(),
-                code: "BAD_USER_INPUT",
-            });
+            return reject(Rejection::new(
+                StatusCode::CONFLICT,
+                "this reservation's stream is already open",
+                "BAD_USER_INPUT",
+            ));
         };
         let feed = Feed {
             receiver,
@@ -139,11 +140,11 @@ impl Reservations {
         match credentials(state, headers) {
             Ok((viewer, _)) if viewer == reservation.viewer => {}
             Ok(_) => {
-                return reject(Rejection {
-                    status: StatusCode::FORBIDDEN,
-                    message: "the reservation belongs to another viewer".into(),
-                    code: "FORBIDDEN",
-                });
+                return reject(Rejection::new(
+                    StatusCode::FORBIDDEN,
+                    "the reservation belongs to another viewer",
+                    "FORBIDDEN",
+                ));
             }
             Err(response) => return *response,
         }
@@ -151,7 +152,7 @@ impl Reservations {
             Some(id) if !id.is_empty() => id.to_owned(),
             _ => return reject(Rejection::bad_request("`extensions.operationId` is required on a reserved stream")),
         };
-        if let Err(rejection) = persisted(state, &mut params).await {
+        if let Err(rejection) = state.persisted.resolve(&mut params).await {
             return reject(rejection);
         }
         let request = match into_request(params) {
@@ -159,19 +160,19 @@ impl Reservations {
             Err(rejection) => return reject(rejection),
         };
         let Some(sender) = lock(&reservation.sender).clone() else {
-            return reject(Rejection {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: "the server is shutting down".into(),
-                code: "SERVICE_UNAVAILABLE",
-            });
+            return reject(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+                "SERVICE_UNAVAILABLE",
+            ));
         };
         let mut operations = lock(&reservation.operations);
         if operations.contains_key(&id) {
-            return reject(Rejection {
-                status: StatusCode::CONFLICT,
-                message: "an operation with this id is running".into(),
-                code: "BAD_USER_INPUT",
-            });
+            return reject(Rejection::new(
+                StatusCode::CONFLICT,
+                "an operation with this id is running",
+                "BAD_USER_INPUT",
+            ));
         }
         let mut session = Data::default();
         session.insert(reservation.connection.clone());
@@ -261,7 +262,7 @@ fn new_token() -> String {
 }
 
 fn not_found(message: &'static str) -> HttpResponse {
-    reject(Rejection { status: StatusCode::NOT_FOUND, message: message.into(), code: "NOT_FOUND" })
+    reject(Rejection::new(StatusCode::NOT_FOUND, message, "NOT_FOUND"))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

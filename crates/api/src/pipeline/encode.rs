@@ -1,14 +1,33 @@
-//! Executed responses as JSON bytes: `data` straight from the engine's
-//! value, and an `extensions.code` on every error. Shared by `/graphql`
-//! (which caches the bytes) and `/graphql/stream` (which sends them as
-//! events).
+//! Encode: executed responses as JSON bytes, `data` straight from the
+//! engine's value and an `extensions.code` on every error. The stage sits
+//! between the response cache and execution, so a response is encoded once
+//! for every request waiting on it, and the cache stores bytes. Shared with
+//! `/graphql/stream` (which sends the bytes as events).
 
 use async_graphql::{Response, ServerError};
-use axum::body::Bytes;
 use serde_json::{Value, json};
 
-use super::error_body;
-use crate::error::ApiError;
+use super::call::{Encoded, Operation, Reply, XCache};
+use super::chain::{Next, Stage};
+use crate::error::{ApiError, error_body};
+
+/// The stage: see the module.
+#[derive(Clone)]
+pub struct Encode;
+
+impl<N: Next<Operation, Response>> Stage<N> for Encode {
+    type In = Operation;
+    type Out = Reply;
+
+    async fn run(&self, operation: Operation, next: &N) -> Reply {
+        let mut response = next.run(operation).await;
+        let headers = std::mem::take(&mut response.http_headers);
+        let cache_control = response.cache_control;
+        let has_errors = !response.errors.is_empty();
+        let encoded = encode(response);
+        Reply { encoded, x_cache: XCache::Bypass, headers, cache_control, has_errors }
+    }
+}
 
 /// The response body; `data` is serialised straight from the engine's
 /// value, without an intermediate JSON tree.
@@ -22,29 +41,9 @@ struct Body<'a> {
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
-/// An executed response, encoded once whatever the media type (coalesced
-/// requests share it).
-#[derive(Debug, Clone)]
-pub(super) struct Encoded {
-    pub(super) body: Bytes,
-    /// Every error came before execution: 400 with the newer media type.
-    pub(super) request_error: bool,
-    /// Those errors are all TIMEOUT: 504 with the newer media type.
-    pub(super) timed_out: bool,
-    /// The body did not serialise: `body` is an INTERNAL error, status 500.
-    pub(super) failed: bool,
-}
-
-impl Encoded {
-    /// A successful body (as the cache stores them).
-    pub(super) fn ok(body: Bytes) -> Self {
-        Encoded { body, request_error: false, timed_out: false, failed: false }
-    }
-}
-
 /// Encodes an executed response. A response whose errors all came before
 /// execution (parse, validation, variable coercion) carries no `data`.
-pub(super) fn encode(response: Response) -> Encoded {
+pub fn encode(response: Response) -> Encoded {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
@@ -83,7 +82,7 @@ fn error_json(error: ServerError, before_execution: bool) -> Value {
 
 /// `body` as JSON, or (logged) the INTERNAL error body when it does not
 /// serialise.
-pub(super) fn serialise(body: &impl serde::Serialize) -> Result<Vec<u8>, Vec<u8>> {
+pub fn serialise(body: &impl serde::Serialize) -> Result<Vec<u8>, Vec<u8>> {
     serde_json::to_vec(body).map_err(|err| {
         tracing::error!(exception.type = "INTERNAL", error.message = %err, "response did not serialise");
         let internal = ApiError::Internal;

@@ -1,0 +1,90 @@
+//! The path of a `GET` or `POST /graphql`, as an ordered list of stages
+//! ([`graphql`]). Each stage is one file: it gets the request as the stage
+//! before left it, and either answers or hands it on to the rest of the
+//! path (`next`). A request enters each stage once on its way in, and the
+//! answer comes back out through the same stages.
+//!
+//! The request changes shape as it goes: HTTP in [`decode`], a [`Call`]
+//! (the request's bytes, who asks) until [`document`] turns it into an
+//! [`Operation`] (a GraphQL request), which [`execute`] runs; every stage
+//! below [`decode`] answers with an [`Answer`], which [`decode`] writes
+//! out as HTTP.
+//!
+//! The types that move through it are in [`call`]; how stages join
+//! (tower's `ServiceBuilder` and `Layer`, and [`Next`]) is in [`chain`].
+
+pub mod cache;
+pub mod call;
+pub mod chain;
+pub mod decode;
+pub mod document;
+pub mod encode;
+pub mod execute;
+pub mod identity;
+pub mod policy;
+pub mod replay;
+
+pub use call::{Answer, Call, Method, Operation, Rejection, Reply, XCache};
+pub use chain::{Next, Stage};
+
+use std::convert::Infallible;
+
+use ::cache::ResponseCache;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request as HttpRequest;
+use axum::response::Response as HttpResponse;
+use chain::{Head, stage};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::{Service, ServiceBuilder};
+
+use crate::auth::Authenticator;
+use crate::graphql::BatchedSchema;
+use crate::read_your_writes::ReadYourWrites;
+
+/// What the `/graphql` pipeline is built from.
+pub struct Parts {
+    /// The executable schema: limits, execution, deadline.
+    pub schema: BatchedSchema,
+    /// Turns `Authorization` into a viewer.
+    pub auth: Authenticator,
+    /// Which writes other servers made that this one has heard of.
+    pub writes: ReadYourWrites,
+    /// The response cache, when enabled.
+    pub cache: Option<ResponseCache>,
+    /// Persisted and trusted documents by hash.
+    pub persisted: document::Persisted,
+    /// Requests executing at once before the rest are shed.
+    pub max_concurrent_requests: usize,
+}
+
+/// The request path of `GET` and `POST /graphql`, outermost stage first.
+/// Adding a stage is one line here plus its file.
+pub fn graphql(
+    parts: Parts,
+) -> impl Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+    let Parts { schema, auth, writes, cache, persisted, max_concurrent_requests } = parts;
+    ServiceBuilder::new()
+        // Shedding: past the limit of requests executing at once, 503 at
+        // once instead of a queue. Probes and streams are not shed.
+        .layer(HandleErrorLayer::new(policy::overloaded))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(max_concurrent_requests))
+        .layer(tower::layer::layer_fn(Head::new))
+        // HTTP in and out: `Accept`, `Content-Type`, the body.
+        .layer(stage(decode::Decode))
+        // Who asks, and whether they must read past the cache.
+        .layer(stage(identity::Identity::new(auth, writes)))
+        // A request sent again byte for byte: its cached response.
+        .layer(stage(replay::Replay::new(cache.clone())))
+        // Parameters, persisted and trusted documents: the GraphQL request.
+        .layer(stage(document::Document::new(persisted)))
+        // Limits (and the parse, behind them), GET runs queries only.
+        .layer(stage(policy::Policy::new(schema.clone())))
+        // Shared, then private entries; one execution per key at a time.
+        .layer(stage(cache::Cache::new(cache)))
+        // The response as bytes, encoded once for every waiter.
+        .layer(stage(encode::Encode))
+        .service(execute::Execute::new(schema))
+}
