@@ -76,7 +76,7 @@ impl Settings {
                 // never beats a custom plan's (one key). Without that
                 // re-planning Postgres used 29% less CPU under the published
                 // mix with the response cache off (docs/PERFORMANCE.md,
-                // "A fifth round"). Statements
+                // "Pool tuning"). Statements
                 // whose best plan depends on their values plan for them:
                 // tagged searches (`crate::search`).
                 ("plan_cache_mode", "force_generic_plan".to_owned()),
