@@ -3,7 +3,7 @@
 //! the pending migrations.
 
 use anyhow::Context as _;
-use db::embedded::EmbeddedPostgres;
+use pgembed::EmbeddedPostgres;
 
 use crate::config::DbConfig;
 

@@ -1,5 +1,7 @@
-//! Typed ids and paging arguments shared by every query, so that a user id
-//! cannot be passed where a note id is expected.
+//! Typed ids, who reads and who may see, and paging arguments: the small
+//! types shared by every query and by the write events, so that a user id
+//! cannot be passed where a note id is expected. It imports nothing of the
+//! crate.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,18 @@ id_type!(
 
 /// Who is reading: `None` is anonymous. Every visibility check takes it.
 pub type Viewer = Option<UserId>;
+
+/// Who may see a note; mirrors the `note_visibility` enum. Here rather than
+/// in [`crate::notes`] because write events ([`crate::notify`]) carry it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, Serialize, Deserialize)]
+#[sqlx(type_name = "note_visibility", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone.
+    Public,
+    /// The author only.
+    Private,
+}
 
 /// A keyset page: at most `first` rows after the row with id `after`
 /// (in the list's own order). Callers validate `first` before building one.

@@ -7,13 +7,23 @@
 //! in SQL, for every list and count. This crate knows nothing of GraphQL or
 //! HTTP.
 //!
-//! Layout: [`pool`] (settings, connect, readiness), [`budget`] (statements
-//! under what is left of a request's deadline), [`users`], [`notes`],
-//! [`pages`] (notes by author or tag, batched), [`tags`], [`search`] (vector search), [`bench`] (the vector benchmark's
-//! own statements), [`embeddings`] (column size, re-embedding), [`notify`] (write events over
-//! `NOTIFY`), [`replication`] (how far a read replica has replayed), [`bulk`] (replacing all data in one
-//! load, for the seeder) and [`embedded`] (the Postgres the server starts
-//! when no `DATABASE_URL` is given).
+//! Layout, one module a file (`bulk` a folder):
+//! - `pool`: connection settings, connecting, readiness.
+//! - [`budget`]: statements under what is left of a request's deadline.
+//! - `error`: [`Error`], the outcomes callers act on.
+//! - `ids`: typed ids, [`Viewer`], [`notes::Visibility`] and [`Page`].
+//! - [`users`], [`notes`], [`tags`]: reads and writes of each table.
+//! - [`pages`]: pages of notes by author or tag, batched.
+//! - [`search`]: vector search.
+//! - [`vector_index`]: which index serves vector search.
+//! - [`embeddings`]: the embedding column's size, re-embedding.
+//! - [`notify`]: write events over `NOTIFY`.
+//! - [`replication`]: how far a read replica has replayed.
+//! - [`bulk`]: replacing all data in one load, for the seeder.
+//! - [`bench`](mod@bench): the vector benchmark's own statements.
+//!
+//! The Postgres the server starts when no `DATABASE_URL` is given is not
+//! here: it is a process supervisor, the `pgembed` crate.
 
 mod error;
 mod ids;
@@ -22,7 +32,6 @@ mod pool;
 pub mod bench;
 pub mod budget;
 pub mod bulk;
-pub mod embedded;
 pub mod embeddings;
 pub mod notes;
 pub mod notify;

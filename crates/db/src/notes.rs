@@ -11,6 +11,7 @@ use pgvector::Vector;
 use sqlx::{Connection as _, PgConnection, PgExecutor, QueryBuilder};
 use tracing::instrument;
 
+pub use crate::ids::Visibility;
 use crate::notify::{NoteWritten, WriteKind, Writer, note_written};
 use crate::users::UserRow;
 use crate::{Error, MAX_ID, NoteId, Page, UserId, Viewer, tags};
@@ -30,17 +31,6 @@ macro_rules! author_columns {
     () => {
         ", u.name as author_name, u.email as author_email, u.created_at as author_created_at"
     };
-}
-
-/// Who may see a note; mirrors the `note_visibility` enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(type_name = "note_visibility", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    /// Everyone.
-    Public,
-    /// The author only.
-    Private,
 }
 
 /// One row of `notes`, without the embedding (it is only ever used inside
@@ -234,7 +224,7 @@ pub async fn insert(db: &mut PgConnection, note: &NewNote, writer: Writer) -> Re
     .fetch_one(&mut *tx)
     .await?;
     tags::link(&mut tx, row.id, &note.tags).await?;
-    let event = NoteWritten::new(writer, WriteKind::Created, &row, note.tags.clone(), Vec::new());
+    let event = written(writer, WriteKind::Created, &row, note.tags.clone(), Vec::new());
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(ChangedNote { row, tags: note.tags.clone(), written: event })
@@ -319,7 +309,7 @@ pub async fn update(
         }
         None => (before, Vec::new()),
     };
-    let event = NoteWritten::new(writer, WriteKind::Updated, &row, tags.clone(), removed);
+    let event = written(writer, WriteKind::Updated, &row, tags.clone(), removed);
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Some(ChangedNote { row, tags, written: event }))
@@ -353,8 +343,25 @@ pub async fn delete(
     let Some(row) = row else { return Ok(None) };
     let tags = tags::names_of(&mut tx, id).await?;
     sqlx::query("delete from notes where id = $1").bind(id).execute(&mut *tx).await?;
-    let event = NoteWritten::new(writer, WriteKind::Deleted, &row, tags.clone(), Vec::new());
+    let event = written(writer, WriteKind::Deleted, &row, tags.clone(), Vec::new());
     note_written(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Some(ChangedNote { row, tags, written: event }))
+}
+
+/// The event of a write of kind `kind` that left `row` with `tags` (and
+/// took `removed` off it); a delete's happens now, the others when the row
+/// says.
+fn written(writer: Writer, kind: WriteKind, row: &NoteRow, tags: Vec<String>, removed: Vec<String>) -> NoteWritten {
+    NoteWritten {
+        origin: writer.origin,
+        write: writer.write,
+        kind,
+        note: row.id,
+        author: row.author_id,
+        visibility: row.visibility,
+        tags,
+        removed_tags: removed,
+        at: if kind == WriteKind::Deleted { Utc::now() } else { row.updated_at },
+    }
 }

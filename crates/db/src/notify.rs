@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 
-use crate::notes::{NoteRow, Visibility};
+use crate::ids::Visibility;
 use crate::{Error, NoteId, UserId};
 
 /// The channel every note write notifies on.
@@ -78,21 +78,6 @@ impl NoteWritten {
     /// Who made the write.
     pub fn writer(&self) -> Writer {
         Writer { origin: self.origin, write: self.write }
-    }
-
-    /// The event for a write of kind `kind` that left `row` with `tags`.
-    pub(crate) fn new(writer: Writer, kind: WriteKind, row: &NoteRow, tags: Vec<String>, removed: Vec<String>) -> Self {
-        NoteWritten {
-            origin: writer.origin,
-            write: writer.write,
-            kind,
-            note: row.id,
-            author: row.author_id,
-            visibility: row.visibility,
-            tags,
-            removed_tags: removed,
-            at: if kind == WriteKind::Deleted { Utc::now() } else { row.updated_at },
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! their own writes, on any server; a lagging replica is not read; and no
 //! stale answer read from it is cached.
 
-use db::embedded::Standby;
+use pgembed::Standby;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -486,7 +486,7 @@ async fn subscribers_hear_of_a_database_restart_and_delivery_resumes() {
     let dir = own_postgres_dir();
     let start = {
         let dir = dir.clone();
-        move || db::embedded::EmbeddedPostgres::start(&dir, "notegraph").unwrap()
+        move || pgembed::EmbeddedPostgres::start(&dir, "notegraph").unwrap()
     };
     let postgres = tokio::task::spawn_blocking(start.clone()).await.unwrap();
     let options: PgConnectOptions = postgres.url().parse().unwrap();

