@@ -17,6 +17,7 @@ mod healthcheck;
 mod helpers;
 mod hostile_http;
 mod http_spec;
+mod layout;
 mod lifecycle;
 mod limits;
 mod loader_errors;
