@@ -42,7 +42,9 @@ pub use tracker::{Tracked, budget};
 pub enum LoadError {
     /// The batch's statement failed; the batch logged it once.
     Db(Arc<db::Error>),
-    /// The batch ended without an answer (its task panicked).
+    /// The batch ended without an answer: its statement panicked (logged
+    /// once by the batch), or the batch was dropped before it answered (no
+    /// runtime was left to run it).
     Lost,
 }
 
