@@ -195,7 +195,8 @@ where
                 Err(LoadError::Db(Arc::new(err)))
             }
             Err(_) => {
-                tracing::error!(loader = self.name, keys = keys.len(), exception.type = "INTERNAL", "loader batch panicked");
+                let (loader, keys) = (self.name, keys.len());
+                tracing::error!(loader, keys, exception.type = "INTERNAL", "loader batch panicked");
                 Err(LoadError::Lost)
             }
         };
