@@ -10,9 +10,11 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use futures::channel::oneshot;
 use tracing::Instrument as _;
 
@@ -181,11 +183,23 @@ where
         // have time, while one past its deadline has already answered
         // TIMEOUT and no longer waits.
         let budget = batch.holders.iter().map(|holder| holder.budget()).reduce(db::Budget::latest).flatten();
-        let result = self.loader.load(&keys, budget).instrument(span).await.map_err(|err| {
+        // A panicking statement answers its waiters like a failed one: the
+        // batch runs on the task of whichever request dispatched it, and
+        // that request (perhaps another client's) must not die of it.
+        let load = AssertUnwindSafe(self.loader.load(&keys, budget).instrument(span)).catch_unwind();
+        let result = match load.await {
+            Ok(Ok(values)) => Ok(values),
             // Logged once here, not once per waiting resolver.
-            log_failure(self.name, keys.len(), &err);
-            LoadError::Db(Arc::new(err))
-        });
+            Ok(Err(err)) => {
+                log_failure(self.name, keys.len(), &err);
+                Err(LoadError::Db(Arc::new(err)))
+            }
+            Err(_) => {
+                let (loader, keys) = (self.name, keys.len());
+                tracing::error!(loader, keys, exception.type = "INTERNAL", "loader batch panicked");
+                Err(LoadError::Lost)
+            }
+        };
         let outcome = Arc::new(result);
         batch.holders.iter().for_each(|holder| holder.begin_delivery());
         for waiter in batch.waiters {

@@ -22,17 +22,14 @@ mod tracker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::marker::PhantomData;
-
-use db::notes::NoteRow;
-use db::pages::{CountOf, NoteWithTags, NotesOf};
+use db::pages::{CountOf, NotesOf};
 use db::search::SimilarTo;
 use db::{NoteId, PgPool, TagId, UserId};
 
 pub use batch::{Batched, Loader};
 pub use paths::{
     NoteById, NoteCountByAuthor, NoteCountByTag, NoteWithAuthorById, NotesByAuthor, NotesByTag, NotesWithTagsByAuthor,
-    NotesWithTagsByTag, SimilarNotes, TagsByNote, UserById, UserWithNotesById,
+    NotesWithTagsByTag, SimilarNotes, TagsByNote, UserById, UserWithNotesById, UserWithTaggedNotesById,
 };
 pub use tracker::{Tracked, budget};
 
@@ -42,7 +39,9 @@ pub use tracker::{Tracked, budget};
 pub enum LoadError {
     /// The batch's statement failed; the batch logged it once.
     Db(Arc<db::Error>),
-    /// The batch ended without an answer (its task panicked).
+    /// The batch ended without an answer: its statement panicked (logged
+    /// once by the batch), or the batch was dropped before it answered (no
+    /// runtime was left to run it).
     Lost,
 }
 
@@ -62,9 +61,9 @@ pub struct Loaders {
     /// `Note.author`, `me`, `user(id:)`.
     pub user_by_id: Batched<UserId, UserById>,
     /// `user(id:)` when one page of its notes is asked for too.
-    pub user_with_notes_by_id: Batched<NotesOf<UserId>, UserWithNotesById<NoteRow>>,
+    pub user_with_notes_by_id: Batched<NotesOf<UserId>, UserWithNotesById>,
     /// `user(id:)` when one page of its notes and their tags are asked for too.
-    pub user_with_tagged_notes_by_id: Batched<NotesOf<UserId>, UserWithNotesById<NoteWithTags>>,
+    pub user_with_tagged_notes_by_id: Batched<NotesOf<UserId>, UserWithTaggedNotesById>,
     /// `note(id:)`, note events.
     pub note_by_id: Batched<NoteId, NoteById>,
     /// `note(id:)` when its author is asked for too.
@@ -94,13 +93,9 @@ impl Loaders {
     pub fn new(pool: &PgPool, delay: Duration) -> Self {
         Self {
             user_by_id: Batched::new(UserById(pool.clone()), "user_by_id", delay),
-            user_with_notes_by_id: Batched::new(
-                UserWithNotesById(pool.clone(), PhantomData),
-                "user_with_notes_by_id",
-                delay,
-            ),
+            user_with_notes_by_id: Batched::new(UserWithNotesById(pool.clone()), "user_with_notes_by_id", delay),
             user_with_tagged_notes_by_id: Batched::new(
-                UserWithNotesById(pool.clone(), PhantomData),
+                UserWithTaggedNotesById(pool.clone()),
                 "user_with_tagged_notes_by_id",
                 delay,
             ),

@@ -14,6 +14,10 @@
 //! poll. A poll that ends with tokio's cooperative budget spent counts as
 //! woken too, since tokio defers the wakes of resources out of budget
 //! until after the poll (the wrapper wakes the request itself then).
+//! `tokio::task::yield_now` defers its wake past the poll too, whatever the
+//! budget, and nothing here can see that: a resolver must not await it (a
+//! future that yields wakes itself during the poll, as `FuturesUnordered`
+//! does).
 //!
 //! One more case needs care: a batch hands its results to many resolvers
 //! of the same request, one wake each. If the request were polled between
