@@ -19,6 +19,13 @@
 //! writers. Stale entries are dropped when next looked up, or by TTL and
 //! size eviction. Two tags may share a bucket (1 in 65,536): that costs a
 //! needless miss, never a stale hit.
+//!
+//! # Layout
+//! - `lib.rs`: [`ResponseCache`], its entries, epochs and coalescing.
+//! - `key`: fingerprints, keys, scopes and dependency tags.
+//! - `touched`: what one execution read, recorded as it reads.
+//! - `requests`: fingerprints by the bytes as sent.
+//! - `documents`: persisted query texts by hash.
 
 mod documents;
 mod key;

@@ -10,6 +10,12 @@
 //! [`HttpEmbedder`] is that provider; [`CachedEmbedder`] puts a bounded
 //! cache in front of any embedder and embeds identical concurrent texts
 //! once. This crate does not store or index vectors.
+//!
+//! # Layout
+//! - `lib.rs`: the [`Embedder`] trait, [`HashEmbedder`] and the text an
+//!   embedding is made of.
+//! - `http`: the OpenAI-compatible provider.
+//! - `cached`: the cache in front of any embedder.
 
 mod cached;
 mod http;

@@ -22,6 +22,11 @@
 //!
 //! It does not run migrations (the schema must be current) and does not
 //! check that the schema matches what it writes beyond what Postgres checks.
+//!
+//! # Layout
+//! - `lib.rs`: the options, loading through `db`, and the checks around it.
+//! - `generate`: users, tags and notes from one seed.
+//! - `vocabulary`: the words and topics the notes are written with.
 
 use std::time::{Duration, Instant};
 
