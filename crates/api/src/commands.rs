@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         command => {
             let telemetry = telemetry::init(&config.telemetry)?;
             console::print_configuration(&config);
-            if config.auth.jwt_secret.expose() == crate::config::DEFAULT_JWT_SECRET {
+            if config.auth.signs_with_development_secret() {
                 tracing::warn!("NOTEGRAPH_JWT_SECRET is the development default; set it in production");
             }
             let outcome = match command {
