@@ -145,7 +145,7 @@ pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex) -> anyho
 /// ([`crate::reembed`]), printing progress after each batch.
 async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
     let database = Database::open(&config.db).await?;
-    let embedder = config.embed.embedder(None)?;
+    let embedder = app::embedder(&config.embed, None)?;
     check_embedding_dimension(&database.pool, embedder.dimension()).await?;
     let options = crate::reembed::Options { batch: args.batch, max_batches: args.max_batches };
     let outcome = crate::reembed::run(&database.pool, embedder.as_ref(), options, &mut std::io::stdout()).await;

@@ -2,7 +2,6 @@
 //! OpenAI-compatible HTTP endpoint (`NOTEGRAPH_EMBED_URL`) with its model,
 //! key, vector size, time budget, retries, batch size and cache.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -61,30 +60,41 @@ pub struct EmbedConfig {
 }
 
 impl EmbedConfig {
-    /// The configured embedder: the HTTP provider behind its cache, or the
-    /// built-in one (which needs no cache: it costs microseconds). A
-    /// `ceiling` (the GraphQL execution timeout) caps the provider's time
-    /// budget at nine tenths of it, so that a slow provider is
-    /// SERVICE_UNAVAILABLE with time left to answer, not TIMEOUT.
-    pub fn embedder(&self, ceiling: Option<Duration>) -> anyhow::Result<Arc<dyn embed::Embedder>> {
-        if self.embed_dimension == 0 {
-            anyhow::bail!("NOTEGRAPH_EMBED_DIMENSION must be positive");
+    /// Refuses a vector size of zero, which no column can hold.
+    pub fn check(&self) -> Result<(), String> {
+        match self.embed_dimension {
+            0 => Err("NOTEGRAPH_EMBED_DIMENSION must be positive".to_owned()),
+            _ => Ok(()),
         }
-        let Some(url) = &self.embed_url else {
-            return Ok(Arc::new(embed::HashEmbedder::new(self.embed_dimension)));
-        };
-        let http = embed::HttpEmbedder::new(embed::HttpSettings {
-            url: url.clone(),
-            model: self.embed_model.clone(),
-            api_key: self.embed_api_key.as_ref().map(|key| key.expose().to_owned()),
-            dimension: self.embed_dimension,
-            timeout: ceiling.map_or(Duration::from_millis(self.embed_timeout_ms), |c| {
-                Duration::from_millis(self.embed_timeout_ms).min(c.mul_f64(0.9))
-            }),
-            max_retries: self.embed_max_retries,
-            batch_size: self.embed_batch_size,
-            propagate: Some(crate::telemetry::inject_trace_context),
-        })?;
-        Ok(Arc::new(embed::CachedEmbedder::new(Arc::new(http), self.embed_cache_entries, self.embed_cache_bytes)))
+    }
+
+    /// The provider's time budget: the configured one, capped at nine
+    /// tenths of a `ceiling` (the GraphQL execution timeout) when there is
+    /// one, so that a slow provider is SERVICE_UNAVAILABLE with time left
+    /// to answer, not TIMEOUT.
+    pub fn timeout(&self, ceiling: Option<Duration>) -> Duration {
+        let configured = Duration::from_millis(self.embed_timeout_ms);
+        ceiling.map_or(configured, |ceiling| configured.min(ceiling.mul_f64(0.9)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::from_args;
+
+    #[test]
+    fn the_time_budget_stays_inside_the_execution_deadline() {
+        let embed = from_args(&["--embed-timeout-ms", "5000"]).embed;
+        assert_eq!(embed.timeout(None), Duration::from_secs(5));
+        assert_eq!(embed.timeout(Some(Duration::from_secs(25))), Duration::from_secs(5));
+        assert_eq!(embed.timeout(Some(Duration::from_secs(2))), Duration::from_millis(1800));
+    }
+
+    #[test]
+    fn a_vector_needs_a_dimension() {
+        assert!(from_args(&[]).embed.check().is_ok());
+        let refused = from_args(&["--embed-dimension", "0"]).embed.check().unwrap_err();
+        assert!(refused.contains("NOTEGRAPH_EMBED_DIMENSION"), "{refused}");
     }
 }

@@ -88,18 +88,3 @@ pub struct GraphqlConfig {
     #[arg(long, env = "NOTEGRAPH_TRUSTED_DOCUMENTS", global = true)]
     pub trusted_documents: Option<PathBuf>,
 }
-
-impl GraphqlConfig {
-    /// The operation limits these settings describe.
-    pub fn limits(&self) -> crate::graphql::OperationLimits {
-        crate::graphql::OperationLimits {
-            max_depth: self.max_depth,
-            max_complexity: self.max_complexity,
-            max_aliases: self.max_aliases,
-            max_root_fields: self.max_root_fields,
-            max_document_bytes: self.max_document_bytes,
-            max_tokens: self.max_tokens,
-            max_directives_per_field: self.max_directives_per_field,
-        }
-    }
-}
