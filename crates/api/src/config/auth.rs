@@ -1,11 +1,11 @@
 //! The auth section: the key that signs and verifies bearer JWTs and the
 //! static development tokens, with the development defaults that anyone
-//! who read the README could use (which `serve` refuses to expose, see
-//! [`super::Config::check_safe_to_serve`]).
+//! who read the README could use (which `serve` refuses to expose on an
+//! address other machines can reach: `Config::check_safe_to_serve`).
 
 use clap::Args;
 
-use super::Secret;
+use super::secret::Secret;
 
 /// The development signing key; the server warns when it is in use.
 pub const DEFAULT_JWT_SECRET: &str = "notegraph-development-secret";

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Secret;
+use super::secret::Secret;
 
 /// The embedded Postgres and its installation live under this directory.
 pub const DEFAULT_DATA_DIR: &str = ".notegraph";
@@ -206,23 +206,23 @@ impl VectorIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{from_args, try_from_args};
+    use crate::config::testing::{parse, try_parse};
 
     #[test]
     fn text_searches_get_their_own_ef_search_only_on_hnsw_and_when_it_differs() {
-        assert_eq!(from_args(&[]).db.text_ef_search(), Some(DEFAULT_HNSW_EF_SEARCH_TEXT));
-        assert_eq!(from_args(&["--hnsw-ef-search", "160"]).db.text_ef_search(), None);
-        assert_eq!(from_args(&["--vector-index", "ivfflat"]).db.text_ef_search(), None);
-        let refused = try_from_args(&["--hnsw-ef-search-text", "0"]).err().map(|e| e.to_string());
+        assert_eq!(parse::<DbConfig>(&[]).text_ef_search(), Some(DEFAULT_HNSW_EF_SEARCH_TEXT));
+        assert_eq!(parse::<DbConfig>(&["--hnsw-ef-search", "160"]).text_ef_search(), None);
+        assert_eq!(parse::<DbConfig>(&["--vector-index", "ivfflat"]).text_ef_search(), None);
+        let refused = try_parse::<DbConfig>(&["--hnsw-ef-search-text", "0"]).err().map(|e| e.to_string());
         assert!(refused.is_some_and(|e| e.contains("1..=1000")), "ef_search 0 must be refused");
     }
 
     #[test]
     fn read_your_writes_must_outlast_the_replica_lag() {
-        assert!(from_args(&[]).db.check_read_your_writes().is_ok());
-        let equal = from_args(&["--replica-max-lag-ms", "5000"]).db.check_read_your_writes().unwrap_err();
+        assert!(parse::<DbConfig>(&[]).check_read_your_writes().is_ok());
+        let equal = parse::<DbConfig>(&["--replica-max-lag-ms", "5000"]).check_read_your_writes().unwrap_err();
         assert!(equal.contains("NOTEGRAPH_READ_YOUR_WRITES_MS (5000)"), "{equal}");
         let shorter = ["--replica-max-lag-ms", "800", "--read-your-writes-ms", "500"];
-        assert!(from_args(&shorter).check_timeouts().is_err(), "start-up checks it too");
+        assert!(parse::<DbConfig>(&shorter).check_read_your_writes().is_err());
     }
 }

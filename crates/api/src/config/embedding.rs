@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Secret;
+use super::secret::Secret;
 
 /// See [`EmbedConfig::embed_model`].
 pub const DEFAULT_EMBED_MODEL: &str = "text-embedding-3-small";
@@ -81,11 +81,11 @@ impl EmbedConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::from_args;
+    use crate::config::testing::parse;
 
     #[test]
     fn the_time_budget_stays_inside_the_execution_deadline() {
-        let embed = from_args(&["--embed-timeout-ms", "5000"]).embed;
+        let embed = parse::<EmbedConfig>(&["--embed-timeout-ms", "5000"]);
         assert_eq!(embed.timeout(None), Duration::from_secs(5));
         assert_eq!(embed.timeout(Some(Duration::from_secs(25))), Duration::from_secs(5));
         assert_eq!(embed.timeout(Some(Duration::from_secs(2))), Duration::from_millis(1800));
@@ -93,8 +93,8 @@ mod tests {
 
     #[test]
     fn a_vector_needs_a_dimension() {
-        assert!(from_args(&[]).embed.check().is_ok());
-        let refused = from_args(&["--embed-dimension", "0"]).embed.check().unwrap_err();
+        assert!(parse::<EmbedConfig>(&[]).check().is_ok());
+        let refused = parse::<EmbedConfig>(&["--embed-dimension", "0"]).check().unwrap_err();
         assert!(refused.contains("NOTEGRAPH_EMBED_DIMENSION"), "{refused}");
     }
 }

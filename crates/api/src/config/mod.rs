@@ -8,17 +8,21 @@
 //! own checks: `server.rs`, `database.rs`, `auth.rs`, `limits.rs` (GraphQL
 //! execution and operation limits), `cache.rs`, `subscriptions.rs`,
 //! `embedding.rs`, `telemetry.rs`. Here: [`Config`], which gathers them,
-//! the deployment settings, the checks that span sections, and [`Secret`],
-//! which several sections use.
+//! the deployment settings and the checks that span sections. Beside them,
+//! [`Secret`] (`secret.rs`), the value type of secret settings in several
+//! sections.
 
 mod auth;
 mod cache;
 mod database;
 mod embedding;
 mod limits;
+mod secret;
 mod server;
 mod subscriptions;
 mod telemetry;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
 
@@ -29,6 +33,7 @@ pub use cache::*;
 pub use database::*;
 pub use embedding::*;
 pub use limits::*;
+pub use secret::Secret;
 pub use server::*;
 pub use subscriptions::*;
 pub use telemetry::*;
@@ -157,54 +162,14 @@ impl std::fmt::Display for UnsafeDefaults {
 
 impl std::error::Error for UnsafeDefaults {}
 
-/// A secret setting: usable by the code, printed as `***`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-/// The settings of the command line `notegraph <args>`, for the tests of
-/// every section.
-#[cfg(test)]
-fn from_args(args: &[&str]) -> Config {
-    try_from_args(args).unwrap_or_else(|err| panic!("{args:?}: {err}"))
-}
-
-/// The settings of `notegraph <args>`, or why clap refuses them.
-#[cfg(test)]
-fn try_from_args(args: &[&str]) -> Result<Config, clap::Error> {
-    /// The settings alone, as every command reads them.
-    #[derive(clap::Parser)]
-    struct Settings {
-        #[command(flatten)]
-        config: Config,
-    }
-    let args = std::iter::once("notegraph").chain(args.iter().copied());
-    <Settings as clap::Parser>::try_parse_from(args).map(|settings| settings.config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings of the command line `notegraph <args>`.
+    fn from_args(args: &[&str]) -> Config {
+        testing::parse(args)
+    }
 
     #[test]
     fn secrets_never_print() {
@@ -257,6 +222,8 @@ mod tests {
                 .check_timeouts()
                 .is_err()
         );
+        let replica = ["--replica-max-lag-ms", "800", "--read-your-writes-ms", "500"];
+        assert!(from_args(&replica).check_timeouts().is_err(), "the database section's own check is made too");
         let custom = ["--http-timeout-ms", "3000", "--graphql-timeout-ms", "2000", "--db-timeout-ms", "1500"];
         assert!(from_args(&custom).check_timeouts().is_ok());
     }

@@ -81,20 +81,21 @@ pub enum LogFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{from_args, try_from_args};
+    use crate::config::testing::{parse, try_parse};
 
     #[test]
     fn no_color_follows_no_color_org() {
         assert_eq!(non_empty(""), Ok(false));
         assert_eq!(non_empty("0"), Ok(true));
-        assert!(from_args(&["--no-color"]).telemetry.no_color);
+        assert!(parse::<TelemetryConfig>(&["--no-color"]).no_color);
     }
 
     #[test]
     fn the_sample_ratio_is_a_share() {
-        assert_eq!(from_args(&["--trace-sample-ratio", "0.25"]).telemetry.trace_sample_ratio, 0.25);
+        assert_eq!(parse::<TelemetryConfig>(&["--trace-sample-ratio", "0.25"]).trace_sample_ratio, 0.25);
         for refused in ["1.5", "-0.1", "all"] {
-            let error = try_from_args(&[&format!("--trace-sample-ratio={refused}")]).unwrap_err().to_string();
+            let error =
+                try_parse::<TelemetryConfig>(&[&format!("--trace-sample-ratio={refused}")]).unwrap_err().to_string();
             assert!(error.contains("is not a number from 0 to 1"), "{refused}: {error}");
         }
     }
