@@ -40,6 +40,10 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the GraphQL schema (SDL) to stdout; needs no database.
     PrintSchema,
+    /// Print the configuration reference, docs/CONFIGURATION.md, from these
+    /// definitions (`just config-docs` writes the file).
+    #[command(hide = true)]
+    PrintConfiguration,
     /// Print a signed development JWT for a user.
     Token(TokenArgs),
     /// Re-embed every note with the configured embedder (after a provider

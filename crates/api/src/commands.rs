@@ -10,7 +10,7 @@ use seed::{IndexKind, SeedError, SeedOptions};
 use crate::app::{self, Application};
 use crate::auth::Authenticator;
 use crate::cli::{Cli, Command, HealthcheckArgs, ReembedArgs, SeedArgs, TokenArgs};
-use crate::config::{Config, VectorIndex};
+use crate::config::{self, Config, VectorIndex};
 use crate::database::{Database, start_embedded};
 use crate::{console, graphql, shutdown, telemetry};
 
@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::PrintSchema => print(&graphql::sdl()),
+        Command::PrintConfiguration => print(config::reference::markdown().trim_end_matches('\n')),
         Command::Token(args) => token(&config, &args),
         Command::Healthcheck(args) => healthcheck(&config, &args).await,
         command => {
@@ -40,7 +41,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Seed(args) => reseed(&config, &args).await,
                 Command::Reembed(args) => reembed(&config, &args).await,
                 Command::EmbeddedPostgres => embedded_postgres(&config).await,
-                Command::PrintSchema | Command::Token(_) | Command::Healthcheck(_) => Ok(()),
+                Command::PrintSchema | Command::PrintConfiguration | Command::Token(_) | Command::Healthcheck(_) => {
+                    Ok(())
+                }
             };
             // On its own thread: the exporter's blocking client may not
             // block the runtime.

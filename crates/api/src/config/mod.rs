@@ -10,13 +10,16 @@
 //! `embedding.rs`, `telemetry.rs`. Here: [`Config`], which gathers them,
 //! the deployment settings and the checks that span sections. Beside them,
 //! [`Secret`] (`secret.rs`), the value type of secret settings in several
-//! sections.
+//! sections, and [`reference`](mod@reference), which writes
+//! docs/CONFIGURATION.md from all of it. The settings build nothing: the
+//! server's parts are made from them in `app.rs`.
 
 mod auth;
 mod cache;
 mod database;
 mod embedding;
 mod limits;
+pub mod reference;
 mod secret;
 mod server;
 mod subscriptions;
@@ -67,11 +70,12 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Development machine: `serve` accepts the development JWT secret and
     /// the `test-token` static token on any address, not only on loopback.
-    #[arg(long, env = "NOTEGRAPH_DEV", global = true)]
+    #[arg(long, env = "NOTEGRAPH_DEV", global = true, help_heading = "Deployment")]
     pub dev: bool,
     /// The deployment environment; `production` turns field suggestions
     /// and introspection off unless they are set explicitly.
-    #[arg(long, env = "NOTEGRAPH_ENV", value_enum, default_value_t = Environment::Development, global = true)]
+    #[arg(long, env = "NOTEGRAPH_ENV", value_enum, default_value_t = Environment::Development, global = true,
+          help_heading = "Deployment")]
     pub env: Environment,
 }
 
