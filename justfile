@@ -21,6 +21,10 @@ seed *args:
 schema:
     cargo run --quiet -- print-schema
 
+# Write docs/CONFIGURATION.md, the reference of every setting, from the clap definitions (a test fails while it is stale).
+config-docs:
+    cargo run --quiet -- print-configuration > docs/CONFIGURATION.md
+
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all --check

@@ -14,17 +14,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, EmbedConfig, GraphqlConfig};
 use crate::graphql::{
-    EventBus, HotFields, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps, SubscriptionLimits,
-    TrustedDocuments, build_schema,
+    EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
+    SubscriptionLimits, TrustedDocuments, build_schema,
 };
 use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Shared, Streams, router, serve};
 use crate::metrics::Metrics;
-use crate::notifications;
 use crate::pipeline::document::Persisted;
 use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
+use crate::{notifications, telemetry};
 
 /// Bound on the persisted query texts held: thousands of documents.
 const PERSISTED_QUERY_BYTES: u64 = 16 * 1024 * 1024;
@@ -92,9 +92,7 @@ impl Application {
             let (max_lag, remember) = (config.db.replica_max_lag_ms, config.db.read_your_writes_ms);
             ReadReplica::new(source, Duration::from_millis(max_lag), Duration::from_millis(remember))
         });
-        let embedder = config
-            .embed
-            .embedder(Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
+        let embedder = embedder(&config.embed, Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
             .context("building the embedder")?;
         let cache = config.cache.cache_enabled.then(|| {
             cache::ResponseCache::new(cache::Config {
@@ -148,7 +146,7 @@ impl Application {
                 },
             },
             SchemaSettings {
-                limits: config.graphql.limits(),
+                limits: operation_limits(&config.graphql),
                 parsed_documents_bytes: config.graphql.parsed_documents_bytes,
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
                 db_timeout: Duration::from_millis(config.db.db_timeout_ms),
@@ -302,6 +300,42 @@ fn observe(
         metrics.watch_cache(cache.clone())?;
     }
     Ok(metrics)
+}
+
+/// The configured embedder: the HTTP provider behind its cache, or the
+/// built-in one (which needs no cache: it costs microseconds). A `ceiling`
+/// (the GraphQL execution timeout) caps the provider's time budget
+/// ([`EmbedConfig::timeout`]).
+pub fn embedder(config: &EmbedConfig, ceiling: Option<Duration>) -> anyhow::Result<Arc<dyn embed::Embedder>> {
+    config.check().map_err(anyhow::Error::msg)?;
+    let Some(url) = &config.embed_url else {
+        return Ok(Arc::new(embed::HashEmbedder::new(config.embed_dimension)));
+    };
+    let http = embed::HttpEmbedder::new(embed::HttpSettings {
+        url: url.clone(),
+        model: config.embed_model.clone(),
+        api_key: config.embed_api_key.as_ref().map(|key| key.expose().to_owned()),
+        dimension: config.embed_dimension,
+        timeout: config.timeout(ceiling),
+        max_retries: config.embed_max_retries,
+        batch_size: config.embed_batch_size,
+        propagate: Some(telemetry::inject_trace_context),
+    })?;
+    Ok(Arc::new(embed::CachedEmbedder::new(Arc::new(http), config.embed_cache_entries, config.embed_cache_bytes)))
+}
+
+/// The limits every operation must stay within, as the GraphQL settings
+/// give them.
+fn operation_limits(config: &GraphqlConfig) -> OperationLimits {
+    OperationLimits {
+        max_depth: config.max_depth,
+        max_complexity: config.max_complexity,
+        max_aliases: config.max_aliases,
+        max_root_fields: config.max_root_fields,
+        max_document_bytes: config.max_document_bytes,
+        max_tokens: config.max_tokens,
+        max_directives_per_field: config.max_directives_per_field,
+    }
 }
 
 /// Binds the listen address; a port already in use is named, with the

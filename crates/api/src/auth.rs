@@ -129,7 +129,7 @@ fn parse_static_tokens(spec: &str) -> anyhow::Result<HashMap<String, UserId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Cli;
+    use crate::cli::Cli;
     use clap::Parser;
 
     fn authenticator() -> Authenticator {

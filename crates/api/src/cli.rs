@@ -1,192 +1,167 @@
-//! What each command of the binary does, given the parsed command line.
+//! The command line: the `notegraph` commands and their own arguments, over
+//! the settings every command shares ([`Config`]). What each command does
+//! is [`crate::commands`].
 
-use std::io::Write as _;
-use std::time::Duration;
+use clap::{Args, Parser, Subcommand};
 
-use anyhow::Context as _;
-use db::vector_index::Ensured;
-use seed::{IndexKind, SeedError, SeedOptions};
+use crate::config::Config;
 
-use crate::app::{self, Application};
-use crate::auth::Authenticator;
-use crate::config::{Cli, Command, Config, HealthcheckArgs, ReembedArgs, SeedArgs, TokenArgs, VectorIndex};
-use crate::database::{Database, start_embedded};
-use crate::{console, graphql, shutdown, telemetry};
+/// See [`HealthcheckArgs::timeout_ms`]: above the 2 s in which `/readyz`
+/// always answers (so a slow database shows as its 503, not as a timeout
+/// here), and inside a container healthcheck's usual 5 s timeout.
+pub const DEFAULT_HEALTHCHECK_TIMEOUT_MS: u64 = 3_000;
 
-/// The demo data set `serve` loads into an empty embedded database, so a
-/// newcomer sees data at once (and the published k6 mix finds user 1 and
-/// note 1). Not forced: should the database hold anything the seeder did
-/// not create after all, failing to start beats deleting it.
-const DEMO: SeedOptions =
-    SeedOptions { users: 200, notes: 2_000, tags: 40, seed: 42, force: false, vector_index: IndexKind::Hnsw };
+/// What `notegraph --version` prints after the name: the release and the
+/// git commit the binary was built from (see `build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("NOTEGRAPH_GIT_COMMIT"), ")");
 
-/// Runs the command the user asked for.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = cli.config;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::PrintSchema => print(&graphql::sdl()),
-        Command::Token(args) => token(&config, &args),
-        Command::Healthcheck(args) => healthcheck(&config, &args).await,
-        command => {
-            let telemetry = telemetry::init(&config.telemetry)?;
-            console::print_configuration(&config);
-            if config.auth.jwt_secret.expose() == crate::config::DEFAULT_JWT_SECRET {
-                tracing::warn!("NOTEGRAPH_JWT_SECRET is the development default; set it in production");
+/// `notegraph`: a GraphQL API over notes, users and tags, with search by
+/// meaning.
+#[derive(Debug, Parser)]
+#[command(name = "notegraph", version = VERSION, about = "A GraphQL API over notes, users and tags, with search by meaning.", long_about = None)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// The commands the binary runs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default), applying pending migrations first.
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Replace all data with a generated data set; data it did not create
+    /// only with `--force`.
+    Seed(SeedArgs),
+    /// Print the GraphQL schema (SDL) to stdout; needs no database.
+    PrintSchema,
+    /// Print the configuration reference, docs/CONFIGURATION.md, from these
+    /// definitions (`just config-docs` writes the file).
+    #[command(hide = true)]
+    PrintConfiguration,
+    /// Print a signed development JWT for a user.
+    Token(TokenArgs),
+    /// Re-embed every note with the configured embedder (after a provider
+    /// or model change), in batches, printing progress; resumable with `--after`.
+    Reembed(ReembedArgs),
+    /// Start the embedded Postgres, print `DATABASE_URL=…` and keep it
+    /// running until interrupted (the test suite uses this).
+    EmbeddedPostgres,
+    /// Exit 0 when the local server's `/readyz` answers 200, 1 otherwise:
+    /// the container healthcheck of an image that has no curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Arguments of `notegraph healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The URL to check; default `http://127.0.0.1:<port of NOTEGRAPH_LISTEN>/readyz`
+    /// (the listen address itself when it is a specific one).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// How long to wait for the answer, connecting included, in ms.
+    #[arg(long, default_value_t = DEFAULT_HEALTHCHECK_TIMEOUT_MS)]
+    pub timeout_ms: u64,
+}
+
+/// Size and randomness of `notegraph seed`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Number of users.
+    #[arg(long, default_value_t = 10_000)]
+    pub users: u32,
+    /// Number of notes.
+    #[arg(long, default_value_t = 100_000)]
+    pub notes: u32,
+    /// Number of tags.
+    #[arg(long, default_value_t = 200)]
+    pub tags: u32,
+    /// Random seed: the same seed gives the same data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Replace the data even if `notegraph seed` did not load it (there are
+    /// users, notes or tags and no recorded seed run); without it the
+    /// command refuses and changes nothing. Writes made after a seed are not
+    /// tracked: they are replaced either way.
+    #[arg(long)]
+    pub force: bool,
+    /// Seed only a database without users (a fresh one) and otherwise
+    /// change nothing: a seeding step that may run on every start.
+    #[arg(long, conflicts_with = "force")]
+    pub if_empty: bool,
+}
+
+/// Arguments of `notegraph reembed`.
+#[derive(Debug, Args)]
+pub struct ReembedArgs {
+    /// Notes per batch (one embedding call and one update each).
+    #[arg(long, default_value_t = 256)]
+    pub batch: i64,
+    /// Stop after this many batches; the next run continues where it
+    /// stopped (every run skips the notes already embedded by the configured
+    /// embedder).
+    #[arg(long)]
+    pub max_batches: Option<u64>,
+}
+
+/// Arguments of `notegraph token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The user id the token authenticates as (claim `sub`).
+    pub user_id: i64,
+    /// Lifetime in seconds (claim `exp`).
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_LISTEN};
+
+    #[test]
+    fn no_subcommand_means_serve_with_defaults() {
+        let cli = Cli::parse_from(["notegraph"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.http.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(cli.config.http.http_timeout_ms, DEFAULT_HTTP_TIMEOUT_MS);
+        assert!(cli.config.check_timeouts().is_ok());
+    }
+
+    #[test]
+    fn seed_takes_sizes() {
+        let cli = Cli::parse_from(["notegraph", "seed", "--users", "5", "--notes", "50", "--seed", "7"]);
+        match cli.command {
+            Some(Command::Seed(args)) => {
+                assert_eq!((args.users, args.notes, args.tags, args.seed, args.force), (5, 50, 200, 7, false));
             }
-            let outcome = match command {
-                Command::Serve => serve(&config).await,
-                Command::Migrate => Database::open(&config.db).await?.close().await,
-                Command::Seed(args) => reseed(&config, &args).await,
-                Command::Reembed(args) => reembed(&config, &args).await,
-                Command::EmbeddedPostgres => embedded_postgres(&config).await,
-                Command::PrintSchema | Command::Token(_) | Command::Healthcheck(_) => Ok(()),
-            };
-            // On its own thread: the exporter's blocking client may not
-            // block the runtime.
-            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
-            outcome
+            other => panic!("expected seed, got {other:?}"),
         }
     }
-}
 
-async fn serve(config: &Config) -> anyhow::Result<()> {
-    // Before the database: a refused start, or a port already taken, should
-    // not start (or install) Postgres first.
-    config.check_safe_to_serve()?;
-    config.check_timeouts().map_err(anyhow::Error::msg)?;
-    let listener = app::listen(config.http.listen).await?;
-    let database = Database::open(&config.db).await?;
-    check_embedding_dimension(&database.pool, config.embed.embed_dimension).await?;
-    if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
-        tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
-        let demo = SeedOptions { vector_index: config.db.vector_index.kind(), ..DEMO };
-        seed::run(&database.pool, &demo, &embed::HashEmbedder::default()).await.context("loading demo data")?;
+    #[test]
+    fn seed_is_forced_only_when_asked() {
+        let cli = Cli::parse_from(["notegraph", "seed", "--force"]);
+        match cli.command {
+            Some(Command::Seed(args)) => assert!(args.force && !args.if_empty),
+            other => panic!("expected seed, got {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["notegraph", "seed", "--force", "--if-empty"]).is_err());
     }
-    ensure_vector_index(&database.pool, config.db.vector_index).await?;
-    let app = Application::build_on(listener, config, database.pool.clone(), database.read_pool.clone()).await?;
-    // Before anyone is told where we listen, who may then stop us at once.
-    let stop = shutdown::signal();
-    console::print_listening(config, app.local_addr()?);
-    let served = app.run_until_stopped(stop).await;
-    database.close().await?;
-    served
-}
 
-async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
-    let database = Database::open(&config.db).await?;
-    if args.if_empty && !db::users::is_empty(&database.pool).await? {
-        database.close().await?;
-        return print("the database already has users; nothing seeded (--if-empty)");
+    #[test]
+    fn healthcheck_defaults_to_the_listen_port() {
+        let cli = Cli::parse_from(["notegraph", "healthcheck"]);
+        match cli.command {
+            Some(Command::Healthcheck(args)) => {
+                assert_eq!((args.url, args.timeout_ms), (None, DEFAULT_HEALTHCHECK_TIMEOUT_MS));
+            }
+            other => panic!("expected healthcheck, got {other:?}"),
+        }
     }
-    let options = SeedOptions {
-        users: args.users,
-        notes: args.notes,
-        tags: args.tags,
-        seed: args.seed,
-        force: args.force,
-        vector_index: config.db.vector_index.kind(),
-    };
-    let report = seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
-    database.close().await?;
-    let report = match report {
-        Err(SeedError::UnseededData) => anyhow::bail!(
-            "refusing to replace users, notes or tags that `notegraph seed` did not create (nothing was \
-             changed); run `notegraph seed --force` to replace them anyway"
-        ),
-        report => report.context("seeding")?,
-    };
-    print(&format!(
-        "seeded {} users, {} notes, {} tags, {} note tags in {:.1} s",
-        report.users,
-        report.notes,
-        report.tags,
-        report.note_tags,
-        report.elapsed.as_secs_f64()
-    ))
-}
-
-/// Refuses to start when the embedder's vectors would not fit the
-/// `notes.embedding` column, saying what to change either way.
-pub async fn check_embedding_dimension(pool: &db::PgPool, dimension: usize) -> anyhow::Result<()> {
-    match db::embeddings::column_dimension(pool).await? {
-        Some(column) if column != dimension => anyhow::bail!(
-            "the embedder makes {dimension}-dimension vectors but notes.embedding is vector({column}): set \
-             NOTEGRAPH_EMBED_DIMENSION={column} and a model that supports it, or migrate the column \
-             (drop the vector index, `alter table notes alter column embedding type vector({dimension})` with a \
-             `using` expression or an emptied column, recreate the index) and run `notegraph reembed`"
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// Makes the database hold the `index` kind of vector index and not the
-/// other ([`db::vector_index::ensure`]), logging what it built and how long
-/// that took. Replicas starting together build it once.
-pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex) -> anyhow::Result<()> {
-    let ensured = db::vector_index::ensure(pool, index.kind())
-        .await
-        .with_context(|| format!("making notes.embedding's index {} (NOTEGRAPH_VECTOR_INDEX)", index.name()))?;
-    match ensured {
-        Ensured::Present => tracing::debug!(index = index.name(), "vector index present"),
-        Ensured::DroppedOther => tracing::info!(index = index.name(), "dropped the other kind of vector index"),
-        Ensured::Built { elapsed, lists, dropped_other } => tracing::info!(
-            index = index.name(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            lists,
-            dropped_other,
-            "built the vector index NOTEGRAPH_VECTOR_INDEX names"
-        ),
-    }
-    Ok(())
-}
-
-/// Re-embeds the notes the configured embedder did not make
-/// ([`crate::reembed`]), printing progress after each batch.
-async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
-    let database = Database::open(&config.db).await?;
-    let embedder = config.embed.embedder(None)?;
-    check_embedding_dimension(&database.pool, embedder.dimension()).await?;
-    let options = crate::reembed::Options { batch: args.batch, max_batches: args.max_batches };
-    let outcome = crate::reembed::run(&database.pool, embedder.as_ref(), options, &mut std::io::stdout()).await;
-    database.close().await?;
-    outcome.map(drop)
-}
-
-/// GETs the local server's `/readyz` (or `--url`): success on 200, an
-/// error (exit code 1) on any other status, a refused connection or the
-/// timeout. Logs nothing: a container runtime runs it every few seconds.
-async fn healthcheck(config: &Config, args: &HealthcheckArgs) -> anyhow::Result<()> {
-    let url = args.url.clone().unwrap_or_else(|| {
-        let listen = config.http.listen;
-        let ip = if listen.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { listen.ip() };
-        format!("http://{}/readyz", std::net::SocketAddr::new(ip, listen.port()))
-    });
-    let client = reqwest::Client::builder().timeout(Duration::from_millis(args.timeout_ms)).build()?;
-    let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    anyhow::ensure!(status == reqwest::StatusCode::OK, "GET {url}: {status}");
-    print(&format!("GET {url}: {status}"))
-}
-
-fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
-    let auth = Authenticator::new(&config.auth)?;
-    print(&auth.issue(db::UserId(args.user_id), Duration::from_secs(args.ttl))?)
-}
-
-async fn embedded_postgres(config: &Config) -> anyhow::Result<()> {
-    let pg = start_embedded(&config.db).await?;
-    // Before the URL is out: whoever reads it may stop us right away.
-    let stop = shutdown::signal();
-    print(&format!("DATABASE_URL={}", pg.url()))?;
-    stop.await;
-    tokio::task::spawn_blocking(move || pg.stop()).await?.context("stopping the embedded Postgres")?;
-    Ok(())
-}
-
-/// Command output goes to stdout, logs to stderr.
-fn print(line: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")?;
-    out.flush()?;
-    Ok(())
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use clap::ValueEnum as _;
 
-use crate::config::{Config, DEFAULT_JWT_SECRET, DEVELOPMENT_TOKEN, LogFormat};
+use crate::config::{Config, DEVELOPMENT_TOKEN, LogFormat};
 use crate::telemetry;
 
 /// Prints the configuration, as a block on a terminal or in text logs, as
@@ -53,7 +53,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         Some(url) => redact_url(url.expose()),
         None => "unset: reads go to DATABASE_URL".to_owned(),
     };
-    let jwt_secret = if auth.jwt_secret.expose() == DEFAULT_JWT_SECRET { "the development default" } else { "***" };
+    let jwt_secret = if auth.signs_with_development_secret() { "the development default" } else { "***" };
     let log_format = config.telemetry.log_format.to_possible_value().map(|v| v.get_name().to_owned());
     vec![
         ("NOTEGRAPH_LISTEN", http.listen.to_string()),
@@ -211,6 +211,7 @@ mod tests {
 
     use super::*;
     use crate::Cli;
+    use crate::config::DEFAULT_JWT_SECRET;
 
     fn config(args: &[&str]) -> Config {
         Cli::parse_from(std::iter::once("notegraph").chain(args.iter().copied())).config

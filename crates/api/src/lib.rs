@@ -2,9 +2,10 @@
 //! search by meaning, on axum and async-graphql over Postgres+pgvector.
 //!
 //! # Layout
-//! - [`config`]: the typed configuration and the command line.
+//! - [`cli`]: the command line: the commands and their arguments.
+//! - [`config`]: the typed configuration every command shares.
+//! - [`commands`]: what each command does.
 //! - [`console`]: what a person reads at start-up.
-//! - [`cli`]: what each command does.
 //! - [`app`]: [`Application`], the server that `main` and the tests start.
 //! - [`database`]: the pool, and the embedded Postgres when no URL is set.
 //! - [`http`]: the router, its layers and routes: `/graphql` runs the
@@ -25,6 +26,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod console;
 pub mod database;
@@ -44,4 +46,5 @@ pub mod source;
 pub mod telemetry;
 
 pub use app::Application;
-pub use config::{Cli, Config};
+pub use cli::Cli;
+pub use config::Config;

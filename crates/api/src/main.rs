@@ -10,5 +10,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    api::cli::run(api::Cli::parse()).await
+    api::commands::run(api::Cli::parse()).await
 }

@@ -158,8 +158,8 @@ async fn a_write_while_the_provider_is_down_is_refused_and_not_half_stored(
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_provider_of_another_dimension_is_refused_at_start_up(pool: PgPool) {
-    api::cli::check_embedding_dimension(&pool, 384).await.unwrap();
-    let message = api::cli::check_embedding_dimension(&pool, 1536).await.unwrap_err().to_string();
+    api::commands::check_embedding_dimension(&pool, 384).await.unwrap();
+    let message = api::commands::check_embedding_dimension(&pool, 1536).await.unwrap_err().to_string();
     for needle in ["1536", "vector(384)", "NOTEGRAPH_EMBED_DIMENSION=384", "notegraph reembed"] {
         assert!(message.contains(needle), "{needle:?} missing from: {message}");
     }

@@ -1,0 +1,228 @@
+//! The database section: where Postgres is (a URL, a streaming read
+//! replica, or the embedded server under the data directory), the pool and
+//! its statement timeout, and the tuning of vector search. The pool
+//! settings are the `db` crate's own ([`DbConfig::settings`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::secret::Secret;
+
+/// The embedded Postgres and its installation live under this directory.
+pub const DEFAULT_DATA_DIR: &str = ".notegraph";
+/// See [`DbConfig::db_max_connections`]. Fewer cost Postgres less CPU at
+/// a steady rate (0.53 cores with 8 against 0.63 with 16, the mix at
+/// 1500/s on 2 cores), but 16 leaves room for slow writes and cold caches:
+/// a writes run with 8 timed out waiting for connections in its first
+/// seconds (docs/PERFORMANCE.md, "Pool tuning").
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
+/// See [`DbConfig::db_acquire_timeout_ms`].
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
+/// See [`DbConfig::db_min_connections`]: half the pool is open before the
+/// first request, so that a server put under full load at once (a new
+/// replica, a load test) does not open most of its connections (10–15 ms
+/// each here) in its first second; with 2, that second held 120–180
+/// requests over 10 ms at 1000/s, with 8 10–77 (docs/PERFORMANCE.md,
+/// "Pool tuning"). Sizing Postgres goes by the maximum, not this.
+pub const DEFAULT_DB_MIN_CONNECTIONS: u32 = 8;
+/// See [`DbConfig::db_max_lifetime_secs`]: sqlx's default.
+pub const DEFAULT_DB_MAX_LIFETIME_SECS: u64 = 30 * 60;
+/// See [`DbConfig::db_statement_cache`]: sqlx's default, several times the
+/// 20-odd statements the server has; with none, Postgres used 36% more
+/// CPU (docs/PERFORMANCE.md, "Pool tuning").
+pub const DEFAULT_DB_STATEMENT_CACHE: usize = 100;
+/// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL 25 s >
+/// DB 20 s): a statement ends before the execution that waits for it.
+pub const DEFAULT_DB_TIMEOUT_MS: u64 = 20_000;
+/// See [`DbConfig::replica_max_lag_ms`].
+pub const DEFAULT_REPLICA_MAX_LAG_MS: u64 = 1_000;
+/// See [`DbConfig::read_your_writes_ms`]: well above the replica lag
+/// bound, which it must exceed.
+pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
+/// See [`DbConfig::hnsw_ef_search`]: recall@10 0.997 for vectors near
+/// notes on the default data set with the m = 24 index, where 160 buys
+/// 0.003 more for twice the cost (docs/PERFORMANCE.md, "Vector search").
+pub const DEFAULT_HNSW_EF_SEARCH: u32 = 40;
+/// See [`DbConfig::hnsw_ef_search_text`]: the default embedder's short
+/// texts reach about 0.75 at 160 and 0.62 at 40; with 0.997 on vectors,
+/// the issue's 1,000 near and 200 free-text queries average 0.955.
+pub const DEFAULT_HNSW_EF_SEARCH_TEXT: u32 = 160;
+/// See [`DbConfig::hnsw_max_scan_tuples`]: pgvector's default.
+pub const DEFAULT_HNSW_MAX_SCAN_TUPLES: u32 = 20_000;
+/// See [`DbConfig::exact_tag_notes`]: where the measured exact path (15 ms
+/// for 1,000 notes, 22 ms for 3,000) and the filtered HNSW scan (30 ms at
+/// 1%, 10 ms at 3%, lower recall) cross (docs/PERFORMANCE.md).
+pub const DEFAULT_EXACT_TAG_NOTES: u32 = 2_000;
+/// See [`DbConfig::ivfflat_probes`].
+pub const DEFAULT_IVFFLAT_PROBES: u32 = 10;
+/// See [`DbConfig::vector_index`]: HNSW, the better latency at a given
+/// recall at 100k notes (docs/PERFORMANCE.md, "Vector search").
+pub const DEFAULT_VECTOR_INDEX: VectorIndex = VectorIndex::Hnsw;
+
+/// Database settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DbConfig {
+    /// Postgres URL (with pgvector). Unset: start the embedded Postgres.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<Secret>,
+    /// Postgres URL of a streaming read replica; unset: every read goes to
+    /// `DATABASE_URL`. Queries read there unless the viewer's own write
+    /// has not reached it yet (docs/DEPLOY.md, "Read replicas").
+    #[arg(long, env = "DATABASE_READ_URL", global = true)]
+    pub database_read_url: Option<Secret>,
+    /// Longest the read replica may stay behind the writes this server has
+    /// seen before every read goes to the primary, in ms.
+    #[arg(long, env = "NOTEGRAPH_REPLICA_MAX_LAG_MS", default_value_t = DEFAULT_REPLICA_MAX_LAG_MS, global = true)]
+    pub replica_max_lag_ms: u64,
+    /// How long a viewer's write is remembered so that their reads go to
+    /// the primary until the replica has replayed it, in ms; must exceed
+    /// `NOTEGRAPH_REPLICA_MAX_LAG_MS`.
+    #[arg(long, env = "NOTEGRAPH_READ_YOUR_WRITES_MS", default_value_t = DEFAULT_READ_YOUR_WRITES_MS, global = true)]
+    pub read_your_writes_ms: u64,
+    /// Directory of the embedded Postgres (installation and data).
+    #[arg(long, env = "NOTEGRAPH_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub data_dir: PathBuf,
+    /// Seed a small demo data set when the embedded database is empty.
+    #[arg(long, env = "NOTEGRAPH_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub demo_data: bool,
+    /// Pool size. Postgres does its best work with a few active connections
+    /// per core; more only queue inside it.
+    #[arg(long, env = "NOTEGRAPH_DB_MAX_CONNECTIONS", default_value_t = DEFAULT_DB_MAX_CONNECTIONS, global = true)]
+    pub db_max_connections: u32,
+    /// Connections kept open while the server is idle.
+    #[arg(long, env = "NOTEGRAPH_DB_MIN_CONNECTIONS", default_value_t = DEFAULT_DB_MIN_CONNECTIONS, global = true)]
+    pub db_min_connections: u32,
+    /// How long a connection lives before it is replaced, in seconds.
+    #[arg(long, env = "NOTEGRAPH_DB_MAX_LIFETIME_SECS", default_value_t = DEFAULT_DB_MAX_LIFETIME_SECS, global = true)]
+    pub db_max_lifetime_secs: u64,
+    /// Prepared statements kept per connection (0: none).
+    #[arg(long, env = "NOTEGRAPH_DB_STATEMENT_CACHE", default_value_t = DEFAULT_DB_STATEMENT_CACHE, global = true)]
+    pub db_statement_cache: usize,
+    /// How long a request waits for a connection before SERVICE_UNAVAILABLE, in ms.
+    #[arg(long, env = "NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_MS, global = true)]
+    pub db_acquire_timeout_ms: u64,
+    /// Server-side limit on one SQL statement (`statement_timeout`), in ms.
+    #[arg(long, env = "NOTEGRAPH_DB_TIMEOUT_MS", default_value_t = DEFAULT_DB_TIMEOUT_MS, global = true)]
+    pub db_timeout_ms: u64,
+    /// HNSW candidate list size for searches by vector and `similar`
+    /// (recall vs speed; pgvector allows 1 to 1000).
+    #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH", default_value_t = DEFAULT_HNSW_EF_SEARCH, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub hnsw_ef_search: u32,
+    /// HNSW candidate list size for `searchNotes(text:)`: embedded text
+    /// usually sits farther from every note than a client's vector does,
+    /// and needs more for the same recall (1 to 1000).
+    #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH_TEXT", default_value_t = DEFAULT_HNSW_EF_SEARCH_TEXT, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub hnsw_ef_search_text: u32,
+    /// Most HNSW index tuples one filtered search visits before it gives up
+    /// (`hnsw.max_scan_tuples`): the cost ceiling of a filter few notes pass.
+    #[arg(long, env = "NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", default_value_t = DEFAULT_HNSW_MAX_SCAN_TUPLES, global = true)]
+    pub hnsw_max_scan_tuples: u32,
+    /// Tag-filtered searches over a tag with at most this many notes use
+    /// exact distances over the tag's notes instead of the HNSW index.
+    #[arg(long, env = "NOTEGRAPH_EXACT_TAG_NOTES", default_value_t = DEFAULT_EXACT_TAG_NOTES, global = true)]
+    pub exact_tag_notes: u32,
+    /// IVFFlat lists probed per search, when the optional IVFFlat index is
+    /// in use instead of HNSW (docs/PERFORMANCE.md).
+    #[arg(long, env = "NOTEGRAPH_IVFFLAT_PROBES", default_value_t = DEFAULT_IVFFLAT_PROBES, global = true)]
+    pub ivfflat_probes: u32,
+    /// The vector index `serve` and `seed` make the database hold on
+    /// `notes.embedding`: building it if missing, dropping the other kind.
+    #[arg(long, env = "NOTEGRAPH_VECTOR_INDEX", value_enum, default_value_t = DEFAULT_VECTOR_INDEX, global = true)]
+    pub vector_index: VectorIndex,
+}
+
+impl DbConfig {
+    /// Pool settings for a database at `url`.
+    pub fn settings(&self, url: String) -> db::Settings {
+        db::Settings {
+            url,
+            max_connections: self.db_max_connections,
+            min_connections: self.db_min_connections,
+            max_lifetime: Duration::from_secs(self.db_max_lifetime_secs),
+            statement_cache: self.db_statement_cache,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_timeout_ms),
+            hnsw_ef_search: self.hnsw_ef_search,
+            hnsw_max_scan_tuples: self.hnsw_max_scan_tuples,
+            exact_tag_notes: self.exact_tag_notes,
+            ivfflat_probes: self.ivfflat_probes,
+        }
+    }
+
+    /// Refuses a read-your-writes window no longer than the replica lag
+    /// bound, which would let a viewer read a replica that lacks their write.
+    pub fn check_read_your_writes(&self) -> Result<(), String> {
+        let (lag, remembered) = (self.replica_max_lag_ms, self.read_your_writes_ms);
+        if remembered <= lag {
+            return Err(format!(
+                "NOTEGRAPH_READ_YOUR_WRITES_MS ({remembered}) must exceed NOTEGRAPH_REPLICA_MAX_LAG_MS ({lag}): \
+                 a write must be remembered for as long as the replica may lack it"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `hnsw.ef_search` for text searches, when they need their own: on
+    /// HNSW, and different from the connections' setting (otherwise a text
+    /// search is one statement, like a vector search).
+    pub fn text_ef_search(&self) -> Option<u32> {
+        let own = self.hnsw_ef_search_text != self.hnsw_ef_search;
+        (self.vector_index == VectorIndex::Hnsw && own).then_some(self.hnsw_ef_search_text)
+    }
+}
+
+/// The kinds of vector index on `notes.embedding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VectorIndex {
+    /// HNSW (m = 24, ef_construction = 128): the default.
+    Hnsw,
+    /// IVFFlat, lists = rows / 1000 (√rows above a million rows).
+    Ivfflat,
+}
+
+impl VectorIndex {
+    /// The database crate's name for it.
+    pub fn kind(self) -> db::vector_index::IndexKind {
+        match self {
+            VectorIndex::Hnsw => db::vector_index::IndexKind::Hnsw,
+            VectorIndex::Ivfflat => db::vector_index::IndexKind::Ivfflat,
+        }
+    }
+
+    /// As `NOTEGRAPH_VECTOR_INDEX` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            VectorIndex::Hnsw => "hnsw",
+            VectorIndex::Ivfflat => "ivfflat",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{parse, try_parse};
+
+    #[test]
+    fn text_searches_get_their_own_ef_search_only_on_hnsw_and_when_it_differs() {
+        assert_eq!(parse::<DbConfig>(&[]).text_ef_search(), Some(DEFAULT_HNSW_EF_SEARCH_TEXT));
+        assert_eq!(parse::<DbConfig>(&["--hnsw-ef-search", "160"]).text_ef_search(), None);
+        assert_eq!(parse::<DbConfig>(&["--vector-index", "ivfflat"]).text_ef_search(), None);
+        let refused = try_parse::<DbConfig>(&["--hnsw-ef-search-text", "0"]).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("1..=1000")), "ef_search 0 must be refused");
+    }
+
+    #[test]
+    fn read_your_writes_must_outlast_the_replica_lag() {
+        assert!(parse::<DbConfig>(&[]).check_read_your_writes().is_ok());
+        let equal = parse::<DbConfig>(&["--replica-max-lag-ms", "5000"]).check_read_your_writes().unwrap_err();
+        assert!(equal.contains("NOTEGRAPH_READ_YOUR_WRITES_MS (5000)"), "{equal}");
+        let shorter = ["--replica-max-lag-ms", "800", "--read-your-writes-ms", "500"];
+        assert!(parse::<DbConfig>(&shorter).check_read_your_writes().is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! The HTTP server section: where the server listens, the whole-request
+//! deadline (the outermost of the timeout hierarchy), how many requests and
+//! connections it takes at once, how large a request's head and body may
+//! be, and how it drains on shutdown.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+/// Where the server listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The whole-request HTTP deadline, the outermost of the timeout hierarchy.
+pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 30_000;
+/// See [`HttpConfig::header_read_timeout_ms`].
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// See [`HttpConfig::max_headers`]: browsers send about 20.
+pub const DEFAULT_MAX_HEADERS: usize = 64;
+/// See [`HttpConfig::max_header_bytes`].
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// See [`HttpConfig::max_concurrent_requests`].
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// See [`HttpConfig::max_connections`]: the `connections` load scenario
+/// holds 1,000; each idle connection costs a few KiB and a file descriptor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Largest accepted request body; GraphQL documents are small.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// How long in-flight requests may run after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// See [`HttpConfig::shutdown_delay_ms`]: none, for a developer's Ctrl-C;
+/// behind a load balancer, a few of its health-check intervals.
+pub const DEFAULT_SHUTDOWN_DELAY_MS: u64 = 0;
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "NOTEGRAPH_LISTEN", default_value = DEFAULT_LISTEN, global = true)]
+    pub listen: SocketAddr,
+    /// Deadline for a whole HTTP request, in ms; past it the answer is 504.
+    #[arg(long, env = "NOTEGRAPH_HTTP_TIMEOUT_MS", default_value_t = DEFAULT_HTTP_TIMEOUT_MS, global = true)]
+    pub http_timeout_ms: u64,
+    /// Requests executing at once on `/graphql`; beyond it the answer is an
+    /// immediate 503 with `Retry-After`, instead of a queue that times out.
+    #[arg(long, env = "NOTEGRAPH_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS, global = true)]
+    pub max_concurrent_requests: usize,
+    /// How long a connection may take to send a request's headers, in ms;
+    /// also how long an idle keep-alive connection stays open. Cuts off
+    /// clients that trickle headers (slowloris).
+    #[arg(long, env = "NOTEGRAPH_HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS, global = true)]
+    pub header_read_timeout_ms: u64,
+    /// Open client connections (keep-alive and streams included); at the
+    /// cap the server stops accepting until one closes, so new clients
+    /// wait in the kernel's backlog instead of exhausting file descriptors.
+    #[arg(long, env = "NOTEGRAPH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, global = true)]
+    pub max_connections: usize,
+    /// Most headers in one request; more is answered 431.
+    #[arg(long, env = "NOTEGRAPH_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS, global = true)]
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes (at
+    /// least 8192); more is answered 431.
+    #[arg(long, env = "NOTEGRAPH_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, global = true)]
+    pub max_header_bytes: usize,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "NOTEGRAPH_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT_BYTES, global = true)]
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT, in seconds.
+    #[arg(long, env = "NOTEGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS, global = true)]
+    pub shutdown_grace_secs: u64,
+    /// After SIGTERM/SIGINT, how long `/readyz` answers 503 while requests
+    /// are still served, so that load balancers stop sending new ones
+    /// before the drain starts, in ms.
+    #[arg(long, env = "NOTEGRAPH_SHUTDOWN_DELAY_MS", default_value_t = DEFAULT_SHUTDOWN_DELAY_MS, global = true)]
+    pub shutdown_delay_ms: u64,
+}
