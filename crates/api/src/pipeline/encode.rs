@@ -90,3 +90,83 @@ pub fn serialise(body: &impl serde::Serialize) -> Result<Vec<u8>, Vec<u8>> {
         error_body(internal.message(), internal.code()).to_string().into_bytes()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{ErrorExtensionValues, Pos};
+    use axum::http::{HeaderValue, header};
+
+    use super::*;
+    use crate::pipeline::call::Call;
+    use crate::pipeline::chain::Fake;
+
+    fn json(encoded: &Encoded) -> Value {
+        serde_json::from_slice(&encoded.body).unwrap()
+    }
+
+    fn error(message: &str, code: Option<&str>, path: bool) -> ServerError {
+        let mut error = ServerError::new(message, Some(Pos { line: 1, column: 3 }));
+        if let Some(code) = code {
+            let mut extensions = ErrorExtensionValues::default();
+            extensions.set("code", code);
+            error.extensions = Some(extensions);
+        }
+        if path {
+            error.path = vec![async_graphql::PathSegment::Field("note".into())];
+        }
+        error
+    }
+
+    #[test]
+    fn errors_before_execution_have_no_data_and_are_the_clients() {
+        let encoded = encode(Response::from_errors(vec![error("Unknown field \"nope\"", None, false)]));
+
+        let body = json(&encoded);
+        assert!(encoded.request_error && !encoded.timed_out && !encoded.failed);
+        assert!(body.get("data").is_none());
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(body["errors"][0]["message"], "Unknown field \"nope\"");
+    }
+
+    #[test]
+    fn a_resolver_error_without_a_code_is_internal_and_its_message_hidden() {
+        let mut response = Response::new(async_graphql::Value::from_json(serde_json::json!({ "note": null })).unwrap());
+        response.errors = vec![error("relation \"secret\" does not exist", None, true)];
+
+        let encoded = encode(response);
+
+        let body = json(&encoded);
+        assert!(!encoded.request_error);
+        assert_eq!(body["data"]["note"], Value::Null);
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL");
+        assert_eq!(body["errors"][0]["message"], "internal error");
+    }
+
+    #[test]
+    fn a_response_that_ran_out_of_time_says_so() {
+        let encoded = encode(Response::from_errors(vec![error("timed out", Some("TIMEOUT"), false)]));
+
+        assert!(encoded.request_error && encoded.timed_out);
+        assert_eq!(json(&encoded)["errors"][0]["extensions"]["code"], "TIMEOUT");
+    }
+
+    #[tokio::test]
+    async fn the_stage_hands_on_the_hints_and_headers_the_resolvers_set() {
+        let next = Fake(|_: Operation| async {
+            let mut response = Response::new(async_graphql::Value::from_json(serde_json::json!({ "a": 1 })).unwrap());
+            response.cache_control = async_graphql::CacheControl { public: false, max_age: 30 };
+            response.http_headers.insert(header::SET_COOKIE, HeaderValue::from_static("notegraph-write=1.2"));
+            response
+        });
+        let call = Call::new(crate::pipeline::Method::Post, Default::default(), Default::default());
+        let operation = Operation { call, request: async_graphql::Request::new("{ a }") };
+
+        let reply = Encode.run(operation, &next).await;
+
+        assert_eq!(json(&reply.encoded), serde_json::json!({ "data": { "a": 1 } }));
+        assert_eq!(reply.x_cache, XCache::Bypass);
+        assert!(!reply.has_errors);
+        assert_eq!((reply.cache_control.public, reply.cache_control.max_age), (false, 30));
+        assert_eq!(reply.headers[header::SET_COOKIE], "notegraph-write=1.2");
+    }
+}
