@@ -59,15 +59,15 @@ fn parsed_request(document: &str, variables: serde_json::Value) -> async_graphql
 
 /// The response cache's key for each published query (the document printed
 /// in canonical form and hashed with the operation name and variables,
-/// `api::response_cache::fingerprint`), and for one with variables.
+/// `api::fingerprint::fingerprint`), and for one with variables.
 fn cache_key(c: &mut Criterion) {
     let mut group = c.benchmark_group("cache_key");
     let with_variables = [("withVariables", WITH_VARIABLES, serde_json::json!({ "id": "42" }))];
     let published = DOCUMENTS.into_iter().map(|(name, document)| (name, document, serde_json::json!({})));
     for (name, document, variables) in published.chain(with_variables) {
         let mut request = parsed_request(document, variables);
-        assert!(api::response_cache::fingerprint(&mut request).is_some(), "{name} has a key");
-        group.bench_function(name, |b| b.iter(|| api::response_cache::fingerprint(black_box(&mut request))));
+        assert!(api::fingerprint::fingerprint(&mut request).is_some(), "{name} has a key");
+        group.bench_function(name, |b| b.iter(|| api::fingerprint::fingerprint(black_box(&mut request))));
     }
     group.finish();
 }
@@ -107,11 +107,11 @@ fn cache_hit(c: &mut Criterion) {
         b.iter(|| futures::executor::block_on(responses.get(black_box(key))).map(|body| body.len()))
     });
     let mut request = parsed_request(DOCUMENTS[1].1, serde_json::json!({}));
-    let fingerprint = api::response_cache::fingerprint(&mut request).expect("a query has a key");
+    let fingerprint = api::fingerprint::fingerprint(&mut request).expect("a query has a key");
     futures::executor::block_on(store(&responses, cache::Key::new(fingerprint, cache::Scope::Shared), 4711));
     group.bench_function("key_and_lookup_noteDetail", |b| {
         b.iter(|| {
-            let fingerprint = api::response_cache::fingerprint(black_box(&mut request))?;
+            let fingerprint = api::fingerprint::fingerprint(black_box(&mut request))?;
             let key = cache::Key::new(fingerprint, cache::Scope::Shared);
             futures::executor::block_on(responses.get(key)).map(|body| body.len())
         })

@@ -141,6 +141,15 @@ pub fn error_response(status: StatusCode, error: &ApiError) -> Response {
     (status, axum::Json(error_body(error.message(), error.code()))).into_response()
 }
 
+/// `error` as a response-level GraphQL error (no path) with its code.
+pub fn server_error(error: &ApiError) -> async_graphql::ServerError {
+    let mut server_error = async_graphql::ServerError::new(error.message(), None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", error.code());
+    server_error.extensions = Some(extensions);
+    server_error
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

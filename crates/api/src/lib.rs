@@ -14,7 +14,8 @@
 //! - [`graphql`]: the schema, its types and resolvers.
 //! - [`parsed`], [`source`]: small shared types (parsed documents and the
 //!   operation they select; where a request reads).
-//! - [`response_cache`]: cache fingerprints and dependency tags.
+//! - [`fingerprint`], [`response_cache`]: what makes two requests the
+//!   same question; the cache's dependency tags and invalidation.
 //! - [`replica`], [`read_your_writes`]: reading a replica, and reading
 //!   past it (and the cache) after one's own writes.
 //! - [`reembed`]: re-embedding every note after a model change.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod console;
 pub mod database;
 pub mod error;
+pub mod fingerprint;
 pub mod graphql;
 pub mod http;
 pub mod metrics;

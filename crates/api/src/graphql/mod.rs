@@ -10,6 +10,7 @@
 //! subscriptions through the [`EventBus`], fed by `LISTEN`
 //! ([`crate::notifications`]).
 
+mod admission;
 mod args;
 mod caps;
 mod embedding;
@@ -26,6 +27,7 @@ mod trusted;
 mod types;
 
 pub use crate::source::Source;
+pub use admission::Admission;
 pub use caps::{ConnectionSubscriptions, SubscriptionCaps, SubscriptionLimits};
 pub use events::EventBus;
 pub use hot_fields::HotFields;

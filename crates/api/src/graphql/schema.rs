@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use async_graphql::futures_util::StreamExt as _;
 use async_graphql::futures_util::stream::{self, BoxStream};
-use async_graphql::{Data, ErrorExtensionValues, Executor, Request, Response, Schema, ServerError};
+use async_graphql::{Data, Executor, Request, Response, Schema, ServerError};
 use embed::Embedder;
 use loaders::{Loaders, Tracked};
 use tracing::Instrument as _;
 
 use super::Source;
+use super::admission::Admission;
 use super::caps::SubscriptionCaps;
 use super::embedding::SharedEmbedder;
 use super::events::EventBus;
@@ -88,48 +89,32 @@ pub struct SchemaSettings {
 #[derive(Clone)]
 pub struct BatchedSchema {
     schema: AppSchema,
-    limiter: Arc<Limiter>,
+    /// What a request passes before it executes.
+    admission: Admission,
     timeout: Duration,
     db_timeout: Duration,
     /// Where each operation is counted, when metrics are on.
     metrics: Option<Metrics>,
     /// Where queries may read instead of the primary.
     replica: Option<ReadReplica>,
-    /// The only documents that may execute, when configured.
-    trusted: Option<Arc<TrustedDocuments>>,
 }
 
 impl BatchedSchema {
-    /// Refuses a request over any operation limit. The HTTP handler calls
-    /// it before the response cache parses the document for its key, so no
-    /// document skips the limits or reaches the parser unbounded, and then
-    /// runs the request with [`BatchedSchema::execute_checked`].
-    pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
-        let span = tracing::debug_span!("graphql.validate");
-        let checked = span.in_scope(|| self.admit(request));
-        if let (Err(refusal), Some(metrics)) = (&checked, &self.metrics) {
-            let code = refusal.extensions.as_ref().and_then(|e| e.get("code"));
-            let code = match code {
-                Some(async_graphql::Value::String(code)) if code == "QUERY_TOO_COMPLEX" => "QUERY_TOO_COMPLEX",
-                _ => "BAD_USER_INPUT",
-            };
-            let operation = Operation { name: request.operation_name.as_deref(), kind: "unknown", code };
-            metrics.operation(operation, Duration::ZERO);
-        }
-        checked
-    }
-
     /// Counts this schema's operations in `metrics`, and reports the size of
     /// its parsed-document map there.
     pub fn with_metrics(mut self, metrics: Option<Metrics>) -> Result<Self, prometheus::Error> {
-        if let (Some(metrics), Some(parsed)) = (&metrics, self.limiter.parsed_documents()) {
-            metrics.watch_parsed_documents(parsed.clone())?;
-        }
+        self.admission = self.admission.with_metrics(metrics.clone())?;
         self.metrics = metrics;
         Ok(self)
     }
 
-    /// Executes a request that [`BatchedSchema::check`] has passed, tracked
+    /// The checks a request passes before it executes, for the pipeline's
+    /// policy stage.
+    pub fn admission(&self) -> Admission {
+        self.admission.clone()
+    }
+
+    /// Executes a request that [`Admission::check`] has passed, tracked
     /// for exact batching and under the GraphQL deadline.
     pub async fn execute_checked(&self, mut request: Request) -> Response {
         let started = Instant::now();
@@ -169,19 +154,6 @@ impl BatchedSchema {
 }
 
 impl BatchedSchema {
-    /// Refuses a document that is not trusted (when only trusted ones may
-    /// run), then one over any operation limit.
-    fn admit(&self, request: &mut Request) -> Result<(), ServerError> {
-        if let Some(trusted) = &self.trusted
-            && !trusted.admits(&request.query)
-        {
-            return Err(server_error(&crate::error::ApiError::Forbidden(
-                "only trusted documents run on this server, and this is not one of them".into(),
-            )));
-        }
-        self.limiter.check(request)
-    }
-
     /// The time budget of an execution started at `started`.
     fn budget(&self, started: Instant) -> db::Budget {
         db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout }
@@ -200,7 +172,7 @@ impl BatchedSchema {
 
 impl Executor for BatchedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.admit(&mut request);
+        let checked = self.admission.admit(&mut request);
         async move {
             match checked {
                 Ok(()) => self.execute_checked(request).await,
@@ -213,7 +185,7 @@ impl Executor for BatchedSchema {
     /// transport (WebSocket, SSE) runs as over HTTP, under the GraphQL
     /// deadline, and streams its one response.
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        if let Err(refusal) = self.admit(&mut request) {
+        if let Err(refusal) = self.admission.admit(&mut request) {
             return Box::pin(stream::once(async move { Response::from_errors(vec![refusal]) }));
         }
         let session = session_data.unwrap_or_default();
@@ -257,21 +229,12 @@ impl Executor for BatchedSchema {
 
 /// The error of an execution that ran past the GraphQL timeout.
 fn timed_out() -> ServerError {
-    server_error(&crate::error::ApiError::Timeout)
+    crate::error::server_error(&crate::error::ApiError::Timeout)
 }
 
 /// The error of a stream that ended without its response.
 fn internal() -> ServerError {
-    server_error(&crate::error::ApiError::Internal)
-}
-
-/// `error` as a response error with its code.
-fn server_error(error: &crate::error::ApiError) -> ServerError {
-    let mut server_error = ServerError::new(error.message(), None);
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", error.code());
-    server_error.extensions = Some(extensions);
-    server_error
+    crate::error::server_error(&crate::error::ApiError::Internal)
 }
 
 /// Builds the schema with its shared data and settings.
@@ -294,12 +257,11 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
     }
     BatchedSchema {
         schema: builder.finish(),
-        limiter: Arc::new(Limiter::new(settings.limits, settings.parsed_documents_bytes)),
+        admission: Admission::new(Limiter::new(settings.limits, settings.parsed_documents_bytes), deps.trusted),
         timeout: settings.timeout,
         db_timeout: settings.db_timeout,
         metrics: None,
         replica: deps.replica,
-        trusted: deps.trusted,
     }
 }
 

@@ -2,7 +2,7 @@
 //! (docs/CACHE.md): a shared entry first, then the viewer's own, then one
 //! execution shared by identical concurrent requests. The key is the
 //! request's fingerprint (normalized document, operation name, canonical
-//! variables: [`crate::response_cache::fingerprint`]) and its scope. A
+//! variables: [`crate::fingerprint::fingerprint`]) and its scope. A
 //! response with errors or `no-cache` hints is never stored; one that no
 //! resolver found viewer-dependent is stored for every viewer. Requests
 //! that must read past the cache run afresh, and their answer replaces the
@@ -37,7 +37,7 @@ impl<N: Next<Operation, Reply>> Stage<N> for Cache {
 
     async fn run(&self, mut operation: Operation, next: &N) -> Answer {
         let Some(cache) = &self.cache else { return Answer::Reply(next.run(operation).await) };
-        let Some(fingerprint) = crate::response_cache::fingerprint(&mut operation.request) else {
+        let Some(fingerprint) = crate::fingerprint::fingerprint(&mut operation.request) else {
             // Mutations, subscriptions and documents that do not parse.
             return Answer::Reply(next.run(operation).await);
         };
@@ -240,7 +240,7 @@ mod tests {
         Cache::new(Some(cache.clone())).run(op, &executions(Arc::default(), false, false)).await;
 
         let remembered = cache.requests().get(sent).expect("remembered");
-        let fingerprint = crate::response_cache::fingerprint(&mut async_graphql::Request::new("{ notes { id } }"));
+        let fingerprint = crate::fingerprint::fingerprint(&mut async_graphql::Request::new("{ notes { id } }"));
         assert_eq!(Some(remembered), fingerprint);
     }
 

@@ -81,7 +81,7 @@ pub fn graphql(
         // Parameters, persisted and trusted documents: the GraphQL request.
         .layer(stage(document::Document::new(persisted)))
         // Limits (and the parse, behind them), GET runs queries only.
-        .layer(stage(policy::Policy::new(schema.clone())))
+        .layer(stage(policy::Policy::new(schema.admission())))
         // Shared, then private entries; one execution per key at a time.
         .layer(stage(cache::Cache::new(cache)))
         // The response as bytes, encoded once for every waiter.

@@ -1,5 +1,5 @@
 //! Policy: what may run. The operation limits (trusted documents, size,
-//! depth, cost, aliases…: [`BatchedSchema::check`]) come first, and the
+//! depth, cost, aliases…: [`Admission::check`]) come first, and the
 //! document is parsed behind the size limits, so no document reaches the
 //! parser unbounded or skips the limits, whatever path it takes next. Then
 //! GET runs queries only: a mutation or subscription over GET is refused
@@ -16,18 +16,18 @@ use super::call::{Answer, Method, Operation, Rejection, Reply, XCache};
 use super::chain::{Next, Stage};
 use super::encode::encode;
 use crate::error::{ApiError, error_response};
-use crate::graphql::BatchedSchema;
+use crate::graphql::Admission;
 
 /// The stage: see the module.
 #[derive(Clone)]
 pub struct Policy {
-    schema: BatchedSchema,
+    admission: Admission,
 }
 
 impl Policy {
-    /// Checks requests against `schema`'s limits.
-    pub fn new(schema: BatchedSchema) -> Self {
-        Policy { schema }
+    /// Admits requests by `admission`.
+    pub fn new(admission: Admission) -> Self {
+        Policy { admission }
     }
 }
 
@@ -36,7 +36,7 @@ impl<N: Next<Operation>> Stage<N> for Policy {
     type Out = Answer;
 
     async fn run(&self, mut operation: Operation, next: &N) -> Answer {
-        if let Err(refusal) = self.schema.check(&mut operation.request) {
+        if let Err(refusal) = self.admission.check(&mut operation.request) {
             // A GraphQL response (no `data`), as execution errors are.
             return Answer::Reply(Reply::of(encode(Response::from_errors(vec![refusal])), XCache::Bypass));
         }
@@ -100,7 +100,7 @@ mod tests {
             max_tokens: 500,
             max_directives_per_field: 2,
         };
-        Policy::new(crate::graphql::offline(limits, Duration::from_secs(5)))
+        Policy::new(crate::graphql::offline(limits, Duration::from_secs(5)).admission())
     }
 
     fn operation(method: Method, query: &str) -> Operation {
