@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, EmbedConfig, GraphqlConfig};
+use crate::config::{Config, EmbeddingConfig, GraphqlConfig};
 use crate::graphql::{
     EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
     SubscriptionLimits, TrustedDocuments, build_schema,
@@ -55,13 +55,13 @@ impl Application {
     /// Builds the schema, loaders and router over an open (migrated) pool
     /// and binds the listen address (port 0 picks a free port).
     pub async fn build(config: &Config, pool: db::PgPool) -> anyhow::Result<Self> {
-        Self::build_on(listen(config.http.listen).await?, config, pool, None).await
+        Self::build_on(listen(config.server.listen).await?, config, pool, None).await
     }
 
     /// Like [`Application::build`], with queries reading `read_pool`, a
     /// streaming replica of `pool`, when they may ([`crate::replica`]).
     pub async fn build_replicated(config: &Config, pool: db::PgPool, read_pool: db::PgPool) -> anyhow::Result<Self> {
-        Self::build_on(listen(config.http.listen).await?, config, pool, Some(read_pool)).await
+        Self::build_on(listen(config.server.listen).await?, config, pool, Some(read_pool)).await
     }
 
     /// Like [`Application::build_replicated`] (the replica optional), on a
@@ -89,10 +89,10 @@ impl Application {
         let loaders = Loaders::new(&pool, delay);
         let replica = read_pool.map(|read_pool| {
             let source = Source { loaders: Loaders::new(&read_pool, delay), pool: read_pool };
-            let (max_lag, remember) = (config.db.replica_max_lag_ms, config.db.read_your_writes_ms);
+            let (max_lag, remember) = (config.database.replica_max_lag_ms, config.database.read_your_writes_ms);
             ReadReplica::new(source, Duration::from_millis(max_lag), Duration::from_millis(remember))
         });
-        let embedder = embedder(&config.embed, Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
+        let embedder = embedder(&config.embedding, Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
             .context("building the embedder")?;
         let cache = config.cache.cache_enabled.then(|| {
             cache::ResponseCache::new(cache::Config {
@@ -100,8 +100,11 @@ impl Application {
                 ttl: Duration::from_secs(config.cache.cache_ttl_secs),
             })
         });
-        let invalidation =
-            Invalidation::new(cache.clone(), replica.clone(), Duration::from_millis(config.db.read_your_writes_ms));
+        let invalidation = Invalidation::new(
+            cache.clone(),
+            replica.clone(),
+            Duration::from_millis(config.database.read_your_writes_ms),
+        );
         let invalidation_writes = invalidation.writes.clone();
         let events = EventBus::new(config.subscriptions.subscription_buffer);
         // Listening starts before the first request is served, so no write
@@ -149,8 +152,8 @@ impl Application {
                 limits: operation_limits(&config.graphql),
                 parsed_documents_bytes: config.graphql.parsed_documents_bytes,
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
-                db_timeout: Duration::from_millis(config.db.db_timeout_ms),
-                text_ef_search: config.db.text_ef_search(),
+                db_timeout: Duration::from_millis(config.database.db_timeout_ms),
+                text_ef_search: config.database.text_ef_search(),
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
             },
@@ -158,14 +161,14 @@ impl Application {
         .with_metrics(metrics.clone())
         .context("registering the metrics")?;
         let limits = Limits {
-            timeout: Duration::from_millis(config.http.http_timeout_ms),
-            body_limit_bytes: config.http.body_limit_bytes,
-            max_concurrent_requests: config.http.max_concurrent_requests,
+            timeout: Duration::from_millis(config.server.http_timeout_ms),
+            body_limit_bytes: config.server.body_limit_bytes,
+            max_concurrent_requests: config.server.max_concurrent_requests,
             metrics_route: config.telemetry.metrics_listen.is_none(),
         };
         let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
         let streams = Streams {
-            body_limit_bytes: config.http.body_limit_bytes,
+            body_limit_bytes: config.server.body_limit_bytes,
             heartbeat: Duration::from_millis(config.subscriptions.sse_heartbeat_ms),
             stopping: Stopping(stopping.subscribe()),
             reservations: Reservations::default(),
@@ -192,17 +195,17 @@ impl Application {
             _ => None,
         };
         let connection_limits = ConnectionLimits {
-            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
-            max_headers: config.http.max_headers,
-            max_header_bytes: config.http.max_header_bytes,
-            max_connections: config.http.max_connections,
+            header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+            max_headers: config.server.max_headers,
+            max_header_bytes: config.server.max_header_bytes,
+            max_connections: config.server.max_connections,
         };
         Ok(Self {
             listener,
             router,
             connection_limits,
-            grace: Duration::from_secs(config.http.shutdown_grace_secs),
-            delay: Duration::from_millis(config.http.shutdown_delay_ms),
+            grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            delay: Duration::from_millis(config.server.shutdown_delay_ms),
             leaving,
             notifications,
             stopping,
@@ -305,8 +308,8 @@ fn observe(
 /// The configured embedder: the HTTP provider behind its cache, or the
 /// built-in one (which needs no cache: it costs microseconds). A `ceiling`
 /// (the GraphQL execution timeout) caps the provider's time budget
-/// ([`EmbedConfig::timeout`]).
-pub fn embedder(config: &EmbedConfig, ceiling: Option<Duration>) -> anyhow::Result<Arc<dyn embed::Embedder>> {
+/// ([`EmbeddingConfig::timeout`]).
+pub fn embedder(config: &EmbeddingConfig, ceiling: Option<Duration>) -> anyhow::Result<Arc<dyn embed::Embedder>> {
     config.check().map_err(anyhow::Error::msg)?;
     let Some(url) = &config.embed_url else {
         return Ok(Arc::new(embed::HashEmbedder::new(config.embed_dimension)));

@@ -128,8 +128,8 @@ mod tests {
     fn no_subcommand_means_serve_with_defaults() {
         let cli = Cli::parse_from(["notegraph"]);
         assert!(cli.command.is_none());
-        assert_eq!(cli.config.http.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(cli.config.http.http_timeout_ms, DEFAULT_HTTP_TIMEOUT_MS);
+        assert_eq!(cli.config.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(cli.config.server.http_timeout_ms, DEFAULT_HTTP_TIMEOUT_MS);
         assert!(cli.config.check_timeouts().is_ok());
     }
 

@@ -37,7 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let outcome = match command {
                 Command::Serve => serve(&config).await,
-                Command::Migrate => Database::open(&config.db).await?.close().await,
+                Command::Migrate => Database::open(&config.database).await?.close().await,
                 Command::Seed(args) => reseed(&config, &args).await,
                 Command::Reembed(args) => reembed(&config, &args).await,
                 Command::EmbeddedPostgres => embedded_postgres(&config).await,
@@ -58,15 +58,15 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // not start (or install) Postgres first.
     config.check_safe_to_serve()?;
     config.check_timeouts().map_err(anyhow::Error::msg)?;
-    let listener = app::listen(config.http.listen).await?;
-    let database = Database::open(&config.db).await?;
-    check_embedding_dimension(&database.pool, config.embed.embed_dimension).await?;
-    if database.is_embedded() && config.db.demo_data && db::users::is_empty(&database.pool).await? {
+    let listener = app::listen(config.server.listen).await?;
+    let database = Database::open(&config.database).await?;
+    check_embedding_dimension(&database.pool, config.embedding.embed_dimension).await?;
+    if database.is_embedded() && config.database.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
-        let demo = SeedOptions { vector_index: config.db.vector_index.kind(), ..DEMO };
+        let demo = SeedOptions { vector_index: config.database.vector_index.kind(), ..DEMO };
         seed::run(&database.pool, &demo, &embed::HashEmbedder::default()).await.context("loading demo data")?;
     }
-    ensure_vector_index(&database.pool, config.db.vector_index).await?;
+    ensure_vector_index(&database.pool, config.database.vector_index).await?;
     let app = Application::build_on(listener, config, database.pool.clone(), database.read_pool.clone()).await?;
     // Before anyone is told where we listen, who may then stop us at once.
     let stop = shutdown::signal();
@@ -77,7 +77,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
-    let database = Database::open(&config.db).await?;
+    let database = Database::open(&config.database).await?;
     if args.if_empty && !db::users::is_empty(&database.pool).await? {
         database.close().await?;
         return print("the database already has users; nothing seeded (--if-empty)");
@@ -88,7 +88,7 @@ async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         tags: args.tags,
         seed: args.seed,
         force: args.force,
-        vector_index: config.db.vector_index.kind(),
+        vector_index: config.database.vector_index.kind(),
     };
     let report = seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
     database.close().await?;
@@ -147,8 +147,8 @@ pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex) -> anyho
 /// Re-embeds the notes the configured embedder did not make
 /// ([`crate::reembed`]), printing progress after each batch.
 async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
-    let database = Database::open(&config.db).await?;
-    let embedder = app::embedder(&config.embed, None)?;
+    let database = Database::open(&config.database).await?;
+    let embedder = app::embedder(&config.embedding, None)?;
     check_embedding_dimension(&database.pool, embedder.dimension()).await?;
     let options = crate::reembed::Options { batch: args.batch, max_batches: args.max_batches };
     let outcome = crate::reembed::run(&database.pool, embedder.as_ref(), options, &mut std::io::stdout()).await;
@@ -161,7 +161,7 @@ async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
 /// timeout. Logs nothing: a container runtime runs it every few seconds.
 async fn healthcheck(config: &Config, args: &HealthcheckArgs) -> anyhow::Result<()> {
     let url = args.url.clone().unwrap_or_else(|| {
-        let listen = config.http.listen;
+        let listen = config.server.listen;
         let ip = if listen.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { listen.ip() };
         format!("http://{}/readyz", std::net::SocketAddr::new(ip, listen.port()))
     });
@@ -178,7 +178,7 @@ fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
 }
 
 async fn embedded_postgres(config: &Config) -> anyhow::Result<()> {
-    let pg = start_embedded(&config.db).await?;
+    let pg = start_embedded(&config.database).await?;
     // Before the URL is out: whoever reads it may stop us right away.
     let stop = shutdown::signal();
     print(&format!("DATABASE_URL={}", pg.url()))?;

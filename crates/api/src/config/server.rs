@@ -11,29 +11,29 @@ use clap::Args;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The whole-request HTTP deadline, the outermost of the timeout hierarchy.
 pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 30_000;
-/// See [`HttpConfig::header_read_timeout_ms`].
+/// See [`ServerConfig::header_read_timeout_ms`].
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
-/// See [`HttpConfig::max_headers`]: browsers send about 20.
+/// See [`ServerConfig::max_headers`]: browsers send about 20.
 pub const DEFAULT_MAX_HEADERS: usize = 64;
-/// See [`HttpConfig::max_header_bytes`].
+/// See [`ServerConfig::max_header_bytes`].
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
-/// See [`HttpConfig::max_concurrent_requests`].
+/// See [`ServerConfig::max_concurrent_requests`].
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
-/// See [`HttpConfig::max_connections`]: the `connections` load scenario
+/// See [`ServerConfig::max_connections`]: the `connections` load scenario
 /// holds 1,000; each idle connection costs a few KiB and a file descriptor.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Largest accepted request body; GraphQL documents are small.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long in-flight requests may run after a shutdown signal.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
-/// See [`HttpConfig::shutdown_delay_ms`]: none, for a developer's Ctrl-C;
+/// See [`ServerConfig::shutdown_delay_ms`]: none, for a developer's Ctrl-C;
 /// behind a load balancer, a few of its health-check intervals.
 pub const DEFAULT_SHUTDOWN_DELAY_MS: u64 = 0;
 
 /// HTTP server settings.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "HTTP")]
-pub struct HttpConfig {
+pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "NOTEGRAPH_LISTEN", default_value = DEFAULT_LISTEN, global = true)]
     pub listen: SocketAddr,

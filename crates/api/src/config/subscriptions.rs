@@ -4,24 +4,24 @@
 
 use clap::Args;
 
-/// See [`SubscriptionConfig::subscription_buffer`]: at a few hundred
+/// See [`SubscriptionsConfig::subscription_buffer`]: at a few hundred
 /// bytes an event, 4,096 cost about a megabyte however many subscribers
 /// there are.
 pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 4_096;
-/// See [`SubscriptionConfig::max_subscriptions`]: about 10 KiB each.
+/// See [`SubscriptionsConfig::max_subscriptions`]: about 10 KiB each.
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 10_000;
-/// See [`SubscriptionConfig::max_subscriptions_per_viewer`].
+/// See [`SubscriptionsConfig::max_subscriptions_per_viewer`].
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_VIEWER: usize = 100;
-/// See [`SubscriptionConfig::max_subscriptions_per_connection`].
+/// See [`SubscriptionsConfig::max_subscriptions_per_connection`].
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 20;
-/// See [`SubscriptionConfig::sse_heartbeat_ms`]: under the 15 to 60 s
+/// See [`SubscriptionsConfig::sse_heartbeat_ms`]: under the 15 to 60 s
 /// that proxies commonly allow an idle response.
 pub const DEFAULT_SSE_HEARTBEAT_MS: u64 = 12_000;
 
 /// Subscription settings (docs/SUBSCRIPTIONS.md).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Subscriptions")]
-pub struct SubscriptionConfig {
+pub struct SubscriptionsConfig {
     /// Events the hub keeps for slow subscribers; one that falls further
     /// behind skips ahead and gets an error saying how many it missed.
     #[arg(long, env = "NOTEGRAPH_SUBSCRIPTION_BUFFER", default_value_t = DEFAULT_SUBSCRIPTION_BUFFER, global = true)]

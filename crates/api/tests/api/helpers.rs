@@ -61,7 +61,7 @@ impl TestApp {
     /// Like [`TestApp::spawn`], with extra command-line flags.
     pub(crate) async fn spawn_with_args(options: PgConnectOptions, args: &[&str]) -> TestApp {
         let cli = cli(args);
-        let settings = cli.config.db.settings(String::new());
+        let settings = cli.config.database.settings(String::new());
         let pool = settings.pool_options().connect_with(settings.apply(options)).await.expect("connect");
         Self::start(&cli, pool).await
     }
@@ -93,7 +93,7 @@ impl TestApp {
     /// their wakes cross threads; the test's own pool reads the database.
     /// `args` are extra command-line flags.
     pub(crate) async fn spawn_multi_threaded(options: PgConnectOptions, args: &[&'static str]) -> TestApp {
-        let settings = cli(args).config.db.settings(String::new());
+        let settings = cli(args).config.database.settings(String::new());
         let args = args.to_vec();
         let server_options = settings.apply(options.clone());
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -121,7 +121,7 @@ impl TestApp {
     /// streaming replica at `read_url` when they may.
     pub(crate) async fn spawn_replicated(options: PgConnectOptions, read_url: &str, args: &[&str]) -> TestApp {
         let cli = cli(args);
-        let settings = cli.config.db.settings(String::new());
+        let settings = cli.config.database.settings(String::new());
         let pool = settings.pool_options().connect_with(settings.apply(options)).await.expect("connect");
         let read_options = settings.apply(read_url.parse().expect("replica url"));
         let read_pool = settings.pool_options().connect_lazy_with(read_options);
