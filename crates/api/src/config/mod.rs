@@ -5,7 +5,7 @@
 //! are the command line's (`cli.rs`); these settings are shared by all.
 //!
 //! One file per section, each owning its variables, their defaults and its
-//! own checks: `server.rs`, `database.rs`, `auth.rs`, `limits.rs` (GraphQL
+//! own checks: `server.rs`, `database.rs`, `auth.rs`, `graphql.rs` (GraphQL
 //! execution and operation limits), `cache.rs`, `subscriptions.rs`,
 //! `embedding.rs`, `telemetry.rs`. Here: [`Config`], which gathers them,
 //! the deployment settings and the checks that span sections. Beside them,
@@ -18,7 +18,7 @@ mod auth;
 mod cache;
 mod database;
 mod embedding;
-mod limits;
+mod graphql;
 pub mod reference;
 mod secret;
 mod server;
@@ -35,7 +35,7 @@ pub use auth::*;
 pub use cache::*;
 pub use database::*;
 pub use embedding::*;
-pub use limits::*;
+pub use graphql::*;
 pub use secret::Secret;
 pub use server::*;
 pub use subscriptions::*;

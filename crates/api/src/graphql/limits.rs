@@ -33,7 +33,7 @@ const NESTING_SLACK: usize = 8;
 /// chain would otherwise make it exponential in the document's length.
 const MAX_VISITS: usize = 100_000;
 
-/// The configured limits; see `config/limits.rs` for each default and why.
+/// The configured limits; see `config/graphql.rs` for each default and why.
 #[derive(Debug, Clone, Copy)]
 pub struct OperationLimits {
     /// Deepest field nesting.
