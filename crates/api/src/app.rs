@@ -165,6 +165,7 @@ impl Application {
             body_limit_bytes: config.server.body_limit_bytes,
             max_concurrent_requests: config.server.max_concurrent_requests,
             metrics_route: config.telemetry.metrics_listen.is_none(),
+            graphiql: config.graphiql_enabled(),
         };
         let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
         let streams = Streams {

@@ -47,7 +47,8 @@ pub enum Command {
     /// Print a signed development JWT for a user.
     Token(TokenArgs),
     /// Re-embed every note with the configured embedder (after a provider
-    /// or model change), in batches, printing progress; resumable with `--after`.
+    /// or model change), in batches, printing progress; a run stopped
+    /// anywhere continues where it left off when run again.
     Reembed(ReembedArgs),
     /// Start the embedded Postgres, print `DATABASE_URL=…` and keep it
     /// running until interrupted (the test suite uses this).

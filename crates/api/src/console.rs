@@ -111,6 +111,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("NOTEGRAPH_INTROSPECTION", config.introspection_enabled().to_string()),
         ("NOTEGRAPH_FIELD_SUGGESTIONS", config.suggestions_enabled().to_string()),
+        ("NOTEGRAPH_GRAPHIQL", config.graphiql_enabled().to_string()),
         ("NOTEGRAPH_JWT_SECRET", jwt_secret.to_owned()),
         ("NOTEGRAPH_STATIC_TOKENS", redact_tokens(auth.static_tokens.expose())),
         ("NOTEGRAPH_DEV", config.dev.to_string()),

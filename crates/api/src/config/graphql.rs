@@ -53,6 +53,10 @@ pub struct GraphqlConfig {
     /// Answer introspection queries; default: on unless NOTEGRAPH_ENV=production.
     #[arg(long, env = "NOTEGRAPH_INTROSPECTION", action = clap::ArgAction::Set, global = true)]
     pub introspection: Option<bool>,
+    /// Serve GraphiQL at `/`; default: on wherever introspection is, which
+    /// the IDE needs.
+    #[arg(long, env = "NOTEGRAPH_GRAPHIQL", action = clap::ArgAction::Set, global = true)]
+    pub graphiql: Option<bool>,
     /// Suggest field names in validation errors; default: on unless
     /// NOTEGRAPH_ENV=production.
     #[arg(long, env = "NOTEGRAPH_FIELD_SUGGESTIONS", action = clap::ArgAction::Set, global = true)]

@@ -113,6 +113,12 @@ impl Config {
         self.graphql.introspection.unwrap_or(self.env != Environment::Production)
     }
 
+    /// Whether `/` serves GraphiQL: as set, else wherever introspection is
+    /// answered (without it the IDE has no schema to offer).
+    pub fn graphiql_enabled(&self) -> bool {
+        self.graphql.graphiql.unwrap_or_else(|| self.introspection_enabled())
+    }
+
     /// Whether errors suggest field names ("did you mean …"): as set, else
     /// on outside production.
     pub fn suggestions_enabled(&self) -> bool {
@@ -241,5 +247,14 @@ mod tests {
         assert!(!prod.introspection_enabled() && !prod.suggestions_enabled());
         let asked = from_args(&["--env", "production", "--introspection", "true"]);
         assert!(asked.introspection_enabled() && !asked.suggestions_enabled());
+    }
+
+    #[test]
+    fn graphiql_follows_introspection_unless_set() {
+        assert!(from_args(&[]).graphiql_enabled());
+        assert!(!from_args(&["--env", "production"]).graphiql_enabled());
+        assert!(from_args(&["--env", "production", "--introspection", "true"]).graphiql_enabled());
+        assert!(from_args(&["--env", "production", "--graphiql", "true"]).graphiql_enabled());
+        assert!(!from_args(&["--graphiql", "false"]).graphiql_enabled());
     }
 }

@@ -108,6 +108,8 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Serve `/metrics` on this router (not on a listener of its own).
     pub metrics_route: bool,
+    /// Serve GraphiQL at `/` (else `/` is 404 like any unknown path).
+    pub graphiql: bool,
 }
 
 /// Builds the application's router.
@@ -134,8 +136,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(TimeoutLayer::new(limits.timeout))
         .layer(CompressionLayer::new().compress_when(compressible()));
     let mut router = Router::new()
-        .route("/", get(graphiql::page))
-        .route("/assets/{name}", get(graphiql::asset))
         .route("/graphql", graphql::route(&state, limits.max_concurrent_requests))
         .route("/graphql/ws", get(ws::subscribe))
         // Not under load shedding: streams are long-lived, and bounded by
@@ -143,6 +143,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/graphql/stream", get(sse::get).post(sse::post).put(sse::put).delete(sse::delete))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
+    if limits.graphiql {
+        router = router.route("/", get(graphiql::page)).route("/assets/{name}", get(graphiql::asset));
+    }
     if let Some(metrics) = &metrics
         && limits.metrics_route
     {

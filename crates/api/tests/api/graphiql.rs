@@ -200,3 +200,28 @@ async fn graphiql_page_forbids_other_origins_and_its_assets_are_cached_for_good(
     let stale = app.client.get(app.url("/assets/graphiql.min.0000000000000000.js")).send().await.unwrap();
     assert_eq!(stale.status(), 404);
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn graphiql_follows_introspection_unless_set(_: PgPoolOptions, options: PgConnectOptions) {
+    let cases: [(&[&str], u16); 4] = [
+        (&[], 200),
+        (&["--env", "production"], 404),
+        (&["--env", "production", "--graphiql", "true"], 200),
+        (&["--graphiql", "false"], 404),
+    ];
+    for (args, status) in cases {
+        let app = TestApp::spawn_with_args(options.clone(), args).await;
+
+        let page = app.client.get(app.url("/")).send().await.unwrap();
+        let asset = app.client.get(app.url("/assets/graphiql.css")).send().await.unwrap();
+
+        assert_eq!(page.status(), status, "{args:?}");
+        if status == 404 {
+            assert_eq!(asset.status(), 404, "{args:?}: no assets without the page");
+            let body: serde_json::Value = page.json().await.unwrap();
+            assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND", "{args:?}");
+        }
+        // The API itself answers either way.
+        assert_eq!(app.data("{ __typename }").await["__typename"], "Query", "{args:?}");
+    }
+}
