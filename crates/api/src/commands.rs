@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Healthcheck(args) => healthcheck(&config, &args).await,
         command => {
             let telemetry = telemetry::init(&config.telemetry)?;
+            check_environment()?;
             console::print_configuration(&config);
             if config.auth.signs_with_development_secret() {
                 tracing::warn!("NOTEGRAPH_JWT_SECRET is the development default; set it in production");
@@ -192,5 +193,17 @@ fn print(line: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()?;
+    Ok(())
+}
+
+/// Refuses to start with a retired variable set, naming its replacement,
+/// and warns of every other `NOTEGRAPH_*` variable that nothing reads.
+fn check_environment() -> anyhow::Result<()> {
+    let names: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+    let unknown = config::environment::check(&config::reference::variables(), names.iter().map(String::as_str))
+        .map_err(anyhow::Error::msg)?;
+    for name in unknown {
+        tracing::warn!(variable = %name, "{name} is set but is not a setting (a typo?); it is ignored (docs/CONFIGURATION.md)");
+    }
     Ok(())
 }

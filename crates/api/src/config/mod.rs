@@ -10,14 +10,16 @@
 //! `embedding.rs`, `telemetry.rs`. Here: [`Config`], which gathers them,
 //! the deployment settings and the checks that span sections. Beside them,
 //! [`Secret`] (`secret.rs`), the value type of secret settings in several
-//! sections, and [`reference`](mod@reference), which writes
-//! docs/CONFIGURATION.md from all of it. The settings build nothing: the
+//! sections; [`reference`](mod@reference), which writes
+//! docs/CONFIGURATION.md from all of it; and [`environment`], which refuses
+//! retired variables and reports `NOTEGRAPH_*` variables nothing reads. The settings build nothing: the
 //! server's parts are made from them in `app.rs`.
 
 mod auth;
 mod cache;
 mod database;
 mod embedding;
+pub mod environment;
 mod graphql;
 pub mod reference;
 mod secret;

@@ -26,6 +26,12 @@ command accepts and which wins over the variable; `notegraph --help` lists
 them too. At start-up the server prints the whole configuration as
 `VARIABLE = value` lines, secrets masked. The sections are those of
 `notegraph --help`, one file each under `crates/api/src/config/`.
+
+A `NOTEGRAPH_*` variable that is not listed here (a typo, most likely) is
+warned of at start-up and ignored. A retired one stops start-up with the
+name of its replacement: `NOTEGRAPH_HTTP_TIMEOUT_SECS` became
+`NOTEGRAPH_HTTP_TIMEOUT_MS`, `NOTEGRAPH_DB_STATEMENT_TIMEOUT_MS` became
+`NOTEGRAPH_DB_TIMEOUT_MS`.
 ";
 
 /// Variables that are read by a library rather than by clap.
@@ -53,6 +59,11 @@ pub fn markdown() -> String {
     out.push('\n');
     out.push_str(READ_ELSEWHERE);
     out
+}
+
+/// The variables the settings are read from.
+pub fn variables() -> std::collections::BTreeSet<String> {
+    settings().iter().filter_map(|arg| arg.get_env()).map(|env| env.to_string_lossy().into_owned()).collect()
 }
 
 /// Every setting's clap definition, completed as clap completes them

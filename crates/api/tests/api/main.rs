@@ -11,6 +11,7 @@ mod cache;
 mod chromium;
 mod deploy_compose;
 mod deploy_k8s;
+mod environment;
 mod first_run;
 mod graphiql;
 mod healthcheck;
