@@ -120,6 +120,47 @@ pub struct TokenArgs {
     pub ttl: u64,
 }
 
+/// Parses the command line and the environment, as [`Parser::parse`]
+/// does, except that a value that came from a variable and does not parse
+/// is reported by the variable's name: clap names the flag, which the
+/// operator who set `NOTEGRAPH_CACHE_ENABLED=maybe` never wrote.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => match from_variable(&err, &std::env::args().collect::<Vec<_>>()) {
+            Some(message) => {
+                eprintln!("error: {message}");
+                std::process::exit(2)
+            }
+            None => err.exit(),
+        },
+    }
+}
+
+/// The message for `err` naming the variable its value came from, or
+/// `None` when the value was on the command line (`arguments`) or the
+/// error is about something else. The value itself is not repeated: it
+/// may be a secret.
+fn from_variable(err: &clap::Error, arguments: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let Some(ContextValue::String(flag)) = err.get(ContextKind::InvalidArg) else { return None };
+    let long = flag.strip_prefix("--")?.split([' ', '=']).next()?;
+    let command = <Cli as clap::CommandFactory>::command();
+    let variable = command.get_arguments().find(|arg| arg.get_long() == Some(long))?.get_env()?.to_string_lossy();
+    let written = |argument: &String| argument == &format!("--{long}") || argument.starts_with(&format!("--{long}="));
+    if arguments.iter().any(written) {
+        return None;
+    }
+    let why = match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) => format!("expected one of {}", valid.join(", ")),
+        _ => std::error::Error::source(err).map_or_else(|| "it does not parse".to_owned(), |cause| cause.to_string()),
+    };
+    Some(format!("{variable} is not valid ({why}); see docs/CONFIGURATION.md"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +204,35 @@ mod tests {
                 assert_eq!((args.url, args.timeout_ms), (None, DEFAULT_HEALTHCHECK_TIMEOUT_MS));
             }
             other => panic!("expected healthcheck, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_value_from_a_variable_is_named_by_the_variable() {
+        let err = Cli::try_parse_from(["notegraph", "--max-depth", "deep"]).unwrap_err();
+        let enum_err = Cli::try_parse_from(["notegraph", "--log-format", "xml"]).unwrap_err();
+        let bool_err = Cli::try_parse_from(["notegraph", "--cache-enabled", "maybe"]).unwrap_err();
+
+        let from_env = from_variable(&err, &["notegraph".to_owned()]).unwrap();
+        assert!(from_env.starts_with("NOTEGRAPH_MAX_DEPTH is not valid (invalid digit"), "{from_env}");
+        assert!(!from_env.contains("--max-depth") && !from_env.contains("deep"), "{from_env}");
+        let written = ["notegraph".to_owned(), "--max-depth".to_owned(), "deep".to_owned()];
+        assert_eq!(from_variable(&err, &written), None, "a flag on the command line keeps clap's message");
+        let from_env = from_variable(&enum_err, &[]).unwrap();
+        assert_eq!(
+            from_env,
+            "NOTEGRAPH_LOG_FORMAT is not valid (expected one of text, json); see docs/CONFIGURATION.md"
+        );
+        assert!(from_variable(&bool_err, &[]).unwrap().starts_with("NOTEGRAPH_CACHE_ENABLED is not valid"));
+    }
+
+    #[test]
+    fn booleans_read_as_operators_write_them() {
+        for (value, expected) in
+            [("1", true), ("0", false), ("yes", true), ("no", false), ("true", true), ("false", false)]
+        {
+            let cli = Cli::try_parse_from(["notegraph", "--cache-enabled", value]).unwrap();
+            assert_eq!(cli.config.cache.cache_enabled, expected, "{value}");
         }
     }
 }

@@ -1,7 +1,5 @@
 //! The `notegraph` binary: parse the command line, run the command.
 
-use clap::Parser;
-
 /// mimalloc instead of glibc's malloc: a request allocates many small,
 /// short-lived objects across two worker threads, where glibc's malloc and
 /// free measured about a tenth of the server's CPU (docs/PERFORMANCE.md).
@@ -10,5 +8,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    api::commands::run(api::Cli::parse()).await
+    api::commands::run(api::cli::parse()).await
 }

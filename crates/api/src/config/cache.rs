@@ -17,7 +17,7 @@ pub const DEFAULT_CACHE_TTL_SECS: u64 = 300;
 #[command(next_help_heading = "Response cache")]
 pub struct CacheConfig {
     /// Cache query responses, invalidated by writes.
-    #[arg(long, env = "NOTEGRAPH_CACHE_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "NOTEGRAPH_CACHE_ENABLED", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub cache_enabled: bool,
     /// Upper bound on the bytes the cache holds (bodies, tags, bookkeeping).
     #[arg(long, env = "NOTEGRAPH_CACHE_MAX_BYTES", default_value_t = DEFAULT_CACHE_MAX_BYTES, global = true)]

@@ -86,7 +86,7 @@ pub struct DatabaseConfig {
     #[arg(long, env = "NOTEGRAPH_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
     pub data_dir: PathBuf,
     /// Seed a small demo data set when the embedded database is empty.
-    #[arg(long, env = "NOTEGRAPH_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "NOTEGRAPH_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub demo_data: bool,
     /// Pool size. Postgres does its best work with a few active connections
     /// per core; more only queue inside it.

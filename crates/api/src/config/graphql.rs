@@ -51,15 +51,15 @@ pub struct GraphqlConfig {
     #[arg(long, env = "NOTEGRAPH_GRAPHQL_TIMEOUT_MS", default_value_t = DEFAULT_GRAPHQL_TIMEOUT_MS, global = true)]
     pub graphql_timeout_ms: u64,
     /// Answer introspection queries; default: on unless NOTEGRAPH_ENV=production.
-    #[arg(long, env = "NOTEGRAPH_INTROSPECTION", action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "NOTEGRAPH_INTROSPECTION", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub introspection: Option<bool>,
     /// Serve GraphiQL at `/`; default: on wherever introspection is, which
     /// the IDE needs.
-    #[arg(long, env = "NOTEGRAPH_GRAPHIQL", action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "NOTEGRAPH_GRAPHIQL", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub graphiql: Option<bool>,
     /// Suggest field names in validation errors; default: on unless
     /// NOTEGRAPH_ENV=production.
-    #[arg(long, env = "NOTEGRAPH_FIELD_SUGGESTIONS", action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "NOTEGRAPH_FIELD_SUGGESTIONS", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub field_suggestions: Option<bool>,
     /// Deepest field nesting of an operation.
     #[arg(long, env = "NOTEGRAPH_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH, global = true)]

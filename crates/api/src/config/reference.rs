@@ -27,6 +27,8 @@ them too. At start-up the server prints the whole configuration as
 `VARIABLE = value` lines, secrets masked. The sections are those of
 `notegraph --help`, one file each under `crates/api/src/config/`.
 
+Booleans read `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`. A value
+that does not parse stops start-up with the variable's name.
 A `NOTEGRAPH_*` variable that is not listed here (a typo, most likely) is
 warned of at start-up and ignored. A retired one stops start-up with the
 name of its replacement: `NOTEGRAPH_HTTP_TIMEOUT_SECS` became

@@ -29,7 +29,7 @@ pub struct TelemetryConfig {
     #[arg(long, env = "NO_COLOR", value_parser = non_empty, default_value = "", global = true)]
     pub no_color: bool,
     /// Serve Prometheus metrics at `/metrics` (docs/OBSERVABILITY.md).
-    #[arg(long, env = "NOTEGRAPH_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "NOTEGRAPH_METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub metrics_enabled: bool,
     /// Serve `/metrics` on this address instead of the main listener, so
     /// that it can stay private.

@@ -53,3 +53,31 @@ async fn a_variable_nothing_reads_is_warned_of_and_the_server_starts() {
     assert!(before_serving.iter().all(|line| !line.contains("NOTEGRAPH_LISTEN\"")), "a real setting is not warned of");
     serving_address(&mut lines).await;
 }
+
+/// `notegraph print-schema` (which needs no database) with `env`: its exit
+/// code and stderr.
+fn print_schema(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_notegraph"))
+        .arg("print-schema")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run notegraph");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_value_that_does_not_parse_names_its_variable_and_booleans_read_as_written() {
+    let (code, stderr) = print_schema(&[("NOTEGRAPH_CACHE_ENABLED", "maybe")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("NOTEGRAPH_CACHE_ENABLED is not valid"), "{stderr}");
+    assert!(!stderr.contains("--cache-enabled"), "{stderr}");
+
+    let (code, stderr) = print_schema(&[("NOTEGRAPH_MAX_DEPTH", "twelve")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("NOTEGRAPH_MAX_DEPTH is not valid (invalid digit found in string)"), "{stderr}");
+
+    for value in ["0", "1", "yes", "no", "true", "false"] {
+        let (code, stderr) = print_schema(&[("NOTEGRAPH_CACHE_ENABLED", value)]);
+        assert_eq!(code, Some(0), "{value}: {stderr}");
+    }
+}
