@@ -36,6 +36,7 @@ mod seed_command;
 mod sse;
 mod statements;
 mod subscriptions;
+mod tls;
 mod trace_sampling;
 mod traces;
 mod trusted;
