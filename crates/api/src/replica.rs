@@ -149,6 +149,11 @@ impl ReadReplica {
         routed
     }
 
+    /// The replica's pool, for its connection gauges.
+    pub fn pool(&self) -> &db::PgPool {
+        &self.0.source.pool
+    }
+
     /// What `/metrics` reports.
     pub fn stats(&self) -> ReplicaStats {
         let inner = &self.0;

@@ -1,5 +1,5 @@
 //! Series read at scrape time from state that already counts itself: the
-//! response cache's counters, the pool's connections and the read
+//! response cache's counters, the pools' connections and the read
 //! replica's routing. Nothing is
 //! recorded on the request path for these.
 
@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{IntCounter, IntGauge, Opts};
 
 /// Copies values into plain counters and gauges, then reports them.
 /// A std mutex: one scrape at a time fills and reads them.
@@ -122,22 +122,54 @@ impl Collector for ParsedDocumentsCollector {
     }
 }
 
-/// The pool's connections, and the reads waiting for one (counted as `db`
-/// reports them, [`super::spans::AcquireMetrics`]).
+/// One pool's connections, labelled `pool="primary"` or `pool="replica"`;
+/// the primary's also reports the reads waiting for a connection, which
+/// `db` counts for both pools together ([`super::spans::AcquireMetrics`]).
 pub(super) struct PoolCollector {
     pool: db::PgPool,
+    reports_waits: bool,
     snapshot: Snapshot,
 }
 
 impl PoolCollector {
-    pub(super) fn new(pool: db::PgPool) -> Result<Self, prometheus::Error> {
-        let gauges = vec![
-            IntGauge::new("notegraph_db_pool_connections", "Connections open now, idle or in use.")?,
-            IntGauge::new("notegraph_db_pool_idle_connections", "Open connections not in use.")?,
-            IntGauge::new("notegraph_db_pool_max_connections", "The pool's bound (NOTEGRAPH_DB_MAX_CONNECTIONS).")?,
-            IntGauge::new("notegraph_db_pool_waiting", "Reads waiting for a pool connection now.")?,
+    pub(super) fn new(pool: db::PgPool, role: PoolRole) -> Result<Self, prometheus::Error> {
+        let gauge =
+            |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help).const_label("pool", role.label()));
+        let mut gauges = vec![
+            gauge("notegraph_db_pool_connections", "Connections open now, idle or in use.")?,
+            gauge("notegraph_db_pool_idle_connections", "Open connections not in use.")?,
+            gauge("notegraph_db_pool_max_connections", "The pool's bound (NOTEGRAPH_DB_MAX_CONNECTIONS).")?,
         ];
-        Ok(PoolCollector { pool, snapshot: Snapshot { counters: Vec::new(), gauges, lock: Mutex::new(()) } })
+        let reports_waits = role == PoolRole::Primary;
+        if reports_waits {
+            gauges.push(IntGauge::new(
+                "notegraph_db_pool_waiting",
+                "Statements waiting for a connection now, in either pool.",
+            )?);
+        }
+        Ok(PoolCollector {
+            pool,
+            reports_waits,
+            snapshot: Snapshot { counters: Vec::new(), gauges, lock: Mutex::new(()) },
+        })
+    }
+}
+
+/// Which of the server's two pools a [`PoolCollector`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PoolRole {
+    /// `DATABASE_URL`: writes, and every read when there is no replica.
+    Primary,
+    /// `DATABASE_READ_URL`: the queries the replica may answer.
+    Replica,
+}
+
+impl PoolRole {
+    fn label(self) -> &'static str {
+        match self {
+            PoolRole::Primary => "primary",
+            PoolRole::Replica => "replica",
+        }
     }
 }
 
@@ -150,8 +182,11 @@ impl Collector for PoolCollector {
         let size = i64::from(self.pool.size());
         let idle = clamp(self.pool.num_idle() as u64);
         let max = i64::from(self.pool.options().get_max_connections());
-        let waiting = super::process::PROCESS.acquires_waiting.load(std::sync::atomic::Ordering::Relaxed).max(0);
-        self.snapshot.collect(&[], &[size, idle, max, waiting])
+        let mut levels = vec![size, idle, max];
+        if self.reports_waits {
+            levels.push(super::process::PROCESS.acquires_waiting.load(std::sync::atomic::Ordering::Relaxed).max(0));
+        }
+        self.snapshot.collect(&[], &levels)
     }
 }
 

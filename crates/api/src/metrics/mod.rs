@@ -130,17 +130,21 @@ impl Metrics {
         self.inner.registry.register(Box::new(collectors::ParsedDocumentsCollector::new(parsed)?))
     }
 
-    /// Adds the read replica's routing counts and state, read at each scrape.
+    /// Adds the read replica's routing counts and state, and its pool's
+    /// connections (`pool="replica"`), read at each scrape.
     pub fn watch_replica(&self, replica: crate::replica::ReadReplica) -> Result<(), prometheus::Error> {
+        let pool = collectors::PoolCollector::new(replica.pool().clone(), collectors::PoolRole::Replica)?;
+        self.inner.registry.register(Box::new(pool))?;
         self.inner.registry.register(Box::new(collectors::ReplicaCollector::new(replica)?))
     }
 
-    /// Adds the pool's size and idle connections, read at each scrape, and
+    /// Adds the primary pool's size and idle connections (`pool="primary"`),
+    /// read at each scrape, and
     /// has `db` report its waits for a connection (process-wide, like the
     /// families they feed).
     pub fn watch_pool(&self, pool: db::PgPool) -> Result<(), prometheus::Error> {
         db::budget::observe_acquires(&spans::AcquireMetrics);
-        self.inner.registry.register(Box::new(collectors::PoolCollector::new(pool)?))
+        self.inner.registry.register(Box::new(collectors::PoolCollector::new(pool, collectors::PoolRole::Primary)?))
     }
 
     /// Counts one HTTP answer; `route` is the matched route, never the raw path.

@@ -128,8 +128,11 @@ async fn metrics_count_what_a_query_did_and_pass_promtool(_: PgPoolOptions, opti
     // The document was parsed once and kept, counted as at least 1 KiB.
     assert_eq!(value(&body, "notegraph_parsed_documents_entries", &[]), Some(1.0), "{body}");
     assert!(value(&body, "notegraph_parsed_documents_bytes", &[]).unwrap_or_default() >= 1024.0, "{body}");
-    assert!(value(&body, "notegraph_db_pool_connections", &[]).unwrap_or_default() >= 1.0);
-    assert!(value(&body, "notegraph_db_pool_max_connections", &[]).unwrap_or_default() >= 1.0);
+    let primary = ["pool=\"primary\""];
+    assert!(value(&body, "notegraph_db_pool_connections", &primary).unwrap_or_default() >= 1.0, "{body}");
+    assert!(value(&body, "notegraph_db_pool_max_connections", &primary).unwrap_or_default() >= 1.0, "{body}");
+    // No replica configured: no replica pool reported.
+    assert!(!body.contains("pool=\"replica\""), "{body}");
     // Each of the miss's statements waited for its connection once.
     let acquired = value(&body, "notegraph_db_pool_acquire_duration_seconds_count", &[]).unwrap_or_default();
     assert!(acquired >= 2.0, "{body}");

@@ -118,6 +118,12 @@ async fn a_replica_further_behind_than_the_lag_bound_is_not_read(_: PgPoolOption
     )
     .await;
     app.wait_for_metric("notegraph_read_replica_ready", |ready| ready == 1.0).await;
+    // Both pools report their connections, told apart by a label.
+    let (_, _, body) = app.metrics().await;
+    for pool in ["pool=\"primary\"", "pool=\"replica\""] {
+        let max = crate::metrics::value(&body, "notegraph_db_pool_max_connections", &[pool]);
+        assert!(max.unwrap_or_default() >= 1.0, "no {pool} pool gauge: {body}");
+    }
     pause_replay(&control).await;
 
     let id = app.create_note("user-2", "the replica lags", "b", "PUBLIC", &[]).await;
