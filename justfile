@@ -77,6 +77,10 @@ observability-overhead *args:
 k8s-render overlay="prod":
     kubectl kustomize deploy/k8s/overlays/{{overlay}}
 
+# Regenerate the k8s PrometheusRule (deploy/k8s/base/prometheusrule.yaml) from deploy/prometheus/alerts.yml.
+prometheus-rule:
+    python3 deploy/prometheus/prometheusrule.py
+
 # Run the k6 mix in a cluster with the k6-operator (docs/DEPLOY.md): namespace, runner pods, total requests/s, duration.
 k8s-load-test namespace="notegraph" parallelism="4" rate="1000" duration="5m":
     kubectl -n {{namespace}} delete testrun notegraph-mix --ignore-not-found

@@ -8,7 +8,7 @@ each other correctly (a Service's selector and the pods' labels, the
 CloudNativePG secret and services the Deployment uses, the ConfigMap name
 with its hash suffix in the k6 TestRun), that the shutdown timing adds up,
 and that every file docker-compose.yml mounts exists. The CRD kinds
-(CloudNativePG Cluster, ServiceMonitor, k6 TestRun) have no schema in any
+(CloudNativePG Cluster, PodMonitor, PrometheusRule, k6 TestRun) have no schema in any
 package registry, so their fields that matter are checked here by hand.
 
     check.py compose docker-compose.yml    (prints the notegraph commands, as JSON)
@@ -159,7 +159,8 @@ def check_k8s(path, replicas, db_instances):
     docs = load_all(path)
     deployment, service = one(docs, "Deployment"), one(docs, "Service")
     hpa, pdb = one(docs, "HorizontalPodAutoscaler"), one(docs, "PodDisruptionBudget")
-    monitor, cluster = one(docs, "ServiceMonitor"), one(docs, "Cluster")
+    monitor, cluster = one(docs, "PodMonitor"), one(docs, "Cluster")
+    rule = one(docs, "PrometheusRule")
     namespaces = {doc["metadata"].get("namespace") for doc in docs}
     expect(len(namespaces) == 1, f"resources are spread over namespaces {namespaces}")
 
@@ -168,23 +169,36 @@ def check_k8s(path, replicas, db_instances):
     container = pod["spec"]["containers"][0]
     port_names = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
     expect(subset(deployment["spec"]["selector"]["matchLabels"], pod_labels), "Deployment selector does not match its pods")
+    # The autoscaler owns the count: a Deployment `replicas` would be reset
+    # by every apply.
+    expect("replicas" not in deployment["spec"], f"Deployment sets replicas ({deployment['spec'].get('replicas')}), which the HPA owns")
     if replicas is not None:
-        expect(deployment["spec"].get("replicas") == replicas, f"Deployment replicas {deployment['spec'].get('replicas')} != {replicas}")
-        expect(hpa["spec"]["minReplicas"] >= replicas, "HPA minReplicas is below the Deployment's replicas")
+        expect(hpa["spec"]["minReplicas"] == replicas, f"HPA minReplicas {hpa['spec']['minReplicas']} != {replicas}")
 
-    # Service, ServiceMonitor, HPA, PDB point at the Deployment's pods.
+    # Service, PodMonitor, HPA, PDB point at the Deployment's pods.
     expect(subset(service["spec"]["selector"], pod_labels), "Service selector does not match the pods' labels")
     service_ports = {p["name"]: p for p in service["spec"]["ports"]}
     for port in service_ports.values():
         expect(port["targetPort"] in port_names or port["targetPort"] in port_names.values(), f"Service targetPort {port['targetPort']} is no container port")
-    expect(subset(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"]), "ServiceMonitor selector does not match the Service's labels")
-    for endpoint in monitor["spec"]["endpoints"]:
-        expect(endpoint.get("port") in service_ports, f"ServiceMonitor port {endpoint.get('port')} is not a Service port name")
-        expect(endpoint.get("path") == "/metrics", "ServiceMonitor does not scrape /metrics")
-    # Without a jobLabel the operator names the job after the Service:
+    # /metrics on its own port (NOTEGRAPH_METRICS_LISTEN), scraped from the
+    # pods, and not exposed by the public Service.
+    config = generated_config(docs, container)
+    metrics_port = urlparse("tcp://" + config.get("NOTEGRAPH_METRICS_LISTEN", "")).port
+    expect(metrics_port is not None and metrics_port == port_names.get("metrics"),
+           f"NOTEGRAPH_METRICS_LISTEN port {metrics_port} is not the container port named metrics ({port_names.get('metrics')})")
+    for port in service_ports.values():
+        expect(port["targetPort"] not in ("metrics", metrics_port), f"the public Service exposes the metrics port ({port['name']})")
+    expect(subset(monitor["spec"]["selector"]["matchLabels"], pod_labels), "PodMonitor selector does not match the pods' labels")
+    for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+        expect(endpoint.get("port") == "metrics", f"PodMonitor port {endpoint.get('port')} is not the metrics port")
+        expect(endpoint.get("path") == "/metrics", "PodMonitor does not scrape /metrics")
+    # Without a jobLabel the operator names the job <namespace>/<name>:
     # NotegraphDown (deploy/prometheus/alerts.yml) watches up{job="notegraph"}.
-    expect("jobLabel" in monitor["spec"] or service["metadata"]["name"] == "notegraph",
-           f"scraped as job {service['metadata']['name']}, but the alerts expect job notegraph")
+    job = pod_labels.get(monitor["spec"].get("jobLabel", "")) or f"{monitor['metadata'].get('namespace')}/{monitor['metadata']['name']}"
+    expect(job == "notegraph", f"scraped as job {job}, but the alerts expect job notegraph")
+    # The PrometheusRule carries exactly the alerts promtool tests.
+    alerts = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy/prometheus/alerts.yml").read_text())
+    expect(rule["spec"].get("groups") == alerts["groups"], "the PrometheusRule's groups differ from deploy/prometheus/alerts.yml")
     target = hpa["spec"]["scaleTargetRef"]
     expect((target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"]), "HPA does not scale the Deployment")
     expect(any(m["type"] == "Resource" and m["resource"]["name"] == "cpu" for m in hpa["spec"]["metrics"]), "HPA does not scale on CPU")
@@ -205,7 +219,6 @@ def check_k8s(path, replicas, db_instances):
     expect(security.get("allowPrivilegeEscalation") is False, "privilege escalation is allowed")
 
     # Shutdown: the readiness delay and the drain fit in the grace period.
-    config = generated_config(docs, container)
     delay_ms = int(config.get("NOTEGRAPH_SHUTDOWN_DELAY_MS", 0))
     grace_secs = int(config.get("NOTEGRAPH_SHUTDOWN_GRACE_SECS", 10))
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
@@ -215,6 +228,10 @@ def check_k8s(path, replicas, db_instances):
            f"terminationGracePeriodSeconds {period} <= preStop {pre_stop} s + delay {delay_ms} ms + grace {grace_secs} s")
     expect(probes["readinessProbe"] is None or probes["readinessProbe"]["periodSeconds"] * probes["readinessProbe"].get("failureThreshold", 3) * 1000 <= delay_ms + pre_stop * 1000,
            "readiness needs longer to fail than the shutdown delay lasts")
+    # One failed or slow database query must not take every pod out of the
+    # Service at once.
+    expect(probes["readinessProbe"] is None or probes["readinessProbe"].get("failureThreshold", 3) >= 2,
+           "readiness fails on a single probe: one database blip takes every pod out of the Service")
 
     # CloudNativePG: the secret and services the Cluster creates.
     name, spec = cluster["metadata"]["name"], cluster["spec"]

