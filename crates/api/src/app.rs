@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use loaders::Loaders;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
-use crate::config::{Config, EmbeddingConfig, GraphqlConfig};
+use crate::config::{Config, CorsConfig, CorsOrigin, EmbeddingConfig, GraphqlConfig};
 use crate::graphql::{
     EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
     SubscriptionLimits, TrustedDocuments, build_schema,
@@ -185,7 +187,7 @@ impl Application {
             leaving: leaving.subscribe(),
             writes: invalidation_writes,
         });
-        let router = router(state, limits);
+        let router = router(state, limits, cors(&config.cors)?);
         let metrics_server = match (&metrics, config.telemetry.metrics_listen) {
             (Some(metrics), Some(address)) => {
                 let listener = TcpListener::bind(address)
@@ -304,6 +306,42 @@ fn observe(
         metrics.watch_cache(cache.clone())?;
     }
     Ok(metrics)
+}
+
+/// The CORS layer for `NOTEGRAPH_CORS_ORIGINS`, or none when no origin is
+/// listed; a setting browsers would refuse stops start-up.
+fn cors(config: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
+    config.check().map_err(anyhow::Error::msg)?;
+    if config.cors_origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = if config.cors_origins.contains(&CorsOrigin::Any) {
+        AllowOrigin::any()
+    } else {
+        let exact = config.cors_origins.iter().filter_map(|origin| match origin {
+            CorsOrigin::Exact(origin) => HeaderValue::from_str(origin).ok(),
+            CorsOrigin::Any => None,
+        });
+        AllowOrigin::list(exact)
+    };
+    let name = HeaderName::from_static;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            // PUT and DELETE make and end graphql-sse reservations.
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::ACCEPT,
+                header::AUTHORIZATION,
+                header::CACHE_CONTROL,
+                header::CONTENT_TYPE,
+                name("x-graphql-event-stream-token"),
+                name("x-request-id"),
+            ])
+            .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE, name("x-cache"), name("x-request-id")])
+            .allow_credentials(config.cors_allow_credentials)
+            .max_age(Duration::from_secs(config.cors_max_age_secs)),
+    ))
 }
 
 /// The configured embedder: the HTTP provider behind its cache, or the

@@ -120,6 +120,9 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_CACHE_ENABLED", config.cache.cache_enabled.to_string()),
         ("NOTEGRAPH_CACHE_MAX_BYTES", config.cache.cache_max_bytes.to_string()),
         ("NOTEGRAPH_CACHE_TTL_SECS", config.cache.cache_ttl_secs.to_string()),
+        ("NOTEGRAPH_CORS_ORIGINS", cors_origins(&config.cors.cors_origins)),
+        ("NOTEGRAPH_CORS_ALLOW_CREDENTIALS", config.cors.cors_allow_credentials.to_string()),
+        ("NOTEGRAPH_CORS_MAX_AGE_SECS", config.cors.cors_max_age_secs.to_string()),
         ("NOTEGRAPH_SUBSCRIPTION_BUFFER", config.subscriptions.subscription_buffer.to_string()),
         ("NOTEGRAPH_MAX_SUBSCRIPTIONS", config.subscriptions.max_subscriptions.to_string()),
         ("NOTEGRAPH_MAX_SUBSCRIPTIONS_PER_VIEWER", config.subscriptions.max_subscriptions_per_viewer.to_string()),
@@ -141,6 +144,18 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("NOTEGRAPH_TRACE_SAMPLE_RATIO", config.telemetry.trace_sample_ratio.to_string()),
     ]
+}
+
+/// The CORS origins as listed, or what none means.
+fn cors_origins(origins: &[crate::config::CorsOrigin]) -> String {
+    if origins.is_empty() {
+        return "unset: no cross-origin browser access".to_owned();
+    }
+    let origin = |origin: &crate::config::CorsOrigin| match origin {
+        crate::config::CorsOrigin::Any => "*".to_owned(),
+        crate::config::CorsOrigin::Exact(origin) => origin.clone(),
+    };
+    origins.iter().map(origin).collect::<Vec<_>>().join(",")
 }
 
 /// An optional address, or what its absence means.

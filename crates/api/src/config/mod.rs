@@ -6,7 +6,7 @@
 //!
 //! One file per section, each owning its variables, their defaults and its
 //! own checks: `server.rs`, `database.rs`, `auth.rs`, `graphql.rs` (GraphQL
-//! execution and operation limits), `cache.rs`, `subscriptions.rs`,
+//! execution and operation limits), `cache.rs`, `cors.rs`, `subscriptions.rs`,
 //! `embedding.rs`, `telemetry.rs`. Here: [`Config`], which gathers them,
 //! the deployment settings and the checks that span sections. Beside them,
 //! [`Secret`] (`secret.rs`), the value type of secret settings in several
@@ -17,6 +17,7 @@
 
 mod auth;
 mod cache;
+mod cors;
 mod database;
 mod embedding;
 pub mod environment;
@@ -35,6 +36,7 @@ use clap::Args;
 
 pub use auth::*;
 pub use cache::*;
+pub use cors::*;
 pub use database::*;
 pub use embedding::*;
 pub use graphql::*;
@@ -61,6 +63,9 @@ pub struct Config {
     /// Response cache settings.
     #[command(flatten)]
     pub cache: CacheConfig,
+    /// Which browser origins may call the API.
+    #[command(flatten)]
+    pub cors: CorsConfig,
     /// Subscription settings.
     #[command(flatten)]
     pub subscriptions: SubscriptionsConfig,

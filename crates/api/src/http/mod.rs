@@ -26,6 +26,7 @@ use tower::util::option_layer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::cors::CorsLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -112,8 +113,10 @@ pub struct Limits {
     pub graphiql: bool,
 }
 
-/// Builds the application's router.
-pub fn router(state: AppState, limits: Limits) -> Router {
+/// Builds the application's router; `cors`, when set, answers preflights
+/// and adds the CORS headers on `/graphql` and `/graphql/stream` (the
+/// routes browsers' scripts call; WebSockets are not subject to CORS).
+pub fn router(state: AppState, limits: Limits, cors: Option<CorsLayer>) -> Router {
     let metrics = state.metrics.clone();
     let request_id = HeaderName::from_static("x-request-id");
     // Outermost first: the request id exists before the span that records
@@ -135,12 +138,16 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(HandleErrorLayer::new(timed_out))
         .layer(TimeoutLayer::new(limits.timeout))
         .layer(CompressionLayer::new().compress_when(compressible()));
+    // Outside the pipeline, so that a preflight (OPTIONS, which /graphql
+    // does not otherwise answer) is never shed, decoded or counted as an
+    // operation.
+    let cors = option_layer(cors);
     let mut router = Router::new()
-        .route("/graphql", graphql::route(&state, limits.max_concurrent_requests))
+        .route("/graphql", graphql::route(&state, limits.max_concurrent_requests).layer(cors.clone()))
         .route("/graphql/ws", get(ws::subscribe))
         // Not under load shedding: streams are long-lived, and bounded by
         // the subscription caps instead.
-        .route("/graphql/stream", get(sse::get).post(sse::post).put(sse::put).delete(sse::delete))
+        .route("/graphql/stream", get(sse::get).post(sse::post).put(sse::put).delete(sse::delete).layer(cors))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if limits.graphiql {

@@ -9,6 +9,7 @@
 mod auth;
 mod cache;
 mod chromium;
+mod cors;
 mod deploy_compose;
 mod deploy_k8s;
 mod environment;
