@@ -46,6 +46,14 @@ pub(crate) fn describe(request: &mut Request) -> (Option<String>, &'static str) 
     (name, kind)
 }
 
+/// Whether the operation ran: it parsed and validated, so it answers with
+/// data or with errors at a path. A request error (parse, validation,
+/// unknown operation) has neither; so has a timed-out execution, which
+/// takes no name slot either way.
+pub(crate) fn validated(response: &Response) -> bool {
+    !matches!(response.data, async_graphql::Value::Null) || response.errors.iter().any(|error| !error.path.is_empty())
+}
+
 /// The first error's `extensions.code` (`OK` without errors). An error
 /// without a code is classified as the HTTP layer answers it: before
 /// execution (no path) the client's, else ours.

@@ -146,7 +146,8 @@ impl BatchedSchema {
             }
         };
         if let Some(metrics) = &self.metrics {
-            let operation = Operation { name: name.as_deref(), kind, code: observe::code(&response) };
+            let validated = observe::validated(&response);
+            let operation = Operation { name: name.as_deref(), kind, code: observe::code(&response), validated };
             metrics.operation(operation, started.elapsed());
         }
         response

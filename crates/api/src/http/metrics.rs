@@ -33,6 +33,6 @@ pub(super) async fn track(State(metrics): State<Metrics>, request: Request, next
     let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.http_request(route, method.as_str(), response.status().as_str(), started.elapsed());
+    metrics.http_request(route, &method, response.status().as_str(), started.elapsed());
     response
 }

@@ -22,6 +22,7 @@ pub mod spans;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Method;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 pub use operations::OperationNames;
@@ -59,6 +60,9 @@ pub struct Operation<'a> {
     pub kind: &'static str,
     /// The first error's `extensions.code`, or `OK`.
     pub code: &'static str,
+    /// The document parsed and validated (it ran): only then may a new
+    /// name take one of the bounded name slots.
+    pub validated: bool,
 }
 
 impl Metrics {
@@ -147,17 +151,20 @@ impl Metrics {
         self.inner.registry.register(Box::new(collectors::PoolCollector::new(pool, collectors::PoolRole::Primary)?))
     }
 
-    /// Counts one HTTP answer; `route` is the matched route, never the raw path.
-    pub fn http_request(&self, route: &str, method: &str, status: &str, elapsed: Duration) {
+    /// Counts one HTTP answer; `route` is the matched route, never the raw
+    /// path, and a method outside HTTP's own is counted as `other`, so
+    /// invented methods cannot make new series.
+    pub fn http_request(&self, route: &str, method: &Method, status: &str, elapsed: Duration) {
         let inner = &self.inner;
+        let method = method_label(method);
         inner.http_requests.with_label_values(&[route, method, status]).inc();
         inner.http_duration.with_label_values(&[route, method]).observe(elapsed.as_secs_f64());
     }
 
-    /// Counts one executed GraphQL operation.
+    /// Counts one GraphQL operation, executed or refused.
     pub fn operation(&self, operation: Operation<'_>, elapsed: Duration) {
         let inner = &self.inner;
-        let name = inner.operation_names.label(operation.name);
+        let name = inner.operation_names.label(operation.name, operation.validated);
         inner.operations.with_label_values(&[name, operation.kind, operation.code]).inc();
         inner.operation_duration.with_label_values(&[name, operation.kind]).observe(elapsed.as_secs_f64());
     }
@@ -175,4 +182,20 @@ impl Metrics {
             String::new()
         })
     }
+}
+
+/// The `method` label: one of HTTP's own methods, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN.iter().find(|known| *known == method).map_or("other", Method::as_str)
 }

@@ -5,6 +5,9 @@
 //! First come rather than most frequent: a fixed set keeps every series
 //! stable for the life of the process (a name that moved to `other` later
 //! would break its rate), and real clients send their names from the start.
+//! Only an operation that validated may take a slot: a client sending junk
+//! names in documents that do not parse or validate, early, would
+//! otherwise fill every slot before the real operations arrive.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -33,8 +36,9 @@ impl OperationNames {
         OperationNames { max, full: AtomicBool::new(max == 0), names: RwLock::new(HashSet::new()) }
     }
 
-    /// The label for an operation named `name`.
-    pub fn label<'a>(&self, name: Option<&'a str>) -> &'a str {
+    /// The label for an operation named `name`; a name not seen before
+    /// takes a free slot only when `may_take_a_slot` (it validated).
+    pub fn label<'a>(&self, name: Option<&'a str>, may_take_a_slot: bool) -> &'a str {
         let Some(name) = name else { return ANONYMOUS };
         if !is_graphql_name(name) {
             return OTHER;
@@ -44,7 +48,7 @@ impl OperationNames {
             return name;
         }
         drop(names);
-        if self.full.load(Ordering::Relaxed) {
+        if !may_take_a_slot || self.full.load(Ordering::Relaxed) {
             return OTHER;
         }
         let mut names = self.names.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -72,19 +76,29 @@ mod tests {
     #[test]
     fn names_past_the_bound_are_other_and_known_names_stay() {
         let names = OperationNames::new(2);
-        assert_eq!(names.label(Some("A")), "A");
-        assert_eq!(names.label(Some("B")), "B");
-        assert_eq!(names.label(Some("C")), OTHER);
-        assert_eq!(names.label(Some("A")), "A");
-        assert_eq!(names.label(None), ANONYMOUS);
+        assert_eq!(names.label(Some("A"), true), "A");
+        assert_eq!(names.label(Some("B"), true), "B");
+        assert_eq!(names.label(Some("C"), true), OTHER);
+        assert_eq!(names.label(Some("A"), true), "A");
+        assert_eq!(names.label(None, true), ANONYMOUS);
+    }
+
+    #[test]
+    fn only_operations_that_validated_take_a_slot() {
+        let names = OperationNames::new(1);
+        assert_eq!(names.label(Some("Junk"), false), OTHER);
+        assert_eq!(names.label(Some("Real"), true), "Real");
+        // A known name keeps its label even when that request failed.
+        assert_eq!(names.label(Some("Real"), false), "Real");
+        assert_eq!(names.label(Some("Junk"), true), OTHER, "the one slot is taken");
     }
 
     #[test]
     fn what_is_not_a_graphql_name_is_other() {
         let names = OperationNames::new(10);
-        assert_eq!(names.label(Some("has space")), OTHER);
-        assert_eq!(names.label(Some("1st")), OTHER);
-        assert_eq!(names.label(Some(&"x".repeat(101))), OTHER);
-        assert_eq!(names.label(Some("")), OTHER);
+        assert_eq!(names.label(Some("has space"), true), OTHER);
+        assert_eq!(names.label(Some("1st"), true), OTHER);
+        assert_eq!(names.label(Some(&"x".repeat(101)), true), OTHER);
+        assert_eq!(names.label(Some(""), true), OTHER);
     }
 }

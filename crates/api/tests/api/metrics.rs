@@ -186,6 +186,50 @@ async fn three_hundred_operation_names_leave_a_bounded_number_of_series(_: PgPoo
     assert_eq!(duration_series, 51);
 }
 
+/// The values a label takes in the series of `family`.
+fn label_values(body: &str, family: &str, label: &str) -> BTreeSet<String> {
+    body.lines()
+        .filter(|line| line.starts_with(&format!("{family}{{")))
+        .filter_map(|line| Some(line.split(&format!("{label}=\"")).nth(1)?.split('"').next()?.to_owned()))
+        .collect()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn hostile_methods_and_junk_operation_names_cannot_grow_the_series(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: room for three operation names.
+    let app = TestApp::spawn_with_args(options, &["--metrics-max-operation-names", "3"]).await;
+
+    // Act: 100 invented methods; then 50 named operations that do not
+    // validate (an unknown field) or do not parse, sent before any real one;
+    // then three real named operations.
+    for i in 0..100 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        app.client.request(method, app.url("/graphql")).send().await.unwrap();
+    }
+    for i in 0..50 {
+        let query =
+            if i % 2 == 0 { format!("query Junk{i} {{ noSuchField }}") } else { format!("query Junk{i} {{ notes(") };
+        let response = app.client.post(app.url("/graphql")).json(&json!({ "query": query })).send().await.unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert!(body["errors"][0]["extensions"]["code"].is_string(), "{body}");
+    }
+    for name in ["Real1", "Real2", "Real3"] {
+        app.data(&format!("query {name} {{ __typename }}")).await;
+    }
+    let (_, _, body) = app.metrics().await;
+
+    // Assert: one `other` method besides the real one; the real names got
+    // the three slots, every junk name is `other`, and everything was counted.
+    let methods = label_values(&body, "notegraph_http_requests_total", "method");
+    assert_eq!(methods, BTreeSet::from(["POST".to_owned(), "other".to_owned()]), "{body}");
+    let names = label_values(&body, "notegraph_graphql_operations_total", "operation");
+    // (A document that does not parse names no operation: `anonymous`.)
+    let expected = ["Real1", "Real2", "Real3", "anonymous", "other"].map(str::to_owned);
+    assert_eq!(names, BTreeSet::from(expected), "{body}");
+    let other = ["route=\"/graphql\"", "method=\"other\""];
+    assert_eq!(value(&body, "notegraph_http_requests_total", &other), Some(100.0), "{body}");
+}
+
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn a_real_prometheus_scrapes_the_server_and_answers_a_query(_: PgPoolOptions, options: PgConnectOptions) {
     let Some(prometheus) = tool("prometheus", "a_real_prometheus_scrapes_the_server_and_answers_a_query") else {
