@@ -165,6 +165,7 @@ impl Application {
         let limits = Limits {
             timeout: Duration::from_millis(config.server.http_timeout_ms),
             body_limit_bytes: config.server.body_limit_bytes,
+            body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms()),
             max_concurrent_requests: config.server.max_concurrent_requests,
             metrics_route: config.telemetry.metrics_listen.is_none(),
             graphiql: config.graphiql_enabled(),
@@ -172,6 +173,7 @@ impl Application {
         let documents = cache::Documents::new(PERSISTED_QUERY_BYTES, PERSISTED_QUERY_IDLE);
         let streams = Streams {
             body_limit_bytes: config.server.body_limit_bytes,
+            body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms()),
             heartbeat: Duration::from_millis(config.subscriptions.sse_heartbeat_ms),
             stopping: Stopping(stopping.subscribe()),
             reservations: Reservations::default(),

@@ -95,6 +95,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_MAX_HEADERS", http.max_headers.to_string()),
         ("NOTEGRAPH_MAX_HEADER_BYTES", http.max_header_bytes.to_string()),
         ("NOTEGRAPH_BODY_LIMIT_BYTES", http.body_limit_bytes.to_string()),
+        ("NOTEGRAPH_BODY_READ_TIMEOUT_MS", http.body_read_timeout_ms().to_string()),
         ("NOTEGRAPH_SHUTDOWN_GRACE_SECS", http.shutdown_grace_secs.to_string()),
         ("NOTEGRAPH_SHUTDOWN_DELAY_MS", http.shutdown_delay_ms.to_string()),
         ("NOTEGRAPH_MAX_DEPTH", graphql.max_depth.to_string()),

@@ -98,8 +98,9 @@ pub enum Environment {
 
 impl Config {
     /// Refuses a timeout hierarchy that is not strictly ordered
-    /// (HTTP > GraphQL > DB): an inner deadline must fire first, so that
-    /// its precise error reaches the client and its work stops. Also
+    /// (HTTP > GraphQL > DB, and HTTP > body read): an inner deadline must
+    /// fire first, so that its precise error reaches the client and its
+    /// work stops. Also
     /// refuses what the database section itself refuses
     /// ([`DatabaseConfig::check_read_your_writes`]).
     pub fn check_timeouts(&self) -> Result<(), String> {
@@ -109,6 +110,13 @@ impl Config {
             return Err(format!(
                 "timeouts must be ordered NOTEGRAPH_HTTP_TIMEOUT_MS ({http}) > NOTEGRAPH_GRAPHQL_TIMEOUT_MS ({graphql}) \
                  > NOTEGRAPH_DB_TIMEOUT_MS ({db}) > 0"
+            ));
+        }
+        let body = self.server.body_read_timeout_ms();
+        if body == 0 || body >= http {
+            return Err(format!(
+                "NOTEGRAPH_BODY_READ_TIMEOUT_MS ({body}) must be above 0 and under NOTEGRAPH_HTTP_TIMEOUT_MS ({http}), \
+                 so that a slow body is answered 408 before the whole request times out"
             ));
         }
         self.database.check_read_your_writes()
@@ -242,8 +250,23 @@ mod tests {
         );
         let replica = ["--replica-max-lag-ms", "800", "--read-your-writes-ms", "500"];
         assert!(from_args(&replica).check_timeouts().is_err(), "the database section's own check is made too");
-        let custom = ["--http-timeout-ms", "3000", "--graphql-timeout-ms", "2000", "--db-timeout-ms", "1500"];
+        let body = from_args(&["--body-read-timeout-ms", "30000"]).check_timeouts().unwrap_err();
+        assert!(body.contains("NOTEGRAPH_BODY_READ_TIMEOUT_MS (30000)"), "{body}");
+        let custom = [
+            "--http-timeout-ms",
+            "3000",
+            "--graphql-timeout-ms",
+            "2000",
+            "--db-timeout-ms",
+            "1500",
+            "--body-read-timeout-ms",
+            "1000",
+        ];
         assert!(from_args(&custom).check_timeouts().is_ok());
+        // Unset, the body deadline follows the whole-request one.
+        let short = ["--http-timeout-ms", "900", "--graphql-timeout-ms", "600", "--db-timeout-ms", "300"];
+        assert_eq!(from_args(&short).server.body_read_timeout_ms(), 300);
+        assert!(from_args(&short).check_timeouts().is_ok());
     }
 
     #[test]

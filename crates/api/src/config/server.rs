@@ -64,6 +64,11 @@ pub struct ServerConfig {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "NOTEGRAPH_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT_BYTES, global = true)]
     pub body_limit_bytes: usize,
+    /// How long a client may take to send a request's body, in ms; past it
+    /// the answer is 408 (the client's slowness, not a server timeout).
+    /// Unset: a third of NOTEGRAPH_HTTP_TIMEOUT_MS (10 s by default).
+    #[arg(long, env = "NOTEGRAPH_BODY_READ_TIMEOUT_MS", global = true)]
+    pub body_read_timeout_ms: Option<u64>,
     /// How long in-flight requests may finish after SIGTERM/SIGINT, in seconds.
     #[arg(long, env = "NOTEGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS, global = true)]
     pub shutdown_grace_secs: u64,
@@ -72,4 +77,13 @@ pub struct ServerConfig {
     /// before the drain starts, in ms.
     #[arg(long, env = "NOTEGRAPH_SHUTDOWN_DELAY_MS", default_value_t = DEFAULT_SHUTDOWN_DELAY_MS, global = true)]
     pub shutdown_delay_ms: u64,
+}
+
+impl ServerConfig {
+    /// The body-read deadline: as set, else a third of the whole-request
+    /// deadline (a 1 MiB body, the default limit, at about 100 KiB/s with
+    /// the defaults), so that it always fires first.
+    pub fn body_read_timeout_ms(&self) -> u64 {
+        self.body_read_timeout_ms.unwrap_or(self.http_timeout_ms / 3)
+    }
 }

@@ -4,19 +4,20 @@
 
 use axum::routing::{MethodRouter, get_service};
 
-use super::AppState;
+use super::{AppState, Limits};
 use crate::pipeline::{self, Parts};
 
 /// The `/graphql` route: GET and POST share one pipeline (and so one
 /// shedding limit); other methods get 405.
-pub(super) fn route(state: &AppState, max_concurrent_requests: usize) -> MethodRouter<AppState> {
+pub(super) fn route(state: &AppState, limits: &Limits) -> MethodRouter<AppState> {
     let pipeline = pipeline::graphql(Parts {
         schema: state.schema.clone(),
         auth: state.auth.clone(),
         writes: state.writes.clone(),
         cache: state.cache.clone(),
         persisted: state.persisted.clone(),
-        max_concurrent_requests,
+        max_concurrent_requests: limits.max_concurrent_requests,
+        body_read_timeout: limits.body_read_timeout,
     });
     get_service(pipeline.clone()).post_service(pipeline)
 }

@@ -90,6 +90,8 @@ pub struct Shared {
 pub struct Streams {
     /// Largest WebSocket message (the HTTP body limit).
     pub body_limit_bytes: usize,
+    /// How long a client may take to send a POST body (408 past it).
+    pub body_read_timeout: Duration,
     /// Interval of SSE heartbeat comments.
     pub heartbeat: Duration,
     /// Turns true at shutdown: streams complete and sockets close.
@@ -105,6 +107,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Largest accepted body.
     pub body_limit_bytes: usize,
+    /// How long a client may take to send a body (408 past it).
+    pub body_read_timeout: Duration,
     /// Requests executing at once on `/graphql` before the rest are shed.
     pub max_concurrent_requests: usize,
     /// Serve `/metrics` on this router (not on a listener of its own).
@@ -143,7 +147,7 @@ pub fn router(state: AppState, limits: Limits, cors: Option<CorsLayer>) -> Route
     // operation.
     let cors = option_layer(cors);
     let mut router = Router::new()
-        .route("/graphql", graphql::route(&state, limits.max_concurrent_requests).layer(cors.clone()))
+        .route("/graphql", graphql::route(&state, &limits).layer(cors.clone()))
         .route("/graphql/ws", get(ws::subscribe))
         // Not under load shedding: streams are long-lived, and bounded by
         // the subscription caps instead.
@@ -213,4 +217,18 @@ async fn timed_out(err: BoxError) -> Response {
     // timeout is the only source of errors; stay safe all the same.
     tracing::error!(exception.type = "INTERNAL", error.message = %err, "middleware error");
     error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_past_the_router_deadline_gets_a_json_timeout_error() {
+        let response = timed_out(Box::new(Elapsed::new())).await;
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+    }
 }

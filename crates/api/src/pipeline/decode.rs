@@ -2,10 +2,13 @@
 //! response media type is negotiated from `Accept`
 //! (`application/graphql-response+json` or `application/json`; 406 for
 //! neither), a POST must be `application/json` in UTF-8 (415), and its
-//! body is read whole under the body limit (413). On the way out, the
+//! body is read whole under the body limit (413) and within the body-read
+//! deadline (408). On the way out, the
 //! [`Answer`] becomes the HTTP response: with the newer media type a
 //! request error gets 400 (504 when it ran out of time), with the legacy
 //! one 200; `x-cache` says how the cache answered.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest as _, Request as HttpRequest};
@@ -25,7 +28,17 @@ const X_CACHE: &str = "x-cache";
 
 /// The stage: see the module.
 #[derive(Clone)]
-pub struct Decode;
+pub struct Decode {
+    /// How long a client may take to send a body.
+    body_read_timeout: Duration,
+}
+
+impl Decode {
+    /// Reads bodies within `body_read_timeout`.
+    pub fn new(body_read_timeout: Duration) -> Self {
+        Decode { body_read_timeout }
+    }
+}
 
 impl<N: Next<Call>> Stage<N> for Decode {
     type In = HttpRequest;
@@ -33,7 +46,7 @@ impl<N: Next<Call>> Stage<N> for Decode {
 
     async fn run(&self, request: HttpRequest, next: &N) -> HttpResponse {
         let Some(media) = negotiate(request.headers()) else { return not_acceptable() };
-        let call = match call(request).await {
+        let call = match call(request, self.body_read_timeout).await {
             Ok(call) => call,
             Err(rejection) => return refused(media, rejection),
         };
@@ -45,7 +58,7 @@ impl<N: Next<Call>> Stage<N> for Decode {
 }
 
 /// The request's method, headers and parameter bytes.
-async fn call(request: HttpRequest) -> Result<Call, Rejection> {
+async fn call(request: HttpRequest, body_read_timeout: Duration) -> Result<Call, Rejection> {
     let (mut parts, body) = request.into_parts();
     let headers = std::mem::take(&mut parts.headers);
     if parts.method == axum::http::Method::GET {
@@ -53,12 +66,25 @@ async fn call(request: HttpRequest) -> Result<Call, Rejection> {
         return Ok(Call::new(Method::Get, headers, Bytes::copy_from_slice(query.as_bytes())));
     }
     check_content_type(&headers)?;
-    // The `Bytes` extractor applies the router's `DefaultBodyLimit`, also
-    // to a chunked body while it streams.
-    let body = Bytes::from_request(HttpRequest::from_parts(parts, body), &())
-        .await
-        .map_err(|err| Rejection::new(err.status(), "the request body could not be read", "BAD_USER_INPUT"))?;
+    let body = read_body(HttpRequest::from_parts(parts, body), body_read_timeout).await?;
     Ok(Call::new(Method::Post, headers, body))
+}
+
+/// A request's body, whole: under the router's `DefaultBodyLimit` (which
+/// the `Bytes` extractor applies, also to a chunked body while it streams;
+/// 413) and within `deadline` (408, with `TIMEOUT`: a body that trickles
+/// in is the client's slowness, not the server's, so it must not reach the
+/// whole-request deadline and its 504).
+pub(crate) async fn read_body(request: HttpRequest, deadline: Duration) -> Result<Bytes, Rejection> {
+    match tokio::time::timeout(deadline, Bytes::from_request(request, &())).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(err)) => Err(Rejection::new(err.status(), "the request body could not be read", "BAD_USER_INPUT")),
+        Err(_) => Err(Rejection::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {} ms", deadline.as_millis()),
+            "TIMEOUT",
+        )),
+    }
 }
 
 /// The response media types we can produce.
@@ -218,6 +244,11 @@ mod tests {
         }
     }
 
+    /// The stage with the default body-read deadline.
+    fn decode() -> Decode {
+        Decode::new(Duration::from_secs(10))
+    }
+
     async fn body_json(response: HttpResponse) -> serde_json::Value {
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         serde_json::from_slice(&bytes).unwrap()
@@ -273,7 +304,7 @@ mod tests {
             .unwrap();
 
         // Act
-        let response = Decode.run(request, &echo()).await;
+        let response = decode().run(request, &echo()).await;
 
         // Assert
         assert_eq!(response.status(), StatusCode::OK);
@@ -286,7 +317,7 @@ mod tests {
     async fn a_get_hands_on_its_query_string() {
         let request = HttpRequest::get("/graphql?query=%7Ba%7D").body(Body::empty()).unwrap();
 
-        let response = Decode.run(request, &echo()).await;
+        let response = decode().run(request, &echo()).await;
 
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_TYPE], APPLICATION_JSON);
@@ -308,7 +339,7 @@ mod tests {
             ),
         ];
         for (request, status) in cases {
-            let response = Decode.run(request.body(Body::from("{}")).unwrap(), &unreachable).await;
+            let response = decode().run(request.body(Body::from("{}")).unwrap(), &unreachable).await;
             assert_eq!(response.status(), status);
             assert_eq!(body_json(response).await["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
         }
@@ -325,7 +356,7 @@ mod tests {
         {
             let request =
                 HttpRequest::get("/graphql?query=x").header(header::ACCEPT, accept).body(Body::empty()).unwrap();
-            let response = Decode.run(request, &request_error).await;
+            let response = decode().run(request, &request_error).await;
             assert_eq!(response.status(), status, "{accept}");
             assert_eq!(response.headers()[X_CACHE], "bypass");
         }
@@ -338,12 +369,31 @@ mod tests {
         });
         let request = HttpRequest::get("/graphql?query=x").body(Body::empty()).unwrap();
 
-        let response = Decode.run(request, &refuse).await;
+        let response = decode().run(request, &refuse).await;
 
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
         let body = body_json(response).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
         assert!(body.get("data").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_trickles_past_its_deadline_is_the_clients_408() {
+        // One byte, then nothing: the client stalls mid-body.
+        let stalled = futures::stream::StreamExt::chain(
+            futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"{")) }),
+            futures::stream::pending(),
+        );
+        let request = HttpRequest::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stalled))
+            .unwrap();
+        let unreachable = Fake(|_: Call| async { panic!("a stalled body was handed on") });
+        let response = Decode::new(Duration::from_millis(50)).run(request, &unreachable).await;
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        let body = body_json(response).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT");
+        assert_eq!(body["errors"][0]["message"], "the request body did not arrive within 50 ms");
     }
 }

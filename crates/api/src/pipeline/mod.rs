@@ -56,6 +56,8 @@ pub struct Parts {
     pub persisted: document::Persisted,
     /// Requests executing at once before the rest are shed.
     pub max_concurrent_requests: usize,
+    /// How long a client may take to send a body.
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// The request path of `GET` and `POST /graphql`, outermost stage first.
@@ -64,7 +66,7 @@ pub fn graphql(
     parts: Parts,
 ) -> impl Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
-    let Parts { schema, auth, writes, cache, persisted, max_concurrent_requests } = parts;
+    let Parts { schema, auth, writes, cache, persisted, max_concurrent_requests, body_read_timeout } = parts;
     ServiceBuilder::new()
         // Shedding: past the limit of requests executing at once, 503 at
         // once instead of a queue. Probes and streams are not shed.
@@ -73,7 +75,7 @@ pub fn graphql(
         .layer(GlobalConcurrencyLimitLayer::new(max_concurrent_requests))
         .layer(tower::layer::layer_fn(Head::new))
         // HTTP in and out: `Accept`, `Content-Type`, the body.
-        .layer(stage(decode::Decode))
+        .layer(stage(decode::Decode::new(body_read_timeout)))
         // Who asks, and whether they must read past the cache.
         .layer(stage(identity::Identity::new(auth, writes)))
         // A request sent again byte for byte: its cached response.

@@ -142,6 +142,35 @@ async fn clients_that_trickle_headers_or_idle_are_cut_off(_: PgPoolOptions, opti
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_body_that_trickles_is_the_clients_408_not_a_server_timeout(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: a short body deadline, the whole-request deadline far past it.
+    let args = ["--body-read-timeout-ms", "500", "--http-timeout-ms", "60000"];
+    let app = TestApp::spawn_with_args(options, &args).await;
+
+    for (path, accept) in [("/graphql", "application/json"), ("/graphql/stream", "text/event-stream")] {
+        // Act: the head and one byte of a 100-byte body, then nothing.
+        let started = Instant::now();
+        let mut slow = TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\naccept: {accept}\r\n\
+             content-length: 100\r\n\r\n{{"
+        );
+        slow.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let read = tokio::time::timeout(PROMPT, slow.read(&mut answer)).await.expect("answered").unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+
+        // Assert: 408 with a TIMEOUT error that says why, after the body
+        // deadline and long before the whole-request one (60 s).
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains(r#""code":"TIMEOUT""#), "{path}: {answer}");
+        assert!(answer.contains("the request body did not arrive within 500 ms"), "{path}: {answer}");
+        assert!(started.elapsed() < Duration::from_secs(15), "{path}: took {:?}", started.elapsed());
+    }
+    still_serves(&app).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn connections_past_the_cap_wait_until_one_closes(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: two idle connections fill a cap of two. The header read
     // timeout, which also ends connections that send nothing, is raised

@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use async_graphql::{Executor as _, Request};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::{RawQuery, Request as HttpRequest, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures::{Stream, StreamExt as _, stream};
@@ -36,7 +35,7 @@ use crate::error::error_body;
 use crate::graphql::TokenExpiry;
 use crate::pipeline::Rejection;
 use crate::pipeline::call::list_items;
-use crate::pipeline::decode::check_content_type;
+use crate::pipeline::decode::{check_content_type, read_body};
 use crate::pipeline::document::{Params, body_params, get_params, into_request};
 use crate::pipeline::encode::encode;
 
@@ -61,17 +60,13 @@ pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQu
 
 /// `POST /graphql/stream`: a distinct-connection operation, or (with a
 /// reservation token) an operation for a reserved stream.
-pub(super) async fn post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> HttpResponse {
-    let reserved = token(&headers, raw.as_deref());
+pub(super) async fn post(State(state): State<AppState>, request: HttpRequest) -> HttpResponse {
+    let headers = request.headers().clone();
+    let reserved = token(&headers, request.uri().query());
     if reserved.is_none() && !accepts_event_stream(&headers) {
         return not_acceptable();
     }
-    let params = match post_params(&headers, body) {
+    let params = match post_params(&headers, request, state.streams.body_read_timeout).await {
         Ok(params) => params,
         Err(rejection) => return reject(rejection),
     };
@@ -209,11 +204,10 @@ fn query_param(raw_query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// The parameters of a POST: `application/json` in UTF-8, read whole.
-fn post_params(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Params, Rejection> {
+/// The parameters of a POST: JSON, read within the body-read deadline.
+async fn post_params(headers: &HeaderMap, request: HttpRequest, deadline: Duration) -> Result<Params, Rejection> {
     check_content_type(headers)?;
-    let body =
-        body.map_err(|err| Rejection::new(err.status(), "the request body could not be read", "BAD_USER_INPUT"))?;
-    body_params(&body)
+    body_params(&read_body(request, deadline).await?)
 }
 
 /// A request that cannot be run, as our JSON error.
