@@ -150,9 +150,10 @@ impl PgBouncer {
 
     /// A URL for database `alias` through this PgBouncer, on `host` (which
     /// must reach 127.0.0.1), with the suite's user and password and
-    /// `query` (`sslmode=…&…`).
+    /// `query` (`sslmode=…&…`, or empty).
     pub(crate) fn url(&self, host: &str, alias: &str, query: &str) -> String {
-        format!("postgres://{}:{}@{host}:{}/{alias}?{query}", self.user, self.password, self.port)
+        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        format!("postgres://{}:{}@{host}:{}/{alias}{query}", self.user, self.password, self.port)
     }
 
     /// What it has logged (and printed) so far.

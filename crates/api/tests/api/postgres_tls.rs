@@ -157,13 +157,18 @@ async fn verify_full_carries_the_primary_the_read_replica_and_listen_over_tls(
         Upstream { alias: "replica".to_owned(), port: standby_port, database },
     ];
     let bouncer = PgBouncer::start(&program, &upstreams, &ServerTls { cert, key, client_ca: None });
-    let tls = format!("sslmode=verify-full&sslrootcert={}", authority.write_cert(dir.path(), "root.crt").display());
-    let (primary, replica) = (bouncer.url("127.0.0.1", "primary", &tls), bouncer.url("localhost", "replica", &tls));
+    let root = authority.write_cert(dir.path(), "root.crt").display().to_string();
+    let primary = bouncer.url("127.0.0.1", "primary", &format!("sslmode=verify-full&sslrootcert={root}"));
+    // The replica's URL says nothing of TLS: the libpq variables do, as
+    // for a URL taken whole from a Secret (docs/DEPLOY.md).
+    let replica = bouncer.url("localhost", "replica", "");
 
     // Act
     let env = [
         ("DATABASE_URL", primary.as_str()),
         ("DATABASE_READ_URL", replica.as_str()),
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", root.as_str()),
         ("NOTEGRAPH_STATIC_TOKENS", "user-1=1"),
     ];
     let (_server, base, printed) = serving(&env).await;
@@ -291,9 +296,19 @@ async fn the_read_replica_url_is_held_to_its_own_tls_and_named_when_refused(
     let bouncer = tls_bouncer(&program, &Authority::new("The server's authority"), &LOOPBACK, dir.path(), database);
     let other = Authority::new("Another authority").write_cert(dir.path(), "other.crt");
 
-    // The primary is fine; the replica's certificate is not trusted.
-    let replica = bouncer.url("127.0.0.1", "app", &format!("sslmode=verify-full&sslrootcert={}", other.display()));
-    let error = refused(&[("DATABASE_URL", &database_url(&options)), ("DATABASE_READ_URL", &replica)]).await;
+    // The primary is fine (its URL's own sslmode outranks PGSSLMODE); the
+    // replica's URL says nothing of TLS, so the libpq variables hold it to
+    // verify-full against an authority that did not sign its certificate.
+    let primary = format!("{}?sslmode=disable", database_url(&options));
+    let replica = bouncer.url("127.0.0.1", "app", "");
+    let other = other.display().to_string();
+    let env = [
+        ("DATABASE_URL", primary.as_str()),
+        ("DATABASE_READ_URL", replica.as_str()),
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", other.as_str()),
+    ];
+    let error = refused(&env).await;
 
     assert!(
         error.starts_with(&format!(
@@ -347,7 +362,9 @@ async fn require_verifies_nothing_and_verify_ca_checks_the_chain_and_also_the_ho
     );
     // ... and, with sqlx 0.8, so is the right authority's certificate for another name.
     let error = refused(&[("DATABASE_URL", &verify_ca(&root))]).await;
-    assert!(error.ends_with("(sslmode=verify-ca): the host name does not match the server's certificate: connected to 127.0.0.1, the certificate is for db.example.com"), "{error}");
+    let mismatch = "(sslmode=verify-ca): the host name does not match the server's certificate: connected to \
+                    127.0.0.1, the certificate is for db.example.com";
+    assert!(error.ends_with(mismatch), "{error}");
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
