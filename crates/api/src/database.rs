@@ -4,6 +4,8 @@
 
 use anyhow::Context as _;
 use pgembed::EmbeddedPostgres;
+use sqlx::Connection as _;
+use sqlx::postgres::PgConnectOptions;
 
 use crate::config::DatabaseConfig;
 
@@ -21,26 +23,21 @@ pub struct Database {
 
 impl Database {
     /// Connects (starting the embedded Postgres when no URL is configured)
-    /// and applies pending migrations.
+    /// and applies pending migrations. A connection that cannot be made as
+    /// the URL demands fails with one line: the variable, the server, the
+    /// `sslmode` and the cause ([`refused`]).
     pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Self> {
-        let (url, embedded) = match &config.database_url {
-            Some(url) => (url.expose().to_owned(), None),
+        let (url, embedded, variable) = match &config.database_url {
+            Some(url) => (url.expose().to_owned(), None, "DATABASE_URL"),
             None => {
                 let pg = start_embedded(config).await?;
-                (pg.url().to_owned(), Some(pg))
+                (pg.url().to_owned(), Some(pg), "the embedded Postgres")
             }
         };
-        let pool = db::connect(&config.settings(url)).await.context("connecting to Postgres")?;
+        let pool = open_pool(&config.settings(url), variable).await?;
         db::MIGRATOR.run(&pool).await.context("applying migrations")?;
-        // Lazily: the server starts, reading the primary, while the replica
-        // is down, and its watcher starts reading it once it answers.
         let read_pool = match &config.database_read_url {
-            Some(url) => {
-                let settings = config.settings(url.expose().to_owned());
-                Some(
-                    settings.pool_options().connect_lazy_with(settings.connect_options().context("DATABASE_READ_URL")?),
-                )
-            }
+            Some(url) => Some(open_read_pool(&config.settings(url.expose().to_owned())).await?),
             None => None,
         };
         Ok(Self { pool, read_pool, embedded })
@@ -78,4 +75,121 @@ pub async fn start_embedded(config: &DatabaseConfig) -> anyhow::Result<EmbeddedP
             anyhow::Error::new(err).context("starting the embedded Postgres")
         }
     })
+}
+
+/// Opens the pool and checks that the database answers, or fails with one
+/// line naming `variable` ([`refused`]).
+async fn open_pool(settings: &db::Settings, variable: &str) -> anyhow::Result<db::PgPool> {
+    let options = settings.connect_options().map_err(|err| refused(variable, &settings.url, None, &err.refusal()))?;
+    let err = match settings.pool_options().connect_with(options.clone()).await {
+        Ok(pool) => return Ok(pool),
+        Err(err) => err,
+    };
+    let mut refusal = db::explain(&err);
+    // The pool retries a refused connection until its acquire timeout and
+    // then only says that it timed out: one more attempt names the cause.
+    if matches!(err, sqlx::Error::PoolTimedOut)
+        && let Ok(Err(err)) =
+            tokio::time::timeout(settings.acquire_timeout, db::PgConnection::connect_with(&options)).await
+    {
+        refusal = db::explain(&err);
+    }
+    Err(refused(variable, &settings.url, Some(&options), &refusal))
+}
+
+/// The read replica's pool (`DATABASE_READ_URL`), opened lazily: the server
+/// starts, reading the primary, while the replica is down, and its watcher
+/// reads the replica once it answers. One connection is tried first, so
+/// that a URL the replica will never accept (its certificate, its TLS, the
+/// credentials, a file that cannot be read) refuses the start as it does
+/// for the primary.
+async fn open_read_pool(settings: &db::Settings) -> anyhow::Result<db::PgPool> {
+    const VARIABLE: &str = "DATABASE_READ_URL";
+    let options = settings.connect_options().map_err(|err| refused(VARIABLE, &settings.url, None, &err.refusal()))?;
+    match tokio::time::timeout(settings.acquire_timeout, db::PgConnection::connect_with(&options)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+        }
+        Ok(Err(err)) => {
+            let refusal = db::explain(&err);
+            if !refusal.transient {
+                return Err(refused(VARIABLE, &settings.url, Some(&options), &refusal));
+            }
+            tracing::warn!(
+                replica = %server(&options),
+                error.message = %refusal,
+                "the read replica cannot be reached yet (DATABASE_READ_URL); reading the primary until it answers"
+            );
+        }
+        Err(_) => tracing::warn!(
+            replica = %server(&options),
+            "the read replica did not answer in time (DATABASE_READ_URL); reading the primary until it answers"
+        ),
+    }
+    Ok(settings.pool_options().connect_lazy_with(options))
+}
+
+/// The one line start-up fails with when `variable`'s database cannot be
+/// connected to as its URL demands: the variable, the server, the
+/// `sslmode` in force and the cause. Never the URL, which may hold a
+/// password. `options` are the URL's, when it could be read.
+fn refused(variable: &str, url: &str, options: Option<&PgConnectOptions>, refusal: &db::Refusal) -> anyhow::Error {
+    // Options that failed our own checks: as sqlx alone reads the URL.
+    let parsed = match options {
+        Some(_) => None,
+        None => url.parse::<PgConnectOptions>().ok(),
+    };
+    match options.or(parsed.as_ref()) {
+        Some(options) => anyhow::anyhow!(
+            "{variable}: cannot connect to Postgres at {} (sslmode={}): {}",
+            server(options),
+            db::ssl_mode_name(options.get_ssl_mode()),
+            refusal.cause
+        ),
+        None => anyhow::anyhow!("{variable}: {}", refusal.cause),
+    }
+}
+
+/// Where `options` connect: `host:port`, or the Unix socket.
+fn server(options: &PgConnectOptions) -> String {
+    match options.get_socket() {
+        Some(socket) => format!("{} (Unix socket)", socket.display()),
+        // An IPv6 address, which sqlx may keep in its brackets.
+        None if options.get_host().contains(':') && !options.get_host().starts_with('[') => {
+            format!("[{}]:{}", options.get_host(), options.get_port())
+        }
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(url: &str, cause: &str) -> String {
+        let refusal = db::Refusal { cause: cause.to_owned(), transient: false };
+        let options = url.parse::<PgConnectOptions>().ok();
+        refused("DATABASE_URL", url, options.as_ref(), &refusal).to_string()
+    }
+
+    #[test]
+    fn the_refusal_names_the_variable_server_and_mode_but_never_the_password() {
+        let url = "postgres://app:hunter2@db.example.com:6543/app?sslmode=verify-full&sslrootcert=/etc/ca.pem";
+        let refused = line(url, "the host name does not match the server's certificate");
+        assert_eq!(
+            refused,
+            "DATABASE_URL: cannot connect to Postgres at db.example.com:6543 (sslmode=verify-full): the host name \
+             does not match the server's certificate"
+        );
+        assert!(!refused.contains("hunter2") && !refused.contains('\n'), "{refused}");
+        let ipv6 = line("postgres://app:hunter2@[::1]:5432/app", "x");
+        assert!(ipv6.contains("at [::1]:5432 (sslmode=prefer)"), "{ipv6}");
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_named_without_being_repeated() {
+        let refusal = db::Refusal { cause: "invalid port number".to_owned(), transient: false };
+        let refused = refused("DATABASE_READ_URL", "postgres://app:hunter2@db:port/app", None, &refusal).to_string();
+        assert_eq!(refused, "DATABASE_READ_URL: invalid port number");
+    }
 }

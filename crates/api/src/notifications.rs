@@ -35,7 +35,7 @@ pub async fn connect(pool: &db::PgPool) -> Option<PgListener> {
     match tokio::time::timeout(Duration::from_secs(1), listen).await {
         Ok(Ok(listener)) => Some(listener),
         Ok(Err(err)) => {
-            tracing::warn!(error.message = %err, "cannot LISTEN yet; cache off and events paused until it can");
+            tracing::warn!(error.message = %err.refusal(), "cannot LISTEN yet; cache off and events paused until it can");
             None
         }
         Err(_) => {
@@ -125,7 +125,7 @@ async fn reconnect(pool: &db::PgPool, stop: &mut watch::Receiver<bool>) -> Optio
         }
         match db::notify::listen(pool, CHANNELS).await {
             Ok(listener) => return Some(listener),
-            Err(err) => tracing::warn!(error.message = %err, attempt, "LISTEN reconnect failed"),
+            Err(err) => tracing::warn!(error.message = %err.refusal(), attempt, "LISTEN reconnect failed"),
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }

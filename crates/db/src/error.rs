@@ -25,6 +25,16 @@ pub enum Error {
     Unexpected(#[source] sqlx::Error),
 }
 
+impl Error {
+    /// Why a connection failed, in plain words ([`crate::explain`]).
+    pub fn refusal(&self) -> crate::Refusal {
+        match self {
+            Error::Unavailable(err) | Error::Unexpected(err) => crate::explain(err),
+            other => crate::Refusal { cause: other.to_string(), transient: false },
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         match &err {

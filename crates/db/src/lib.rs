@@ -9,6 +9,8 @@
 //!
 //! Layout, one module a file (`bulk` a folder):
 //! - `pool`: connection settings, connecting, readiness.
+//! - `tls`: the URL's TLS parameters, read as libpq reads them.
+//! - `refusal`: why a connection could not be made, in plain words.
 //! - [`budget`]: statements under what is left of a request's deadline.
 //! - `error`: [`Error`], the outcomes callers act on.
 //! - `ids`: typed ids, [`Viewer`], [`notes::Visibility`] and [`Page`].
@@ -28,6 +30,8 @@
 mod error;
 mod ids;
 mod pool;
+mod refusal;
+mod tls;
 
 pub mod bench;
 pub mod budget;
@@ -46,7 +50,9 @@ pub use budget::{Budget, within};
 pub use error::Error;
 pub use ids::{NoteId, Page, TagId, UserId, Viewer};
 pub use pool::{Settings, connect, is_ready};
+pub use refusal::{Refusal, explain};
 pub use sqlx::{PgConnection, PgPool};
+pub use tls::mode_name as ssl_mode_name;
 
 /// The schema migrations, embedded at compile time and applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

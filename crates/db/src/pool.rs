@@ -51,10 +51,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Connect options for `url` with the per-session settings every
-    /// statement relies on.
+    /// Connect options for `url`, its TLS parameters read as libpq reads
+    /// them (`crate::tls`), with the per-session settings every statement
+    /// relies on.
     pub fn connect_options(&self) -> Result<PgConnectOptions, Error> {
-        Ok(self.apply(self.url.parse().map_err(Error::Unavailable)?))
+        Ok(self.apply(crate::tls::connect_options(&self.url).map_err(Error::Unavailable)?))
     }
 
     /// Adds the per-session settings to connect options built elsewhere

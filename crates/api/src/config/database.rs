@@ -66,6 +66,8 @@ pub const DEFAULT_VECTOR_INDEX: VectorIndex = VectorIndex::Hnsw;
 #[command(next_help_heading = "Database")]
 pub struct DatabaseConfig {
     /// Postgres URL (with pgvector). Unset: start the embedded Postgres.
+    /// TLS as libpq's URLs ask for it: `sslmode`, `sslrootcert`, `sslcert`
+    /// and `sslkey` (docs/DEPLOY.md, "TLS to Postgres").
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<Secret>,
     /// Postgres URL of a streaming read replica; unset: every read goes to

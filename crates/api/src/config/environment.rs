@@ -14,10 +14,11 @@ const RETIRED: [(&str, &str); 2] = [
 
 /// `NOTEGRAPH_*` variables that the build, the tests and CI read, not the
 /// server's settings.
-const NOT_SETTINGS: [&str; 6] = [
+const NOT_SETTINGS: [&str; 7] = [
     "NOTEGRAPH_GIT_COMMIT",
     "NOTEGRAPH_REQUIRE_CHROMIUM",
     "NOTEGRAPH_REQUIRE_KUBECTL",
+    "NOTEGRAPH_REQUIRE_PGBOUNCER",
     "NOTEGRAPH_REQUIRE_PROMETHEUS",
     "NOTEGRAPH_STRESS",
     "NOTEGRAPH_TEST_K6",

@@ -26,6 +26,8 @@ mod loader_errors;
 mod metrics;
 mod mutations;
 mod overload;
+mod pgbouncer;
+mod postgres_tls;
 mod queries;
 mod read_your_writes;
 mod readme;

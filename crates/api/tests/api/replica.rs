@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, data_dir, database_url};
 
 /// A standby of the test's database, and a connection to it that pauses
 /// and resumes its replay.
-async fn standby(options: &PgConnectOptions) -> (Standby, PgPool) {
+pub(crate) async fn standby(options: &PgConnectOptions) -> (Standby, PgPool) {
     let primary = database_url(options);
     let database = options.get_database().expect("a database name").to_owned();
     let data_dir = data_dir();
