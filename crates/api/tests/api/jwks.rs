@@ -9,12 +9,14 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use futures::{SinkExt as _, StreamExt as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::io::{BufReader, Lines};
 use tokio::process::{Child, ChildStderr};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::helpers::{database_url, serve_process, serving_address};
 use crate::signing_keys::{SigningKey, at, hs256, jwks, unsigned};
@@ -133,6 +135,24 @@ impl Server {
         }
     }
 
+    /// Opens a graphql-transport-ws socket and sends `connection_init` with
+    /// `token`: `Ok` on `connection_ack`, else the close frame's code and
+    /// reason.
+    async fn websocket(&self, token: &str) -> Result<(), (u16, String)> {
+        let url = format!("{}/graphql/ws", self.base.replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+        socket.send(Message::Text(init.to_string().into())).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await.expect("an answer to connection_init")
+        {
+            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => Ok(()),
+            Some(Ok(Message::Close(Some(frame)))) => Err((u16::from(frame.code), frame.reason.to_string())),
+            other => panic!("neither an acknowledgement nor a close frame: {other:?}"),
+        }
+    }
+
     fn logged(&self, text: &str) -> bool {
         self.logs.lock().unwrap().iter().any(|line| line.contains(text))
     }
@@ -247,6 +267,12 @@ async fn provider_tokens_sign_in_and_every_failed_check_is_named(_: PgPoolOption
         assert_eq!(body["errors"][0]["message"], *message, "{what}");
         assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{what}");
     }
+
+    // And the WebSocket transport: refused with 4403 and the same message.
+    assert_eq!(server.websocket(&ec.sign(&claims("2"))).await, Ok(()));
+    for (what, token, message) in &refusals {
+        assert_eq!(server.websocket(token).await, Err((4403, message.to_string())), "{what}");
+    }
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
@@ -315,6 +341,7 @@ async fn an_unreachable_jwks_is_service_unavailable_until_it_answers(_: PgPoolOp
     assert_eq!(server.user("test-token").await, Ok("1".into()), "static tokens need no keys");
     let anonymous = server.client.post(format!("{}/graphql", server.base)).json(&json!({ "query": "{ me { id } }" }));
     assert_eq!(anonymous.send().await.unwrap().status(), StatusCode::OK, "anonymous requests are served");
+    assert_eq!(server.websocket(&token).await.unwrap_err().0, 1013, "WebSocket: try again later");
     wait_until("the failure logged", || server.logged("could not fetch the JWKS")).await;
 
     // The provider comes back: the background retries pick its keys up.
@@ -327,6 +354,7 @@ async fn an_unreachable_jwks_is_service_unavailable_until_it_answers(_: PgPoolOp
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(server.user(&token).await, Ok("3".into()));
+    assert_eq!(server.websocket(&token).await, Ok(()));
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
