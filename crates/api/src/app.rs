@@ -76,7 +76,7 @@ impl Application {
         read_pool: Option<db::PgPool>,
     ) -> anyhow::Result<Self> {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
-        let auth = Authenticator::new(&config.auth).context("reading the auth settings")?;
+        let auth = Authenticator::start(&config.auth).context("reading the auth settings")?;
         let trusted = match &config.graphql.trusted_documents {
             Some(path) => {
                 let trusted = TrustedDocuments::load(path).with_context(|| {

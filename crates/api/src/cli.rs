@@ -113,7 +113,8 @@ pub struct ReembedArgs {
 /// Arguments of `notegraph token`.
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// The user id the token authenticates as (claim `sub`).
+    /// The user id the token authenticates as (claim `sub`, and `NOTEGRAPH_JWT_USER_CLAIM`); the token also
+    /// carries `NOTEGRAPH_JWT_ISSUER` and the first of `NOTEGRAPH_JWT_AUDIENCE` when they are set.
     pub user_id: i64,
     /// Lifetime in seconds (claim `exp`).
     #[arg(long, default_value_t = 3600)]

@@ -53,7 +53,12 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         Some(url) => redact_url(url.expose()),
         None => "unset: reads go to DATABASE_URL".to_owned(),
     };
-    let jwt_secret = if auth.signs_with_development_secret() { "the development default" } else { "***" };
+    let jwt_secret = match (auth.accepts_hs256(), auth.jwt_secret.expose() == crate::config::DEFAULT_JWT_SECRET) {
+        (false, _) => "the development default, not accepted: NOTEGRAPH_JWKS_URL is set",
+        (true, true) => "the development default",
+        (true, false) => "***",
+    };
+    let unset_or = |value: &Option<String>, unset: &str| value.clone().unwrap_or_else(|| unset.to_owned());
     let log_format = config.telemetry.log_format.to_possible_value().map(|v| v.get_name().to_owned());
     vec![
         ("NOTEGRAPH_LISTEN", http.listen.to_string()),
@@ -115,6 +120,16 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_GRAPHIQL", config.graphiql_enabled().to_string()),
         ("NOTEGRAPH_JWT_SECRET", jwt_secret.to_owned()),
         ("NOTEGRAPH_STATIC_TOKENS", redact_tokens(auth.static_tokens.expose())),
+        (
+            "NOTEGRAPH_JWKS_URL",
+            auth.jwks_url.as_ref().map_or("unset: no identity provider".to_owned(), |u| redact_url(u.as_str())),
+        ),
+        ("NOTEGRAPH_JWKS_MIN_REFRESH_SECS", auth.jwks_min_refresh_secs.to_string()),
+        ("NOTEGRAPH_JWKS_REFRESH_SECS", auth.jwks_refresh_secs.to_string()),
+        ("NOTEGRAPH_JWT_ISSUER", unset_or(&auth.jwt_issuer, "unset: not checked")),
+        ("NOTEGRAPH_JWT_AUDIENCE", unset_or(&auth.jwt_audience, "unset: not checked")),
+        ("NOTEGRAPH_JWT_USER_CLAIM", auth.jwt_user_claim.clone()),
+        ("NOTEGRAPH_JWT_LEEWAY_SECS", auth.jwt_leeway_secs.to_string()),
         ("NOTEGRAPH_DEV", config.dev.to_string()),
         ("NOTEGRAPH_ENV", format!("{:?}", config.env).to_lowercase()),
         ("NOTEGRAPH_LOADER_DELAY_US", config.graphql.loader_delay_us.to_string()),

@@ -236,6 +236,9 @@ mod tests {
         assert!(from_args(&own).check_safe_to_serve().is_ok());
         let none = ["--listen", "0.0.0.0:8080", "--jwt-secret", "s3cret", "--static-tokens", ""];
         assert!(from_args(&none).check_safe_to_serve().is_ok());
+        // With a JWKS, the development secret is not accepted, so not a risk.
+        let jwks = ["--listen", "0.0.0.0:8080", "--jwks-url", "https://idp.example/jwks", "--static-tokens", ""];
+        assert!(from_args(&jwks).check_safe_to_serve().is_ok());
     }
 
     #[test]

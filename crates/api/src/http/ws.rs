@@ -3,7 +3,8 @@
 //! own socket loop around it, for what async-graphql-axum's loop does not
 //! do:
 //! - a refused `connection_init` closes with the protocol's 4403
-//!   (Forbidden), not 1002;
+//!   (Forbidden), not 1002; one whose token names a signing key that could
+//!   not be fetched closes with 1013 (try again later);
 //! - messages are bounded by the HTTP body limit, and queries and mutations
 //!   run under the same deadline as over HTTP ([`BatchedSchema`]);
 //! - subscriptions per socket are capped, and a subscription ends with
@@ -17,7 +18,7 @@
 //! [`BatchedSchema`]: crate::graphql::BatchedSchema
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use async_graphql::Data;
@@ -31,10 +32,14 @@ use axum::response::{IntoResponse as _, Response};
 use futures::{SinkExt as _, StreamExt as _, future};
 
 use super::AppState;
+use crate::auth::AuthError;
 use crate::graphql::{ConnectionSubscriptions, TokenExpiry};
 
 /// graphql-transport-ws: the server refused `connection_init`.
 const FORBIDDEN: u16 = 4403;
+/// RFC 6455 (IANA registry): try again later, as when the signing keys a
+/// token needs could not be fetched.
+const TRY_AGAIN_LATER: u16 = 1013;
 /// RFC 6455: the server is going away.
 const GOING_AWAY: u16 = 1001;
 /// How often a shutting-down socket checks whether its last subscription
@@ -76,7 +81,8 @@ async fn session(socket: WebSocket, state: AppState, protocol: Protocols) {
             _ => None,
         })
     });
-    let refused = Arc::new(AtomicBool::new(false));
+    // The close code of a refused `connection_init` (0: not refused).
+    let refused = Arc::new(AtomicU16::new(0));
     let connection = ConnectionSubscriptions::default();
     let init = {
         let (auth, refused, connection) = (state.auth.clone(), Arc::clone(&refused), connection.clone());
@@ -87,8 +93,12 @@ async fn session(socket: WebSocket, state: AppState, protocol: Protocols) {
                 .map(HeaderValue::from_str)
                 .transpose()
                 .map_err(|_| async_graphql::Error::new("the Authorization value is not a valid header"));
-            let credentials = header.and_then(|header| auth.credentials(header.as_ref()).map_err(Into::into));
-            let (viewer, expires) = credentials.inspect_err(|_| refused.store(true, Ordering::SeqCst))?;
+            let header = header.inspect_err(|_| refused.store(FORBIDDEN, Ordering::SeqCst))?;
+            let (viewer, expires) = auth.credentials(header.as_ref()).await.map_err(|err| {
+                let code = if err == AuthError::KeysUnavailable { TRY_AGAIN_LATER } else { FORBIDDEN };
+                refused.store(code, Ordering::SeqCst);
+                async_graphql::Error::from(err)
+            })?;
             let mut data = Data::default();
             data.insert(viewer);
             data.insert(connection);
@@ -124,7 +134,10 @@ async fn session(socket: WebSocket, state: AppState, protocol: Protocols) {
             Some(WsMessage::Close(code, reason)) => {
                 // async-graphql closes a refused init with 1002, like a
                 // protocol error; the protocol asks for 4403.
-                let code = if refused.load(Ordering::SeqCst) { FORBIDDEN } else { code };
+                let code = match refused.load(Ordering::SeqCst) {
+                    0 => code,
+                    refused => refused,
+                };
                 let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                 break;
             }

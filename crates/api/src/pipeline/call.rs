@@ -106,11 +106,15 @@ impl Rejection {
         Rejection { status, message: message.into(), code, header: None }
     }
 
-    /// Credentials that do not verify: 401 with their `UNAUTHENTICATED`
-    /// error and `WWW-Authenticate: Bearer`.
-    pub fn unauthorized(err: &crate::error::ApiError) -> Self {
-        let mut rejection = Rejection::new(StatusCode::UNAUTHORIZED, err.message(), err.code());
-        rejection.header = Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+    /// Credentials that were not accepted: 401 `UNAUTHENTICATED` with
+    /// `WWW-Authenticate: Bearer`, or 503 `SERVICE_UNAVAILABLE` with
+    /// `Retry-After` when the signing keys could not be fetched.
+    pub fn credentials(err: &crate::auth::AuthError) -> Self {
+        let mut rejection = Rejection::new(err.status(), err.message(), err.code());
+        rejection.header = Some(match err {
+            crate::auth::AuthError::Refused(_) => (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            crate::auth::AuthError::KeysUnavailable => (header::RETRY_AFTER, HeaderValue::from_static("5")),
+        });
         rejection
     }
 }

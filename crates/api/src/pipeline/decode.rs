@@ -365,7 +365,7 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_carries_its_status_and_header() {
         let refuse = Fake(|_: Call| async {
-            Answer::Refused(Rejection::unauthorized(&crate::error::ApiError::Unauthenticated("bad token".into())))
+            Answer::Refused(Rejection::credentials(&crate::auth::AuthError::Refused("bad token".into())))
         });
         let request = HttpRequest::get("/graphql?query=x").body(Body::empty()).unwrap();
 

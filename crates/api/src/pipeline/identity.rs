@@ -1,6 +1,7 @@
 //! Identity: who asks, from `Authorization` (no header: anonymous;
 //! credentials that do not verify: 401 with `WWW-Authenticate: Bearer`,
-//! never a fall-back to anonymous), and whether the request must read past
+//! never a fall-back to anonymous; a token whose key could not be fetched:
+//! 503 with `Retry-After`), and whether the request must read past
 //! the cache and from the primary because its read-your-writes cookie
 //! names a write made through another server that this one has not heard
 //! of yet ([`crate::read_your_writes`]).
@@ -31,9 +32,9 @@ impl<N: Next<Call>> Stage<N> for Identity {
     type Out = Answer;
 
     async fn run(&self, mut call: Call, next: &N) -> Answer {
-        call.viewer = match self.auth.viewer(call.headers.get(header::AUTHORIZATION)) {
+        call.viewer = match self.auth.viewer(call.headers.get(header::AUTHORIZATION)).await {
             Ok(viewer) => viewer,
-            Err(err) => return Answer::Refused(Rejection::unauthorized(&err)),
+            Err(err) => return Answer::Refused(Rejection::credentials(&err)),
         };
         call.read_primary = !self.writes.caught_up(&call.headers).await;
         next.run(call).await

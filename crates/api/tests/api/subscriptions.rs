@@ -122,7 +122,7 @@ async fn a_bad_token_cannot_open_a_subscription(_: PgPoolOptions, options: PgCon
     match reply {
         Some(Ok(Message::Close(Some(frame)))) => {
             assert_eq!(u16::from(frame.code), 4403);
-            assert_eq!(frame.reason.as_str(), "the token is invalid");
+            assert_eq!(frame.reason.as_str(), "the token is malformed");
         }
         other => panic!("expected a close frame, got {other:?}"),
     }

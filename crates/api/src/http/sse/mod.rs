@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use futures::{Stream, StreamExt as _, stream};
 
 use super::AppState;
-use crate::auth::Viewer;
+use crate::auth::Credentials;
 use crate::error::error_body;
 use crate::graphql::TokenExpiry;
 use crate::pipeline::Rejection;
@@ -78,7 +78,7 @@ pub(super) async fn post(State(state): State<AppState>, request: HttpRequest) ->
 
 /// `PUT /graphql/stream`: reserves a single-connection stream.
 pub(super) async fn put(State(state): State<AppState>, headers: HeaderMap) -> HttpResponse {
-    state.streams.reservations.reserve(&state, &headers)
+    state.streams.reservations.reserve(&state, &headers).await
 }
 
 /// `DELETE /graphql/stream?operationId=…`: stops an operation of a
@@ -101,7 +101,7 @@ async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params) -> 
         Ok(request) => request,
         Err(rejection) => return reject(rejection),
     };
-    let request = match authenticate(state, headers, request) {
+    let request = match authenticate(state, headers, request).await {
         Ok(request) => request,
         Err(response) => return *response,
     };
@@ -112,8 +112,8 @@ async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params) -> 
 
 /// The request with its viewer (and token expiry) as data, or the 401 to
 /// answer.
-fn authenticate(state: &AppState, headers: &HeaderMap, request: Request) -> Result<Request, Box<HttpResponse>> {
-    let (viewer, expires) = credentials(state, headers)?;
+async fn authenticate(state: &AppState, headers: &HeaderMap, request: Request) -> Result<Request, Box<HttpResponse>> {
+    let (viewer, expires) = credentials(state, headers).await?;
     let request = request.data(viewer);
     Ok(match expires {
         Some(expires) => request.data(TokenExpiry(expires)),
@@ -121,14 +121,16 @@ fn authenticate(state: &AppState, headers: &HeaderMap, request: Request) -> Resu
     })
 }
 
-/// The viewer named by `Authorization`, or the 401 to answer.
-fn credentials(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(Viewer, Option<std::time::SystemTime>), Box<HttpResponse>> {
-    state.auth.credentials(headers.get(header::AUTHORIZATION)).map_err(|err| {
-        let mut response = reject(Rejection::unauthorized(&err));
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+/// The viewer named by `Authorization`, or the 401 (503 when the signing
+/// keys are unavailable) to answer.
+async fn credentials(state: &AppState, headers: &HeaderMap) -> Result<Credentials, Box<HttpResponse>> {
+    state.auth.credentials(headers.get(header::AUTHORIZATION)).await.map_err(|err| {
+        let rejection = Rejection::credentials(&err);
+        let header = rejection.header.clone();
+        let mut response = reject(rejection);
+        if let Some((name, value)) = header {
+            response.headers_mut().insert(name, value);
+        }
         Box::new(response)
     })
 }

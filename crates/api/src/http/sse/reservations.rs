@@ -70,8 +70,8 @@ impl Reservations {
     }
 
     /// `PUT`: a new reservation for the request's viewer; 201 with its token.
-    pub(super) fn reserve(&self, state: &AppState, headers: &HeaderMap) -> HttpResponse {
-        let (viewer, expires) = match credentials(state, headers) {
+    pub(super) async fn reserve(&self, state: &AppState, headers: &HeaderMap) -> HttpResponse {
+        let (viewer, expires) = match credentials(state, headers).await {
             Ok(credentials) => credentials,
             Err(response) => return *response,
         };
@@ -137,7 +137,7 @@ impl Reservations {
         mut params: Params,
     ) -> HttpResponse {
         let Some(reservation) = self.get(token) else { return not_found("no such stream reservation") };
-        match credentials(state, headers) {
+        match credentials(state, headers).await {
             Ok((viewer, _)) if viewer == reservation.viewer => {}
             Ok(_) => {
                 return reject(Rejection::new(
