@@ -53,7 +53,7 @@ impl Admission {
                 Some(async_graphql::Value::String(code)) if code == "QUERY_TOO_COMPLEX" => "QUERY_TOO_COMPLEX",
                 _ => "BAD_USER_INPUT",
             };
-            let operation = Operation { name: request.operation_name.as_deref(), kind: "unknown", code };
+            let operation = Operation { name: request.operation_name.as_deref(), kind: "unknown", code, service: "" };
             metrics.operation(operation, Duration::ZERO);
         }
         checked

@@ -146,7 +146,12 @@ impl BatchedSchema {
             }
         };
         if let Some(metrics) = &self.metrics {
-            let operation = Operation { name: name.as_deref(), kind, code: observe::code(&response) };
+            let operation = Operation {
+                name: name.as_deref(),
+                kind,
+                code: observe::code(&response),
+                service: observe::service(&response),
+            };
             metrics.operation(operation, started.elapsed());
         }
         response
