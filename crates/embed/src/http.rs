@@ -153,7 +153,10 @@ impl HttpEmbedder {
         if reported.as_deref() == Some(cause.as_str()) {
             return;
         }
-        if cause.contains("certificate") {
+        let certificate = matches!(error, EmbedError::Provider(source)
+            if matches!(source.downcast_ref::<HttpError>(), Some(HttpError::Certificate(_))));
+        // A certificate is a setting to fix, not weather to wait out.
+        if certificate {
             tracing::error!(host = %self.host, error.message = %cause, "embedding provider unavailable");
         } else {
             tracing::warn!(host = %self.host, error.message = %cause, "embedding provider unavailable");

@@ -148,12 +148,11 @@ pub(crate) fn certificate_failure(error: &(dyn std::error::Error + 'static)) -> 
         if let Some(reason) = error.downcast_ref::<rustls::Error>().and_then(describe) {
             return Some(reason);
         }
-        // `io::Error::source` skips the error it wraps: look inside.
-        if let Some(reason) = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .and_then(describe)
+        // `io::Error::source` skips the error it wraps (which may be
+        // another `io::Error`, as hyper-rustls wraps tokio-rustls's): look
+        // inside.
+        if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && let Some(reason) = certificate_failure(inner)
         {
             return Some(reason);
         }
@@ -187,6 +186,8 @@ mod tests {
         let rustls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls);
         assert_eq!(certificate_failure(&io).as_deref(), Some("signed by an unknown authority"));
+        let wrapped = std::io::Error::other(io);
+        assert_eq!(certificate_failure(&wrapped).as_deref(), Some("signed by an unknown authority"));
         let other = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(certificate_failure(&other), None);
     }

@@ -98,9 +98,11 @@ impl ServerConfig {
         match (&self.tls_cert_file, &self.tls_key_file) {
             (Some(cert), Some(key)) => Ok(Some((cert, key))),
             (None, None) => Ok(None),
-            (Some(_), None) | (None, Some(_)) => Err("NOTEGRAPH_TLS_CERT_FILE and NOTEGRAPH_TLS_KEY_FILE go together: \
+            (Some(_), None) | (None, Some(_)) => {
+                Err("NOTEGRAPH_TLS_CERT_FILE and NOTEGRAPH_TLS_KEY_FILE go together: \
                  set both for HTTPS, or neither for plain HTTP"
-                .to_owned()),
+                    .to_owned())
+            }
         }
     }
 
@@ -122,7 +124,10 @@ mod tests {
         assert_eq!(both.tls_files(), Ok(Some((Path::new("c.pem"), Path::new("k.pem")))));
         for half in [["--tls-cert-file", "c.pem"], ["--tls-key-file", "k.pem"]] {
             let refused = parse::<ServerConfig>(&half).tls_files().unwrap_err();
-            assert!(refused.contains("NOTEGRAPH_TLS_CERT_FILE") && refused.contains("NOTEGRAPH_TLS_KEY_FILE"), "{refused}");
+            assert!(
+                refused.contains("NOTEGRAPH_TLS_CERT_FILE") && refused.contains("NOTEGRAPH_TLS_KEY_FILE"),
+                "{refused}"
+            );
         }
     }
 }

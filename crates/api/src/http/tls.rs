@@ -159,7 +159,8 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>) {
 type Stamp = [Option<(SystemTime, u64)>; 2];
 
 fn stamp(files: &TlsFiles) -> Stamp {
-    let of = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+    let of =
+        |path: &Path| std::fs::metadata(path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
     [of(&files.cert), of(&files.key)]
 }
 

@@ -22,8 +22,7 @@ use crate::helpers::{database_url, serve_process, serving_address};
 use crate::tls::{Authority, serve_https};
 
 const KEY: &str = "sk-test-secret-key";
-const CREATE: &str =
-    "mutation { createNote(input: { title: \"Over TLS\", body: \"embedded by a provider\", visibility: PUBLIC }) { id } }";
+const CREATE: &str = "mutation { createNote(input: { title: \"Over TLS\", body: \"embedded by a provider\", visibility: PUBLIC }) { id } }";
 const SEARCH: &str = r#"{ searchNotes(text: "embedded by a provider") { score note { title } } }"#;
 
 /// What the provider saw: requests, and whether each carried the key.
@@ -64,7 +63,11 @@ async fn provider() -> (Authority, Arc<Seen>, String) {
 
 /// `notegraph serve` on the test's database with the provider at `url`,
 /// `SSL_CERT_FILE` set to `ssl_cert_file` (empty: unset).
-async fn serve(options: &PgConnectOptions, url: &str, ssl_cert_file: &str) -> (Child, Lines<BufReader<ChildStderr>>, String) {
+async fn serve(
+    options: &PgConnectOptions,
+    url: &str,
+    ssl_cert_file: &str,
+) -> (Child, Lines<BufReader<ChildStderr>>, String) {
     let database = database_url(options);
     let (child, mut lines) = serve_process(&[
         ("DATABASE_URL", &database),
@@ -121,8 +124,11 @@ async fn a_provider_certificate_that_does_not_verify_is_named_once_and_kept_from
     let (mut server, mut logs, base) = serve(&options, &url, "").await;
 
     // Act: two writes and a search, all needing the provider.
-    let answers =
-        [graphql(&base, Some("user-1"), CREATE).await, graphql(&base, Some("user-1"), CREATE).await, graphql(&base, None, SEARCH).await];
+    let answers = [
+        graphql(&base, Some("user-1"), CREATE).await,
+        graphql(&base, Some("user-1"), CREATE).await,
+        graphql(&base, None, SEARCH).await,
+    ];
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     stop(&mut server).await;
     let mut logged = Vec::new();
@@ -158,7 +164,7 @@ async fn a_provider_certificate_that_does_not_verify_is_named_once_and_kept_from
     let embedding = metrics
         .lines()
         .filter(|line| line.starts_with("notegraph_graphql_operations_total{"))
-        .filter(|line| line.contains("code=\"SERVICE_UNAVAILABLE\",service=\"embedding\""))
+        .filter(|line| line.contains("code=\"SERVICE_UNAVAILABLE\"") && line.contains("service=\"embedding\""))
         .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum::<f64>();
     assert_eq!(embedding, 3.0, "{metrics}");

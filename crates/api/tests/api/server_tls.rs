@@ -129,10 +129,7 @@ async fn curl(pki: &Pki, version: &str, url: &str, body: &str) -> (String, Strin
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
-async fn https_answers_http2_and_http11_and_passes_the_graphql_http_audit(
-    _: PgPoolOptions,
-    options: PgConnectOptions,
-) {
+async fn https_answers_http2_and_http11_and_passes_the_graphql_http_audit(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: metrics on a port of their own, which stays plain HTTP.
     let (pki, _) = Pki::new();
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -152,6 +149,14 @@ async fn https_answers_http2_and_http11_and_passes_the_graphql_http_audit(
         .await
         .expect("run node");
     let metrics = reqwest::get(format!("http://{metrics_listen}/metrics")).await.unwrap();
+    // The container healthcheck, configured like the server it checks.
+    let healthcheck = tokio::process::Command::new(env!("CARGO_BIN_EXE_notegraph"))
+        .args(["healthcheck", "--listen", &address])
+        .env("NOTEGRAPH_TLS_CERT_FILE", &pki.cert)
+        .env("NOTEGRAPH_TLS_KEY_FILE", &pki.key)
+        .output()
+        .await
+        .unwrap();
 
     // Assert
     let expected = json!({ "data": { "user": { "name": "Ada Lovelace" } } });
@@ -164,6 +169,9 @@ async fn https_answers_http2_and_http11_and_passes_the_graphql_http_audit(
         String::from_utf8_lossy(&audit.stderr)
     );
     assert_eq!(metrics.status(), 200, "the metrics listener speaks plain HTTP");
+    let checked = String::from_utf8_lossy(&healthcheck.stdout);
+    assert!(healthcheck.status.success(), "{checked}{}", String::from_utf8_lossy(&healthcheck.stderr));
+    assert!(checked.contains(&format!("GET https://{address}/readyz: 200")), "{checked}");
 }
 
 /// An SSE subscription through `curl --http2 -N`: its output, line by line.
