@@ -193,6 +193,32 @@ mod tests {
     }
 
     #[test]
+    fn ssl_cert_file_adds_to_the_platforms_roots() {
+        // One authority of the platform's bundle, as a private CA's file
+        // would hold one; skipped on a machine without a bundle.
+        let Some(bundle) = PLATFORM_BUNDLES.iter().map(Path::new).find(|path| path.is_file()) else { return };
+        let mut platform = RootCertStore::empty();
+        platform.add_parsable_certificates(rustls_native_certs::load_certs_from_paths(Some(bundle), None).certs);
+        let platform = platform.len();
+        let Some(one) = std::fs::read_to_string(bundle).ok().and_then(|pem| {
+            let end = pem.find("-----END CERTIFICATE-----")? + "-----END CERTIFICATE-----".len();
+            Some(pem[pem.find("-----BEGIN CERTIFICATE-----")?..end].to_owned())
+        }) else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("embed-tls-add-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let file = dir.join("one.pem");
+        std::fs::write(&file, format!("{one}\n")).unwrap_or_default();
+
+        let with_file = roots_from(Some(&file), &[]).map(|store| store.len()).unwrap_or_default();
+
+        assert!(platform > 1, "the platform's store was read");
+        assert_eq!(with_file, platform + 1, "the file's authority is added to the platform's, which stay");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_named_file_without_certificates_is_refused() {
         let dir = std::env::temp_dir().join(format!("embed-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_default();

@@ -1,9 +1,10 @@
 //! The server's own HTTPS as its clients and its operator meet it: curl
-//! over HTTP/2 and HTTP/1.1, the graphql-http audit through Node, an SSE
+//! over HTTP/2 and HTTP/1.1, the graphql-http audit through Node, a
+//! WebSocket session, the container healthcheck, an SSE
 //! subscription over HTTP/2 that outlives a certificate renewal, a renewal
 //! picked up from the files or on SIGHUP (and a broken one refused while
 //! the old pair is kept), and a pair that does not belong together refused
-//! at start-up in one line.
+//! at start-up in one line, and a handshake that never finishes cut off.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -83,21 +84,49 @@ fn client(pki: &Pki) -> reqwest::Client {
         .unwrap()
 }
 
-/// The certificate the server presents to a new connection, as DER.
-async fn served_certificate(pki: &Pki, address: &str) -> Vec<u8> {
+/// A TLS connection to the server that trusts the test CA, offering
+/// `alpn` (none: no ALPN).
+async fn tls_connect(
+    pki: &Pki,
+    address: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(&pki.ca).unwrap()).unwrap();
     #[allow(deprecated)] // ring has no post-quantum key exchange; fine for a test.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
+}
+
+/// The certificate the server presents to a new connection, as DER.
+async fn served_certificate(pki: &Pki, address: &str) -> Vec<u8> {
+    let tls = tls_connect(pki, address, &[]).await;
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A graphql-transport-ws session over `wss://` (HTTP/1.1 by ALPN, as
+/// WebSocket clients ask): the server's answer to `connection_init`.
+async fn websocket_ack(pki: &Pki, address: &str) -> Value {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let tls = tls_connect(pki, address, &[b"http/1.1"]).await;
+    let mut request = format!("wss://{address}/graphql/ws").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": "Bearer user-1" } });
+    ws.send(Message::Text(init.to_string().into())).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.unwrap().unwrap().unwrap();
+    serde_json::from_str(answer.to_text().unwrap()).unwrap()
 }
 
 fn der(issued: &Issued) -> Vec<u8> {
@@ -149,6 +178,7 @@ async fn https_answers_http2_and_http11_and_passes_the_graphql_http_audit(_: PgP
         .await
         .expect("run node");
     let metrics = reqwest::get(format!("http://{metrics_listen}/metrics")).await.unwrap();
+    let websocket = websocket_ack(&pki, &address).await;
     // The container healthcheck, configured like the server it checks.
     let healthcheck = tokio::process::Command::new(env!("CARGO_BIN_EXE_notegraph"))
         .args(["healthcheck", "--listen", &address])
@@ -169,6 +199,7 @@ async fn https_answers_http2_and_http11_and_passes_the_graphql_http_audit(_: PgP
         String::from_utf8_lossy(&audit.stderr)
     );
     assert_eq!(metrics.status(), 200, "the metrics listener speaks plain HTTP");
+    assert_eq!(websocket["type"], "connection_ack", "{websocket}");
     let checked = String::from_utf8_lossy(&healthcheck.stdout);
     assert!(healthcheck.status.success(), "{checked}{}", String::from_utf8_lossy(&healthcheck.stderr));
     assert!(checked.contains(&format!("GET https://{address}/readyz: 200")), "{checked}");
@@ -353,4 +384,25 @@ async fn a_pair_that_does_not_belong_together_is_a_one_line_start_up_error() {
             assert!(errors[0].contains(needle), "{needle:?} missing from {}", errors[0]);
         }
     }
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_connection_that_never_finishes_its_handshake_is_closed(_: PgPoolOptions, options: PgConnectOptions) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    // Arrange: a short header read timeout, which bounds the handshake.
+    let (pki, _) = Pki::new();
+    let (_server, _logs, address) = serve_https(&options, &pki, &[("NOTEGRAPH_HEADER_READ_TIMEOUT_MS", "500")]).await;
+    let started = Instant::now();
+
+    // Act: connect, send the first byte of a TLS record, then nothing.
+    let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tcp.write_all(&[0x16]).await.unwrap();
+    let mut buffer = [0_u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buffer)).await;
+
+    // Assert: the server hung up (end of stream or a reset), not before
+    // the timeout.
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "not closed within 30 s: {read:?}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
 }
