@@ -4,7 +4,8 @@
 //! subscription over HTTP/2 that outlives a certificate renewal, a renewal
 //! picked up from the files or on SIGHUP (and a broken one refused while
 //! the old pair is kept), and a pair that does not belong together refused
-//! at start-up in one line, and a handshake that never finishes cut off.
+//! at start-up in one line, a handshake that never finishes cut off, and
+//! a graceful drain over HTTP/2.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -279,7 +280,10 @@ async fn a_renewed_certificate_is_served_to_new_connections_while_an_http2_strea
     // Arrange: the files checked every second; an SSE subscription over
     // HTTP/2 that has had its first event.
     let (pki, first) = Pki::new();
-    let (_server, _logs, address) = serve_https(&options, &pki, &[("NOTEGRAPH_TLS_RELOAD_INTERVAL_SECS", "1")]).await;
+    // (A stream's head goes out with its first bytes: a short heartbeat
+    // sends them at once.)
+    let extra = [("NOTEGRAPH_TLS_RELOAD_INTERVAL_SECS", "1"), ("NOTEGRAPH_SSE_HEARTBEAT_MS", "500")];
+    let (_server, _logs, address) = serve_https(&options, &pki, &extra).await;
     let client = client(&pki);
     assert_eq!(served_certificate(&pki, &address).await, der(&first));
     let mut stream = Stream::open(&pki, &address);
@@ -405,4 +409,37 @@ async fn a_connection_that_never_finishes_its_handshake_is_closed(_: PgPoolOptio
     // the timeout.
     assert!(matches!(read, Ok(Ok(0) | Err(_))), "not closed within 30 s: {read:?}");
     assert!(started.elapsed() >= Duration::from_millis(500));
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn sigterm_completes_an_http2_stream_and_the_server_drains(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: a live SSE subscription over HTTP/2.
+    let (pki, _) = Pki::new();
+    let (mut server, _logs, address) = serve_https(&options, &pki, &[("NOTEGRAPH_SSE_HEARTBEAT_MS", "500")]).await;
+    let client = client(&pki);
+    let mut stream = Stream::open(&pki, &address);
+    assert_eq!(stream.head().await[0], "HTTP/2 200");
+    stream.next_event(&client, &address).await;
+
+    // Act
+    let pid = server.id().unwrap().to_string();
+    assert!(tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+
+    // Assert: the stream ends with `complete` and a clean end (curl exits
+    // 0, no reset), and the server exits 0 once drained.
+    let completed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stream.lines.next_line().await.unwrap() {
+            if line.trim_end() == "event: complete" {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the stream ends within 30 s");
+    assert!(completed, "the stream ended without `complete`");
+    let curl = tokio::time::timeout(Duration::from_secs(30), stream.child.wait()).await.unwrap().unwrap();
+    assert!(curl.success(), "curl: {curl}");
+    let exited = tokio::time::timeout(Duration::from_secs(30), server.wait()).await.expect("drained within 30 s");
+    assert!(exited.unwrap().success());
 }
