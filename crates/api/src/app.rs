@@ -21,7 +21,9 @@ use crate::graphql::{
     EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
     SubscriptionLimits, TrustedDocuments, build_schema,
 };
-use crate::http::{AppState, ConnectionLimits, Limits, Reservations, Shared, Streams, router, serve};
+use crate::http::{
+    AppState, ConnectionLimits, Limits, Reservations, ServerTls, Shared, Streams, TlsFiles, router, serve,
+};
 use crate::metrics::Metrics;
 use crate::pipeline::document::Persisted;
 use crate::replica::ReadReplica;
@@ -51,6 +53,9 @@ pub struct Application {
     stopping: watch::Sender<bool>,
     /// `/metrics` on a listener of its own (`NOTEGRAPH_METRICS_LISTEN`).
     metrics_server: Option<(TcpListener, axum::Router)>,
+    /// The server's own HTTPS, and what stops its certificate reloads
+    /// (when dropped).
+    tls: Option<(ServerTls, watch::Sender<bool>)>,
 }
 
 impl Application {
@@ -76,6 +81,13 @@ impl Application {
         read_pool: Option<db::PgPool>,
     ) -> anyhow::Result<Self> {
         config.check_timeouts().map_err(anyhow::Error::msg)?;
+        let tls = server_tls(config)?.map(|tls| {
+            // Spawned now: SIGHUP is handled from here on.
+            let (stop, stopped) = watch::channel(false);
+            let interval = Duration::from_secs(config.server.tls_reload_interval_secs);
+            tokio::spawn(tls.watch(interval, stopped));
+            (tls, stop)
+        });
         let auth = Authenticator::start(&config.auth).context("reading the auth settings")?;
         let trusted = match &config.graphql.trusted_documents {
             Some(path) => {
@@ -215,6 +227,7 @@ impl Application {
             notifications,
             stopping,
             metrics_server,
+            tls,
         })
     }
 
@@ -248,7 +261,8 @@ impl Application {
         });
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let (leaving, delay) = (self.leaving, self.delay);
-        let serve = serve(self.listener, self.router, self.connection_limits, async move {
+        let (tls, tls_reloads) = self.tls.unzip();
+        let serve = serve(self.listener, self.router, self.connection_limits, tls, async move {
             shutdown.await;
             let _ = leaving.send(true);
             if !delay.is_zero() {
@@ -286,6 +300,7 @@ impl Application {
         if let Some(task) = metrics_server {
             task.abort();
         }
+        drop(tls_reloads);
         tracing::info!("stopped");
         Ok(())
     }
@@ -366,6 +381,15 @@ pub fn embedder(config: &EmbeddingConfig, ceiling: Option<Duration>) -> anyhow::
         propagate: Some(telemetry::inject_trace_context),
     })?;
     Ok(Arc::new(embed::CachedEmbedder::new(Arc::new(http), config.embed_cache_entries, config.embed_cache_bytes)))
+}
+
+/// The server's own HTTPS when NOTEGRAPH_TLS_CERT_FILE and
+/// NOTEGRAPH_TLS_KEY_FILE say so, its pair loaded and checked: every
+/// refusal is one line naming the files' variables.
+pub fn server_tls(config: &Config) -> anyhow::Result<Option<ServerTls>> {
+    let Some((cert, key)) = config.server.tls_files().map_err(anyhow::Error::msg)? else { return Ok(None) };
+    let files = TlsFiles { cert: cert.to_owned(), key: key.to_owned() };
+    ServerTls::new(files).map(Some).map_err(anyhow::Error::msg)
 }
 
 /// The limits every operation must stay within, as the GraphQL settings

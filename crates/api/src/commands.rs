@@ -59,6 +59,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // not start (or install) Postgres first.
     config.check_safe_to_serve()?;
     config.check_timeouts().map_err(anyhow::Error::msg)?;
+    // The TLS pair is checked here too (and loaded again by the build),
+    // so that a wrong one fails before Postgres starts.
+    app::server_tls(config)?;
     let listener = app::listen(config.server.listen).await?;
     let database = Database::open(&config.database).await?;
     check_embedding_dimension(&database.pool, config.embedding.embed_dimension).await?;
@@ -164,9 +167,16 @@ async fn healthcheck(config: &Config, args: &HealthcheckArgs) -> anyhow::Result<
     let url = args.url.clone().unwrap_or_else(|| {
         let listen = config.server.listen;
         let ip = if listen.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { listen.ip() };
-        format!("http://{}/readyz", std::net::SocketAddr::new(ip, listen.port()))
+        format!("{}://{}/readyz", config.server.scheme(), std::net::SocketAddr::new(ip, listen.port()))
     });
-    let client = reqwest::Client::builder().timeout(Duration::from_millis(args.timeout_ms)).build()?;
+    // The default URL is this machine's own server over loopback, whose
+    // certificate names the public host, not 127.0.0.1: asking whether it
+    // is up needs no proof of who it is. A URL given is verified as usual.
+    let own_server = args.url.is_none() && config.server.tls_files().is_ok_and(|files| files.is_some());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(args.timeout_ms))
+        .danger_accept_invalid_certs(own_server)
+        .build()?;
     let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
     let status = response.status();
     anyhow::ensure!(status == reqwest::StatusCode::OK, "GET {url}: {status}");

@@ -33,11 +33,11 @@ pub fn print_listening(config: &Config, address: SocketAddr) {
     let version = env!("CARGO_PKG_VERSION");
     match config.telemetry.log_format {
         LogFormat::Text => {
-            let url = format!("http://{address}");
+            let url = format!("{}://{address}", config.server.scheme());
             let url = if telemetry::colour(&config.telemetry) { format!("\x1b[1;32m{url}\x1b[0m") } else { url };
             write_stderr(&format!("Notegraph {version} listening on {url} — GraphiQL at /, GraphQL at /graphql\n"));
         }
-        LogFormat::Json => tracing::info!(%address, version, "serving"),
+        LogFormat::Json => tracing::info!(%address, scheme = config.server.scheme(), version, "serving"),
     }
 }
 
@@ -103,6 +103,12 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_BODY_READ_TIMEOUT_MS", http.body_read_timeout_ms().to_string()),
         ("NOTEGRAPH_SHUTDOWN_GRACE_SECS", http.shutdown_grace_secs.to_string()),
         ("NOTEGRAPH_SHUTDOWN_DELAY_MS", http.shutdown_delay_ms.to_string()),
+        (
+            "NOTEGRAPH_TLS_CERT_FILE",
+            http.tls_cert_file.as_ref().map_or("unset: plain HTTP".to_owned(), |p| p.display().to_string()),
+        ),
+        ("NOTEGRAPH_TLS_KEY_FILE", http.tls_key_file.as_ref().map_or("unset".to_owned(), |p| p.display().to_string())),
+        ("NOTEGRAPH_TLS_RELOAD_INTERVAL_SECS", http.tls_reload_interval_secs.to_string()),
         ("NOTEGRAPH_MAX_DEPTH", graphql.max_depth.to_string()),
         ("NOTEGRAPH_MAX_COMPLEXITY", graphql.max_complexity.to_string()),
         ("NOTEGRAPH_MAX_ALIASES", graphql.max_aliases.to_string()),

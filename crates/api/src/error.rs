@@ -9,6 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use serde_json::{Value, json};
 
+/// The `extensions.service` (and metrics `service` label) of an embedding
+/// provider that cannot serve.
+pub const EMBEDDING: &str = "embedding";
+
 /// An error as the client will see it.
 ///
 /// Deliberately not `Display`: async-graphql converts any `Display` type
@@ -31,6 +35,10 @@ pub enum ApiError {
     Timeout,
     /// A dependency (the database) cannot serve right now; retrying later may work.
     ServiceUnavailable,
+    /// The embedding provider cannot serve right now: SERVICE_UNAVAILABLE
+    /// too, with `extensions.service = "embedding"` so that neither the
+    /// client nor the alerts take it for a database outage.
+    EmbeddingUnavailable,
     /// A bug or an unexpected state; the cause went to the log.
     Internal,
 }
@@ -45,8 +53,17 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Timeout => "TIMEOUT",
-            ApiError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ApiError::ServiceUnavailable | ApiError::EmbeddingUnavailable => "SERVICE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
+        }
+    }
+
+    /// The `extensions.service` of this error: which dependency is
+    /// unavailable, when it is not the database.
+    pub fn service(&self) -> Option<&'static str> {
+        match self {
+            ApiError::EmbeddingUnavailable => Some(EMBEDDING),
+            _ => None,
         }
     }
 
@@ -60,6 +77,7 @@ impl ApiError {
             | ApiError::RateLimited(m) => m,
             ApiError::Timeout => "the operation timed out",
             ApiError::ServiceUnavailable => "the service is temporarily unavailable",
+            ApiError::EmbeddingUnavailable => "the embedding provider is temporarily unavailable",
             ApiError::Internal => "internal error",
         }
     }
@@ -119,8 +137,13 @@ impl From<loaders::LoadError> for ApiError {
 
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
-        let code = self.code();
-        async_graphql::Error::new(self.message()).extend_with(|_, ext| ext.set("code", code))
+        let (code, service) = (self.code(), self.service());
+        async_graphql::Error::new(self.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(service) = service {
+                ext.set("service", service);
+            }
+        })
     }
 }
 
@@ -146,6 +169,9 @@ pub fn server_error(error: &ApiError) -> async_graphql::ServerError {
     let mut server_error = async_graphql::ServerError::new(error.message(), None);
     let mut extensions = async_graphql::ErrorExtensionValues::default();
     extensions.set("code", error.code());
+    if let Some(service) = error.service() {
+        extensions.set("service", service);
+    }
     server_error.extensions = Some(extensions);
     server_error
 }
@@ -161,6 +187,15 @@ mod tests {
         assert_eq!(gql.message, "internal error");
         let json = serde_json::to_string(&gql.extensions).unwrap_or_default();
         assert!(json.contains("INTERNAL"), "{json}");
+    }
+
+    #[test]
+    fn an_embedding_outage_is_unavailable_and_says_which_service() {
+        let gql: async_graphql::Error = ApiError::EmbeddingUnavailable.into();
+        let json = serde_json::to_value(&gql.extensions).unwrap_or_default();
+        assert_eq!(json, json!({ "code": "SERVICE_UNAVAILABLE", "service": "embedding" }));
+        let db: async_graphql::Error = ApiError::ServiceUnavailable.into();
+        assert_eq!(serde_json::to_value(&db.extensions).unwrap_or_default(), json!({ "code": "SERVICE_UNAVAILABLE" }));
     }
 
     #[test]

@@ -9,7 +9,16 @@
 //! 5xx answers are retried a bounded number of times after a jittered
 //! exponential backoff, or after the `Retry-After` the provider asked for
 //! when that still fits the budget.
+//!
+//! Over HTTPS the provider's certificate is verified against the platform's
+//! authorities plus those of `SSL_CERT_FILE`/`SSL_CERT_DIR` ([`crate::tls`]);
+//! one that does not verify fails the call at once (no retry can fix it),
+//! with a message that says so. Every failure's cause is logged once, with
+//! the provider's host (never the URL's path or query, nor the key), when
+//! it starts and again only when it changes, not once per call.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -49,6 +58,12 @@ pub struct HttpSettings {
 pub struct HttpEmbedder {
     client: reqwest::Client,
     settings: HttpSettings,
+    /// `host[:port]` of the endpoint: what the logs name.
+    host: String,
+    /// The cause of failure last logged; `failing` is its lock-free shadow,
+    /// so a success costs a lock only when it ends a failure.
+    reported: Arc<Mutex<Option<String>>>,
+    failing: Arc<AtomicBool>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +99,15 @@ enum HttpError {
     Count { sent: usize, got: usize },
     #[error("no answer within the embedding time budget")]
     Budget,
+    #[error("the embedding provider's certificate did not verify: {0}")]
+    Certificate(String),
+}
+
+/// A setting the embedder cannot be built with.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("NOTEGRAPH_EMBED_URL is not an http:// or https:// URL")]
+    Url,
 }
 
 fn provider(error: impl std::error::Error + Send + Sync + 'static) -> EmbedError {
@@ -95,14 +119,60 @@ impl HttpEmbedder {
     ///
     /// # Errors
     ///
-    /// When the HTTP client cannot be built (for example no TLS backend).
+    /// When the URL is not an `http` or `https` URL, when `SSL_CERT_FILE`
+    /// or `SSL_CERT_DIR` names no certificate, or when the HTTP client
+    /// cannot be built.
     pub fn new(settings: HttpSettings) -> Result<Self, EmbedError> {
+        let url = reqwest::Url::parse(&settings.url).map_err(|_| provider(SetupError::Url))?;
+        let host = match (url.scheme(), url.host_str()) {
+            ("http" | "https", Some(host)) => match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            },
+            _ => return Err(provider(SetupError::Url)),
+        };
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::tls::client_config().map_err(provider)?)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(provider)?;
-        Ok(Self { client, settings: HttpSettings { batch_size: settings.batch_size.max(1), ..settings } })
+        Ok(Self {
+            client,
+            settings: HttpSettings { batch_size: settings.batch_size.max(1), ..settings },
+            host,
+            reported: Arc::default(),
+            failing: Arc::default(),
+        })
+    }
+
+    /// Logs a failure's cause if it is not the one last logged.
+    fn report(&self, error: &EmbedError) {
+        let cause = error.cause();
+        let mut reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if reported.as_deref() == Some(cause.as_str()) {
+            return;
+        }
+        let certificate = matches!(error, EmbedError::Provider(source)
+            if matches!(source.downcast_ref::<HttpError>(), Some(HttpError::Certificate(_))));
+        // A certificate is a setting to fix, not weather to wait out.
+        if certificate {
+            tracing::error!(host = %self.host, error.message = %cause, "embedding provider unavailable");
+        } else {
+            tracing::warn!(host = %self.host, error.message = %cause, "embedding provider unavailable");
+        }
+        *reported = Some(cause);
+        self.failing.store(true, Ordering::Release);
+    }
+
+    /// After a success: a failure logged before is over.
+    fn recovered(&self) {
+        if self.failing.swap(false, Ordering::AcqRel) {
+            let mut reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if reported.take().is_some() {
+                tracing::info!(host = %self.host, "embedding provider answering again");
+            }
+        }
     }
 
     /// One batch, retried within the budget that ends at `deadline`.
@@ -142,7 +212,11 @@ impl HttpEmbedder {
             propagate(&mut headers);
             request = request.headers(headers);
         }
-        let response = request.send().await.map_err(|e| Attempt::Retry { after: None, error: provider(e) })?;
+        let response = request.send().await.map_err(|error| match crate::tls::certificate_failure(&error) {
+            // Retrying cannot make a certificate verify.
+            Some(reason) => Attempt::Fatal(provider(HttpError::Certificate(reason))),
+            None => Attempt::Retry { after: None, error: provider(error.without_url()) },
+        })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let after = retry_after(response.headers());
@@ -151,7 +225,8 @@ impl HttpEmbedder {
         if !status.is_success() {
             return Err(Attempt::Fatal(provider(HttpError::Status(status))));
         }
-        let parsed: Response = response.json().await.map_err(|e| Attempt::Retry { after: None, error: provider(e) })?;
+        let parsed: Response =
+            response.json().await.map_err(|e| Attempt::Retry { after: None, error: provider(e.without_url()) })?;
         self.in_order(texts.len(), parsed).map_err(Attempt::Fatal)
     }
 
@@ -200,8 +275,15 @@ impl Embedder for HttpEmbedder {
         let deadline = Instant::now() + self.settings.timeout;
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.settings.batch_size) {
-            vectors.extend(self.embed_batch(batch, deadline).await?);
+            match self.embed_batch(batch, deadline).await {
+                Ok(batch) => vectors.extend(batch),
+                Err(error) => {
+                    self.report(&error);
+                    return Err(error);
+                }
+            }
         }
+        self.recovered();
         Ok(vectors)
     }
 }

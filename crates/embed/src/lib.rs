@@ -16,12 +16,15 @@
 //!   embedding is made of.
 //! - `http`: the OpenAI-compatible provider.
 //! - `cached`: the cache in front of any embedder.
+//! - `tls`: the authorities the HTTP provider's certificate is checked against.
 
 mod cached;
 mod http;
+mod tls;
 
 pub use cached::CachedEmbedder;
 pub use http::{HttpEmbedder, HttpSettings};
+pub use tls::TrustError;
 
 use async_trait::async_trait;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -49,6 +52,27 @@ pub enum EmbedError {
         /// What came back.
         actual: usize,
     },
+}
+
+impl EmbedError {
+    /// The whole chain of causes in one line (`a: b: c`), for logs: the
+    /// provider's error without its URL, or the dimension mismatch.
+    #[must_use]
+    pub fn cause(&self) -> String {
+        let mut cause = String::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = match self {
+            EmbedError::Provider(source) => Some(source.as_ref()),
+            other => Some(other),
+        };
+        while let Some(error) = next {
+            if !cause.is_empty() {
+                cause.push_str(": ");
+            }
+            cause.push_str(&error.to_string());
+            next = error.source();
+        }
+        cause
+    }
 }
 
 /// Turns texts into vectors whose cosine distance reflects how related the

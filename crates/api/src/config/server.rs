@@ -1,9 +1,10 @@
 //! The HTTP server section: where the server listens, the whole-request
 //! deadline (the outermost of the timeout hierarchy), how many requests and
 //! connections it takes at once, how large a request's head and body may
-//! be, and how it drains on shutdown.
+//! be, how it drains on shutdown, and its own HTTPS (optional).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -29,6 +30,9 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 /// See [`ServerConfig::shutdown_delay_ms`]: none, for a developer's Ctrl-C;
 /// behind a load balancer, a few of its health-check intervals.
 pub const DEFAULT_SHUTDOWN_DELAY_MS: u64 = 0;
+
+/// See [`ServerConfig::tls_reload_interval_secs`].
+pub const DEFAULT_TLS_RELOAD_INTERVAL_SECS: u64 = 5;
 
 /// HTTP server settings.
 #[derive(Debug, Clone, Args)]
@@ -77,13 +81,65 @@ pub struct ServerConfig {
     /// before the drain starts, in ms.
     #[arg(long, env = "NOTEGRAPH_SHUTDOWN_DELAY_MS", default_value_t = DEFAULT_SHUTDOWN_DELAY_MS, global = true)]
     pub shutdown_delay_ms: u64,
+    /// PEM certificate chain (the server's own first): with
+    /// NOTEGRAPH_TLS_KEY_FILE, the server speaks HTTPS (HTTP/2 and HTTP/1.1
+    /// by ALPN) instead of plain HTTP; the metrics listener stays plain.
+    #[arg(long, env = "NOTEGRAPH_TLS_CERT_FILE", global = true)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of NOTEGRAPH_TLS_CERT_FILE's certificate.
+    #[arg(long, env = "NOTEGRAPH_TLS_KEY_FILE", global = true)]
+    pub tls_key_file: Option<PathBuf>,
+    /// How often the two TLS files are checked for a renewed pair, in
+    /// seconds (0: only on SIGHUP); a renewed pair is served to new
+    /// connections without a restart.
+    #[arg(long, env = "NOTEGRAPH_TLS_RELOAD_INTERVAL_SECS", default_value_t = DEFAULT_TLS_RELOAD_INTERVAL_SECS, global = true)]
+    pub tls_reload_interval_secs: u64,
 }
 
 impl ServerConfig {
+    /// The certificate and key files when the server speaks HTTPS; one
+    /// without the other is refused, naming both variables.
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>, String> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) | (None, Some(_)) => {
+                Err("NOTEGRAPH_TLS_CERT_FILE and NOTEGRAPH_TLS_KEY_FILE go together: \
+                 set both for HTTPS, or neither for plain HTTP"
+                    .to_owned())
+            }
+        }
+    }
+
     /// The body-read deadline: as set, else a third of the whole-request
     /// deadline (a 1 MiB body, the default limit, at about 100 KiB/s with
     /// the defaults), so that it always fires first.
     pub fn body_read_timeout_ms(&self) -> u64 {
         self.body_read_timeout_ms.unwrap_or(self.http_timeout_ms / 3)
+    }
+
+    /// `https` or `http`, as a URL of this server starts.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert_file.is_some() { "https" } else { "http" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::parse;
+
+    #[test]
+    fn a_certificate_needs_its_key_and_the_key_its_certificate() {
+        assert_eq!(parse::<ServerConfig>(&[]).tls_files(), Ok(None));
+        let both = parse::<ServerConfig>(&["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"]);
+        assert_eq!(both.tls_files(), Ok(Some((Path::new("c.pem"), Path::new("k.pem")))));
+        for half in [["--tls-cert-file", "c.pem"], ["--tls-key-file", "k.pem"]] {
+            let refused = parse::<ServerConfig>(&half).tls_files().unwrap_err();
+            assert!(
+                refused.contains("NOTEGRAPH_TLS_CERT_FILE") && refused.contains("NOTEGRAPH_TLS_KEY_FILE"),
+                "{refused}"
+            );
+        }
     }
 }

@@ -54,7 +54,7 @@ impl Admission {
                 _ => "BAD_USER_INPUT",
             };
             let name = request.operation_name.as_deref();
-            let operation = Operation { name, kind: "unknown", code, validated: false };
+            let operation = Operation { name, kind: "unknown", code, validated: false, service: "" };
             metrics.operation(operation, Duration::ZERO);
         }
         checked

@@ -45,9 +45,12 @@ pub(crate) async fn embed_text(ctx: &Context<'_>, text: &str) -> Result<pgvector
     let span = tracing::debug_span!("embedding", texts = 1_u64);
     let embedded = embedder.embed(&[text]).instrument(span).await;
     crate::metrics::embedding_call(embedded.is_ok(), started.elapsed());
+    // The provider logged the cause once (and again when it changes);
+    // each failed request only counts, as the `service` label of its
+    // operation.
     let mut vectors = embedded.map_err(|err| {
-        tracing::warn!(error.message = %err, "embedding failed");
-        ApiError::ServiceUnavailable
+        tracing::debug!(exception.type = "SERVICE_UNAVAILABLE", error.message = %err.cause(), "embedding failed");
+        ApiError::EmbeddingUnavailable
     })?;
     vectors.pop().map(pgvector::Vector::from).ok_or(ApiError::Internal)
 }

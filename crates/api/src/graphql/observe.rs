@@ -19,6 +19,17 @@ const CODES: &[&str] = &[
     "INTERNAL",
 ];
 
+/// The first error's `extensions.service` when it is one the `service`
+/// label may take (the embedding provider), else empty: the database, or
+/// no dependency at all.
+pub(crate) fn service(response: &Response) -> &'static str {
+    let Some(error) = response.errors.first() else { return "" };
+    match error.extensions.as_ref().and_then(|extensions| extensions.get("service")) {
+        Some(async_graphql::Value::String(service)) if service == crate::error::EMBEDDING => crate::error::EMBEDDING,
+        _ => "",
+    }
+}
+
 /// The selected operation's name and type (`unknown` when the document
 /// does not parse or names no such operation).
 pub(crate) fn describe(request: &mut Request) -> (Option<String>, &'static str) {

@@ -146,8 +146,13 @@ impl BatchedSchema {
             }
         };
         if let Some(metrics) = &self.metrics {
-            let validated = observe::validated(&response);
-            let operation = Operation { name: name.as_deref(), kind, code: observe::code(&response), validated };
+            let operation = Operation {
+                name: name.as_deref(),
+                kind,
+                code: observe::code(&response),
+                validated: observe::validated(&response),
+                service: observe::service(&response),
+            };
             metrics.operation(operation, started.elapsed());
         }
         response

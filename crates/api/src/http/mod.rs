@@ -7,6 +7,7 @@ mod health;
 mod metrics;
 mod serve;
 mod sse;
+mod tls;
 mod ws;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use tower_http::trace::TraceLayer;
 pub use metrics::router as metrics_router;
 pub use serve::{ConnectionLimits, serve};
 pub use sse::Reservations;
+pub use tls::{ServerTls, TlsFiles};
 
 use crate::auth::Authenticator;
 use crate::error::{ApiError, error_response};

@@ -63,6 +63,9 @@ pub struct Operation<'a> {
     /// The document parsed and validated (it ran): only then may a new
     /// name take one of the bounded name slots.
     pub validated: bool,
+    /// The first error's `extensions.service` (`embedding`: the embedding
+    /// provider is unavailable), else empty.
+    pub service: &'static str,
 }
 
 impl Metrics {
@@ -85,9 +88,9 @@ impl Metrics {
         let operations = IntCounterVec::new(
             Opts::new(
                 "notegraph_graphql_operations_total",
-                "GraphQL operations executed, by name, type and error code.",
+                "GraphQL operations executed, by name, type, error code and unavailable service.",
             ),
-            &["operation", "type", "code"],
+            &["operation", "type", "code", "service"],
         )?;
         let operation_duration = HistogramVec::new(
             HistogramOpts::new("notegraph_graphql_operation_duration_seconds", "Time to execute a GraphQL operation.")
@@ -165,7 +168,7 @@ impl Metrics {
     pub fn operation(&self, operation: Operation<'_>, elapsed: Duration) {
         let inner = &self.inner;
         let name = inner.operation_names.label(operation.name, operation.validated);
-        inner.operations.with_label_values(&[name, operation.kind, operation.code]).inc();
+        inner.operations.with_label_values(&[name, operation.kind, operation.code, operation.service]).inc();
         inner.operation_duration.with_label_values(&[name, operation.kind]).observe(elapsed.as_secs_f64());
     }
 
