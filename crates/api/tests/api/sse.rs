@@ -217,13 +217,14 @@ async fn queries_mutations_and_errors_over_the_stream_are_one_next_then_complete
         read_sse(open_stream(&app, None, r#"{ user(id: "2") { name } }"#).await, Duration::from_secs(10), complete);
     assert_eq!(
         query.await,
-        "event: next\ndata: {\"data\":{\"user\":{\"name\":\"Grace Hopper\"}}}\n\nevent: complete\ndata: \n\n"
+        // The stream opens with a comment, so that its head leaves at once.
+        ":\n\nevent: next\ndata: {\"data\":{\"user\":{\"name\":\"Grace Hopper\"}}}\n\nevent: complete\ndata: \n\n"
     );
 
     let mutation = r#"mutation { createNote(input: { title: "Over SSE", body: "b" }) { title } }"#;
     let created = read_sse(open_stream(&app, Some("user-1"), mutation).await, Duration::from_secs(10), complete).await;
     assert!(
-        created.starts_with("event: next\ndata: {\"data\":{\"createNote\":{\"title\":\"Over SSE\"}}}\n\n"),
+        created.starts_with(":\n\nevent: next\ndata: {\"data\":{\"createNote\":{\"title\":\"Over SSE\"}}}\n\n"),
         "{created}"
     );
 
@@ -252,17 +253,30 @@ async fn queries_mutations_and_errors_over_the_stream_are_one_next_then_complete
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_subscription_stream_opens_at_once_not_at_its_first_heartbeat(_: PgPoolOptions, options: PgConnectOptions) {
+    // The default heartbeat (12 s): a head that waited for the first bytes
+    // of the body would arrive only then.
+    let app = TestApp::spawn(options).await;
+    let opened =
+        tokio::time::timeout(Duration::from_secs(6), open_stream(&app, None, "subscription { noteEvents { noteId } }"))
+            .await;
+    let stream = opened.expect("the stream's head within 6 s, half the heartbeat interval");
+    let text = read_sse(stream, Duration::from_secs(6), |text| text.starts_with(":\n\n")).await;
+    assert_eq!(text, ":\n\n", "the stream opens with a comment and nothing else yet");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn a_quiet_stream_carries_heartbeat_comments(_: PgPoolOptions, options: PgConnectOptions) {
     let app = TestApp::spawn_with_args(options, &["--sse-heartbeat-ms", "200"]).await;
     let started = Instant::now();
     let stream = open_stream(&app, None, "subscription { noteEvents { noteId } }").await;
 
-    // Three heartbeats within 10 s: at the default 12 s interval, not one
-    // would come.
-    let text = read_sse(stream, Duration::from_secs(10), |text| text.matches(":\n\n").count() >= 3).await;
+    // The opening comment, then three heartbeats within 10 s: at the
+    // default 12 s interval, not one would come.
+    let text = read_sse(stream, Duration::from_secs(10), |text| text.matches(":\n\n").count() >= 4).await;
     let took = started.elapsed();
 
-    assert!(text.matches(":\n\n").count() >= 3, "expected a heartbeat every 200 ms, got {text:?} in 10 s");
+    assert!(text.matches(":\n\n").count() >= 4, "expected a heartbeat every 200 ms, got {text:?} in 10 s");
     assert!(took >= Duration::from_millis(600), "three heartbeats in {took:?}: less than 200 ms apart");
     assert!(!text.contains("event:"), "{text:?}");
 }
@@ -459,7 +473,7 @@ async fn shutdown_completes_open_streams_and_sockets(_: PgPoolOptions, options: 
 
     // Assert: each completes, well within the shutdown grace.
     let text = read_sse(stream, Duration::from_secs(30), |text| text.contains("event: complete\n")).await;
-    assert_eq!(text, "event: complete\ndata: \n\n");
+    assert_eq!(text, ":\n\nevent: complete\ndata: \n\n");
     assert_eq!(single.next(Duration::from_secs(30)).await, Some(json!({ "complete": true })));
     assert_eq!(ws.next(Duration::from_secs(30)).await, Some(json!({ "complete": true })));
     assert!(stopped_at.elapsed() < Duration::from_secs(30), "took {:?}", stopped_at.elapsed());

@@ -11,7 +11,8 @@
 //!   returns its token; `GET` with the token opens it; `POST` with the
 //!   token runs an operation on it (202); `DELETE ?operationId=` stops one.
 //!
-//! Streams carry heartbeat comments (`:`) every `NOTEGRAPH_SSE_HEARTBEAT_MS`
+//! Streams open with a heartbeat comment (`:`), so that the response head
+//! leaves at once, and carry one every `NOTEGRAPH_SSE_HEARTBEAT_MS`
 //! so that proxies keep quiet streams open, and complete at shutdown.
 //! Auth comes from the `Authorization` header, as on `/graphql`.
 
@@ -159,7 +160,9 @@ fn next_event(body: &[u8]) -> Bytes {
 const HEARTBEAT: &[u8] = b":\n\n";
 
 /// The response for a stream of events, with a heartbeat after every
-/// `heartbeat` without an event.
+/// `heartbeat` without an event. It opens with one: the response's head
+/// leaves with its first bytes, so without them a client would not know
+/// the stream is open until the first event or heartbeat (12 s by default).
 fn event_stream(events: impl Stream<Item = Bytes> + Send + 'static, heartbeat: Duration) -> HttpResponse {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,6 +177,7 @@ fn event_stream(events: impl Stream<Item = Bytes> + Send + 'static, heartbeat: D
         };
         Some((Ok::<_, Infallible>(message), (events, tick)))
     });
+    let body = stream::once(std::future::ready(Ok(Bytes::from_static(HEARTBEAT)))).chain(body);
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
