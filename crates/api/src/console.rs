@@ -82,7 +82,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_VECTOR_INDEX", db.vector_index.name().to_owned()),
         (
             "NOTEGRAPH_EMBED_URL",
-            config.embedding.embed_url.clone().unwrap_or_else(|| "unset: the built-in embedder".into()),
+            config.embedding.embed_url.as_deref().map_or("unset: the built-in embedder".to_owned(), redact_url),
         ),
         ("NOTEGRAPH_EMBED_MODEL", config.embedding.embed_model.clone()),
         ("NOTEGRAPH_EMBED_API_KEY", if config.embedding.embed_api_key.is_some() { "***" } else { "unset" }.to_owned()),
@@ -279,8 +279,10 @@ mod tests {
             "--static-tokens",
             "test-token=1, s3cr3t=7",
         ];
-        let text = block(&settings(&config(&args)), false);
-        for secret in ["hunter2", "p@ss", "w0rd", "again", "s3cr3t"] {
+        let mut given = config(&args);
+        given.embedding.embed_url = Some("https://user:pa55@embed.example/v1?key=k3y".to_owned());
+        let text = block(&settings(&given), false);
+        for secret in ["hunter2", "p@ss", "w0rd", "again", "s3cr3t", "pa55", "k3y"] {
             assert!(!text.contains(secret), "{secret} shown in:\n{text}");
         }
         assert!(text.contains("postgres://app:***@db.internal:5432/notes?***"), "{text}");
