@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
+use crate::budgets::Budgets;
 use crate::config::{Config, CorsConfig, CorsOrigin, EmbeddingConfig, GraphqlConfig};
 use crate::graphql::{
     EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
@@ -173,7 +174,8 @@ impl Application {
             },
         )
         .with_metrics(metrics.clone())
-        .context("registering the metrics")?;
+        .context("registering the metrics")?
+        .with_budgets(budgets(config, metrics.as_ref())?);
         let limits = Limits {
             timeout: Duration::from_millis(config.server.http_timeout_ms),
             body_limit_bytes: config.server.body_limit_bytes,
@@ -355,10 +357,27 @@ fn cors(config: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
                 name("x-graphql-event-stream-token"),
                 name("x-request-id"),
             ])
-            .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE, name("x-cache"), name("x-request-id")])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                name("x-cache"),
+                name("x-request-id"),
+                crate::budgets::RATELIMIT,
+                crate::budgets::RATELIMIT_POLICY,
+            ])
             .allow_credentials(config.cors_allow_credentials)
             .max_age(Duration::from_secs(config.cors_max_age_secs)),
     ))
+}
+
+/// The per-client budgets the settings ask for (`None`: off), their
+/// refusals and buckets counted in `metrics`.
+fn budgets(config: &Config, metrics: Option<&Metrics>) -> anyhow::Result<Option<Budgets>> {
+    let budgets = Budgets::new(&config.budgets, config.graphql.max_complexity).map_err(anyhow::Error::msg)?;
+    if let (Some(budgets), Some(metrics)) = (&budgets, metrics) {
+        metrics.register(budgets.collector()).context("registering the budget metrics")?;
+    }
+    Ok(budgets)
 }
 
 /// The configured embedder: the HTTP provider behind its cache, or the
