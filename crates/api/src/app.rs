@@ -90,6 +90,8 @@ impl Application {
             (tls, stop)
         });
         let auth = Authenticator::start(&config.auth).context("reading the auth settings")?;
+        // Before the database is needed: a bad budget setting stops the start at once.
+        let budgets = Budgets::new(&config.budgets, config.graphql.max_complexity).map_err(anyhow::Error::msg)?;
         let trusted = match &config.graphql.trusted_documents {
             Some(path) => {
                 let trusted = TrustedDocuments::load(path).with_context(|| {
@@ -175,7 +177,10 @@ impl Application {
         )
         .with_metrics(metrics.clone())
         .context("registering the metrics")?
-        .with_budgets(budgets(config, metrics.as_ref())?);
+        .with_budgets(budgets.clone());
+        if let (Some(budgets), Some(metrics)) = (&budgets, &metrics) {
+            metrics.register(budgets.collector()).context("registering the budget metrics")?;
+        }
         let limits = Limits {
             timeout: Duration::from_millis(config.server.http_timeout_ms),
             body_limit_bytes: config.server.body_limit_bytes,
@@ -368,16 +373,6 @@ fn cors(config: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
             .allow_credentials(config.cors_allow_credentials)
             .max_age(Duration::from_secs(config.cors_max_age_secs)),
     ))
-}
-
-/// The per-client budgets the settings ask for (`None`: off), their
-/// refusals and buckets counted in `metrics`.
-fn budgets(config: &Config, metrics: Option<&Metrics>) -> anyhow::Result<Option<Budgets>> {
-    let budgets = Budgets::new(&config.budgets, config.graphql.max_complexity).map_err(anyhow::Error::msg)?;
-    if let (Some(budgets), Some(metrics)) = (&budgets, metrics) {
-        metrics.register(budgets.collector()).context("registering the budget metrics")?;
-    }
-    Ok(budgets)
 }
 
 /// The configured embedder: the HTTP provider behind its cache, or the
