@@ -281,3 +281,38 @@ async fn a_burst_below_the_largest_admitted_cost_stops_the_start() {
     assert!(err.contains("NOTEGRAPH_BUDGET_ANONYMOUS_BURST (100)"), "{err}");
     assert!(err.contains("NOTEGRAPH_MAX_COMPLEXITY (25000)"), "{err}");
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_subscription_over_budget_is_refused_over_websocket(_: PgPoolOptions, options: PgConnectOptions) {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    // Arrange: user 1 spends its whole bucket over /graphql.
+    let app = TestApp::spawn_with_args(options, &budget_args(&[])).await;
+    assert_eq!(send(&app, Some("user-1"), None, SIZED, json!({ "n": 1000 })).await.ratelimit("r"), 0);
+    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": "Bearer user-1" } });
+    socket.send(Message::Text(init.to_string().into())).await.unwrap();
+    let subscription = "subscription { noteEvents { noteId note { author { notes(first: 100) { id title } } } } }";
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": subscription } });
+
+    // Act
+    socket.send(Message::Text(subscribe.to_string().into())).await.unwrap();
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline, socket.next()).await {
+        let done = text.contains("\"complete\"") || text.contains("\"error\"");
+        messages.push(text.to_string());
+        if done {
+            break;
+        }
+    }
+
+    // Assert
+    let text = messages.join("\n");
+    assert!(text.contains("connection_ack"), "{text}");
+    assert!(text.contains("RATE_LIMITED") && text.contains("over this client's budget"), "{text}");
+}
