@@ -41,7 +41,9 @@ impl<N: Next<Operation>> Stage<N> for Budget {
             .and_then(|client| budgets.charge(&client, call.cost));
         let Some(verdict) = verdict else { return next.run(operation).await };
         if !verdict.admitted {
-            tracing::info!(exception.type = "RATE_LIMITED", ratelimit.policy = verdict.policy, "over budget");
+            // At debug: a greedy client would flood the log; the counter
+            // (notegraph_rate_limited_total) says how many.
+            tracing::debug!(exception.type = "RATE_LIMITED", ratelimit.policy = verdict.policy, "over budget");
             let mut rejection = Rejection::new(StatusCode::TOO_MANY_REQUESTS, verdict.message(), "RATE_LIMITED");
             rejection.headers = Some(Box::new(verdict.headers()));
             return Answer::Refused(rejection);
