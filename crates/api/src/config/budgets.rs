@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use clap::Args;
 use ipnet::IpNet;
 
-/// See [`BudgetsConfig::budget_max_clients`]: about 200 bytes a bucket
-/// (measured by `just budget-memory`), so some 20 MB at the cap.
+/// See [`BudgetsConfig::budget_max_clients`]: about 270 bytes of RSS a
+/// bucket (measured by `just budget-memory`), so some 26 MiB at the cap.
 pub const DEFAULT_BUDGET_MAX_CLIENTS: u64 = 100_000;
 
 /// Per-client budgets on operation cost.
