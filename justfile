@@ -50,6 +50,10 @@ compare *args:
 cold-pool *args:
     bash bench/cold-pool.sh {{args}}
 
+# The per-client budgets' memory bound: a release server (`cargo build --release -p api --bin notegraph`) gets 1,000,000 distinct X-Forwarded-For addresses; RSS before/after against docs/SECURITY.md's bound: [--clients N] [--max-clients N].
+budget-memory *args:
+    python3 scripts/budget-memory.py {{args}}
+
 # k6 load test of a production build (fat LTO) on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
 load-test *args:
     python3 scripts/load-test.py {{args}}

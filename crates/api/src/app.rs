@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
+use crate::budgets::Budgets;
 use crate::config::{Config, CorsConfig, CorsOrigin, EmbeddingConfig, GraphqlConfig};
 use crate::graphql::{
     EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
@@ -89,6 +90,8 @@ impl Application {
             (tls, stop)
         });
         let auth = Authenticator::start(&config.auth).context("reading the auth settings")?;
+        // Before the database is needed: a bad budget setting stops the start at once.
+        let budgets = Budgets::new(&config.budgets, config.graphql.max_complexity).map_err(anyhow::Error::msg)?;
         let trusted = match &config.graphql.trusted_documents {
             Some(path) => {
                 let trusted = TrustedDocuments::load(path).with_context(|| {
@@ -173,7 +176,11 @@ impl Application {
             },
         )
         .with_metrics(metrics.clone())
-        .context("registering the metrics")?;
+        .context("registering the metrics")?
+        .with_budgets(budgets.clone());
+        if let (Some(budgets), Some(metrics)) = (&budgets, &metrics) {
+            metrics.register(budgets.collector()).context("registering the budget metrics")?;
+        }
         let limits = Limits {
             timeout: Duration::from_millis(config.server.http_timeout_ms),
             body_limit_bytes: config.server.body_limit_bytes,
@@ -355,7 +362,14 @@ fn cors(config: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
                 name("x-graphql-event-stream-token"),
                 name("x-request-id"),
             ])
-            .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE, name("x-cache"), name("x-request-id")])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                name("x-cache"),
+                name("x-request-id"),
+                crate::budgets::RATELIMIT,
+                crate::budgets::RATELIMIT_POLICY,
+            ])
             .allow_credentials(config.cors_allow_credentials)
             .max_age(Duration::from_secs(config.cors_max_age_secs)),
     ))

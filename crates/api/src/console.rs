@@ -145,6 +145,19 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_CORS_ORIGINS", cors_origins(&config.cors.cors_origins)),
         ("NOTEGRAPH_CORS_ALLOW_CREDENTIALS", config.cors.cors_allow_credentials.to_string()),
         ("NOTEGRAPH_CORS_MAX_AGE_SECS", config.cors.cors_max_age_secs.to_string()),
+        ("NOTEGRAPH_BUDGET_ANONYMOUS_RATE", budget_rate(config.budgets.budget_anonymous_rate)),
+        ("NOTEGRAPH_BUDGET_ANONYMOUS_BURST", config.budgets.anonymous(graphql.max_complexity).burst.to_string()),
+        ("NOTEGRAPH_BUDGET_AUTHENTICATED_RATE", budget_rate(config.budgets.budget_authenticated_rate)),
+        (
+            "NOTEGRAPH_BUDGET_AUTHENTICATED_BURST",
+            config.budgets.authenticated(graphql.max_complexity).burst.to_string(),
+        ),
+        (
+            "NOTEGRAPH_BUDGET_VIEWERS_FILE",
+            config.budgets.budget_viewers_file.as_ref().map_or("unset".to_owned(), |p| p.display().to_string()),
+        ),
+        ("NOTEGRAPH_BUDGET_MAX_CLIENTS", config.budgets.budget_max_clients.to_string()),
+        ("NOTEGRAPH_TRUSTED_PROXIES", trusted_proxies(&config.budgets.trusted_proxies)),
         ("NOTEGRAPH_SUBSCRIPTION_BUFFER", config.subscriptions.subscription_buffer.to_string()),
         ("NOTEGRAPH_MAX_SUBSCRIPTIONS", config.subscriptions.max_subscriptions.to_string()),
         ("NOTEGRAPH_MAX_SUBSCRIPTIONS_PER_VIEWER", config.subscriptions.max_subscriptions_per_viewer.to_string()),
@@ -178,6 +191,19 @@ fn cors_origins(origins: &[crate::config::CorsOrigin]) -> String {
         crate::config::CorsOrigin::Exact(origin) => origin.clone(),
     };
     origins.iter().map(origin).collect::<Vec<_>>().join(",")
+}
+
+/// A budget's rate, or what 0 means.
+fn budget_rate(rate: u64) -> String {
+    if rate == 0 { "0: no budget".to_owned() } else { rate.to_string() }
+}
+
+/// The trusted proxies as listed, or what none means.
+fn trusted_proxies(proxies: &[ipnet::IpNet]) -> String {
+    if proxies.is_empty() {
+        return "unset: forwarded headers ignored".to_owned();
+    }
+    proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// An optional address, or what its absence means.

@@ -21,11 +21,14 @@
 //! - [`reembed`]: re-embedding every note after a model change.
 //! - [`notifications`]: the `LISTEN` connection that feeds the cache's
 //!   invalidation and the subscriptions.
+//! - [`budgets`]: per-client budgets on operation cost, and the client's
+//!   address behind trusted proxies.
 //! - [`metrics`]: the Prometheus families behind `/metrics`.
 //! - [`auth`], [`error`], [`telemetry`], [`shutdown`].
 
 pub mod app;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -6,7 +6,8 @@
 //!
 //! One file per section, each owning its variables, their defaults and its
 //! own checks: `server.rs`, `database.rs`, `auth.rs`, `graphql.rs` (GraphQL
-//! execution and operation limits), `cache.rs`, `cors.rs`, `subscriptions.rs`,
+//! execution and operation limits), `cache.rs`, `cors.rs`, `budgets.rs` (per-client
+//! budgets on cost, trusted proxies), `subscriptions.rs`,
 //! `embedding.rs`, `telemetry.rs`. Here: [`Config`], which gathers them,
 //! the deployment settings and the checks that span sections. Beside them,
 //! [`Secret`] (`secret.rs`), the value type of secret settings in several
@@ -16,6 +17,7 @@
 //! server's parts are made from them in `app.rs`.
 
 mod auth;
+mod budgets;
 mod cache;
 mod cors;
 mod database;
@@ -35,6 +37,7 @@ use std::net::SocketAddr;
 use clap::Args;
 
 pub use auth::*;
+pub use budgets::*;
 pub use cache::*;
 pub use cors::*;
 pub use database::*;
@@ -66,6 +69,9 @@ pub struct Config {
     /// Which browser origins may call the API.
     #[command(flatten)]
     pub cors: CorsConfig,
+    /// Per-client budgets on operation cost, and the trusted proxies.
+    #[command(flatten)]
+    pub budgets: BudgetsConfig,
     /// Subscription settings.
     #[command(flatten)]
     pub subscriptions: SubscriptionsConfig,

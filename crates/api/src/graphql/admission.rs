@@ -43,8 +43,9 @@ impl Admission {
     /// Refuses a request that may not run, counting the refusal as an
     /// operation. Called before the response cache parses the document for
     /// its key, so no document skips the limits or reaches the parser
-    /// unbounded.
-    pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
+    /// unbounded. An admitted request's cost is returned, measured once,
+    /// for the per-client budgets ([`crate::budgets`]).
+    pub fn check(&self, request: &mut Request) -> Result<u64, ServerError> {
         let span = tracing::debug_span!("graphql.validate");
         let checked = span.in_scope(|| self.admit(request));
         if let (Err(refusal), Some(metrics)) = (&checked, &self.metrics) {
@@ -61,8 +62,8 @@ impl Admission {
     }
 
     /// Refuses a document that is not trusted (when only trusted ones may
-    /// run), then one over any operation limit.
-    pub(crate) fn admit(&self, request: &mut Request) -> Result<(), ServerError> {
+    /// run), then one over any operation limit; else the operation's cost.
+    pub(crate) fn admit(&self, request: &mut Request) -> Result<u64, ServerError> {
         if let Some(trusted) = &self.trusted
             && !trusted.admits(&request.query)
         {

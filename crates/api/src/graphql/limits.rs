@@ -89,8 +89,10 @@ impl Limiter {
     }
 
     /// Refuses a request over any limit; on success the parsed document is
-    /// kept in the request, so the engine does not parse it again.
-    pub(crate) fn check(&self, request: &mut Request) -> Result<(), ServerError> {
+    /// kept in the request, so the engine does not parse it again, and the
+    /// operation's cost is returned (0 when it was not measured: a document
+    /// that does not parse, or that selects no operation).
+    pub(crate) fn check(&self, request: &mut Request) -> Result<u64, ServerError> {
         let document = match self.parsed.as_ref().and_then(|parsed| parsed.get(&request.query)) {
             // It passed the size limits when it was parsed.
             Some(document) => document,
@@ -99,7 +101,7 @@ impl Limiter {
                 let parse = tracing::debug_span!("graphql.parse");
                 // A document that does not parse is the engine's to report.
                 let Ok(document) = parse.in_scope(|| async_graphql::parser::parse_query(&request.query)) else {
-                    return Ok(());
+                    return Ok(0);
                 };
                 if let Some(parsed) = &self.parsed {
                     parsed.insert(&request.query, &document);
@@ -110,7 +112,7 @@ impl Limiter {
         let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables);
         // Kept in the request, so the engine does not parse it again.
         request.set_parsed_query(document);
-        let Some(measure) = measured else { return Ok(()) };
+        let Some(measure) = measured else { return Ok(0) };
         let limits = &self.limits;
         let cost = Some(measure.cost);
         let checks = [
@@ -125,7 +127,7 @@ impl Limiter {
                 return Err(refusal("QUERY_TOO_COMPLEX", limit, measured, max, cost));
             }
         }
-        Ok(())
+        Ok(measure.cost)
     }
 
     /// Refuses a document too long, with too many tokens or nested too
@@ -478,10 +480,10 @@ mod tests {
         let broken = limiter.check(&mut Request::new("{ notes { id "));
 
         // Assert
-        assert!(small.is_ok());
+        assert_eq!(small.unwrap(), 2 * 3, "the cost of an admitted operation, `first` multiplying");
         let refusal = huge.unwrap_err();
         assert_eq!(refusal.message, "operation refused: its complexity is 3000000, over the limit of 25000");
-        assert!(broken.is_ok(), "a syntax error is the engine's to report");
+        assert_eq!(broken.unwrap(), 0, "a syntax error is the engine's to report");
         let parsed = limiter.parsed.as_ref().unwrap();
         assert!(parsed.get(text).is_some());
         assert!(parsed.get("{ notes { id ").is_none(), "only documents that parse are kept");

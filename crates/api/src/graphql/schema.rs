@@ -26,6 +26,7 @@ use super::order::KeyOrder;
 use super::query::QueryRoot;
 use super::subscription::{Stopping, SubscriptionRoot};
 use super::trusted::TrustedDocuments;
+use crate::budgets::{Budgets, Client};
 use crate::metrics::{Metrics, Operation};
 use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
@@ -97,6 +98,9 @@ pub struct BatchedSchema {
     metrics: Option<Metrics>,
     /// Where queries may read instead of the primary.
     replica: Option<ReadReplica>,
+    /// Per-client budgets on cost, when on: the streaming transports are
+    /// charged here, `/graphql` by the pipeline's budget stage.
+    budgets: Option<Budgets>,
 }
 
 impl BatchedSchema {
@@ -106,6 +110,20 @@ impl BatchedSchema {
         self.admission = self.admission.with_metrics(metrics.clone())?;
         self.metrics = metrics;
         Ok(self)
+    }
+
+    /// Charges operations run through the streaming transports to the
+    /// [`Client`] their transport put in the request's (or the session's)
+    /// data, refusing with `RATE_LIMITED` when over budget.
+    pub fn with_budgets(mut self, budgets: Option<Budgets>) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// The per-client budgets, when on, for the pipeline's budget stage
+    /// and for the transports to name their clients.
+    pub fn budgets(&self) -> Option<&Budgets> {
+        self.budgets.as_ref()
     }
 
     /// The checks a request passes before it executes, for the pipeline's
@@ -160,6 +178,24 @@ impl BatchedSchema {
 }
 
 impl BatchedSchema {
+    /// Admits `request` by the operation limits, then charges its cost to
+    /// its client's budget (when budgets are on and the transport named
+    /// the client in `request`'s or `session`'s data).
+    fn admit_and_charge(&self, request: &mut Request, session: Option<&Data>) -> Result<(), ServerError> {
+        let cost = self.admission.admit(request)?;
+        let Some(budgets) = &self.budgets else { return Ok(()) };
+        let client = [Some(&request.data), session]
+            .into_iter()
+            .flatten()
+            .find_map(|data| data.get(&std::any::TypeId::of::<Client>())?.downcast_ref::<Client>().copied());
+        match client.and_then(|client| budgets.charge(&client, cost)) {
+            Some(verdict) if !verdict.admitted => {
+                Err(crate::error::server_error(&crate::error::ApiError::RateLimited(verdict.message().into())))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The time budget of an execution started at `started`.
     fn budget(&self, started: Instant) -> db::Budget {
         db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout }
@@ -178,7 +214,7 @@ impl BatchedSchema {
 
 impl Executor for BatchedSchema {
     fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
-        let checked = self.admission.admit(&mut request);
+        let checked = self.admit_and_charge(&mut request, None);
         async move {
             match checked {
                 Ok(()) => self.execute_checked(request).await,
@@ -191,7 +227,7 @@ impl Executor for BatchedSchema {
     /// transport (WebSocket, SSE) runs as over HTTP, under the GraphQL
     /// deadline, and streams its one response.
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        if let Err(refusal) = self.admission.admit(&mut request) {
+        if let Err(refusal) = self.admit_and_charge(&mut request, session_data.as_deref()) {
             return Box::pin(stream::once(async move { Response::from_errors(vec![refusal]) }));
         }
         let session = session_data.unwrap_or_default();
@@ -268,6 +304,7 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         db_timeout: settings.db_timeout,
         metrics: None,
         replica: deps.replica,
+        budgets: None,
     }
 }
 

@@ -18,12 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tower::ServiceExt as _;
 
 use super::tls::ServerTls;
 
@@ -113,8 +115,8 @@ pub async fn serve(
             // At the cap, no accept: clients queue in the kernel's backlog
             // (and see a slow connect, not a reset) until a connection ends.
             accepted = listener.accept(), if connections.len() < limits.max_connections => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(err) => {
                         // Out of file descriptors, mostly: wait a little
                         // rather than spin.
@@ -124,7 +126,14 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
+                // The peer's address in each request's extensions, as
+                // axum's `ConnectInfo` (the budgets' client address).
+                let service = TowerToHyperService::new(router.clone().map_request(
+                    move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        request
+                    },
+                ));
                 let mut stopped = stopped.clone();
                 let (Some(tls), Some(builders)) = (&tls, &builders) else {
                     let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();

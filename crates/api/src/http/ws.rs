@@ -17,6 +17,7 @@
 //!
 //! [`BatchedSchema`]: crate::graphql::BatchedSchema
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -25,8 +26,9 @@ use async_graphql::Data;
 use std::str::FromStr as _;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocket as Protocol, WebSocketProtocols as Protocols, WsMessage};
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use futures::{SinkExt as _, StreamExt as _, future};
@@ -49,6 +51,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(10);
 /// Upgrades to a GraphQL WebSocket session.
 pub(super) async fn subscribe(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -67,12 +70,19 @@ pub(super) async fn subscribe(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| session(socket, state, protocol))
+        .on_upgrade(move |socket| session(socket, state, protocol, Budgeted { peer, headers }))
+}
+
+/// What names the socket's client for the per-client budgets: the upgrade
+/// request's peer and headers (`X-Forwarded-For` from a trusted proxy).
+struct Budgeted {
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
 }
 
 /// Runs one socket until the client leaves, the protocol closes it, or the
 /// server shuts down.
-async fn session(socket: WebSocket, state: AppState, protocol: Protocols) {
+async fn session(socket: WebSocket, state: AppState, protocol: Protocols, budgeted: Budgeted) {
     let (mut sink, source) = socket.split();
     let input = source.take_while(|message| future::ready(message.is_ok())).filter_map(|message| {
         future::ready(match message {
@@ -86,6 +96,7 @@ async fn session(socket: WebSocket, state: AppState, protocol: Protocols) {
     let connection = ConnectionSubscriptions::default();
     let init = {
         let (auth, refused, connection) = (state.auth.clone(), Arc::clone(&refused), connection.clone());
+        let budgets = state.schema.budgets().cloned();
         move |payload: serde_json::Value| async move {
             let header = ["Authorization", "authorization"]
                 .iter()
@@ -100,6 +111,11 @@ async fn session(socket: WebSocket, state: AppState, protocol: Protocols) {
                 async_graphql::Error::from(err)
             })?;
             let mut data = Data::default();
+            let peer = budgeted.peer.map(|Extension(ConnectInfo(peer))| peer);
+            if let Some(client) = budgets.and_then(|budgets| budgets.client(&viewer, peer, &budgeted.headers)) {
+                // The schema charges each operation of the socket to it.
+                data.insert(client);
+            }
             data.insert(viewer);
             data.insert(connection);
             if let Some(expires) = expires {

@@ -124,6 +124,11 @@ impl Metrics {
         })
     }
 
+    /// Adds a collector of its own (the budgets': [`crate::budgets`]).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.inner.registry.register(collector)
+    }
+
     /// Adds the response cache's counters, read at each scrape.
     pub fn watch_cache(&self, cache: cache::ResponseCache) -> Result<(), prometheus::Error> {
         self.inner.registry.register(Box::new(collectors::CacheCollector::new(cache)?))

@@ -38,13 +38,20 @@ pub struct Call {
     /// The hash of the bytes as sent, under which the cache remembers the
     /// request's fingerprint (set by [`super::replay`] when the cache is on).
     pub sent: Option<Fingerprint>,
+    /// The connection's peer, from the accept loop (set by
+    /// [`super::decode`]; `None` when served without one).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The operation's cost as the limits measured it (set by
+    /// [`super::policy`]), which [`super::budget`] charges.
+    pub cost: u64,
 }
 
 impl Call {
     /// A call with nothing learnt about it yet.
     pub fn new(method: Method, headers: HeaderMap, params: Bytes) -> Self {
         let no_cache = list_items(&headers, header::CACHE_CONTROL).any(|item| item.eq_ignore_ascii_case("no-cache"));
-        Call { method, headers, params, no_cache, viewer: Viewer::default(), read_primary: false, sent: None }
+        let viewer = Viewer::default();
+        Call { method, headers, params, no_cache, viewer, read_primary: false, sent: None, peer: None, cost: 0 }
     }
 
     /// True when the answer must not come from the cache.
@@ -87,12 +94,15 @@ pub enum Answer {
 pub struct Rejection {
     /// The HTTP status to answer with.
     pub status: StatusCode,
-    /// The error's message.
-    pub message: String,
+    /// The error's message (boxed `str`: errors stay small).
+    pub message: Box<str>,
     /// The error's `extensions.code`.
     pub code: &'static str,
     /// A header the status calls for (`Allow`, `WWW-Authenticate`).
     pub header: Option<(HeaderName, HeaderValue)>,
+    /// More headers: the budget's (`Retry-After`, `RateLimit`,
+    /// `RateLimit-Policy`). Boxed: errors stay small.
+    pub headers: Option<Box<HeaderMap>>,
 }
 
 impl Rejection {
@@ -103,7 +113,7 @@ impl Rejection {
 
     /// Any status, message and code.
     pub fn new(status: StatusCode, message: impl Into<String>, code: &'static str) -> Self {
-        Rejection { status, message: message.into(), code, header: None }
+        Rejection { status, message: message.into().into_boxed_str(), code, header: None, headers: None }
     }
 
     /// Credentials that were not accepted: 401 `UNAUTHENTICATED` with

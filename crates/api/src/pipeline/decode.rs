@@ -8,10 +8,11 @@
 //! request error gets 400 (504 when it ran out of time), with the legacy
 //! one 200; `x-cache` says how the cache answered.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest as _, Request as HttpRequest};
+use axum::extract::{ConnectInfo, FromRequest as _, Request as HttpRequest};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response as HttpResponse};
 
@@ -61,13 +62,17 @@ impl<N: Next<Call>> Stage<N> for Decode {
 async fn call(request: HttpRequest, body_read_timeout: Duration) -> Result<Call, Rejection> {
     let (mut parts, body) = request.into_parts();
     let headers = std::mem::take(&mut parts.headers);
-    if parts.method == axum::http::Method::GET {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+    let mut call = if parts.method == axum::http::Method::GET {
         let query = parts.uri.query().unwrap_or_default();
-        return Ok(Call::new(Method::Get, headers, Bytes::copy_from_slice(query.as_bytes())));
-    }
-    check_content_type(&headers)?;
-    let body = read_body(HttpRequest::from_parts(parts, body), body_read_timeout).await?;
-    Ok(Call::new(Method::Post, headers, body))
+        Call::new(Method::Get, headers, Bytes::copy_from_slice(query.as_bytes()))
+    } else {
+        check_content_type(&headers)?;
+        let body = read_body(HttpRequest::from_parts(parts, body), body_read_timeout).await?;
+        Call::new(Method::Post, headers, body)
+    };
+    call.peer = peer;
+    Ok(call)
 }
 
 /// A request's body, whole: under the router's `DefaultBodyLimit` (which
@@ -201,6 +206,9 @@ fn refused(media: MediaType, rejection: Rejection) -> HttpResponse {
     let mut response = json_response(rejection.status, media, &error_body(&rejection.message, rejection.code));
     if let Some((name, value)) = rejection.header {
         response.headers_mut().insert(name, value);
+    }
+    if let Some(headers) = rejection.headers {
+        response.headers_mut().extend(*headers);
     }
     response
 }

@@ -293,7 +293,7 @@ mod tests {
         ];
         for (body, message) in cases {
             let rejection = refused(stage.run(post(body), &report()).await);
-            assert_eq!((rejection.status, rejection.message.as_str()), (StatusCode::BAD_REQUEST, message), "{body}");
+            assert_eq!((rejection.status, &*rejection.message), (StatusCode::BAD_REQUEST, message), "{body}");
             assert_eq!(rejection.code, "BAD_USER_INPUT");
         }
     }
@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(found, "{ a }|None|false");
         let wrong = with_text.replace("{ a }", "{ b }");
         assert_eq!(
-            refused(stage.run(post(&wrong), &report()).await).message,
+            &*refused(stage.run(post(&wrong), &report()).await).message,
             "provided sha256Hash does not match the query"
         );
     }

@@ -13,6 +13,7 @@
 //! The types that move through it are in [`call`]; how stages join
 //! (tower's `ServiceBuilder` and `Layer`, and [`Next`]) is in [`chain`].
 
+pub mod budget;
 pub mod cache;
 pub mod call;
 pub mod chain;
@@ -67,6 +68,11 @@ pub fn graphql(
 ) -> impl Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
     let Parts { schema, auth, writes, cache, persisted, max_concurrent_requests, body_read_timeout } = parts;
+    let budgets = schema.budgets().cloned();
+    // With budgets on every request is costed, so none is answered before
+    // its cost is known: the replay shortcut is off (the parsed-document
+    // map still spares a resent document its parse).
+    let replayed = if budgets.is_some() { None } else { cache.clone() };
     ServiceBuilder::new()
         // Shedding: past the limit of requests executing at once, 503 at
         // once instead of a queue. Probes and streams are not shed.
@@ -79,11 +85,13 @@ pub fn graphql(
         // Who asks, and whether they must read past the cache.
         .layer(stage(identity::Identity::new(auth, writes)))
         // A request sent again byte for byte: its cached response.
-        .layer(stage(replay::Replay::new(cache.clone())))
+        .layer(stage(replay::Replay::new(replayed)))
         // Parameters, persisted and trusted documents: the GraphQL request.
         .layer(stage(document::Document::new(persisted)))
         // Limits (and the parse, behind them), GET runs queries only.
         .layer(stage(policy::Policy::new(schema.admission())))
+        // The cost taken from the client's budget: 429 when over it.
+        .layer(stage(budget::Budget::new(budgets)))
         // Shared, then private entries; one execution per key at a time.
         .layer(stage(cache::Cache::new(cache)))
         // The response as bytes, encoded once for every waiter.

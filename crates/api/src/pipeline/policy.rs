@@ -3,7 +3,8 @@
 //! document is parsed behind the size limits, so no document reaches the
 //! parser unbounded or skips the limits, whatever path it takes next. Then
 //! GET runs queries only: a mutation or subscription over GET is refused
-//! with 405 and `Allow: POST`. Shedding ([`overloaded`]) and the deadlines
+//! with 405 and `Allow: POST`. The operation's cost, measured by the
+//! limits, is left in the call for [`super::budget`]. Shedding ([`overloaded`]) and the deadlines
 //! (the router's, the schema's) are in the list and in [`super::execute`].
 
 use async_graphql::Response;
@@ -36,10 +37,13 @@ impl<N: Next<Operation>> Stage<N> for Policy {
     type Out = Answer;
 
     async fn run(&self, mut operation: Operation, next: &N) -> Answer {
-        if let Err(refusal) = self.admission.check(&mut operation.request) {
+        operation.call.cost = match self.admission.check(&mut operation.request) {
+            Ok(cost) => cost,
             // A GraphQL response (no `data`), as execution errors are.
-            return Answer::Reply(Reply::of(encode(Response::from_errors(vec![refusal])), XCache::Bypass));
-        }
+            Err(refusal) => {
+                return Answer::Reply(Reply::of(encode(Response::from_errors(vec![refusal])), XCache::Bypass));
+            }
+        };
         if operation.call.method == Method::Get && selects_non_query(&mut operation.request) {
             let mut rejection =
                 Rejection::new(StatusCode::METHOD_NOT_ALLOWED, "use POST for mutations", "BAD_USER_INPUT");
@@ -112,7 +116,12 @@ mod tests {
     fn passed() -> Fake<impl Fn(Operation) -> std::future::Ready<Answer> + Send + Sync + 'static> {
         Fake(|mut op: Operation| {
             let parsed = op.request.parsed_query().is_ok();
-            std::future::ready(Answer::Reply(Reply::of(Encoded::ok(format!("passed {parsed}").into()), XCache::Miss)))
+            let passed = if op.call.cost > 0 {
+                format!("passed {parsed} cost {}", op.call.cost)
+            } else {
+                format!("passed {parsed}")
+            };
+            std::future::ready(Answer::Reply(Reply::of(Encoded::ok(passed.into()), XCache::Miss)))
         })
     }
 
@@ -127,7 +136,11 @@ mod tests {
     async fn a_query_within_the_limits_is_handed_on_parsed() {
         let answer = policy().run(operation(Method::Get, "{ notes(first: 2) { id } }"), &passed()).await;
 
-        assert_eq!(outcome(answer), "passed true");
+        assert_eq!(
+            outcome(answer),
+            "passed true cost 4",
+            "2 notes × (a note and its id), handed on for the budget stage"
+        );
     }
 
     #[tokio::test]
@@ -156,7 +169,7 @@ mod tests {
         let Answer::Refused(rejection) = over_get else { panic!("a mutation ran over GET") };
         assert_eq!(rejection.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(rejection.header.unwrap().1, "POST");
-        assert_eq!(outcome(over_post), "passed true");
+        assert_eq!(outcome(over_post), "passed true cost 1");
     }
 
     #[tokio::test]

@@ -144,6 +144,8 @@ async fn preflights_answer_listed_origins_only_and_every_answer_varies_by_origin
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "access-control-allow-origin"), origin);
     assert!(header(&response, "access-control-expose-headers").contains("x-cache"));
+    let exposed = header(&response, "access-control-expose-headers").to_ascii_lowercase();
+    assert!(exposed.contains("ratelimit-policy") && exposed.contains("ratelimit,"), "the budget's headers: {exposed}");
     assert!(header(&response, "vary").to_ascii_lowercase().contains("origin"));
     // Not a CORS route: no CORS headers.
     let health = app.client.get(app.url("/healthz")).header("origin", origin).send().await.unwrap();

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod budgets;
 mod cache;
 mod chromium;
 mod cors;

@@ -21,11 +21,13 @@ mod reservations;
 pub use reservations::Reservations;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_graphql::{Executor as _, Request};
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, Request as HttpRequest, State};
+use axum::extract::{ConnectInfo, RawQuery, Request as HttpRequest, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures::{Stream, StreamExt as _, stream};
@@ -45,7 +47,12 @@ const TOKEN_HEADER: &str = "x-graphql-event-stream-token";
 
 /// `GET /graphql/stream`: a distinct-connection operation from the query
 /// string, or a reserved stream opening.
-pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> HttpResponse {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> HttpResponse {
     if !accepts_event_stream(&headers) {
         return not_acceptable();
     }
@@ -56,13 +63,14 @@ pub(super) async fn get(State(state): State<AppState>, headers: HeaderMap, RawQu
         Ok(params) => params,
         Err(rejection) => return reject(rejection),
     };
-    distinct(&state, &headers, params).await
+    distinct(&state, &headers, params, peer.map(|Extension(ConnectInfo(peer))| peer)).await
 }
 
 /// `POST /graphql/stream`: a distinct-connection operation, or (with a
 /// reservation token) an operation for a reserved stream.
 pub(super) async fn post(State(state): State<AppState>, request: HttpRequest) -> HttpResponse {
     let headers = request.headers().clone();
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     let reserved = token(&headers, request.uri().query());
     if reserved.is_none() && !accepts_event_stream(&headers) {
         return not_acceptable();
@@ -72,8 +80,8 @@ pub(super) async fn post(State(state): State<AppState>, request: HttpRequest) ->
         Err(rejection) => return reject(rejection),
     };
     match reserved {
-        Some(token) => state.streams.reservations.run(&state, &headers, &token, params).await,
-        None => distinct(&state, &headers, params).await,
+        Some(token) => state.streams.reservations.run(&state, &headers, peer, &token, params).await,
+        None => distinct(&state, &headers, params, peer).await,
     }
 }
 
@@ -94,7 +102,7 @@ pub(super) async fn delete(State(state): State<AppState>, headers: HeaderMap, Ra
 
 /// Runs one operation on its own connection: `next` events, then
 /// `complete`.
-async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params) -> HttpResponse {
+async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params, peer: Option<SocketAddr>) -> HttpResponse {
     if let Err(rejection) = state.persisted.resolve(&mut params).await {
         return reject(rejection);
     }
@@ -102,7 +110,7 @@ async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params) -> 
         Ok(request) => request,
         Err(rejection) => return reject(rejection),
     };
-    let request = match authenticate(state, headers, request).await {
+    let request = match authenticate(state, headers, peer, request).await {
         Ok(request) => request,
         Err(response) => return *response,
     };
@@ -111,15 +119,35 @@ async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params) -> 
     event_stream(results.chain(complete), state.streams.heartbeat)
 }
 
-/// The request with its viewer (and token expiry) as data, or the 401 to
-/// answer.
-async fn authenticate(state: &AppState, headers: &HeaderMap, request: Request) -> Result<Request, Box<HttpResponse>> {
+/// The request with its viewer (and token expiry, and the client its
+/// budget charges) as data, or the 401 to answer.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    request: Request,
+) -> Result<Request, Box<HttpResponse>> {
     let (viewer, expires) = credentials(state, headers).await?;
+    let request = match budget_client(state, &viewer, peer, headers) {
+        Some(client) => request.data(client),
+        None => request,
+    };
     let request = request.data(viewer);
     Ok(match expires {
         Some(expires) => request.data(TokenExpiry(expires)),
         None => request,
     })
+}
+
+/// Who the per-client budgets charge for an operation of `viewer` sent
+/// from `peer` (`None` when budgets are off): the schema charges it.
+fn budget_client(
+    state: &AppState,
+    viewer: &crate::auth::Viewer,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Option<crate::budgets::Client> {
+    state.schema.budgets()?.client(viewer, peer, headers)
 }
 
 /// The viewer named by `Authorization`, or the 401 (503 when the signing

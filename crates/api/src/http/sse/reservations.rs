@@ -133,6 +133,7 @@ impl Reservations {
         &self,
         state: &AppState,
         headers: &HeaderMap,
+        peer: Option<std::net::SocketAddr>,
         token: &str,
         mut params: Params,
     ) -> HttpResponse {
@@ -176,6 +177,9 @@ impl Reservations {
         }
         let mut session = Data::default();
         session.insert(reservation.connection.clone());
+        if let Some(client) = super::budget_client(state, &reservation.viewer, peer, headers) {
+            session.insert(client);
+        }
         if let Some(expires) = reservation.expires {
             session.insert(TokenExpiry(expires));
         }
