@@ -127,7 +127,8 @@ class ResourceSampler(threading.Thread):
             idle = prometheus_labelled(text, "notegraph_db_pool_idle_connections", 'pool="primary"')
         except OSError:
             pass
-        row = {"t": time.time(), "pool": pool, "idle": idle, "sockets": socket_count(pid), "rss": rss_bytes(pid)}
+        row = {"t": time.time(), "pool": None if pool is None else int(pool), "idle": None if idle is None else int(idle),
+               "sockets": socket_count(pid), "rss": rss_bytes(pid)}
         self.samples.append(row)
         return row
 
