@@ -20,6 +20,15 @@ port, with NOTEGRAPH_HTTP_TIMEOUT_MS / _GRAPHQL_ / _DB_ at 5000 / 4000 /
   DOWN seconds later, and the writers go on for 10 s. Every acknowledged
   createNote must be in the database afterwards (SQL), and every failed
   write must have failed with SERVICE_UNAVAILABLE or TIMEOUT.
+- `blackhole` (not run by default): the server reaches Postgres through a
+  TCP proxy (faults.Proxy); k6 sends the mix, one writer creates notes and
+  an SSE subscriber follows them; after WARMUP seconds every connection
+  open then stops forwarding without closing (new ones are forwarded), for
+  AFTER seconds more. Requests must end by the deadline with a clear code,
+  the pool must replace its dead connections (no failure started later
+  than the deadline + 5 s after the black hole), and the subscriber must
+  get a `missedFrom`/`missedTo` event (the LISTEN connection replaced) and
+  events after it.
 
 Writes `report.md` and `report.json` (and k6's files, every log) under
 `<cargo target dir>/chaos/<timestamp>/`, prints the summary, and exits 1
@@ -36,10 +45,12 @@ import signal
 import subprocess
 import sys
 import time
+import types
+import urllib.parse
 
 from loadtest import report as loadreport
 from loadtest import stack
-from multinode import cluster
+from multinode import cluster, probes
 
 from . import faults, figures, report
 
@@ -59,7 +70,7 @@ BOUNDS = {"client sockets (idle)": (2, 0.0), "rss bytes": (16 * 2**20, 0.25)}
 def parse_args():
     parser = argparse.ArgumentParser(prog="just chaos", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", metavar="scenario", help="freeze, kill (default: both, in that order)")
+    parser.add_argument("scenarios", nargs="*", metavar="scenario", help="freeze, kill, blackhole (default: freeze kill)")
     parser.add_argument("--rate", type=int, default=500, help="freeze: mix requests/s (default 500)")
     parser.add_argument("--freeze", type=float, default=10.0, help="freeze: seconds Postgres stays stopped (10)")
     parser.add_argument("--warmup", type=float, default=15.0, help="freeze: seconds of load before the fault (15)")
@@ -68,9 +79,9 @@ def parse_args():
     parser.add_argument("--writers", type=int, default=4, help="kill: writer threads (4)")
     args = parser.parse_args()
     args.scenarios = args.scenarios or ["freeze", "kill"]
-    unknown = [name for name in args.scenarios if name not in ("freeze", "kill")]
+    unknown = [name for name in args.scenarios if name not in ("freeze", "kill", "blackhole")]
     if unknown:
-        parser.error(f"unknown scenario {unknown[0]!r}: freeze or kill")
+        parser.error(f"unknown scenario {unknown[0]!r}: freeze, kill or blackhole")
     return args
 
 
@@ -264,11 +275,82 @@ def kill_scenario(args, run_dir, binary, postgres, cleanup):
     return fig
 
 
+def blackhole_scenario(args, run_dir, k6, binary, postgres, cleanup):
+    stack.log(f"blackhole: the mix at {args.rate}/s, a writer and a subscriber through a proxy to Postgres; "
+              f"every connection open {args.warmup:.0f} s in stops forwarding")
+    out_dir = run_dir / "blackhole"
+    out_dir.mkdir()
+    env = server_env()
+    proxy = faults.Proxy(postgres.port())
+    proxy.start()
+    cleanup.append(proxy.close)
+    parts = urllib.parse.urlsplit(postgres.url)
+    url = parts._replace(netloc=parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}").geturl()
+    server = stack.Server(binary, url, out_dir / "server.log", env).start()
+    cleanup.append(server.stop)
+    target = types.SimpleNamespace(name="server", port=int(server.base_url.rsplit(":", 1)[1]), up=True)
+    subscriber = probes.Subscriber("subscriber", [target], target, stack.VIEWER_ID)
+    subscriber.start()
+    cleanup.append(subscriber.stop)
+    deadline = time.monotonic() + 10
+    while not subscriber.streams and time.monotonic() < deadline:
+        time.sleep(0.1)
+    writer = faults.Writer(server, "test-token", 1, timeout=int(env["NOTEGRAPH_HTTP_TIMEOUT_MS"]) / 1000 + 30)
+    cleanup.append(writer.stop)
+    writer.start()
+    duration = f"{args.warmup + args.after:.0f}s"
+    k6_env = stack.child_env(BASE_URL=server.base_url, DATA_FILE=str(run_dir / "data.json"), RATE=str(args.rate),
+                             DURATION=duration, K6_CSV_TIME_FORMAT="unix_milli")
+    k6_process, copier = stack.run_k6(k6, "chaos", out_dir, k6_env)
+    cleanup.append(lambda: stack.stop(k6_process, "k6"))
+    time.sleep(args.warmup)
+    holed_at = time.time()
+    holed = proxy.blackhole()
+    stack.log(f"blackhole: {holed} connections stopped forwarding")
+    k6_process.wait()
+    copier.join()
+    load_ended = time.time()
+    writer.stop()
+    time.sleep(1)  # the last writes' events are on their way
+    subscriber.stop()
+    subscriber.join(timeout=10)
+    pool_after = faults.ResourceSampler(server).sample()
+    server.stop()
+
+    answers = read_answers(out_dir / "samples.csv.gz")
+    writes = writer.writes
+    acked = [w["id"] for w in writes if w["id"] is not None]
+    present = set()
+    if acked:
+        ids = ",".join(str(int(i)) for i in acked)
+        present = set(psql_stdin(postgres, f"select id from notes where id = any('{{{ids}}}'::bigint[]);").split())
+    deadline_ms = int(env["NOTEGRAPH_HTTP_TIMEOUT_MS"])
+    missed = figures.missed_events(subscriber.errors)
+    received = [r for stream in subscriber.streams for r in stream["received"]]
+    fig = {
+        "rate": args.rate, "warmup_s": args.warmup, "after_s": args.after, "settings": env,
+        "holed_at": holed_at, "holed_connections": holed, "load_ended": load_ended,
+        "outcome": figures.outcome_figures(answers, deadline_ms),
+        "phases": {name: figures.outcome_figures(part, deadline_ms)
+                   for name, part in figures.phases(answers, holed_at, holed_at).items() if name != "during"},
+        "recovery": figures.recovery(answers, holed_at, load_ended),
+        "recovery_bound_s": deadline_ms / 1000 + 5,
+        "writes": figures.writes_figures(writes, present, set(), holed_at, None, deadline_ms),
+        "missed_events": len(missed), "missed": missed[:5],
+        "events_before_gap": sum(1 for r in received if r[1] < holed_at),
+        "events_after_gap": sum(1 for r in received if r[1] >= holed_at),
+        "subscriber_errors": subscriber.errors[:10], "streams": [s["end"] for s in subscriber.streams],
+        "pool_after": pool_after,
+    }
+    fig["failed_properties"] = figures.failed_blackhole(fig)
+    return fig
+
+
 def main():
     stack.LOG_PREFIX = "chaos"
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    k6 = stack.ensure_k6() if "freeze" in args.scenarios else None
+    k6 = stack.ensure_k6() if {"freeze", "blackhole"} & set(args.scenarios) else None
     binary = stack.build_production()
     started = datetime.datetime.now().astimezone()
     run_dir = stack.target_dir() / "chaos" / f"{started:%Y%m%d-%H%M%S}"
@@ -287,6 +369,8 @@ def main():
         for name in args.scenarios:
             if name == "freeze":
                 results[name] = freeze_scenario(args, run_dir, k6, binary, postgres, cleanup)
+            elif name == "blackhole":
+                results[name] = blackhole_scenario(args, run_dir, k6, binary, postgres, cleanup)
             else:
                 results[name] = kill_scenario(args, run_dir, binary, postgres, cleanup)
     finally:

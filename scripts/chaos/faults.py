@@ -216,3 +216,78 @@ def token(binary, user_id):
     out = subprocess.run([str(binary), "token", str(user_id), "--ttl", "7200"], env=stack.child_env(),
                          check=True, capture_output=True, text=True)
     return out.stdout.strip()
+
+
+class Proxy(threading.Thread):
+    """A TCP proxy from a free loopback port to `target_port`, one pair of
+    pump threads per connection. `blackhole()` makes every connection open
+    at that moment stop forwarding, in both directions, without closing:
+    what a dropped NAT or firewall entry does. Connections opened later are
+    forwarded as before. `close()` closes everything."""
+
+    def __init__(self, target_port):
+        super().__init__(daemon=True)
+        import socket
+        self.socket = socket
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(256)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.pairs = []  # [client, upstream, holed (Event)]
+        self.closed = threading.Event()
+
+    def run(self):
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = self.socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            pair = [client, upstream, threading.Event()]
+            with self.lock:
+                self.pairs.append(pair)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(source, sink, pair[2]), daemon=True).start()
+
+    def pump(self, source, sink, holed):
+        import select
+        while not self.closed.is_set():
+            if holed.is_set():
+                # Nothing more passes; the sockets stay open until close().
+                self.closed.wait()
+                return
+            ready, _, _ = select.select([source], [], [], 0.05)
+            if not ready or holed.is_set():
+                continue
+            try:
+                data = source.recv(65536)
+                if not data:
+                    sink.shutdown(self.socket.SHUT_WR)
+                    return
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def blackhole(self):
+        """Stops forwarding on every connection open now; returns how many."""
+        with self.lock:
+            for pair in self.pairs:
+                pair[2].set()
+            return len(self.pairs)
+
+    def close(self):
+        self.closed.set()
+        self.listener.close()
+        with self.lock:
+            for client, upstream, _ in self.pairs:
+                for sock in (client, upstream):
+                    try:
+                        sock.close()
+                    except OSError:
+                        pass

@@ -200,3 +200,39 @@ def failed_kill(fig, recovery_bound_s=None):
         out.append("no write failed while Postgres was down: the fault did not bite")
     out += fig["leaks"]
     return out
+
+
+def missed_events(errors):
+    """From a subscriber's error messages (multinode's probes.Subscriber
+    keeps them as text), the `missedFrom`/`missedTo` gap events."""
+    return [e for e in errors if "missedFrom" in e and "missedTo" in e]
+
+
+def failed_blackhole(fig):
+    """The properties of the black-hole scenario that failed; empty when all held."""
+    out = []
+    outcome = fig["outcome"]
+    if outcome["unclear_failures"]:
+        out.append(f"{outcome['unclear_failures']} requests failed without a clear code "
+                   f"({outcome['unclear_outcomes']})")
+    if outcome["past_deadline"]:
+        out.append(f"{outcome['past_deadline']} answers came later than the deadline "
+                   f"({outcome['deadline_bound_ms']} ms; slowest {outcome['wall_ms']['max']:.0f} ms)")
+    rec = fig["recovery"]
+    if rec["last_failure_s"] is None:
+        out.append("no request started after the black hole")
+    elif rec["first_clean_second"] is None or rec["last_failure_s"] > fig["recovery_bound_s"]:
+        out.append(f"requests still failed {rec['last_failure_s']} s after the black hole "
+                   f"(bound {fig['recovery_bound_s']} s): the pool did not replace its dead connections in time")
+    w = fig["writes"]
+    if w["unclear_failures"]:
+        out.append(f"{w['unclear_failures']} writes failed without a clear code ({w['unclear_outcomes']})")
+    if w["past_deadline"]:
+        out.append(f"{w['past_deadline']} writes answered later than the deadline")
+    if w["lost"]:
+        out.append(f"{w['lost']} acknowledged writes lost")
+    if fig["missed_events"] == 0:
+        out.append("the subscriber got no missedFrom/missedTo event: the LISTEN connection was not replaced")
+    if fig["events_after_gap"] == 0:
+        out.append("the subscriber got no event after the black hole")
+    return out

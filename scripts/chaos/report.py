@@ -97,6 +97,33 @@ def kill_lines(f):
     return lines
 
 
+def blackhole_lines(f):
+    o, rec, w = f["outcome"], f["recovery"], f["writes"]
+    lines = [
+        f"## Server-to-Postgres connections black-holed: {_verdict(f['failed_properties'])}", "",
+        f"The mix at {f['rate']}/s, one writer thread and one SSE subscriber (`noteEvents` of the writer) through "
+        f"a TCP proxy to Postgres; {f['warmup_s']:.0f} s in, the {f['holed_connections']} connections open then "
+        f"stop forwarding without closing (new ones are forwarded); {f['after_s']:.0f} s more.", "",
+        f"- **Answers: {o['answers']:,}**, {o['succeeded']:,} succeeded, {o['clear_failures']:,} failed with "
+        f"SERVICE_UNAVAILABLE or TIMEOUT, **{o['unclear_failures']} failed otherwise**"
+        + (f" ({_outcomes(o['unclear_outcomes'])})" if o["unclear_failures"] else "")
+        + f"; slowest {_ms(o['wall_ms']['max'])} (bound {o['deadline_bound_ms']} ms, past it: "
+        f"**{o['past_deadline']}**).",
+        f"- Outcomes before: {_outcomes(f['phases']['before']['outcomes'])}; after: "
+        f"{_outcomes(f['phases']['after']['outcomes'])}.",
+        f"- **Last failing request started {rec['last_failure_s']} s after the black hole** (bound "
+        f"{f['recovery_bound_s']} s); first whole second clean from then on: {rec['first_clean_second']}.",
+        f"- Writes: {w['acknowledged']:,} acknowledged, {w['lost']} lost; {w['failed']} failed "
+        f"({_outcomes(w['failed_outcomes'])}), {w['unclear_failures']} without a clear code; slowest "
+        f"{_ms(w['slowest_ms'])}.",
+        f"- **Subscriber: {f['missed_events']} missedFrom/missedTo events**; events received before the black hole "
+        f"{f['events_before_gap']}, after it {f['events_after_gap']}; streams ended: {f['streams']}.",
+        f"- Pool after: {f['pool_after']['pool']} connections; server sockets {f['pool_after']['sockets']}.",
+        "",
+    ]
+    return lines
+
+
 def markdown(fig):
     failed = [p for r in fig["scenarios"].values() for p in r["failed_properties"]]
     load = fig["load_average"]
@@ -112,8 +139,10 @@ def markdown(fig):
         lines += freeze_lines(fig["scenarios"]["freeze"])
     if "kill" in fig["scenarios"]:
         lines += kill_lines(fig["scenarios"]["kill"])
+    if "blackhole" in fig["scenarios"]:
+        lines += blackhole_lines(fig["scenarios"]["blackhole"])
     lines += ["Files: `report.json`, `freeze/` (k6's `summary.json`, `samples.csv.gz`, `k6.log`, `server.log`), "
-              "`kill/` (`writes.json`, `server.log`), `postgres.log`.", ""]
+              "`kill/` (`writes.json`, `server.log`), `blackhole/` (as `freeze/`), `postgres.log`.", ""]
     return "\n".join(lines)
 
 

@@ -154,6 +154,30 @@ class Writes(unittest.TestCase):
                       figures.failed_kill({"writes": out, "failed_during_outage": 1, "leaks": []}))
 
 
+class Blackhole(unittest.TestCase):
+    def fig(self, missed, after):
+        answers = [answer(9.0, 5), answer(10.2, 4_001, "504", "TIMEOUT"), answer(11.5, 5), answer(12.5, 5)]
+        writes = [write("a", 9.0, 9.1, note_id="1"), write("b", 10.0, 14.0, "200", "TIMEOUT")]
+        return {"outcome": figures.outcome_figures(answers, 5_000), "recovery": figures.recovery(answers, 10.0, 13.0),
+                "recovery_bound_s": 10.0, "writes": figures.writes_figures(writes, {"1"}, set(), 10.0, None, 5_000),
+                "missed_events": missed, "events_after_gap": after}
+
+    def test_clear_failures_a_gap_event_and_events_after_it_hold(self):
+        self.assertEqual(figures.failed_blackhole(self.fig(1, 5)), [])
+
+    def test_no_gap_event_and_no_events_after_fail(self):
+        failed = figures.failed_blackhole(self.fig(0, 0))
+        self.assertEqual(failed, [
+            "the subscriber got no missedFrom/missedTo event: the LISTEN connection was not replaced",
+            "the subscriber got no event after the black hole"])
+
+    def test_gap_events_are_found_in_the_subscribers_errors(self):
+        errors = ["server: [{'message': 'events may have been missed', 'extensions': {'code': "
+                  "'SERVICE_UNAVAILABLE', 'missedFrom': '2026-12-06T09:45:00Z', 'missedTo': '2026-12-06T09:45:02Z'}}]",
+                  "server: subscribe answered HTTP 503"]
+        self.assertEqual(figures.missed_events(errors), errors[:1])
+
+
 class K6Samples(unittest.TestCase):
     def test_answers_are_read_from_the_csv_with_their_tags(self):
         with tempfile.TemporaryDirectory() as directory:
