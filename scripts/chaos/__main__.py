@@ -28,7 +28,8 @@ port, with NOTEGRAPH_HTTP_TIMEOUT_MS / _GRAPHQL_ / _DB_ at 5000 / 4000 /
   the pool must replace its dead connections (no failure started later
   than the deadline + 5 s after the black hole), and the subscriber must
   get a `missedFrom`/`missedTo` event (the LISTEN connection replaced) and
-  events after it.
+  events after it; the server must then exit after SIGTERM (within the
+  30 s before the harness kills it).
 
 Writes `report.md` and `report.json` (and k6's files, every log) under
 `<cargo target dir>/chaos/<timestamp>/`, prints the summary, and exits 1
@@ -315,7 +316,9 @@ def blackhole_scenario(args, run_dir, k6, binary, postgres, cleanup):
     subscriber.stop()
     subscriber.join(timeout=10)
     pool_after = faults.ResourceSampler(server).sample()
-    server.stop()
+    stopping = time.monotonic()
+    server.stop()  # SIGTERM; SIGKILL after 30 s
+    exit_after_s, exit_code = round(time.monotonic() - stopping, 1), server.process.returncode
 
     answers = read_answers(out_dir / "samples.csv.gz")
     writes = writer.writes
@@ -340,7 +343,7 @@ def blackhole_scenario(args, run_dir, k6, binary, postgres, cleanup):
         "events_before_gap": sum(1 for r in received if r[1] < holed_at),
         "events_after_gap": sum(1 for r in received if r[1] >= holed_at),
         "subscriber_errors": subscriber.errors[:10], "streams": [s["end"] for s in subscriber.streams],
-        "pool_after": pool_after,
+        "pool_after": pool_after, "exit_after_sigterm_s": exit_after_s, "exit_code": exit_code,
     }
     fig["failed_properties"] = figures.failed_blackhole(fig)
     return fig

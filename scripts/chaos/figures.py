@@ -235,4 +235,7 @@ def failed_blackhole(fig):
         out.append("the subscriber got no missedFrom/missedTo event: the LISTEN connection was not replaced")
     if fig["events_after_gap"] == 0:
         out.append("the subscriber got no event after the black hole")
+    if fig["exit_code"] != 0:
+        out.append(f"the server did not exit cleanly after SIGTERM (exit code {fig['exit_code']} after "
+                   f"{fig['exit_after_sigterm_s']} s; killed after 30 s)")
     return out

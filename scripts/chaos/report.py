@@ -119,6 +119,7 @@ def blackhole_lines(f):
         f"- **Subscriber: {f['missed_events']} missedFrom/missedTo events**; events received before the black hole "
         f"{f['events_before_gap']}, after it {f['events_after_gap']}; streams ended: {f['streams']}.",
         f"- Pool after: {f['pool_after']['pool']} connections; server sockets {f['pool_after']['sockets']}.",
+        f"- **Exit after SIGTERM: code {f['exit_code']} after {f['exit_after_sigterm_s']} s** (SIGKILL after 30 s).",
         "",
     ]
     return lines

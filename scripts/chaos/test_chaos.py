@@ -160,10 +160,15 @@ class Blackhole(unittest.TestCase):
         writes = [write("a", 9.0, 9.1, note_id="1"), write("b", 10.0, 14.0, "200", "TIMEOUT")]
         return {"outcome": figures.outcome_figures(answers, 5_000), "recovery": figures.recovery(answers, 10.0, 13.0),
                 "recovery_bound_s": 10.0, "writes": figures.writes_figures(writes, {"1"}, set(), 10.0, None, 5_000),
-                "missed_events": missed, "events_after_gap": after}
+                "missed_events": missed, "events_after_gap": after, "exit_code": 0, "exit_after_sigterm_s": 0.1}
 
     def test_clear_failures_a_gap_event_and_events_after_it_hold(self):
         self.assertEqual(figures.failed_blackhole(self.fig(1, 5)), [])
+
+    def test_a_server_killed_after_sigterm_fails(self):
+        fig = dict(self.fig(1, 5), exit_code=-9, exit_after_sigterm_s=30.0)
+        self.assertEqual(figures.failed_blackhole(fig), [
+            "the server did not exit cleanly after SIGTERM (exit code -9 after 30.0 s; killed after 30 s)"])
 
     def test_no_gap_event_and_no_events_after_fail(self):
         failed = figures.failed_blackhole(self.fig(0, 0))
