@@ -62,6 +62,10 @@ load-test *args:
 multinode *args:
     python3 scripts/multinode.py {{args}}
 
+# Faults under load: Postgres frozen (SIGSTOP) under the mix, killed and restarted under writes, its connections black-holed; report in target/chaos/ (docs/PERFORMANCE.md, "Faults"): [freeze] [kill] [blackhole] [--rate N].
+chaos *args:
+    python3 scripts/chaos.py {{args}}
+
 # CPU flame graph (perf + inferno) of the server under a load-test scenario (default: the mix at 1000/s for 30s).
 profile scenario="mix" rate="1000" duration="30s":
     python3 scripts/load-test.py --profile {{scenario}} {{rate}} {{duration}}

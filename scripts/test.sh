@@ -49,10 +49,11 @@ if [ ! -d $clients/node_modules ] || [ $clients/package-lock.json -nt $clients/n
   (cd $clients && npm ci --silent --no-audit --no-fund)
 fi
 
-# The load-test runner's and the multi-node proof's own arithmetic
-# (scripts/loadtest, scripts/multinode); needs nothing running.
+# The load-test runner's, the multi-node proof's and the fault scenarios' own
+# arithmetic (scripts/loadtest, scripts/multinode, scripts/chaos); needs nothing running.
 python3 -m unittest discover -s scripts/loadtest -t scripts
 python3 -m unittest discover -s scripts/multinode -t scripts
+python3 -m unittest discover -s scripts/chaos -t scripts
 
 # The test runner: on the machine image already; else built from crates.io.
 if ! cargo nextest --version >/dev/null 2>&1; then

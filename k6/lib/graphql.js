@@ -51,11 +51,15 @@ const PARAMS_HEADERS = {
  * `root` names the field that must be present in `data`; with
  * `nullable: true` a null there is a correct answer (a deleted note). With
  * `shedding: true` a well-formed 503 counts in `shed`, not in `failures`,
- * and returns null.
+ * and returns null. `observe(res)`, when given, sees every response before
+ * it is checked (scripts/chaos records each answer's status and code).
  */
-export function gql(name, query, { variables, root, nullable = false, response = false, shedding = false } = {}) {
+export function gql(name, query, { variables, root, nullable = false, response = false, shedding = false, observe } = {}) {
   const body = JSON.stringify(variables ? { query, variables } : { query });
   const res = http.post(`${BASE_URL}/graphql`, body, { headers: PARAMS_HEADERS, tags: { query: name } });
+  if (observe) {
+    observe(res);
+  }
   servedBy = res.headers['X-Served-By'];
   if (shedding) {
     shed.add(res.status === 503, { query: name });

@@ -1,0 +1,1 @@
+"""`just chaos`: faults injected under load (see __main__.py)."""
