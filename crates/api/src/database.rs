@@ -50,14 +50,32 @@ impl Database {
 
     /// Closes the pool, then stops the embedded server if we started it.
     pub async fn close(self) -> anyhow::Result<()> {
-        self.pool.close().await;
-        if let Some(read_pool) = self.read_pool {
-            read_pool.close().await;
+        close_within(&self.pool, "DATABASE_URL").await;
+        if let Some(read_pool) = &self.read_pool {
+            close_within(read_pool, "DATABASE_READ_URL").await;
         }
         if let Some(pg) = self.embedded {
             tokio::task::spawn_blocking(move || pg.stop()).await?.context("stopping the embedded Postgres")?;
         }
         Ok(())
+    }
+}
+
+/// Longest wait for a pool's connections to close at exit.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Closes `pool`, waiting at most [`CLOSE_TIMEOUT`]: closing waits for
+/// every connection in use to come back, and one stuck on a network that
+/// went silent may never come back, while the process must still exit
+/// when told to. (`just chaos blackhole` saw a server hang after
+/// `stopped` under load on a black-holed route; this bounds that wait.)
+async fn close_within(pool: &db::PgPool, variable: &str) {
+    if tokio::time::timeout(CLOSE_TIMEOUT, pool.close()).await.is_err() {
+        tracing::warn!(
+            pool = variable,
+            "the database connections did not close within {} s; exiting without them",
+            CLOSE_TIMEOUT.as_secs()
+        );
     }
 }
 

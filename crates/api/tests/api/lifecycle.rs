@@ -1,8 +1,14 @@
 //! The binary itself: it serves on the address it logs, SIGTERM makes it
-//! drain and exit cleanly, and it refuses development credentials on an
-//! address other machines can reach.
+//! drain and exit cleanly (also when its database connections went
+//! silent), and it refuses development credentials on an address other
+//! machines can reach.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::process::Command;
@@ -108,4 +114,86 @@ async fn serve_refuses_development_credentials_on_a_reachable_address_unless_tol
     }
     assert!(serving_address(&mut dev_lines).await.starts_with("0.0.0.0:"));
     dev.kill().await.unwrap();
+}
+
+/// A TCP proxy to `upstream` that forwards both ways until the flag it
+/// returns is set, then forwards nothing more and closes nothing: a
+/// black-holed route, as a dead network path looks to both ends.
+async fn black_hole_proxy(upstream: String) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holed = Arc::new(AtomicBool::new(false));
+    let flag = holed.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(&upstream).await else { continue };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)] {
+                let holed = flag.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    while let Ok(read) = from.read(&mut buffer).await {
+                        if read == 0 {
+                            break;
+                        }
+                        if holed.load(Ordering::SeqCst) {
+                            // Keep both sockets open, forward nothing.
+                            std::future::pending::<()>().await;
+                        }
+                        if to.write_all(&buffer[..read]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (port, holed)
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn sigterm_exits_even_when_the_database_connections_went_silent(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: the server reaches its database through a proxy that will
+    // black-hole every connection.
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    let (port, holed) = black_hole_proxy(upstream).await;
+    let direct = database_url(&options);
+    let server = format!("{}:{}/", options.get_host(), options.get_port());
+    assert!(direct.contains(&server), "{direct} names {server}");
+    let url = direct.replacen(&server, &format!("127.0.0.1:{port}/"), 1);
+    let deadlines = [
+        ("NOTEGRAPH_HTTP_TIMEOUT_MS", "3000"),
+        ("NOTEGRAPH_GRAPHQL_TIMEOUT_MS", "2000"),
+        ("NOTEGRAPH_DB_TIMEOUT_MS", "1500"),
+    ];
+    let mut env = vec![("DATABASE_URL", url.as_str()), ("NOTEGRAPH_LISTEN", "127.0.0.1:0")];
+    env.extend(deadlines);
+    let (mut child, mut lines) = serve(&env);
+    let address = serving_address(&mut lines).await;
+    let health = reqwest::get(format!("http://{address}/readyz")).await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+
+    // Act: the route goes silent while a query is on its way to the
+    // database (it ends by its deadline, its connection stuck), then an
+    // orchestrator stops the server.
+    holed.store(true, Ordering::SeqCst);
+    let query = serde_json::json!({ "query": "{ notes(first: 1) { id } }" });
+    let client = reqwest::Client::new();
+    let stuck = client.post(format!("http://{address}/graphql")).header("cache-control", "no-cache").json(&query);
+    let answer: serde_json::Value = stuck.send().await.unwrap().json().await.unwrap();
+    let code = answer["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_owned();
+    assert!(["TIMEOUT", "SERVICE_UNAVAILABLE"].contains(&code.as_str()), "{answer}");
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+
+    // Assert: it exits cleanly, without waiting on connections that will
+    // never answer.
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("exits").unwrap();
+    let mut rest = Vec::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await {
+        rest.push(line);
+    }
+    assert!(status.success(), "exit status {status}: {rest:#?}");
+    assert!(rest.iter().any(|line| line.contains("\"stopped\"")), "{rest:#?}");
 }
