@@ -8,7 +8,10 @@
 //! While the connection is down, nothing is served from or stored in the
 //! cache, the read replica is not read, and subscribers are told on
 //! reconnecting that events may have been missed in between (the cache is
-//! flushed for the same reason).
+//! flushed for the same reason). A connection that goes silent without
+//! closing (a black-holed route: no error ever comes) is found by a
+//! `select 1` on it after every quiet [`QUIET_CHECK`], and counts as lost
+//! when that does not answer within [`CHECK_TIMEOUT`].
 
 use std::time::Duration;
 
@@ -27,6 +30,10 @@ const CHANNELS: &[&str] = &[WRITES_CHANNEL, EMBEDDINGS_CHANNEL];
 const BACKOFF_START: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// After this long without a notification, the connection is checked.
+const QUIET_CHECK: Duration = Duration::from_secs(10);
+/// A check not answered within this means the connection is lost.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `LISTEN` connection, if it can be made within a second: the server
 /// starts without it when the database is down, and [`run`] keeps trying.
@@ -71,9 +78,19 @@ pub async fn run(pool: db::PgPool, listener: Option<PgListener>, targets: Target
         }
     };
     loop {
-        let received = tokio::select! {
+        let next = tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
-            received = listener.try_recv() => received,
+            next = tokio::time::timeout(QUIET_CHECK, listener.try_recv()) => next,
+        };
+        let received = match next {
+            Ok(received) => received,
+            // Quiet: a notification that arrives during the check is kept
+            // by the listener for the next `try_recv`.
+            Err(_) => match tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("select 1").execute(&mut listener)).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(err)) => Err(err),
+                Err(_) => Ok(None),
+            },
         };
         match received {
             Ok(Some(notification)) if notification.channel() == EMBEDDINGS_CHANNEL => {

@@ -116,28 +116,58 @@ async fn serve_refuses_development_credentials_on_a_reachable_address_unless_tol
     dev.kill().await.unwrap();
 }
 
-/// A TCP proxy to `upstream` that forwards both ways until the flag it
-/// returns is set, then forwards nothing more and closes nothing: a
-/// black-holed route, as a dead network path looks to both ends.
-async fn black_hole_proxy(upstream: String) -> (u16, Arc<AtomicBool>) {
+/// Which connections a [`black_hole_proxy`] stops forwarding, once set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hole {
+    /// Every connection open at that moment (new ones still forward).
+    Open,
+    /// Only the connections that had sent `LISTEN` (the server's one).
+    Listening,
+}
+
+/// A TCP proxy to `upstream` that forwards both ways until a hole is set
+/// (the returned cell), then forwards nothing more on the connections it
+/// names and closes nothing: a black-holed route, as a dead network path
+/// looks to both ends. Connections made later forward normally.
+async fn black_hole_proxy(upstream: String) -> (u16, Arc<std::sync::Mutex<Option<Hole>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let holed = Arc::new(AtomicBool::new(false));
-    let flag = holed.clone();
+    let hole = Arc::new(std::sync::Mutex::new(None::<Hole>));
+    let setting = hole.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let Ok(server) = TcpStream::connect(&upstream).await else { continue };
+            // Made before the hole: subject to it. Listening: sent LISTEN.
+            let (old, listening) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+            if setting.lock().unwrap().is_some() {
+                old.store(false, Ordering::SeqCst);
+            }
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
-            for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)] {
-                let holed = flag.clone();
+            for (upward, mut from, mut to) in [(true, client_read, server_write), (false, server_read, client_write)] {
+                let (setting, old, listening) = (setting.clone(), old.clone(), listening.clone());
                 tokio::spawn(async move {
                     let mut buffer = vec![0u8; 16 * 1024];
                     while let Ok(read) = from.read(&mut buffer).await {
                         if read == 0 {
                             break;
                         }
-                        if holed.load(Ordering::SeqCst) {
+                        let hole = *setting.lock().unwrap();
+                        // Listening before the hole: a connection that
+                        // starts listening later is a new one.
+                        if upward
+                            && hole.is_none()
+                            && buffer[..read].windows(6).any(|w| w.eq_ignore_ascii_case(b"listen"))
+                        {
+                            listening.store(true, Ordering::SeqCst);
+                        }
+                        let holed = old.load(Ordering::SeqCst)
+                            && match hole {
+                                Some(Hole::Open) => true,
+                                Some(Hole::Listening) => listening.load(Ordering::SeqCst),
+                                None => false,
+                            };
+                        if holed {
                             // Keep both sockets open, forward nothing.
                             std::future::pending::<()>().await;
                         }
@@ -149,7 +179,15 @@ async fn black_hole_proxy(upstream: String) -> (u16, Arc<AtomicBool>) {
             }
         }
     });
-    (port, holed)
+    (port, hole)
+}
+
+/// The test database's URL, through a proxy on `port`.
+fn proxied_url(options: &PgConnectOptions, port: u16) -> String {
+    let direct = database_url(options);
+    let server = format!("{}:{}/", options.get_host(), options.get_port());
+    assert!(direct.contains(&server), "{direct} names {server}");
+    direct.replacen(&server, &format!("127.0.0.1:{port}/"), 1)
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
@@ -157,11 +195,8 @@ async fn sigterm_exits_even_when_the_database_connections_went_silent(_: PgPoolO
     // Arrange: the server reaches its database through a proxy that will
     // black-hole every connection.
     let upstream = format!("{}:{}", options.get_host(), options.get_port());
-    let (port, holed) = black_hole_proxy(upstream).await;
-    let direct = database_url(&options);
-    let server = format!("{}:{}/", options.get_host(), options.get_port());
-    assert!(direct.contains(&server), "{direct} names {server}");
-    let url = direct.replacen(&server, &format!("127.0.0.1:{port}/"), 1);
+    let (port, hole) = black_hole_proxy(upstream).await;
+    let url = proxied_url(&options, port);
     let deadlines = [
         ("NOTEGRAPH_HTTP_TIMEOUT_MS", "3000"),
         ("NOTEGRAPH_GRAPHQL_TIMEOUT_MS", "2000"),
@@ -177,7 +212,7 @@ async fn sigterm_exits_even_when_the_database_connections_went_silent(_: PgPoolO
     // Act: the route goes silent while a query is on its way to the
     // database (it ends by its deadline, its connection stuck), then an
     // orchestrator stops the server.
-    holed.store(true, Ordering::SeqCst);
+    *hole.lock().unwrap() = Some(Hole::Open);
     let query = serde_json::json!({ "query": "{ notes(first: 1) { id } }" });
     let client = reqwest::Client::new();
     let stuck = client.post(format!("http://{address}/graphql")).header("cache-control", "no-cache").json(&query);
@@ -196,4 +231,57 @@ async fn sigterm_exits_even_when_the_database_connections_went_silent(_: PgPoolO
     }
     assert!(status.success(), "exit status {status}: {rest:#?}");
     assert!(rest.iter().any(|line| line.contains("\"stopped\"")), "{rest:#?}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_listen_connection_that_goes_silent_is_replaced_and_subscribers_are_told(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Arrange: a server whose LISTEN connection goes through a proxy that
+    // can black-hole it, and a subscriber.
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    let (port, hole) = black_hole_proxy(upstream).await;
+    let url = proxied_url(&options, port);
+    let (_child, mut lines) = serve(&[("DATABASE_URL", &url), ("NOTEGRAPH_LISTEN", "127.0.0.1:0")]);
+    let address = serving_address(&mut lines).await;
+    // Its log, kept (and its pipe drained, so that logging never blocks it).
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            keep.lock().unwrap().push(line);
+        }
+    });
+    let client = reqwest::Client::new();
+    let subscription = r#"subscription { noteEvents(tag: "after", limit: 1) { note { title } } }"#;
+    let mut stream = client
+        .post(format!("http://{address}/graphql/stream"))
+        .header("accept", "text/event-stream")
+        .json(&serde_json::json!({ "query": subscription }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+
+    // Act: the LISTEN connection goes silent, without an error or a close.
+    // Then notes are written until the subscriber hears of one.
+    *hole.lock().unwrap() = Some(Hole::Listening);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !text.contains("event: complete") && tokio::time::Instant::now() < deadline {
+        let create = serde_json::json!({ "query": r#"mutation { createNote(input: { title: "After", body: "b", tags: ["after"] }) { id } }"# });
+        let _ = client.post(format!("http://{address}/graphql")).bearer_auth("test-token").json(&create).send().await;
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(500), stream.chunk()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    // Assert: the server found the silent connection, made a new one, told
+    // the subscriber events may have been missed, then delivered again.
+    let said = log.lock().unwrap().join("\n");
+    let gap = text.find("events may have been missed").unwrap_or_else(|| panic!("{text}\n{said}"));
+    let delivered = text.find("\"title\":\"After\"").unwrap_or_else(|| panic!("{text}\n{said}"));
+    assert!(gap < delivered, "{text}");
+    assert!(said.contains("lost the LISTEN connection"), "{said}");
 }
