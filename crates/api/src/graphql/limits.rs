@@ -108,8 +108,12 @@ impl Limiter {
             }
         };
         let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables);
+        let unset = unset_variable(&document, request.operation_name.as_deref(), &request.variables);
         // Kept in the request, so the engine does not parse it again.
         request.set_parsed_query(document);
+        if let Some(error) = unset {
+            return Err(error);
+        }
         let Some(measure) = measured else { return Ok(()) };
         let limits = &self.limits;
         let cost = Some(measure.cost);
@@ -374,6 +378,32 @@ fn lex(source: &str) -> Lexed {
         tokens += 1;
     }
     Lexed { tokens, nesting }
+}
+
+/// The error for the first variable of the selected operation that has a
+/// non-null type, no default and no value (absent or null). The engine
+/// validates the values it is given, but finds a missing one only when a
+/// resolver reads its argument, and reports that without a code (which
+/// would answer INTERNAL); the GraphQL spec makes it a request error.
+fn unset_variable(document: &ExecutableDocument, name: Option<&str>, variables: &Variables) -> Option<ServerError> {
+    let operation = crate::parsed::select_operation(document, name)?;
+    operation.variable_definitions.iter().find_map(|definition| {
+        let definition = &definition.node;
+        let unset = !definition.var_type.node.nullable
+            && definition.default_value.is_none()
+            && variables.get(&definition.name.node).is_none_or(|value| *value == Value::Null);
+        unset.then(|| {
+            let (name, ty) = (&definition.name.node, &definition.var_type.node);
+            let mut error = ServerError::new(
+                format!("variable `${name}` of type `{ty}` needs a value: add it to `variables`"),
+                Some(definition.name.pos),
+            );
+            let mut extensions = ErrorExtensionValues::default();
+            extensions.set("code", "BAD_USER_INPUT");
+            error.extensions = Some(extensions);
+            error
+        })
+    })
 }
 
 /// A refused operation: the message names the limit and the measured

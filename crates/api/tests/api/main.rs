@@ -14,6 +14,7 @@ mod deploy_compose;
 mod deploy_k8s;
 mod environment;
 mod first_run;
+mod fuzz;
 mod graphiql;
 mod healthcheck;
 mod helpers;
