@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
-use async_graphql::registry::{MetaTypeName, Registry};
+use async_graphql::registry::{MetaType, MetaTypeName, Registry};
 use async_graphql::{
     ErrorExtensionValues, OutputType, Positioned, Request, ServerError, SubscriptionType, Value, Variables,
 };
@@ -63,6 +63,9 @@ pub(crate) struct Limiter {
 /// What a document measures.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Measure {
+    /// The first argument given a value of the wrong shape for its input
+    /// object type (see [`Walk::input_objects`]): the message to answer.
+    wrong_input: Option<String>,
     depth: usize,
     cost: u64,
     aliases: usize,
@@ -115,6 +118,9 @@ impl Limiter {
             return Err(error);
         }
         let Some(measure) = measured else { return Ok(()) };
+        if let Some(message) = measure.wrong_input {
+            return Err(bad_input(message, None));
+        }
         let limits = &self.limits;
         let cost = Some(measure.cost);
         let checks = [
@@ -229,6 +235,9 @@ impl<'a> Walk<'a> {
                     measure.depth = measure.depth.max(depth + 1);
                     let meta =
                         ty.and_then(|ty| self.registry.types.get(ty)).and_then(|ty| ty.field_by_name(&field.name.node));
+                    if let Some(meta) = meta {
+                        self.input_objects(meta, field, measure);
+                    }
                     let child_ty = meta.map(|meta| MetaTypeName::concrete_typename(&meta.ty));
                     let children = self.selection_set(&field.selection_set, child_ty, depth + 1, measure);
                     let items = meta.map_or(1, |meta| self.list_items(meta, field));
@@ -279,6 +288,37 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Notes the first argument of `field` whose type is an input object
+    /// and whose value (a literal, or a variable's) is not an object: the
+    /// engine's validation lets that through (async-graphql 7.2's
+    /// `is_valid_input_value` accepts any non-object value for an input
+    /// object type), and the resolver's parse error would carry no code and
+    /// answer INTERNAL. The schema's input objects hold no input objects,
+    /// so the arguments' own values are all there is to check.
+    fn input_objects(
+        &self,
+        meta: &async_graphql::registry::MetaField,
+        field: &async_graphql::parser::types::Field,
+        measure: &mut Measure,
+    ) {
+        if measure.wrong_input.is_some() {
+            return;
+        }
+        for (name, value) in &field.arguments {
+            let Some(arg) = meta.args.get(name.node.as_str()) else { continue };
+            let named = MetaTypeName::concrete_typename(&arg.ty);
+            if !matches!(self.registry.types.get(named), Some(MetaType::InputObject { .. })) {
+                continue;
+            }
+            let Ok(value) = value.node.clone().into_const_with(|name| self.variable(&name).ok_or(())) else { continue };
+            if !object_shaped(&value, &arg.ty) {
+                measure.wrong_input =
+                    Some(format!("argument `{}` of `{}` must be a `{}` object", name.node, field.name.node, arg.ty));
+                return;
+            }
+        }
+    }
+
     /// A variable's value: given, or the operation's declared default.
     fn variable(&self, name: &async_graphql::Name) -> Option<Value> {
         if let Some(value) = self.variables.get(name) {
@@ -286,6 +326,19 @@ impl<'a> Walk<'a> {
         }
         let definition = self.operation.node.variable_definitions.iter().find(|d| d.node.name.node == *name)?;
         definition.node.default_value.as_ref().map(|d| d.node.clone())
+    }
+}
+
+/// Whether `value` has the shape of `ty`, an input object type under any
+/// list and non-null wrappers: an object (or null, which validation
+/// judges), or a list of such (one item alone is coerced to a list).
+fn object_shaped(value: &Value, ty: &str) -> bool {
+    match (MetaTypeName::create(ty), value) {
+        (_, Value::Null) => true,
+        (MetaTypeName::NonNull(inner), _) => object_shaped(value, inner),
+        (MetaTypeName::List(inner), Value::List(items)) => items.iter().all(|item| object_shaped(item, inner)),
+        (MetaTypeName::List(inner), _) => object_shaped(value, inner),
+        (MetaTypeName::Named(_), value) => matches!(value, Value::Object(_)),
     }
 }
 
@@ -394,16 +447,21 @@ fn unset_variable(document: &ExecutableDocument, name: Option<&str>, variables: 
             && variables.get(&definition.name.node).is_none_or(|value| *value == Value::Null);
         unset.then(|| {
             let (name, ty) = (&definition.name.node, &definition.var_type.node);
-            let mut error = ServerError::new(
+            bad_input(
                 format!("variable `${name}` of type `{ty}` needs a value: add it to `variables`"),
                 Some(definition.name.pos),
-            );
-            let mut extensions = ErrorExtensionValues::default();
-            extensions.set("code", "BAD_USER_INPUT");
-            error.extensions = Some(extensions);
-            error
+            )
         })
     })
+}
+
+/// A BAD_USER_INPUT request error at `pos`.
+fn bad_input(message: String, pos: Option<async_graphql::Pos>) -> ServerError {
+    let mut error = ServerError::new(message, pos);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "BAD_USER_INPUT");
+    error.extensions = Some(extensions);
+    error
 }
 
 /// A refused operation: the message names the limit and the measured

@@ -37,7 +37,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(20);
 const STREAM_IDLE: Duration = Duration::from_secs(3);
 
 /// Cases per property in the suite (`NOTEGRAPH_FUZZ_CASES` overrides).
-const SUITE_CASES: u32 = 150;
+const SUITE_CASES: u32 = 200;
 
 /// The suite's fixed seed (`NOTEGRAPH_FUZZ_SEED` overrides).
 const SUITE_SEED: u64 = 0x6e67_f022;
@@ -224,6 +224,13 @@ struct Sender {
     /// How many answers of each kind (status and first code) came back:
     /// printed after a run, to show what the cases reached.
     outcomes: RefCell<BTreeMap<String, u32>>,
+    /// A client that keeps no connection, for a request sent again after
+    /// its kept-alive connection was found closed.
+    fresh: reqwest::Client,
+    /// The last request sent and its status, and the requests sent before
+    /// a kept-alive connection was found closed (printed after a run).
+    last: RefCell<String>,
+    closed_after: RefCell<Vec<String>>,
 }
 
 impl Sender {
@@ -231,12 +238,40 @@ impl Sender {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client runtime");
         // No total timeout here: `send` bounds each request itself, so that
         // an open subscription can be read for a while and then dropped.
-        let client = runtime.block_on(async { reqwest::Client::builder().build().expect("client") });
-        Sender { base: format!("http://{}", app.addr), client, runtime, outcomes: RefCell::default() }
+        let (client, fresh) = runtime.block_on(async {
+            let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+            (reqwest::Client::builder().build().expect("client"), fresh)
+        });
+        Sender {
+            base: format!("http://{}", app.addr),
+            client,
+            runtime,
+            outcomes: RefCell::default(),
+            fresh,
+            last: RefCell::default(),
+            closed_after: RefCell::default(),
+        }
     }
 
     /// Sends `exchange` and reads its answer, within [`ANSWER_WITHIN`].
+    /// A request whose kept-alive connection turns out closed before any
+    /// answer (which a client cannot tell from a server that closed it at
+    /// the same moment) is sent again on a new connection, and noted with
+    /// the request before it.
     fn send(&self, exchange: &Exchange) -> Result<Answer, String> {
+        let answer = match self.send_with(&self.client, exchange) {
+            Err(err) if err.contains("IncompleteMessage") => {
+                self.closed_after.borrow_mut().push(self.last.borrow().clone());
+                self.send_with(&self.fresh, exchange).map_err(|again| format!("{err}; on a new connection: {again}"))
+            }
+            other => other,
+        };
+        let status = answer.as_ref().map_or_else(|err| err.clone(), |answer| answer.status.to_string());
+        *self.last.borrow_mut() = format!("{exchange:?} answered {status}");
+        answer
+    }
+
+    fn send_with(&self, client: &reqwest::Client, exchange: &Exchange) -> Result<Answer, String> {
         self.runtime.block_on(async {
             let mut url = format!("{}{}", self.base, exchange.target.path());
             if let Some(query) = &exchange.query {
@@ -252,9 +287,9 @@ impl Sender {
                 }
             }
             let request = if exchange.target.is_post() {
-                self.client.post(&url).body(exchange.body.clone())
+                client.post(&url).body(exchange.body.clone())
             } else {
-                self.client.get(&url)
+                client.get(&url)
             };
             let started = Instant::now();
             let response = tokio::time::timeout(ANSWER_WITHIN, request.headers(headers).send())
@@ -449,6 +484,11 @@ where
     println!("{name}: {cases} cases passed in {:.1?}; answers (status, type, first code):", started.elapsed());
     for (outcome, count) in sender.outcomes.borrow().iter() {
         println!("  {count:6}  {outcome}");
+    }
+    let closed_after = sender.closed_after.borrow();
+    println!("{name}: {} kept-alive connections found closed, sent again on a new one", closed_after.len());
+    for before in closed_after.iter().take(5) {
+        println!("  after: {before}");
     }
     still_serves(&sender);
 }
@@ -719,7 +759,7 @@ fn exchange() -> impl Strategy<Value = Exchange> {
         headers(),
         prop::option::of(query_string()),
         body(),
-        any::<bool>(),
+        prop::bool::weighted(0.8),
     )
         .prop_map(|(target, mut headers, query, body, typical)| {
             // Most requests carry the headers a client sends, so that the
@@ -1233,11 +1273,11 @@ impl<'s> Builder<'s, '_> {
 
     fn string(&mut self) -> Literal {
         match self.dice.roll(10) {
+            7 if self.mutated => Literal::Escaped(self.dice.pick(&ESCAPED_STRINGS).to_string()),
             0..=7 => {
                 let text = *self.dice.pick(&ODD_STRINGS);
                 Literal::string(text)
             }
-            7 if self.mutated => Literal::Escaped(self.dice.pick(&ESCAPED_STRINGS).to_string()),
             8 => Literal::string(&"x".repeat(1 + self.dice.roll(20_000))),
             _ => {
                 let text: String = (0..self.dice.roll(12))
@@ -1410,5 +1450,109 @@ async fn a_nul_character_in_a_string_argument_is_bad_user_input_or_harmless(
         assert_eq!(status, reqwest::StatusCode::OK, "{query}: {body}");
         let code = body["errors"][0]["extensions"]["code"].as_str().unwrap_or("none");
         assert!(code == "none" || code == "BAD_USER_INPUT", "{query}: {body}");
+    }
+}
+
+/// Found by `random_requests_never_break_the_server` (seed
+/// 13981823126804404379), whose client got "connection closed" for a
+/// request on a kept-alive connection: a refusal sent before the body was
+/// read must either keep the connection usable or say `connection: close`,
+/// so that a client does not send its next request into a closed socket.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_refusal_before_the_body_is_read_leaves_the_connection_usable_or_says_close(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn(options).await;
+    let body = b"{\"query\": \"{ users(first: 1) { name \xed\xa0\x80 } }\"}";
+    let refusals = [
+        // No content type: 415 before the body is read.
+        format!("POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n\r\n", body.len()),
+        // Not JSON: 415 as well.
+        format!(
+            "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        ),
+        // No acceptable media type: 406.
+        format!(
+            "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\naccept: text/html\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        ),
+        // The stream without `Accept: text/event-stream`: 406.
+        format!(
+            "POST /graphql/stream HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        ),
+        // The stream with no content type: 415.
+        format!(
+            "POST /graphql/stream HTTP/1.1\r\nhost: test\r\naccept: text/event-stream\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        ),
+        // The stream with a body that is not UTF-8: 400.
+        format!(
+            "POST /graphql/stream HTTP/1.1\r\nhost: test\r\naccept: text/event-stream\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        ),
+    ];
+    let good = "{\"query\": \"{ users(first: 1) { id } }\"}";
+    let second = format!(
+        "POST /graphql HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{good}",
+        good.len()
+    );
+
+    for head in refusals {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut first = vec![0; 4096];
+        let n = tokio::time::timeout(ANSWER_WITHIN, stream.read(&mut first)).await.unwrap().unwrap();
+        let first = String::from_utf8_lossy(&first[..n]).to_lowercase();
+        assert!(first.starts_with("http/1.1 4"), "{first}");
+        if first.contains("\r\nconnection: close\r\n") {
+            continue;
+        }
+        // Kept alive: the next request on it is answered.
+        stream.write_all(second.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buffer = vec![0; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"users\"") {
+            let n = tokio::time::timeout(ANSWER_WITHIN, stream.read(&mut buffer)).await.unwrap().unwrap();
+            assert!(n > 0, "the connection was closed after {first:?} without `connection: close`");
+            answer.extend_from_slice(&buffer[..n]);
+        }
+    }
+}
+
+/// Found by `documents_from_the_schema_never_break_the_server` (seed
+/// 5580779023034716099): an argument literal of the wrong type reached the
+/// resolver when the same root field also appeared in an inline fragment.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn an_argument_of_the_wrong_type_is_bad_user_input_wherever_the_field_appears(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let documents = [
+        "mutation { createNote(input: 5) { id } }",
+        "mutation { ... on Mutation { a: createNote(input: {title: \"t\", body: \"b\"}) { id } } createNote(input: 5) { id } }",
+        "mutation { ... on Mutation { createNote(input: {title: \"t\", body: \"b\"}) { id } } createNote(input: 5) { id } }",
+        "{ ... on Query { notes { id } } notes(first: \"x\") { id } }",
+    ];
+    let with_variables = [
+        ("mutation($i: CreateNoteInput!) { createNote(input: $i) { id } }", json!({ "i": 5 })),
+        ("mutation($i: CreateNoteInput!) { createNote(input: $i) { id } }", json!({ "i": "x" })),
+        ("mutation($i: UpdateNoteInput!) { updateNote(id: \"1\", input: $i) { id } }", json!({ "i": [1] })),
+    ];
+    let cases = documents.map(|document| (document, json!({}))).into_iter().chain(with_variables);
+
+    for (document, variables) in cases {
+        let (status, body) = app.post(Some("user-1"), document, variables).await;
+
+        assert_eq!(status, reqwest::StatusCode::OK, "{document}: {body}");
+        let codes: Vec<&str> =
+            body["errors"].as_array().unwrap().iter().map(|e| e["extensions"]["code"].as_str().unwrap()).collect();
+        assert!(!codes.is_empty() && codes.iter().all(|code| *code == "BAD_USER_INPUT"), "{document}: {body}");
     }
 }
