@@ -288,13 +288,14 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Notes the first argument of `field` whose type is an input object
-    /// and whose value (a literal, or a variable's) is not an object: the
-    /// engine's validation lets that through (async-graphql 7.2's
-    /// `is_valid_input_value` accepts any non-object value for an input
-    /// object type), and the resolver's parse error would carry no code and
-    /// answer INTERNAL. The schema's input objects hold no input objects,
-    /// so the arguments' own values are all there is to check.
+    /// Notes the first argument of `field` whose value (a literal, or a
+    /// variable's) the engine's validation lets through although the
+    /// resolver cannot parse it, which would answer INTERNAL (the parse
+    /// error has no code): a non-object for an input object type
+    /// (async-graphql 7.2's `is_valid_input_value` accepts any), and an
+    /// integer past 32 bits for an `Int` (which it checks as 64 bits). The
+    /// schema's input objects hold neither, so the arguments' own values
+    /// are all there is to check.
     fn input_objects(
         &self,
         meta: &async_graphql::registry::MetaField,
@@ -307,13 +308,22 @@ impl<'a> Walk<'a> {
         for (name, value) in &field.arguments {
             let Some(arg) = meta.args.get(name.node.as_str()) else { continue };
             let named = MetaTypeName::concrete_typename(&arg.ty);
-            if !matches!(self.registry.types.get(named), Some(MetaType::InputObject { .. })) {
+            let input_object = matches!(self.registry.types.get(named), Some(MetaType::InputObject { .. }));
+            if !input_object && named != "Int" {
                 continue;
             }
             let Ok(value) = value.node.clone().into_const_with(|name| self.variable(&name).ok_or(())) else { continue };
-            if !object_shaped(&value, &arg.ty) {
-                measure.wrong_input =
-                    Some(format!("argument `{}` of `{}` must be a `{}` object", name.node, field.name.node, arg.ty));
+            let (argument, of) = (&name.node, &field.name.node);
+            if input_object && !object_shaped(&value, &arg.ty) {
+                measure.wrong_input = Some(format!("argument `{argument}` of `{of}` must be a `{}` object", arg.ty));
+                return;
+            }
+            if named == "Int" && !int_shaped(&value) {
+                measure.wrong_input = Some(format!(
+                    "argument `{argument}` of `{of}` must be an Int from {} to {}, got {value}",
+                    i32::MIN,
+                    i32::MAX
+                ));
                 return;
             }
         }
@@ -339,6 +349,18 @@ fn object_shaped(value: &Value, ty: &str) -> bool {
         (MetaTypeName::List(inner), Value::List(items)) => items.iter().all(|item| object_shaped(item, inner)),
         (MetaTypeName::List(inner), _) => object_shaped(value, inner),
         (MetaTypeName::Named(_), value) => matches!(value, Value::Object(_)),
+    }
+}
+
+/// Whether `value` can be an `Int` (32 bits, GraphQL's Int), or a list of
+/// them; null and other kinds are validation's to judge.
+fn int_shaped(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => {
+            n.as_i64().is_none_or(|n| i32::try_from(n).is_ok()) && n.as_u64().is_none_or(|n| n <= i32::MAX as u64)
+        }
+        Value::List(items) => items.iter().all(int_shaped),
+        _ => true,
     }
 }
 
