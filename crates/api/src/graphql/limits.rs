@@ -111,7 +111,7 @@ impl Limiter {
             }
         };
         let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables);
-        let unset = unset_variable(&document, request.operation_name.as_deref(), &request.variables);
+        let unset = unset_variables(&document, request.operation_name.as_deref(), &mut request.variables);
         // Kept in the request, so the engine does not parse it again.
         request.set_parsed_query(document);
         if let Some(error) = unset {
@@ -455,26 +455,39 @@ fn lex(source: &str) -> Lexed {
     Lexed { tokens, nesting }
 }
 
-/// The error for the first variable of the selected operation that has a
-/// non-null type, no default and no value (absent or null). The engine
-/// validates the values it is given, but finds a missing one only when a
-/// resolver reads its argument, and reports that without a code (which
-/// would answer INTERNAL); the GraphQL spec makes it a request error.
-fn unset_variable(document: &ExecutableDocument, name: Option<&str>, variables: &Variables) -> Option<ServerError> {
+/// Variables of the selected operation that have no default and no value:
+/// one of a non-null type (absent or null) is the error returned; one of a
+/// nullable type is set to null. The engine validates the values it is
+/// given, but finds a missing one only when a resolver reads its argument,
+/// and reports that without a code (which would answer INTERNAL); the
+/// GraphQL spec makes the first a request error and the second an absent
+/// argument, which null is to this schema's resolvers (every optional
+/// argument is an `Option`, its default applied by the resolver).
+fn unset_variables(
+    document: &ExecutableDocument,
+    name: Option<&str>,
+    variables: &mut Variables,
+) -> Option<ServerError> {
     let operation = crate::parsed::select_operation(document, name)?;
-    operation.variable_definitions.iter().find_map(|definition| {
+    for definition in &operation.variable_definitions {
         let definition = &definition.node;
-        let unset = !definition.var_type.node.nullable
-            && definition.default_value.is_none()
-            && variables.get(&definition.name.node).is_none_or(|value| *value == Value::Null);
-        unset.then(|| {
+        if definition.default_value.is_some() {
+            continue;
+        }
+        let value = variables.get(&definition.name.node);
+        if definition.var_type.node.nullable {
+            if value.is_none() {
+                variables.insert(definition.name.node.clone(), Value::Null);
+            }
+        } else if value.is_none_or(|value| *value == Value::Null) {
             let (name, ty) = (&definition.name.node, &definition.var_type.node);
-            bad_input(
+            return Some(bad_input(
                 format!("variable `${name}` of type `{ty}` needs a value: add it to `variables`"),
                 Some(definition.name.pos),
-            )
-        })
-    })
+            ));
+        }
+    }
+    None
 }
 
 /// A BAD_USER_INPUT request error at `pos`.
