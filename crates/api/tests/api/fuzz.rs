@@ -34,7 +34,9 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(20);
 
 /// How long a stream may stay quiet before the test stops reading it: a
 /// valid subscription waits for events that never come, and is not a hang.
-const STREAM_IDLE: Duration = Duration::from_secs(3);
+/// What arrives by then is checked; a later event would go unchecked, never
+/// failed.
+const STREAM_IDLE: Duration = Duration::from_millis(500);
 
 /// Cases per property in the suite (`NOTEGRAPH_FUZZ_CASES` overrides).
 const SUITE_CASES: u32 = 200;
