@@ -13,6 +13,10 @@ test *args:
 stress *args:
     bash scripts/test.sh --stress {{args}}
 
+# The property tests of the HTTP entry at length (docs/TESTING.md, "Property tests"): cases per property, and a seed (a number, or `random`).
+fuzz cases="5000" seed="random":
+    NOTEGRAPH_FUZZ_CASES={{cases}} NOTEGRAPH_FUZZ_SEED={{seed}} bash scripts/test.sh --fuzz
+
 # Replace all data with the default data set (10k users, 100k notes, 200 tags).
 seed *args:
     cargo run --release -- seed {{args}}

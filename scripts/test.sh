@@ -9,6 +9,9 @@
 #   bash scripts/test.sh --stress               `just stress`: the statement
 #       counts at full strength (50 runs per condition, both cores busy) and
 #       the long randomized cache comparison
+#   bash scripts/test.sh --fuzz      `just fuzz`: only the property tests of
+#       the HTTP entry (crates/api/tests/api/fuzz.rs), as long as
+#       NOTEGRAPH_FUZZ_CASES asks, with their output shown
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -17,6 +20,10 @@ if [ "${1:-}" = "--stress" ]; then
   shift
   profile=stress
   export NOTEGRAPH_STRESS=1
+elif [ "${1:-}" = "--fuzz" ]; then
+  shift
+  profile=fuzz
+  set -- --no-capture "$@"
 fi
 data_dir=${NOTEGRAPH_DATA_DIR:-$root/.notegraph}
 mkdir -p "$data_dir"

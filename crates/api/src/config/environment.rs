@@ -14,7 +14,9 @@ const RETIRED: [(&str, &str); 2] = [
 
 /// `NOTEGRAPH_*` variables that the build, the tests and CI read, not the
 /// server's settings.
-const NOT_SETTINGS: [&str; 7] = [
+const NOT_SETTINGS: [&str; 9] = [
+    "NOTEGRAPH_FUZZ_CASES",
+    "NOTEGRAPH_FUZZ_SEED",
     "NOTEGRAPH_GIT_COMMIT",
     "NOTEGRAPH_REQUIRE_CHROMIUM",
     "NOTEGRAPH_REQUIRE_KUBECTL",

@@ -64,6 +64,14 @@ pub(crate) fn normalize_tag(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
+/// A tag name to look up or filter by, normalised; one holding a NUL
+/// character (U+0000), which no tag has and Postgres text cannot hold,
+/// is refused rather than sent to the database.
+pub(crate) fn tag_lookup(name: &str) -> Result<String, ApiError> {
+    no_nul(name, "tag")?;
+    Ok(normalize_tag(name))
+}
+
 /// Validates and normalises a tag list: deduplicated and sorted (the order
 /// `db::tags::link` needs).
 pub(crate) fn tags(names: &[String]) -> Result<Vec<String>, ApiError> {
@@ -80,8 +88,18 @@ pub(crate) fn tags(names: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(set.into_iter().collect())
 }
 
-/// A note title: not blank, at most [`MAX_TITLE_CHARS`].
+/// Refuses a NUL character (U+0000), which Postgres text cannot hold:
+/// stored, it would fail in the database and answer INTERNAL.
+fn no_nul(text: &str, what: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        return Err(ApiError::bad_input(format!("`{what}` must not contain the NUL character (U+0000)")));
+    }
+    Ok(())
+}
+
+/// A note title: not blank, at most [`MAX_TITLE_CHARS`], no NUL.
 pub(crate) fn title(title: &str) -> Result<String, ApiError> {
+    no_nul(title, "title")?;
     let trimmed = title.trim();
     if trimmed.is_empty() || trimmed.chars().count() > MAX_TITLE_CHARS {
         return Err(ApiError::bad_input(format!("`title` must be 1 to {MAX_TITLE_CHARS} characters")));
@@ -89,8 +107,9 @@ pub(crate) fn title(title: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-/// A note body: at most [`MAX_BODY_CHARS`].
+/// A note body: at most [`MAX_BODY_CHARS`], no NUL.
 pub(crate) fn body(body: &str) -> Result<String, ApiError> {
+    no_nul(body, "body")?;
     if body.chars().count() > MAX_BODY_CHARS {
         return Err(ApiError::bad_input(format!("`body` must be at most {MAX_BODY_CHARS} characters")));
     }
@@ -129,5 +148,14 @@ mod tests {
     fn titles_must_not_be_blank() {
         assert!(title("   ").is_err());
         assert_eq!(title("  Hello ").unwrap(), "Hello");
+    }
+
+    #[test]
+    fn titles_bodies_and_tag_lookups_hold_no_nul() {
+        assert_eq!(title("a\0b").unwrap_err().code(), "BAD_USER_INPUT");
+        assert_eq!(body("a\0b").unwrap_err().code(), "BAD_USER_INPUT");
+        assert_eq!(body("a\u{1}b").unwrap(), "a\u{1}b");
+        assert_eq!(tag_lookup("a\0").unwrap_err().code(), "BAD_USER_INPUT");
+        assert_eq!(tag_lookup(" Rust").unwrap(), "rust");
     }
 }

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
-use async_graphql::registry::{MetaTypeName, Registry};
+use async_graphql::registry::{MetaType, MetaTypeName, Registry};
 use async_graphql::{
     ErrorExtensionValues, OutputType, Positioned, Request, ServerError, SubscriptionType, Value, Variables,
 };
@@ -63,6 +63,9 @@ pub(crate) struct Limiter {
 /// What a document measures.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Measure {
+    /// The first argument given a value of the wrong shape for its input
+    /// object type (see [`Walk::input_objects`]): the message to answer.
+    wrong_input: Option<String>,
     depth: usize,
     cost: u64,
     aliases: usize,
@@ -110,9 +113,16 @@ impl Limiter {
             }
         };
         let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables);
+        let unset = unset_variables(&document, request.operation_name.as_deref(), &mut request.variables);
         // Kept in the request, so the engine does not parse it again.
         request.set_parsed_query(document);
+        if let Some(error) = unset {
+            return Err(error);
+        }
         let Some(measure) = measured else { return Ok(0) };
+        if let Some(message) = measure.wrong_input {
+            return Err(bad_input(message, None));
+        }
         let limits = &self.limits;
         let cost = Some(measure.cost);
         let checks = [
@@ -227,6 +237,9 @@ impl<'a> Walk<'a> {
                     measure.depth = measure.depth.max(depth + 1);
                     let meta =
                         ty.and_then(|ty| self.registry.types.get(ty)).and_then(|ty| ty.field_by_name(&field.name.node));
+                    if let Some(meta) = meta {
+                        self.input_objects(meta, field, measure);
+                    }
                     let child_ty = meta.map(|meta| MetaTypeName::concrete_typename(&meta.ty));
                     let children = self.selection_set(&field.selection_set, child_ty, depth + 1, measure);
                     let items = meta.map_or(1, |meta| self.list_items(meta, field));
@@ -277,6 +290,47 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Notes the first argument of `field` whose value (a literal, or a
+    /// variable's) the engine's validation lets through although the
+    /// resolver cannot parse it, which would answer INTERNAL (the parse
+    /// error has no code): a non-object for an input object type
+    /// (async-graphql 7.2's `is_valid_input_value` accepts any), and an
+    /// integer past 32 bits for an `Int` (which it checks as 64 bits). The
+    /// schema's input objects hold neither, so the arguments' own values
+    /// are all there is to check.
+    fn input_objects(
+        &self,
+        meta: &async_graphql::registry::MetaField,
+        field: &async_graphql::parser::types::Field,
+        measure: &mut Measure,
+    ) {
+        if measure.wrong_input.is_some() {
+            return;
+        }
+        for (name, value) in &field.arguments {
+            let Some(arg) = meta.args.get(name.node.as_str()) else { continue };
+            let named = MetaTypeName::concrete_typename(&arg.ty);
+            let input_object = matches!(self.registry.types.get(named), Some(MetaType::InputObject { .. }));
+            if !input_object && named != "Int" {
+                continue;
+            }
+            let Ok(value) = value.node.clone().into_const_with(|name| self.variable(&name).ok_or(())) else { continue };
+            let (argument, of) = (&name.node, &field.name.node);
+            if input_object && !object_shaped(&value, &arg.ty) {
+                measure.wrong_input = Some(format!("argument `{argument}` of `{of}` must be a `{}` object", arg.ty));
+                return;
+            }
+            if named == "Int" && !int_shaped(&value) {
+                measure.wrong_input = Some(format!(
+                    "argument `{argument}` of `{of}` must be an Int from {} to {}, got {value}",
+                    i32::MIN,
+                    i32::MAX
+                ));
+                return;
+            }
+        }
+    }
+
     /// A variable's value: given, or the operation's declared default.
     fn variable(&self, name: &async_graphql::Name) -> Option<Value> {
         if let Some(value) = self.variables.get(name) {
@@ -284,6 +338,31 @@ impl<'a> Walk<'a> {
         }
         let definition = self.operation.node.variable_definitions.iter().find(|d| d.node.name.node == *name)?;
         definition.node.default_value.as_ref().map(|d| d.node.clone())
+    }
+}
+
+/// Whether `value` has the shape of `ty`, an input object type under any
+/// list and non-null wrappers: an object (or null, which validation
+/// judges), or a list of such (one item alone is coerced to a list).
+fn object_shaped(value: &Value, ty: &str) -> bool {
+    match (MetaTypeName::create(ty), value) {
+        (_, Value::Null) => true,
+        (MetaTypeName::NonNull(inner), _) => object_shaped(value, inner),
+        (MetaTypeName::List(inner), Value::List(items)) => items.iter().all(|item| object_shaped(item, inner)),
+        (MetaTypeName::List(inner), _) => object_shaped(value, inner),
+        (MetaTypeName::Named(_), value) => matches!(value, Value::Object(_)),
+    }
+}
+
+/// Whether `value` can be an `Int` (32 bits, GraphQL's Int), or a list of
+/// them; null and other kinds are validation's to judge.
+fn int_shaped(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => {
+            n.as_i64().is_none_or(|n| i32::try_from(n).is_ok()) && n.as_u64().is_none_or(|n| n <= i32::MAX as u64)
+        }
+        Value::List(items) => items.iter().all(int_shaped),
+        _ => true,
     }
 }
 
@@ -376,6 +455,50 @@ fn lex(source: &str) -> Lexed {
         tokens += 1;
     }
     Lexed { tokens, nesting }
+}
+
+/// Variables of the selected operation that have no default and no value:
+/// one of a non-null type (absent or null) is the error returned; one of a
+/// nullable type is set to null. The engine validates the values it is
+/// given, but finds a missing one only when a resolver reads its argument,
+/// and reports that without a code (which would answer INTERNAL); the
+/// GraphQL spec makes the first a request error and the second an absent
+/// argument, which null is to this schema's resolvers (every optional
+/// argument is an `Option`, its default applied by the resolver).
+fn unset_variables(
+    document: &ExecutableDocument,
+    name: Option<&str>,
+    variables: &mut Variables,
+) -> Option<ServerError> {
+    let operation = crate::parsed::select_operation(document, name)?;
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        if definition.default_value.is_some() {
+            continue;
+        }
+        let value = variables.get(&definition.name.node);
+        if definition.var_type.node.nullable {
+            if value.is_none() {
+                variables.insert(definition.name.node.clone(), Value::Null);
+            }
+        } else if value.is_none_or(|value| *value == Value::Null) {
+            let (name, ty) = (&definition.name.node, &definition.var_type.node);
+            return Some(bad_input(
+                format!("variable `${name}` of type `{ty}` needs a value: add it to `variables`"),
+                Some(definition.name.pos),
+            ));
+        }
+    }
+    None
+}
+
+/// A BAD_USER_INPUT request error at `pos`.
+fn bad_input(message: String, pos: Option<async_graphql::Pos>) -> ServerError {
+    let mut error = ServerError::new(message, pos);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "BAD_USER_INPUT");
+    error.extensions = Some(extensions);
+    error
 }
 
 /// A refused operation: the message names the limit and the measured

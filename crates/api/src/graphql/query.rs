@@ -70,7 +70,7 @@ impl QueryRoot {
     ) -> Result<Vec<Note>> {
         let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
         let author = author_id.as_ref().map(|id| args::parse_id(id, "user")).transpose()?;
-        let tag = tag.as_deref().map(args::normalize_tag);
+        let tag = tag.as_deref().map(args::tag_lookup).transpose()?;
         let filter = NoteFilter { author, tag: tag.as_deref() };
         // Any list of notes may hold the viewer's own private notes.
         touch(ctx, || tags::NOTE_LIST.into());
@@ -92,7 +92,7 @@ impl QueryRoot {
     /// carries it: a tag only invisible notes carry does not exist for the
     /// viewer.
     async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
-        let name = args::normalize_tag(&name);
+        let name = args::tag_lookup(&name)?;
         touch(ctx, || tags::tag_notes(&name));
         viewer_dependent(ctx);
         let row = {
@@ -155,7 +155,7 @@ impl QueryRoot {
             (None, Some(vector)) => (query_vector(ctx, vector)?, None),
             _ => return Err(ApiError::bad_input("give exactly one of `text` or `vector`").into()),
         };
-        let tag = tag.as_deref().map(args::normalize_tag);
+        let tag = tag.as_deref().map(args::tag_lookup).transpose()?;
         let viewer = viewer(ctx)?;
         // The embedding call above may have spent much of the budget.
         let tag = tag.as_deref();

@@ -46,10 +46,12 @@ impl<N: Next<Call>> Stage<N> for Decode {
     type Out = HttpResponse;
 
     async fn run(&self, request: HttpRequest, next: &N) -> HttpResponse {
-        let Some(media) = negotiate(request.headers()) else { return not_acceptable() };
+        let unread = carries_body(&request);
+        let Some(media) = negotiate(request.headers()) else { return closing(unread, not_acceptable()) };
         let call = match call(request, self.body_read_timeout).await {
             Ok(call) => call,
-            Err(rejection) => return refused(media, rejection),
+            // Refused before its body was read whole (415, 413, 408).
+            Err(rejection) => return closing(unread, refused(media, rejection)),
         };
         match next.run(call).await {
             Answer::Refused(rejection) => refused(media, rejection),
@@ -73,6 +75,27 @@ async fn call(request: HttpRequest, body_read_timeout: Duration) -> Result<Call,
     };
     call.peer = peer;
     Ok(call)
+}
+
+/// Whether `request` is HTTP/1 with a body: refused before the body is
+/// read, its connection is closed after the answer (hyper does not read a
+/// large unread body to its end), so the answer must say so.
+pub(crate) fn carries_body(request: &HttpRequest) -> bool {
+    let headers = request.headers();
+    request.version() <= axum::http::Version::HTTP_11
+        && (headers.contains_key(header::TRANSFER_ENCODING)
+            || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length != "0"))
+}
+
+/// `response` with `Connection: close` when the request's body went unread
+/// (see [`carries_body`]): without it, a client sends its next request on
+/// a connection the server is closing, and that request fails (found by
+/// the property tests, crates/api/tests/api/fuzz.rs).
+pub(crate) fn closing(unread: bool, mut response: HttpResponse) -> HttpResponse {
+    if unread {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// A request's body, whole: under the router's `DefaultBodyLimit` (which

@@ -16,6 +16,7 @@ mod deploy_k8s;
 mod embedding_tls;
 mod environment;
 mod first_run;
+mod fuzz;
 mod graphiql;
 mod healthcheck;
 mod helpers;

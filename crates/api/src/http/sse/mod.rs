@@ -38,7 +38,7 @@ use crate::error::error_body;
 use crate::graphql::TokenExpiry;
 use crate::pipeline::Rejection;
 use crate::pipeline::call::list_items;
-use crate::pipeline::decode::{check_content_type, read_body};
+use crate::pipeline::decode::{carries_body, check_content_type, closing, read_body};
 use crate::pipeline::document::{Params, body_params, get_params, into_request};
 use crate::pipeline::encode::encode;
 
@@ -72,12 +72,15 @@ pub(super) async fn post(State(state): State<AppState>, request: HttpRequest) ->
     let headers = request.headers().clone();
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     let reserved = token(&headers, request.uri().query());
+    let unread = carries_body(&request);
     if reserved.is_none() && !accepts_event_stream(&headers) {
-        return not_acceptable();
+        return closing(unread, not_acceptable());
     }
     let params = match post_params(&headers, request, state.streams.body_read_timeout).await {
         Ok(params) => params,
-        Err(rejection) => return reject(rejection),
+        // Refused before its body was read whole (415, 413, 408) or after
+        // (400), when closing costs nothing.
+        Err(rejection) => return closing(unread, reject(rejection)),
     };
     match reserved {
         Some(token) => state.streams.reservations.run(&state, &headers, peer, &token, params).await,
