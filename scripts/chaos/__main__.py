@@ -20,6 +20,9 @@ port, with NOTEGRAPH_HTTP_TIMEOUT_MS / _GRAPHQL_ / _DB_ at 5000 / 4000 /
   DOWN seconds later, and the writers go on for 10 s. Every acknowledged
   createNote must be in the database afterwards (SQL), and every failed
   write must have failed with SERVICE_UNAVAILABLE or TIMEOUT.
+- `replicas` (not run by default): three servers behind haproxy running
+  deploy/haproxy/haproxy.cfg; one SIGTERMed, another SIGKILLed, under the
+  mix and writers (replicas.py).
 - `blackhole` (not run by default): the server reaches Postgres through a
   TCP proxy (faults.Proxy); k6 sends the mix, one writer creates notes and
   an SSE subscriber follows them; after WARMUP seconds every connection
@@ -53,7 +56,7 @@ from loadtest import report as loadreport
 from loadtest import stack
 from multinode import cluster, probes
 
-from . import faults, figures, report
+from . import faults, figures, replicas, report
 
 #: Server deadlines unless the environment sets them: below the freeze, so that the deadline is what answers.
 TIMEOUTS = {"NOTEGRAPH_HTTP_TIMEOUT_MS": "5000", "NOTEGRAPH_GRAPHQL_TIMEOUT_MS": "4000",
@@ -71,18 +74,23 @@ BOUNDS = {"client sockets (idle)": (2, 0.0), "rss bytes": (16 * 2**20, 0.25)}
 def parse_args():
     parser = argparse.ArgumentParser(prog="just chaos", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", metavar="scenario", help="freeze, kill, blackhole (default: freeze kill)")
-    parser.add_argument("--rate", type=int, default=500, help="freeze: mix requests/s (default 500)")
+    parser.add_argument("scenarios", nargs="*", metavar="scenario", help="freeze, kill, blackhole, replicas (default: freeze kill)")
+    parser.add_argument("--rate", type=int, default=500,
+                        help="freeze, blackhole, replicas: mix requests/s (default 500)")
     parser.add_argument("--freeze", type=float, default=10.0, help="freeze: seconds Postgres stays stopped (10)")
-    parser.add_argument("--warmup", type=float, default=15.0, help="freeze: seconds of load before the fault (15)")
-    parser.add_argument("--after", type=float, default=20.0, help="freeze: seconds of load after SIGCONT (20)")
-    parser.add_argument("--down", type=float, default=3.0, help="kill: seconds from SIGKILL to the restart (3)")
-    parser.add_argument("--writers", type=int, default=4, help="kill: writer threads (4)")
+    parser.add_argument("--warmup", type=float, default=15.0,
+                        help="freeze, blackhole, replicas: seconds of load before the fault (15)")
+    parser.add_argument("--after", type=float, default=20.0,
+                        help="freeze, blackhole, replicas: seconds of load after the fault (20)")
+    parser.add_argument("--down", type=float, default=3.0, help="kill, replicas: seconds from SIGKILL to the restart (3)")
+    parser.add_argument("--writers", type=int, default=4, help="kill, replicas: writer threads (4)")
+    parser.add_argument("--pause", type=float, default=5.0,
+                        help="replicas: seconds from the SIGTERMed server's return to the SIGKILL (5)")
     args = parser.parse_args()
     args.scenarios = args.scenarios or ["freeze", "kill"]
-    unknown = [name for name in args.scenarios if name not in ("freeze", "kill", "blackhole")]
+    unknown = [name for name in args.scenarios if name not in ("freeze", "kill", "blackhole", "replicas")]
     if unknown:
-        parser.error(f"unknown scenario {unknown[0]!r}: freeze, kill or blackhole")
+        parser.error(f"unknown scenario {unknown[0]!r}: freeze, kill, blackhole or replicas")
     return args
 
 
@@ -353,7 +361,7 @@ def main():
     stack.LOG_PREFIX = "chaos"
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    k6 = stack.ensure_k6() if {"freeze", "blackhole"} & set(args.scenarios) else None
+    k6 = stack.ensure_k6() if {"freeze", "blackhole", "replicas"} & set(args.scenarios) else None
     binary = stack.build_production()
     started = datetime.datetime.now().astimezone()
     run_dir = stack.target_dir() / "chaos" / f"{started:%Y%m%d-%H%M%S}"
@@ -374,6 +382,9 @@ def main():
                 results[name] = freeze_scenario(args, run_dir, k6, binary, postgres, cleanup)
             elif name == "blackhole":
                 results[name] = blackhole_scenario(args, run_dir, k6, binary, postgres, cleanup)
+            elif name == "replicas":
+                results[name] = replicas.scenario(args, run_dir, k6, binary, postgres, cleanup, server_env(),
+                                                  read_answers, psql_stdin)
             else:
                 results[name] = kill_scenario(args, run_dir, binary, postgres, cleanup)
     finally:

@@ -149,7 +149,8 @@ class Writer:
     """`threads` threads, each creating notes back to back through its own
     keep-alive connection (a new one after an error), until `stop()`.
     Every attempt is recorded: title, start, end, http, code, id (only
-    when acknowledged: HTTP 200, no errors, an id)."""
+    when acknowledged: HTTP 200, no errors, an id), served_by (haproxy's
+    `x-served-by`, None without one)."""
 
     def __init__(self, server, token, threads=4, timeout=60):
         self.server, self.token, self.timeout = server, token, timeout
@@ -178,7 +179,7 @@ class Writer:
             title = f"chaos write {os.getpid()}-{n}-{count}"
             body = json.dumps({"query": CREATE, "variables": {"input": {"title": title,
                                                                          "body": "Written by scripts/chaos."}}})
-            record = {"title": title, "start": time.time(), "http": "0", "code": "none", "id": None}
+            record = {"title": title, "start": time.time(), "http": "0", "code": "none", "id": None, "served_by": None}
             try:
                 if connection is None:
                     connection = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
@@ -186,6 +187,8 @@ class Writer:
                 response = connection.getresponse()
                 payload = response.read()
                 record["http"] = str(response.status)
+                # Behind haproxy (deploy/haproxy/haproxy.cfg): which replica answered.
+                record["served_by"] = response.getheader("x-served-by")
                 try:
                     parsed = json.loads(payload)
                 except ValueError:

@@ -158,16 +158,33 @@ def writes_figures(writes, present_ids, present_titles, restarted, ready, deadli
     }
 
 
-def failed_freeze(fig, recovery_bound_s):
-    """The properties of the freeze scenario that failed, each with why; empty when all held."""
+def answer_failures(outcome):
+    """What failed of `outcome_figures`' account: unclear failures, answers past the deadline."""
     out = []
-    outcome = fig["outcome"]
     if outcome["unclear_failures"]:
         out.append(f"{outcome['unclear_failures']} requests failed without a clear code "
                    f"({outcome['unclear_outcomes']})")
     if outcome["past_deadline"]:
         out.append(f"{outcome['past_deadline']} answers came later than the deadline "
                    f"({outcome['deadline_bound_ms']} ms; slowest {outcome['wall_ms']['max']:.0f} ms)")
+    return out
+
+
+def write_failures(w):
+    """What failed of `writes_figures`' account: lost acknowledgements, unclear failures, writes past the deadline."""
+    out = []
+    if w["lost"]:
+        out.append(f"{w['lost']} acknowledged writes lost (first ids {w['lost_ids'][:10]})")
+    if w["unclear_failures"]:
+        out.append(f"{w['unclear_failures']} writes failed without a clear code ({w['unclear_outcomes']})")
+    if w["past_deadline"]:
+        out.append(f"{w['past_deadline']} writes answered later than the deadline (slowest {w['slowest_ms']:.0f} ms)")
+    return out
+
+
+def failed_freeze(fig, recovery_bound_s):
+    """The properties of the freeze scenario that failed, each with why; empty when all held."""
+    out = answer_failures(fig["outcome"])
     rec = fig["recovery"]
     if rec["last_failure_s"] is None:
         out.append("no request started after SIGCONT: recovery not measured")
@@ -181,14 +198,8 @@ def failed_freeze(fig, recovery_bound_s):
 
 def failed_kill(fig, recovery_bound_s=None):
     """The properties of the kill scenario that failed; empty when all held."""
-    out = []
     w = fig["writes"]
-    if w["lost"]:
-        out.append(f"{w['lost']} acknowledged writes lost (first ids {w['lost_ids'][:10]})")
-    if w["unclear_failures"]:
-        out.append(f"{w['unclear_failures']} writes failed without a clear code ({w['unclear_outcomes']})")
-    if w["past_deadline"]:
-        out.append(f"{w['past_deadline']} writes answered later than the deadline (slowest {w['slowest_ms']:.0f} ms)")
+    out = write_failures(w)
     if w["acknowledged"] == 0:
         out.append("no write was acknowledged")
     if w["first_ack_after_restart_s"] is None:
@@ -210,27 +221,14 @@ def missed_events(errors):
 
 def failed_blackhole(fig):
     """The properties of the black-hole scenario that failed; empty when all held."""
-    out = []
-    outcome = fig["outcome"]
-    if outcome["unclear_failures"]:
-        out.append(f"{outcome['unclear_failures']} requests failed without a clear code "
-                   f"({outcome['unclear_outcomes']})")
-    if outcome["past_deadline"]:
-        out.append(f"{outcome['past_deadline']} answers came later than the deadline "
-                   f"({outcome['deadline_bound_ms']} ms; slowest {outcome['wall_ms']['max']:.0f} ms)")
+    out = answer_failures(fig["outcome"])
     rec = fig["recovery"]
     if rec["last_failure_s"] is None:
         out.append("no request started after the black hole")
     elif rec["first_clean_second"] is None or rec["last_failure_s"] > fig["recovery_bound_s"]:
         out.append(f"requests still failed {rec['last_failure_s']} s after the black hole "
                    f"(bound {fig['recovery_bound_s']} s): the pool did not replace its dead connections in time")
-    w = fig["writes"]
-    if w["unclear_failures"]:
-        out.append(f"{w['unclear_failures']} writes failed without a clear code ({w['unclear_outcomes']})")
-    if w["past_deadline"]:
-        out.append(f"{w['past_deadline']} writes answered later than the deadline")
-    if w["lost"]:
-        out.append(f"{w['lost']} acknowledged writes lost")
+    out += write_failures(fig["writes"])
     if fig["missed_events"] == 0:
         out.append("the subscriber got no missedFrom/missedTo event: the LISTEN connection was not replaced")
     if fig["events_after_gap"] == 0:
@@ -238,4 +236,53 @@ def failed_blackhole(fig):
     if fig["exit_code"] != 0:
         out.append(f"the server did not exit cleanly after SIGTERM (exit code {fig['exit_code']} after "
                    f"{fig['exit_after_sigterm_s']} s; killed after 30 s)")
+    return out
+
+
+def window(items, start, end, when):
+    """The items whose `when(item)` falls in [start, end)."""
+    return [item for item in items if start <= when(item) < end]
+
+
+def writes_not_in_flight(writes, killed_at):
+    """Failed writes that were not in flight when the replica was killed:
+    each started after the kill or had ended before it. Behind haproxy's
+    retry policy none may fail so: a request sent after the kill finds the
+    dead server refusing connections, which haproxy retries elsewhere."""
+    return [w for w in writes if w["id"] is None and not (w["start"] < killed_at <= w["end"])]
+
+
+def failed_replicas(fig):
+    """The properties of the replicas scenario that failed; empty when all held."""
+    out = answer_failures(fig["reads"]["outcome"])
+    for phase in ("sigterm", "sigkill"):
+        reads = fig["reads"]["phases"][phase]
+        if reads["answers"] == 0:
+            out.append(f"no read started in the {phase} window: the fault was not under load")
+        elif reads["succeeded"] != reads["answers"]:
+            out.append(f"{reads['answers'] - reads['succeeded']} reads started in the {phase} window failed "
+                       f"({reads['outcomes']}): haproxy's retry policy should have covered them")
+    # A write in flight on the killed replica may fail any way: haproxy
+    # answers 502, or (when the request went over a reused server
+    # connection of a kept-alive client connection) closes the client's
+    # connection without an answer, as the server did (haproxy/haproxy#3414).
+    # So no "clear code" here: what counts is that only those fail.
+    w = fig["writes"]
+    if w["lost"]:
+        out.append(f"{w['lost']} acknowledged writes lost (first ids {w['lost_ids'][:10]})")
+    if w["past_deadline"]:
+        out.append(f"{w['past_deadline']} writes answered later than the deadline (slowest {w['slowest_ms']:.0f} ms)")
+    sigterm = fig["writes_sigterm"]
+    if sigterm["failed"]:
+        out.append(f"{sigterm['failed']} writes started in the SIGTERM window failed ({sigterm['failed_outcomes']})")
+    if fig["writes_failed_not_in_flight"]:
+        out.append(f"{fig['writes_failed_not_in_flight']} failed writes were not in flight at the SIGKILL")
+    if fig["writes_failed_at_kill"] > fig["writers"]:
+        out.append(f"{fig['writes_failed_at_kill']} writes failed at the SIGKILL, more than the {fig['writers']} "
+                   "writers can have in flight")
+    for fault in fig["faults"]:
+        if fault.get("error"):
+            out.append(f"{fault['signal']} of {fault['server']}: {fault['error']}")
+    if fig["faults_outlasted_load"]:
+        out.append("the faults were not over before the load ended; rerun with a longer --after")
     return out

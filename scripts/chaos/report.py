@@ -125,6 +125,44 @@ def blackhole_lines(f):
     return lines
 
 
+def replicas_lines(f):
+    r, w = f["reads"], f["writes"]
+    polite = next((x for x in f["faults"] if x["signal"] == "SIGTERM"), {})
+    rude = next((x for x in f["faults"] if x["signal"] == "SIGKILL"), {})
+    lines = [
+        f"## A replica stopped behind haproxy: {_verdict(f['failed_properties'])}", "",
+        f"Three servers behind haproxy running `deploy/haproxy/haproxy.cfg` unchanged; the mix at {f['rate']}/s "
+        f"(k6/scenarios/chaos.js) and {f['writers']} writer threads through haproxy. {f['warmup_s']:.0f} s in, "
+        f"SIGTERM to {polite.get('server')} (exit code {polite.get('exit_code')} after "
+        f"{polite.get('exited_after_s')} s, ready again {polite.get('ready_after_s')} s after the signal); "
+        f"{f['pause_s']:.0f} s later, SIGKILL to {rude.get('server')}, started again {f['down_s']:.0f} s later "
+        f"(ready {rude.get('ready_after_s')} s after the signal).", "",
+        "| reads that started | answers | succeeded | failed | slowest | outcomes (HTTP status, code) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, label in (("before", "before the SIGTERM"), ("sigterm", "from the SIGTERM to the SIGKILL"),
+                        ("sigkill", "from the SIGKILL on")):
+        p = r["phases"][name]
+        lines.append(f"| {label} | {p['answers']:,} | {p['succeeded']:,} | {p['answers'] - p['succeeded']:,} | "
+                     f"{_ms(p['wall_ms']['max'])} | {_outcomes(p['outcomes'])} |")
+    ws, wk = f["writes_sigterm"], f["writes_sigkill"]
+    lines += [
+        "",
+        f"- **Writes: {w['acknowledged']:,} acknowledged, lost {w['lost']}**; started in the SIGTERM window "
+        f"and over before the SIGKILL {ws['writes']:,}, **failed {ws['failed']}**; around the SIGKILL {wk['writes']:,}, failed {wk['failed']} "
+        f"({_outcomes(wk['failed_outcomes'])}).",
+        f"- **Writes failed at the SIGKILL: {f['writes_failed_at_kill']}** (in flight when it came; at most one per "
+        f"writer; haproxy answers such a write 502, or closes a kept-alive client connection without an answer as "
+        f"the server did); failed writes not in flight then: **{f['writes_failed_not_in_flight']}**; failed but "
+        f"committed (the answer lost with the replica): {w['failed_but_committed']}.",
+        "- haproxy per server (requests, 5xx, connect errors, response errors, retries, redispatches, times down): "
+        + "; ".join(f"{name} {s['stot']:,}, {s['hrsp_5xx']}, {s['econ']}, {s['eresp']}, {s['wretr']}, "
+                    f"{s['wredis']}, {s['chkdown']}" for name, s in f["haproxy"].items()) + ".",
+        "",
+    ]
+    return lines
+
+
 def markdown(fig):
     failed = [p for r in fig["scenarios"].values() for p in r["failed_properties"]]
     load = fig["load_average"]
@@ -142,8 +180,11 @@ def markdown(fig):
         lines += kill_lines(fig["scenarios"]["kill"])
     if "blackhole" in fig["scenarios"]:
         lines += blackhole_lines(fig["scenarios"]["blackhole"])
+    if "replicas" in fig["scenarios"]:
+        lines += replicas_lines(fig["scenarios"]["replicas"])
     lines += ["Files: `report.json`, `freeze/` (k6's `summary.json`, `samples.csv.gz`, `k6.log`, `server.log`), "
-              "`kill/` (`writes.json`, `server.log`), `blackhole/` (as `freeze/`), `postgres.log`.", ""]
+              "`kill/` (`writes.json`, `server.log`), `blackhole/` (as `freeze/`), `replicas/` (k6's files, "
+              "`writes.json`, `notegraph-N.log`, `haproxy.log`), `postgres.log`.", ""]
     return "\n".join(lines)
 
 

@@ -183,6 +183,44 @@ class Blackhole(unittest.TestCase):
         self.assertEqual(figures.missed_events(errors), errors[:1])
 
 
+class Replicas(unittest.TestCase):
+    def write(self, start, end, acked=True):
+        return {"title": f"w{start}", "start": start, "end": end, "http": "200" if acked else "502",
+                "code": "none" if acked else "unreadable", "id": str(start) if acked else None, "served_by": None}
+
+    def test_only_writes_in_flight_at_the_kill_may_fail(self):
+        writes = [self.write(9.5, 10.2, acked=False),  # in flight at 10.0: allowed
+                  self.write(10.1, 10.3, acked=False),  # sent after the kill: should have been retried
+                  self.write(8.0, 9.0, acked=False),  # over before the kill
+                  self.write(9.0, 11.0)]  # acknowledged: never counted
+        self.assertEqual([w["start"] for w in figures.writes_not_in_flight(writes, 10.0)], [10.1, 8.0])
+
+    def figures_with(self, **change):
+        ok = figures.outcome_figures([answer(1, 5)], 5_000)
+        writes = figures.writes_figures([], set(), set(), 0, None, 5_000)
+        fig = {"reads": {"outcome": ok, "phases": {"before": ok, "sigterm": ok, "sigkill": ok}},
+               "writes": writes, "writes_sigterm": writes, "writes_failed_not_in_flight": 0,
+               "writes_failed_at_kill": 1, "writers": 4, "faults": [{"signal": "SIGTERM", "server": "a"}],
+               "faults_outlasted_load": False}
+        fig.update(change)
+        return figures.failed_replicas(fig)
+
+    def test_the_properties(self):
+        self.assertEqual(self.figures_with(), [])
+        failed_read = figures.outcome_figures([answer(1, 5), answer(2, 5, "502", "unreadable")], 5_000)
+        phases = {"before": failed_read, "sigterm": failed_read, "sigkill": failed_read}
+        out = self.figures_with(reads={"outcome": figures.outcome_figures([answer(1, 5)], 5_000), "phases": phases})
+        self.assertEqual(len(out), 2)
+        self.assertIn("reads started in the sigterm window failed", out[0])
+        self.assertIn("more than the 4 writers", self.figures_with(writes_failed_at_kill=5)[0])
+        self.assertIn("not in flight", self.figures_with(writes_failed_not_in_flight=1)[0])
+        self.assertIn("boom", self.figures_with(faults=[{"signal": "SIGKILL", "server": "b", "error": "boom"}])[0])
+        empty = figures.outcome_figures([], 5_000)
+        out = self.figures_with(reads={"outcome": empty, "phases": {"before": empty, "sigterm": empty,
+                                                                    "sigkill": empty}})
+        self.assertIn("not under load", out[0])
+
+
 class K6Samples(unittest.TestCase):
     def test_answers_are_read_from_the_csv_with_their_tags(self):
         with tempfile.TemporaryDirectory() as directory:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import analysis, chart, compare, profile, report, stack, timeline
+from . import analysis, chart, compare, fairness, profile, report, stack, timeline
 from .sampler import Sampler, pss_bytes, rss_bytes
 from .stack import ROOT, log
 
@@ -32,6 +32,12 @@ from .stack import ROOT, log
 #: NOTEGRAPH_MAX_CONCURRENT_REQUESTS is set: low enough that this machine's
 #: breaking point is past it.
 OVERLOAD_MAX_CONCURRENT = 32
+#: The authenticated budget `fairness` runs the server with unless the
+#: environment sets one: cost units per second and burst (the burst may not
+#: be below NOTEGRAPH_MAX_COMPLEXITY, 25,000 by default).
+FAIRNESS_BUDGET = {"NOTEGRAPH_BUDGET_AUTHENTICATED_RATE": "10000", "NOTEGRAPH_BUDGET_AUTHENTICATED_BURST": "25000"}
+#: The viewer `fairness` makes greedy (the polite one is stack.VIEWER_ID).
+GREEDY_VIEWER = 2
 
 # name: (default rate, default duration, what the rate and duration mean, k6 scenario the timeline follows)
 SCENARIOS = {
@@ -53,6 +59,10 @@ SCENARIOS = {
     "vector": (100, "60s", "searchNotes and Note.similar at RATE requests/s for DURATION", None),
     "replay": (20000, "10m", "RATE requests of the mix replayed sequentially by one VU (DURATION bounds the run): "
                              "cache hits against the ideal of a cache that never evicts", None),
+    "fairness": (50, "30s", "a polite viewer sending the mix at RATE/s alone for DURATION, then for DURATION more "
+                            "beside a greedy viewer sending pages of 50 notes at ten times its budget "
+                            "(NOTEGRAPH_BUDGET_AUTHENTICATED_RATE/_BURST: FAIR_RATE/FAIR_BURST unless set); "
+                            "the polite viewer's p99 together against alone", None),
     "sse": (1000, "60s", "RATE anonymous SSE subscribers (noteEvents, limit 1, subscribing again after each event) "
                          "while notes are created at 2/s for DURATION; delivery from commit to receipt", "subscribers"),
 }
@@ -104,9 +114,15 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
         server_env = {}
         if args.scenario == "overload" and not os.environ.get("NOTEGRAPH_MAX_CONCURRENT_REQUESTS"):
             server_env["NOTEGRAPH_MAX_CONCURRENT_REQUESTS"] = str(OVERLOAD_MAX_CONCURRENT)
+        if args.scenario == "fairness" and not os.environ.get("NOTEGRAPH_BUDGET_AUTHENTICATED_RATE"):
+            server_env.update(FAIRNESS_BUDGET)
         server = stack.Server(binary, postgres.url, run_dir / "server.log", server_env).start()
 
         shape = {"RATE": str(rate), "DURATION": duration} if rate is not None else {}
+        if args.scenario == "fairness":
+            shape.update(fairness.greedy(binary, server.base_url, GREEDY_VIEWER))
+            log(f"fairness: the greedy viewer's page costs {shape.pop('GREEDY_COST')}; it is sent at "
+                f"{shape['GREEDY_RATE']}/s, ten times what its budget admits")
         env = stack.child_env(BASE_URL=server.base_url, DATA_FILE=str(run_dir / "data.json"),
                               K6_CSV_TIME_FORMAT="unix", **shape)
         statements_before = postgres.statement_calls()
@@ -208,6 +224,8 @@ def main():
         analysis_lines, analysis_result = analysis.spike(seconds, round(report.duration_seconds(duration)))
     elif args.scenario == "soak":
         analysis_lines, analysis_result = analysis.soak(seconds, series)
+    elif args.scenario == "fairness":
+        analysis_lines, analysis_result = fairness.analyse(json.loads(summary_path.read_text()))
 
     fig = report.figures({
         "scenario": args.scenario, "rate": rate, "duration": duration, "command": command,
@@ -245,6 +263,8 @@ def main():
         return 0 if analysis_result.get("highest_rate_held") else 99
     if k6_exit != 0:
         return k6_exit
+    if args.scenario == "fairness" and not analysis_result["held"]:
+        return 99
     return 3 if regressed else 0
 
 

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from loadtest import __main__ as loadtest_main
-from loadtest import analysis, chart, compare, report, timeline
+from loadtest import analysis, chart, compare, fairness, report, timeline
 
 
 def second(t, requests, p99, failures=0, dropped=0, shed=0):
@@ -181,6 +181,36 @@ class Outputs(unittest.TestCase):
         self.assertEqual(report.duration_seconds("1h30m"), 5400)
         self.assertEqual(report.duration_seconds("90s"), 90)
         self.assertIsNone(report.duration_seconds(None))
+
+
+class Fairness(unittest.TestCase):
+    def test_quota_reads_the_header_parameters(self):
+        self.assertEqual(fairness.quota('"authenticated";q=25000;w=13'), {"q": 25000, "w": 13})
+        self.assertEqual(fairness.quota('"authenticated";r=23700;t=1'), {"r": 23700, "t": 1})
+
+    def summary(self, alone, together, failed=0.0, limited=0.9, checks=1.0):
+        def trend(p99):
+            return {"values": {"p(99)": p99, "med": p99 / 3}}
+        return {"metrics": {
+            "http_req_duration{scenario:polite_alone}": trend(alone),
+            "http_req_duration{scenario:polite_together}": trend(together),
+            "failures{scenario:polite_alone}": {"values": {"rate": 0.0}},
+            "failures{scenario:polite_together}": {"values": {"rate": failed}},
+            "greedy_limited": {"values": {"rate": limited}},
+            "checks{scenario:greedy}": {"values": {"rate": checks}}}}
+
+    def test_the_polite_p99_against_the_bound(self):
+        _, result = fairness.analyse(self.summary(4.0, 5.9))
+        self.assertAlmostEqual(result["p99_ratio"], 1.475)
+        self.assertTrue(result["held"])
+        self.assertFalse(fairness.analyse(self.summary(4.0, 6.1))[1]["held"])
+        # A polite failure, no refusal of the greedy one, or a 429 without its headers: not held.
+        self.assertFalse(fairness.analyse(self.summary(4.0, 4.0, failed=0.001))[1]["held"])
+        self.assertFalse(fairness.analyse(self.summary(4.0, 4.0, limited=0.0))[1]["held"])
+        self.assertFalse(fairness.analyse(self.summary(4.0, 4.0, checks=0.99))[1]["held"])
+        lines, result = fairness.analyse({"metrics": {}})
+        self.assertIsNone(result["p99_ratio"])
+        self.assertFalse(result["held"])
 
 
 if __name__ == "__main__":

@@ -223,6 +223,7 @@ impl Application {
             max_headers: config.server.max_headers,
             max_header_bytes: config.server.max_header_bytes,
             max_connections: config.server.max_connections,
+            peer_addresses: budgets.is_some(),
         };
         Ok(Self {
             listener,

@@ -316,6 +316,7 @@ mod tests {
         // Whatever the environment running the tests says.
         let mut defaults = config(&["--jwt-secret", DEFAULT_JWT_SECRET]);
         defaults.database.database_url = None;
+        defaults.database.data_dir = ".notegraph".into();
         let defaults = block(&settings(&defaults), false);
         assert!(defaults.contains("unset: the embedded Postgres in .notegraph"), "{defaults}");
         assert!(defaults.contains("the development default"), "{defaults}");

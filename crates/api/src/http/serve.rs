@@ -41,6 +41,10 @@ pub struct ConnectionLimits {
     pub max_header_bytes: usize,
     /// Open connections; at the cap, accepting waits until one closes.
     pub max_connections: usize,
+    /// Whether each request carries its peer's address (axum's
+    /// `ConnectInfo`): only the per-client budgets read it, and without
+    /// them the insert would cost every request an allocation for nothing.
+    pub peer_addresses: bool,
 }
 
 /// Drives one hyper connection until it ends, or until `stopped` says
@@ -128,9 +132,12 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 // The peer's address in each request's extensions, as
                 // axum's `ConnectInfo` (the budgets' client address).
+                let peer = limits.peer_addresses.then_some(ConnectInfo(peer));
                 let service = TowerToHyperService::new(router.clone().map_request(
                     move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(ConnectInfo(peer));
+                        if let Some(peer) = peer {
+                            request.extensions_mut().insert(peer);
+                        }
                         request
                     },
                 ));

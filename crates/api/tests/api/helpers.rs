@@ -340,3 +340,21 @@ pub(crate) async fn wait_for_activity(pool: &PgPool, condition: &str, what: &str
 pub(crate) async fn wait_for_a_lock_waiter(pool: &PgPool) {
     wait_for_activity(pool, "wait_event_type = 'Lock'", "a statement waiting for a lock").await;
 }
+
+/// A program from a Debian package that some tests drive (`pgbouncer`,
+/// `haproxy`), looked up on PATH and in /usr/sbin (where Debian installs
+/// them, and which a user's PATH may lack). `None`, after saying why `test`
+/// is skipped, when it is missing, unless the environment variable
+/// `required` is set (as `.ci/run` does): then a missing program fails.
+pub(crate) fn packaged_program(name: &str, required: &str, test: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|file| file.is_file());
+    if found.is_none() {
+        assert!(std::env::var_os(required).is_none(), "{required} is set but {name} is not installed");
+        eprintln!("skipping {test}: {name} is not installed (Debian: apt-get install {name})");
+    }
+    found
+}

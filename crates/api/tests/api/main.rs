@@ -18,6 +18,7 @@ mod environment;
 mod first_run;
 mod fuzz;
 mod graphiql;
+mod haproxy;
 mod healthcheck;
 mod helpers;
 mod hostile_http;

@@ -29,17 +29,7 @@ const REQUIRED: &str = "NOTEGRAPH_REQUIRE_PGBOUNCER";
 
 /// The `pgbouncer` program, or `None` after saying why `test` is skipped.
 pub(crate) fn program(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    // Debian installs it in /usr/sbin, which a user's PATH may lack.
-    let found = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("pgbouncer"))
-        .find(|file| file.is_file());
-    if found.is_none() {
-        assert!(std::env::var_os(REQUIRED).is_none(), "{REQUIRED} is set but pgbouncer is not installed");
-        eprintln!("skipping {test}: pgbouncer is not installed (Debian: apt-get install pgbouncer)");
-    }
-    found
+    crate::helpers::packaged_program("pgbouncer", REQUIRED, test)
 }
 
 /// The server's TLS: its certificate and key, and the authority whose
