@@ -66,7 +66,7 @@ load-test *args:
 multinode *args:
     python3 scripts/multinode.py {{args}}
 
-# Faults under load: Postgres frozen (SIGSTOP) under the mix, killed and restarted under writes, its connections black-holed; report in target/chaos/ (docs/PERFORMANCE.md, "Faults"): [freeze] [kill] [blackhole] [--rate N].
+# Faults under load: Postgres frozen (SIGSTOP) under the mix, killed and restarted under writes, its connections black-holed; a replica behind haproxy SIGTERMed and SIGKILLed; report in target/chaos/ (docs/PERFORMANCE.md, "Faults"): [freeze] [kill] [blackhole] [replicas] [--rate N].
 chaos *args:
     python3 scripts/chaos.py {{args}}
 

@@ -60,9 +60,10 @@ SCENARIOS = {
     "replay": (20000, "10m", "RATE requests of the mix replayed sequentially by one VU (DURATION bounds the run): "
                              "cache hits against the ideal of a cache that never evicts", None),
     "fairness": (50, "30s", "a polite viewer sending the mix at RATE/s alone for DURATION, then for DURATION more "
-                            "beside a greedy viewer sending pages of 50 notes at ten times its budget "
-                            "(NOTEGRAPH_BUDGET_AUTHENTICATED_RATE/_BURST: FAIR_RATE/FAIR_BURST unless set); "
-                            "the polite viewer's p99 together against alone", None),
+                            "beside a greedy viewer sending pages of 50 notes at ten times its budget (budgets "
+                            "on: 10,000 cost units/s and a burst of 25,000 per viewer unless "
+                            "NOTEGRAPH_BUDGET_AUTHENTICATED_* say otherwise); the polite viewer's p99 together "
+                            "against alone", None),
     "sse": (1000, "60s", "RATE anonymous SSE subscribers (noteEvents, limit 1, subscribing again after each event) "
                          "while notes are created at 2/s for DURATION; delivery from commit to receipt", "subscribers"),
 }

@@ -43,7 +43,8 @@ def greedy(binary, base_url, viewer):
 
 
 def _metric(summary, name):
-    return summary.get("metrics", {}).get(name, {}).get("values", {})
+    """One metric of k6's `--summary-export` file: its figures (`p(99)`, `med`; `value` for a rate), or {}."""
+    return summary.get("metrics", {}).get(name, {})
 
 
 def analyse(summary):
@@ -52,18 +53,18 @@ def analyse(summary):
     refusals."""
     alone = _metric(summary, "http_req_duration{scenario:polite_alone}")
     together = _metric(summary, "http_req_duration{scenario:polite_together}")
-    failed_alone = _metric(summary, "failures{scenario:polite_alone}").get("rate")
-    failed_together = _metric(summary, "failures{scenario:polite_together}").get("rate")
+    failed_alone = _metric(summary, "failures{scenario:polite_alone}").get("value")
+    failed_together = _metric(summary, "failures{scenario:polite_together}").get("value")
     limited = _metric(summary, "greedy_limited")
     checks = _metric(summary, "checks{scenario:greedy}")
     p99_alone, p99_together = alone.get("p(99)"), together.get("p(99)")
     ratio = p99_together / p99_alone if p99_alone and p99_together is not None else None
     held = (ratio is not None and ratio <= P99_RATIO_BOUND and failed_alone == 0 and failed_together == 0
-            and (limited.get("rate") or 0) > 0 and checks.get("rate") == 1)
+            and (limited.get("value") or 0) > 0 and checks.get("value") == 1)
     result = {"p99_alone_ms": p99_alone, "p99_together_ms": p99_together, "p99_ratio": ratio,
               "p50_alone_ms": alone.get("med"), "p50_together_ms": together.get("med"),
               "polite_failed_alone": failed_alone, "polite_failed_together": failed_together,
-              "greedy_limited_share": limited.get("rate"), "greedy_checks_passed": checks.get("rate"),
+              "greedy_limited_share": limited.get("value"), "greedy_checks_passed": checks.get("value"),
               "bound": P99_RATIO_BOUND, "held": held}
 
     def ms(value):
@@ -75,8 +76,8 @@ def analyse(summary):
         f"{'n/a' if ratio is None else f'{ratio:.2f}'}x** (bound {P99_RATIO_BOUND}x); p50 {ms(alone.get('med'))} "
         f"and {ms(together.get('med'))}.",
         f"- Polite requests failed: {failed_alone} alone, {failed_together} together (every one must succeed).",
-        f"- Greedy requests refused with 429: {100 * (limited.get('rate') or 0):.1f}%; their checks (RATE_LIMITED, "
-        f"Retry-After, RateLimit, RateLimit-Policy) passed: {100 * (checks.get('rate') or 0):.1f}%.",
+        f"- Greedy requests refused with 429: {100 * (limited.get('value') or 0):.1f}%; their checks (RATE_LIMITED, "
+        f"Retry-After, RateLimit, RateLimit-Policy) passed: {100 * (checks.get('value') or 0):.1f}%.",
         f"- **{'Held' if held else 'FAILED'}.**", "",
     ]
     return lines, result

@@ -189,15 +189,16 @@ class Fairness(unittest.TestCase):
         self.assertEqual(fairness.quota('"authenticated";r=23700;t=1'), {"r": 23700, "t": 1})
 
     def summary(self, alone, together, failed=0.0, limited=0.9, checks=1.0):
+        # The shape of k6's --summary-export, which the runner writes.
         def trend(p99):
-            return {"values": {"p(99)": p99, "med": p99 / 3}}
+            return {"p(99)": p99, "med": p99 / 3}
         return {"metrics": {
             "http_req_duration{scenario:polite_alone}": trend(alone),
             "http_req_duration{scenario:polite_together}": trend(together),
-            "failures{scenario:polite_alone}": {"values": {"rate": 0.0}},
-            "failures{scenario:polite_together}": {"values": {"rate": failed}},
-            "greedy_limited": {"values": {"rate": limited}},
-            "checks{scenario:greedy}": {"values": {"rate": checks}}}}
+            "failures{scenario:polite_alone}": {"value": 0.0},
+            "failures{scenario:polite_together}": {"value": failed},
+            "greedy_limited": {"value": limited},
+            "checks{scenario:greedy}": {"value": checks}}}
 
     def test_the_polite_p99_against_the_bound(self):
         _, result = fairness.analyse(self.summary(4.0, 5.9))

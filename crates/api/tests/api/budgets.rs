@@ -5,7 +5,8 @@
 //! clients behind a trusted proxy are told apart by `X-Forwarded-For`, and
 //! the header is ignored from any other peer; the buckets stay under their
 //! cap however many addresses come; a subscription over SSE is refused
-//! when over budget.
+//! when over budget; a viewer listed in `NOTEGRAPH_BUDGET_VIEWERS_FILE`
+//! gets its own allowance.
 //!
 //! Every budget here refills at 1 cost unit a second, so that what is
 //! refused depends on the costs sent, not on how fast this machine is: a
@@ -315,4 +316,30 @@ async fn a_subscription_over_budget_is_refused_over_websocket(_: PgPoolOptions, 
     let text = messages.join("\n");
     assert!(text.contains("connection_ack"), "{text}");
     assert!(text.contains("RATE_LIMITED") && text.contains("over this client's budget"), "{text}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn a_viewer_listed_in_the_viewers_file_gets_its_own_allowance(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange: user 2 is listed with a bucket of 5,000 (four expensive
+    // queries); user 3 has the authenticated class's 2,000 (one).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("viewers");
+    std::fs::write(&file, "# user_id rate burst\n2 1 5000\n").unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let app = TestApp::spawn_with_args(options, &budget_args(&["--budget-viewers-file", &file])).await;
+
+    // Act: each sends six expensive queries back to back.
+    let mut listed = Vec::new();
+    let mut unlisted = Vec::new();
+    for _ in 0..6 {
+        listed.push(send(&app, Some("user-2"), None, EXPENSIVE, json!({})).await.status);
+        unlisted.push(send(&app, Some("user-3"), None, EXPENSIVE, json!({})).await.status);
+    }
+
+    // Assert
+    let admitted = |statuses: &[StatusCode]| statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(admitted(&listed), 4, "{listed:?}");
+    assert_eq!(admitted(&unlisted), 1, "{unlisted:?}");
+    let policy = send(&app, Some("user-2"), None, CHEAP, json!({})).await;
+    assert_eq!(policy.header("ratelimit-policy"), Some("\"authenticated\";q=5000;w=5000"));
 }
