@@ -176,7 +176,7 @@ fn listed(row: &sqlx::postgres::PgRow, including: Including) -> Result<ListedNot
     Ok(ListedNote {
         note: NoteRow::from_row(row)?,
         author: including.author.then(|| author_of(row)).transpose()?,
-        tags: including.tags.then(|| crate::pages::tags_of(row)).transpose()?,
+        tags: including.tags.then(|| tags::tags_of(row)).transpose()?,
     })
 }
 

@@ -54,16 +54,8 @@ pub struct NoteWithTags {
 
 impl<'r> FromRow<'r, PgRow> for NoteWithTags {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(NoteWithTags { note: NoteRow::from_row(row)?, tags: tags_of(row)? })
+        Ok(NoteWithTags { note: NoteRow::from_row(row)?, tags: crate::tags::tags_of(row)? })
     }
-}
-
-/// The tags a row carries as `tag_ids` and `tag_names` (`with_tags!`,
-/// and the root list's statement), in their order.
-pub(crate) fn tags_of(row: &PgRow) -> Result<Vec<TagRow>, sqlx::Error> {
-    let ids: Vec<i64> = row.try_get("tag_ids")?;
-    let names: Vec<String> = row.try_get("tag_names")?;
-    Ok(ids.into_iter().zip(names).map(|(id, name)| TagRow { id: TagId(id), name }).collect())
 }
 
 /// A user and one page of their notes as one viewer sees them.

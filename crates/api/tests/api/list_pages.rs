@@ -81,9 +81,13 @@ impl Field {
     }
 }
 
+/// The oracle's columns: a note's id, title and body, its author's id,
+/// name and email, its tag names.
+type Columns = (i64, String, String, i64, String, String, Vec<String>);
+
 /// The page the list must answer, read with statements of the test's own.
 async fn oracle(pool: &PgPool, viewer: Option<i64>, author: Option<i64>, tag: Option<&str>, first: i64) -> Vec<Row> {
-    let rows: Vec<(i64, String, String, i64, String, String, Vec<String>)> = sqlx::query_as(
+    let rows: Vec<Columns> = sqlx::query_as(
         "select n.id, n.title, n.body, u.id, u.name, u.email, \
              coalesce((select array_agg(t.name order by t.name) from note_tags x join tags t on t.id = x.tag_id \
                        where x.note_id = n.id), '{}') \
