@@ -27,6 +27,7 @@ use crate::http::{
 };
 use crate::metrics::Metrics;
 use crate::pipeline::document::Persisted;
+use crate::pipeline::shedding::Limiter;
 use crate::replica::ReadReplica;
 use crate::response_cache::Invalidation;
 use crate::{notifications, telemetry};
@@ -181,11 +182,15 @@ impl Application {
         if let (Some(budgets), Some(metrics)) = (&budgets, &metrics) {
             metrics.register(budgets.collector()).context("registering the budget metrics")?;
         }
+        let limiter = Limiter::new(config.server.concurrency().map_err(anyhow::Error::msg)?);
+        if let Some(metrics) = &metrics {
+            metrics.register(limiter.collector()?).context("registering the concurrency metrics")?;
+        }
         let limits = Limits {
             timeout: Duration::from_millis(config.server.http_timeout_ms),
             body_limit_bytes: config.server.body_limit_bytes,
             body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms()),
-            max_concurrent_requests: config.server.max_concurrent_requests,
+            limiter,
             metrics_route: config.telemetry.metrics_listen.is_none(),
             graphiql: config.graphiql_enabled(),
         };

@@ -94,7 +94,12 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_EMBED_CACHE_BYTES", config.embedding.embed_cache_bytes.to_string()),
         ("NOTEGRAPH_HTTP_TIMEOUT_MS", http.http_timeout_ms.to_string()),
         ("NOTEGRAPH_GRAPHQL_TIMEOUT_MS", graphql.graphql_timeout_ms.to_string()),
-        ("NOTEGRAPH_MAX_CONCURRENT_REQUESTS", http.max_concurrent_requests.to_string()),
+        (
+            "NOTEGRAPH_MAX_CONCURRENT_REQUESTS",
+            http.max_concurrent_requests.map_or("unset: the limit is adaptive".to_owned(), |n| format!("{n}: fixed")),
+        ),
+        ("NOTEGRAPH_CONCURRENCY_MIN", concurrency_bound(http, http.concurrency_min)),
+        ("NOTEGRAPH_CONCURRENCY_MAX", concurrency_bound(http, http.concurrency_max)),
         ("NOTEGRAPH_MAX_CONNECTIONS", http.max_connections.to_string()),
         ("NOTEGRAPH_HEADER_READ_TIMEOUT_MS", http.header_read_timeout_ms.to_string()),
         ("NOTEGRAPH_MAX_HEADERS", http.max_headers.to_string()),
@@ -179,6 +184,14 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("NOTEGRAPH_TRACE_SAMPLE_RATIO", config.telemetry.trace_sample_ratio.to_string()),
     ]
+}
+
+/// A bound of the adaptive limit, marked unused when the limit is fixed.
+fn concurrency_bound(http: &crate::config::ServerConfig, bound: usize) -> String {
+    match http.max_concurrent_requests {
+        Some(_) => format!("{bound} (unused: the limit is fixed)"),
+        None => bound.to_string(),
+    }
 }
 
 /// The CORS origins as listed, or what none means.

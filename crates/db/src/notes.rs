@@ -13,6 +13,7 @@ use tracing::instrument;
 
 pub use crate::ids::Visibility;
 use crate::notify::{NoteWritten, WriteKind, Writer, note_written};
+use crate::tags::TagRow;
 use crate::users::UserRow;
 use crate::{Error, MAX_ID, NoteId, Page, UserId, Viewer, tags};
 
@@ -72,14 +73,7 @@ pub struct NoteWithAuthor {
 
 impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for NoteWithAuthor {
     fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row as _;
-        let author = UserRow {
-            id: row.try_get("author_id")?,
-            name: row.try_get("author_name")?,
-            email: row.try_get("author_email")?,
-            created_at: row.try_get("author_created_at")?,
-        };
-        Ok(NoteWithAuthor { note: NoteRow::from_row(row)?, author })
+        Ok(NoteWithAuthor { note: NoteRow::from_row(row)?, author: author_of(row)? })
     }
 }
 
@@ -121,45 +115,100 @@ pub async fn fetch_with_authors_by_ids<'c>(
     Ok(crate::counted(rows))
 }
 
-/// Visible notes newest first, optionally by one author and/or with one tag.
+/// Which relations a list of notes brings in its own statement: the
+/// resolver asks for those its selection reads (look-ahead), so that
+/// `notes(first: 50) { … author { … } tags { … } }` is one round trip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Including {
+    /// Each note's author, joined from `users`.
+    pub author: bool,
+    /// Each note's tags sorted by name, aggregated per note.
+    pub tags: bool,
+}
+
+impl Including {
+    /// The statement's `db.operation`: one of four, a bounded label.
+    fn operation(self) -> &'static str {
+        match (self.author, self.tags) {
+            (false, false) => "notes.list",
+            (true, false) => "notes.list_with_authors",
+            (false, true) => "notes.list_with_tags",
+            (true, true) => "notes.list_with_authors_and_tags",
+        }
+    }
+}
+
+/// A note of a list, with the relations [`Including`] asked for (`None`
+/// for those it did not).
+#[derive(Debug, Clone)]
+pub struct ListedNote {
+    /// The note.
+    pub note: NoteRow,
+    /// Its author, when asked for.
+    pub author: Option<UserRow>,
+    /// Its tags sorted by name (empty when it has none), when asked for.
+    pub tags: Option<Vec<TagRow>>,
+}
+
+/// Visible notes newest first, optionally by one author and/or with one
+/// tag, with the relations `including` asks for, in one statement.
 ///
-/// Each combination of filters is its own statement text, so Postgres plans
-/// each for what it is (driving from the tag's `note_tags` range when a tag
-/// is given) instead of one generic plan full of `$n is null or …`.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.list", db.rows = tracing::field::Empty, first = page.first))]
+/// Each combination of filters and relations is its own statement text,
+/// so Postgres plans each for what it is (driving from the tag's
+/// `note_tags` range when a tag is given) instead of one generic plan full
+/// of `$n is null or …`.
+#[instrument(level = "debug", skip_all, fields(db.operation = including.operation(), db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list<'c>(
     db: impl PgExecutor<'c>,
     viewer: Viewer,
     filter: NoteFilter<'_>,
     page: Page<NoteId>,
-) -> Result<Vec<NoteRow>, Error> {
-    let rows = list_query("", viewer, filter, page).build_query_as().fetch_all(db).await?;
-    Ok(crate::counted(rows))
+    including: Including,
+) -> Result<Vec<ListedNote>, Error> {
+    let rows = list_query(including, viewer, filter, page).build().fetch_all(db).await?;
+    let notes = rows.iter().map(|row| listed(row, including)).collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(crate::counted(notes))
 }
 
-/// [`list`] with each note's author, in the same statement.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.list_with_authors", db.rows = tracing::field::Empty, first = page.first))]
-pub async fn list_with_authors<'c>(
-    db: impl PgExecutor<'c>,
-    viewer: Viewer,
-    filter: NoteFilter<'_>,
-    page: Page<NoteId>,
-) -> Result<Vec<NoteWithAuthor>, Error> {
-    let rows = list_query(author_columns!(), viewer, filter, page).build_query_as().fetch_all(db).await?;
-    Ok(crate::counted(rows))
+/// One row of [`list`]'s statement as a [`ListedNote`].
+fn listed(row: &sqlx::postgres::PgRow, including: Including) -> Result<ListedNote, sqlx::Error> {
+    use sqlx::FromRow as _;
+    Ok(ListedNote {
+        note: NoteRow::from_row(row)?,
+        author: including.author.then(|| author_of(row)).transpose()?,
+        tags: including.tags.then(|| tags::tags_of(row)).transpose()?,
+    })
 }
 
-/// The statement of [`list`], with `author_columns` (empty, or
-/// `author_columns!()` with the join to `users`).
+/// The author columns ([`author_columns!`]) of a row.
+fn author_of(row: &sqlx::postgres::PgRow) -> Result<UserRow, sqlx::Error> {
+    use sqlx::Row as _;
+    Ok(UserRow {
+        id: row.try_get("author_id")?,
+        name: row.try_get("author_name")?,
+        email: row.try_get("author_email")?,
+        created_at: row.try_get("author_created_at")?,
+    })
+}
+
+/// The statement of [`list`]: the page (joined to `users` for the
+/// authors), and when tags are asked for, the page as a CTE whose notes'
+/// tags are aggregated once for the whole page, as the pages of
+/// [`crate::pages`] do (`tag_ids`, `tag_names`; empty arrays for a note
+/// without tags).
 fn list_query<'a>(
-    author_columns: &str,
+    including: Including,
     viewer: Viewer,
     filter: NoteFilter<'a>,
     page: Page<NoteId>,
 ) -> QueryBuilder<'a, sqlx::Postgres> {
-    let mut q = QueryBuilder::new(concat!("select ", note_columns!()));
-    q.push(author_columns).push(" from notes n");
-    if !author_columns.is_empty() {
+    let mut q = QueryBuilder::new(if including.tags { "with page as (" } else { "" });
+    q.push(concat!("select ", note_columns!()));
+    if including.author {
+        q.push(author_columns!());
+    }
+    q.push(" from notes n");
+    if including.author {
         q.push(" join users u on u.id = n.author_id");
     }
     let id_column = if let Some(tag) = filter.tag {
@@ -182,6 +231,18 @@ fn list_query<'a>(
     }
     q.push(" order by ").push(id_column).push(" desc limit ");
     q.push_bind(page.first);
+    if including.tags {
+        q.push(
+            ") select page.*, coalesce(g.ids, '{}') as tag_ids, coalesce(g.names, '{}') as tag_names \
+             from page left join ( \
+                 select nt.note_id, array_agg(t.id order by t.name) as ids, \
+                     array_agg(t.name order by t.name) as names \
+                 from note_tags nt join tags t on t.id = nt.tag_id \
+                 where nt.note_id in (select id from page) \
+                 group by nt.note_id) g on g.note_id = page.id \
+             order by page.id desc",
+        );
+    }
     q
 }
 

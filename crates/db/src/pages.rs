@@ -54,10 +54,7 @@ pub struct NoteWithTags {
 
 impl<'r> FromRow<'r, PgRow> for NoteWithTags {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let ids: Vec<i64> = row.try_get("tag_ids")?;
-        let names: Vec<String> = row.try_get("tag_names")?;
-        let tags = ids.into_iter().zip(names).map(|(id, name)| TagRow { id: TagId(id), name }).collect();
-        Ok(NoteWithTags { note: NoteRow::from_row(row)?, tags })
+        Ok(NoteWithTags { note: NoteRow::from_row(row)?, tags: crate::tags::tags_of(row)? })
     }
 }
 

@@ -7,7 +7,8 @@
 //! note exists. The tags of one note are not filtered (whoever sees the
 //! note sees all its tags).
 
-use sqlx::{PgExecutor, Postgres, Transaction};
+use sqlx::postgres::PgRow;
+use sqlx::{PgExecutor, Postgres, Row as _, Transaction};
 use tracing::instrument;
 
 use crate::{Error, NoteId, Page, TagId, Viewer};
@@ -44,6 +45,14 @@ pub struct NoteTagRow {
     /// The tag itself.
     #[sqlx(flatten)]
     pub tag: TagRow,
+}
+
+/// The tags a row carries as `tag_ids` and `tag_names` (the pages of
+/// [`crate::pages`] and the root list's statement), in their order.
+pub(crate) fn tags_of(row: &PgRow) -> Result<Vec<TagRow>, sqlx::Error> {
+    let ids: Vec<i64> = row.try_get("tag_ids")?;
+    let names: Vec<String> = row.try_get("tag_names")?;
+    Ok(ids.into_iter().zip(names).map(|(id, name)| TagRow { id: TagId(id), name }).collect())
 }
 
 /// The tags of every given note, sorted by note and then by tag name.

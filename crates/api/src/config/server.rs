@@ -18,8 +18,12 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_HEADERS: usize = 64;
 /// See [`ServerConfig::max_header_bytes`].
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
-/// See [`ServerConfig::max_concurrent_requests`].
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// See [`ServerConfig::concurrency_min`]: on a 2-core server the limit
+/// that suits a CPU-bound load is about 8 (docs/PERFORMANCE.md).
+pub const DEFAULT_CONCURRENCY_MIN: usize = 4;
+/// See [`ServerConfig::concurrency_max`]: the fixed default before the
+/// limit became adaptive.
+pub const DEFAULT_CONCURRENCY_MAX: usize = 256;
 /// See [`ServerConfig::max_connections`]: the `connections` load scenario
 /// holds 1,000; each idle connection costs a few KiB and a file descriptor.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -34,6 +38,21 @@ pub const DEFAULT_SHUTDOWN_DELAY_MS: u64 = 0;
 /// See [`ServerConfig::tls_reload_interval_secs`].
 pub const DEFAULT_TLS_RELOAD_INTERVAL_SECS: u64 = 5;
 
+/// How the limit of requests executing at once on `/graphql` is set
+/// (the shedding stage, `pipeline::shedding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// `NOTEGRAPH_MAX_CONCURRENT_REQUESTS` set: this many, always.
+    Fixed(usize),
+    /// Found from latency between `min` and `max`.
+    Adaptive {
+        /// Lowest limit (`NOTEGRAPH_CONCURRENCY_MIN`).
+        min: usize,
+        /// Highest limit (`NOTEGRAPH_CONCURRENCY_MAX`).
+        max: usize,
+    },
+}
+
 /// HTTP server settings.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "HTTP")]
@@ -44,10 +63,21 @@ pub struct ServerConfig {
     /// Deadline for a whole HTTP request, in ms; past it the answer is 504.
     #[arg(long, env = "NOTEGRAPH_HTTP_TIMEOUT_MS", default_value_t = DEFAULT_HTTP_TIMEOUT_MS, global = true)]
     pub http_timeout_ms: u64,
-    /// Requests executing at once on `/graphql`; beyond it the answer is an
-    /// immediate 503 with `Retry-After`, instead of a queue that times out.
-    #[arg(long, env = "NOTEGRAPH_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS, global = true)]
-    pub max_concurrent_requests: usize,
+    /// A fixed limit of requests executing at once on `/graphql`; beyond
+    /// it the answer is an immediate 503 with `Retry-After`, instead of a
+    /// queue that times out. Unset: the limit is adaptive, found from the
+    /// requests' latency between NOTEGRAPH_CONCURRENCY_MIN and
+    /// NOTEGRAPH_CONCURRENCY_MAX (docs/PERFORMANCE.md, "The knee").
+    #[arg(long, env = "NOTEGRAPH_MAX_CONCURRENT_REQUESTS", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_concurrent_requests: Option<u32>,
+    /// Lowest the adaptive limit of requests executing at once goes,
+    /// however slow requests get (at least 1).
+    #[arg(long, env = "NOTEGRAPH_CONCURRENCY_MIN", default_value_t = DEFAULT_CONCURRENCY_MIN, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), global = true)]
+    pub concurrency_min: usize,
+    /// Highest the adaptive limit of requests executing at once goes (at
+    /// least NOTEGRAPH_CONCURRENCY_MIN).
+    #[arg(long, env = "NOTEGRAPH_CONCURRENCY_MAX", default_value_t = DEFAULT_CONCURRENCY_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), global = true)]
+    pub concurrency_max: usize,
     /// How long a connection may take to send a request's headers, in ms;
     /// also how long an idle keep-alive connection stays open. Cuts off
     /// clients that trickle headers (slowloris).
@@ -118,6 +148,23 @@ impl ServerConfig {
         self.body_read_timeout_ms.unwrap_or(self.http_timeout_ms / 3)
     }
 
+    /// How the limit of requests executing at once is set: fixed when
+    /// NOTEGRAPH_MAX_CONCURRENT_REQUESTS is, else adaptive within its
+    /// bounds, which must be in order.
+    pub fn concurrency(&self) -> Result<Concurrency, String> {
+        if let Some(fixed) = self.max_concurrent_requests {
+            return Ok(Concurrency::Fixed(fixed as usize));
+        }
+        let (min, max) = (self.concurrency_min, self.concurrency_max);
+        if max < min {
+            return Err(format!(
+                "NOTEGRAPH_CONCURRENCY_MAX ({max}) is below NOTEGRAPH_CONCURRENCY_MIN ({min}): \
+                 set the maximum to at least the minimum"
+            ));
+        }
+        Ok(Concurrency::Adaptive { min, max })
+    }
+
     /// `https` or `http`, as a URL of this server starts.
     pub fn scheme(&self) -> &'static str {
         if self.tls_cert_file.is_some() { "https" } else { "http" }
@@ -128,6 +175,22 @@ impl ServerConfig {
 mod tests {
     use super::*;
     use crate::config::testing::parse;
+
+    #[test]
+    fn the_concurrency_limit_is_adaptive_unless_fixed() {
+        let adaptive = Concurrency::Adaptive { min: DEFAULT_CONCURRENCY_MIN, max: DEFAULT_CONCURRENCY_MAX };
+        assert_eq!(parse::<ServerConfig>(&[]).concurrency(), Ok(adaptive));
+        let fixed = parse::<ServerConfig>(&["--max-concurrent-requests", "8", "--concurrency-min", "16"]);
+        assert_eq!(fixed.concurrency(), Ok(Concurrency::Fixed(8)));
+        let bounds = parse::<ServerConfig>(&["--concurrency-min", "2", "--concurrency-max", "64"]);
+        assert_eq!(bounds.concurrency(), Ok(Concurrency::Adaptive { min: 2, max: 64 }));
+        let inverted = parse::<ServerConfig>(&["--concurrency-min", "64", "--concurrency-max", "8"]);
+        let refused = inverted.concurrency().unwrap_err();
+        assert!(
+            refused.contains("NOTEGRAPH_CONCURRENCY_MAX") && refused.contains("NOTEGRAPH_CONCURRENCY_MIN"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn a_certificate_needs_its_key_and_the_key_its_certificate() {

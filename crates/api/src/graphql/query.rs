@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 use db::UserId;
-use db::notes::NoteFilter;
+use db::notes::{Including, NoteFilter};
 use db::pages::NotesOf;
 
 use super::embedding::{embed_text, embedder, text_ef_search};
@@ -76,15 +76,16 @@ impl QueryRoot {
         touch(ctx, || tags::NOTE_LIST.into());
         viewer_dependent(ctx);
         let (viewer, pool, budget) = (viewer(ctx)?, pool(ctx)?, loaders::budget());
-        // Asked for their authors too: in the same statement.
-        let notes = if ctx.look_ahead().field("author").exists() {
-            let rows =
-                db::within(pool, budget, async |db| db::notes::list_with_authors(db, viewer, filter, page).await);
-            rows.await.map_err(ApiError::from)?.into_iter().map(Note::from).collect()
-        } else {
-            let rows = db::within(pool, budget, async |db| db::notes::list(db, viewer, filter, page).await);
-            rows.await.map_err(ApiError::from)?.into_iter().map(Note::from).collect()
-        };
+        // Asked for their authors or tags too: in the same statement, so
+        // the page with both is one round trip. The rows travel with each
+        // `Note` (loaders do not cache), so `author` and `tags` below issue
+        // nothing; what lies under them (`author { notes }`) batches
+        // through its loaders as before.
+        let look_ahead = ctx.look_ahead();
+        let including =
+            Including { author: look_ahead.field("author").exists(), tags: look_ahead.field("tags").exists() };
+        let rows = db::within(pool, budget, async |db| db::notes::list(db, viewer, filter, page, including).await);
+        let notes = rows.await.map_err(ApiError::from)?.into_iter().map(Note::from).collect();
         Ok(notes)
     }
 

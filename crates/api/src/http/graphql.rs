@@ -16,7 +16,7 @@ pub(super) fn route(state: &AppState, limits: &Limits) -> MethodRouter<AppState>
         writes: state.writes.clone(),
         cache: state.cache.clone(),
         persisted: state.persisted.clone(),
-        max_concurrent_requests: limits.max_concurrent_requests,
+        limiter: limits.limiter.clone(),
         body_read_timeout: limits.body_read_timeout,
     });
     get_service(pipeline.clone()).post_service(pipeline)

@@ -103,7 +103,7 @@ pub struct Streams {
 }
 
 /// HTTP limits applied by the layers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Whole-request deadline.
     pub timeout: Duration,
@@ -112,7 +112,7 @@ pub struct Limits {
     /// How long a client may take to send a body (408 past it).
     pub body_read_timeout: Duration,
     /// Requests executing at once on `/graphql` before the rest are shed.
-    pub max_concurrent_requests: usize,
+    pub limiter: crate::pipeline::shedding::Limiter,
     /// Serve `/metrics` on this router (not on a listener of its own).
     pub metrics_route: bool,
     /// Serve GraphiQL at `/` (else `/` is 404 like any unknown path).

@@ -24,6 +24,7 @@ pub mod execute;
 pub mod identity;
 pub mod policy;
 pub mod replay;
+pub mod shedding;
 
 pub use call::{Answer, Call, Method, Operation, Rejection, Reply, XCache};
 pub use chain::{Next, Stage};
@@ -31,12 +32,9 @@ pub use chain::{Next, Stage};
 use std::convert::Infallible;
 
 use ::cache::ResponseCache;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request as HttpRequest;
 use axum::response::Response as HttpResponse;
 use chain::{Head, stage};
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
 use tower::{Service, ServiceBuilder};
 
 use crate::auth::Authenticator;
@@ -55,8 +53,9 @@ pub struct Parts {
     pub cache: Option<ResponseCache>,
     /// Persisted and trusted documents by hash.
     pub persisted: document::Persisted,
-    /// Requests executing at once before the rest are shed.
-    pub max_concurrent_requests: usize,
+    /// Requests executing at once before the rest are shed: fixed, or
+    /// found from latency.
+    pub limiter: shedding::Limiter,
     /// How long a client may take to send a body.
     pub body_read_timeout: std::time::Duration,
 }
@@ -67,18 +66,17 @@ pub fn graphql(
     parts: Parts,
 ) -> impl Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
-    let Parts { schema, auth, writes, cache, persisted, max_concurrent_requests, body_read_timeout } = parts;
+    let Parts { schema, auth, writes, cache, persisted, limiter, body_read_timeout } = parts;
     let budgets = schema.budgets().cloned();
     // With budgets on every request is costed, so none is answered before
     // its cost is known: the replay shortcut is off (the parsed-document
     // map still spares a resent document its parse).
     let replayed = if budgets.is_some() { None } else { cache.clone() };
     ServiceBuilder::new()
-        // Shedding: past the limit of requests executing at once, 503 at
-        // once instead of a queue. Probes and streams are not shed.
-        .layer(HandleErrorLayer::new(policy::overloaded))
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::new(max_concurrent_requests))
+        // Shedding: past the limit of requests executing at once (fixed,
+        // or found from latency), 503 at once instead of a queue. Probes
+        // and streams are not shed.
+        .layer(shedding::ShedLayer(limiter))
         .layer(tower::layer::layer_fn(Head::new))
         // HTTP in and out: `Accept`, `Content-Type`, the body.
         .layer(stage(decode::Decode::new(body_read_timeout)))

@@ -11,7 +11,6 @@ use async_graphql::Response;
 use async_graphql::parser::types::OperationType;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response as HttpResponse;
-use tower::BoxError;
 
 use super::call::{Answer, Method, Operation, Rejection, Reply, XCache};
 use super::chain::{Next, Stage};
@@ -66,16 +65,14 @@ fn selects_non_query(request: &mut async_graphql::Request) -> bool {
     matches!(ty, Some(OperationType::Mutation | OperationType::Subscription))
 }
 
-/// Answers a request shed at the head of the list: 503 with
-/// `Retry-After`, at once, so clients back off instead of piling onto a
-/// queue.
-pub async fn overloaded(err: BoxError) -> HttpResponse {
-    if !err.is::<tower::load_shed::error::Overloaded>() {
-        // The shedding layers fail in no other way; stay safe all the same.
-        tracing::error!(exception.type = "INTERNAL", error.message = %err, "middleware error");
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal);
-    }
-    tracing::warn!(exception.type = "SERVICE_UNAVAILABLE", "request shed");
+/// Answers a request shed at the head of the list
+/// ([`super::shedding`]): 503 with `Retry-After`, at once, so clients
+/// back off instead of piling onto a queue. Logged at debug only: past
+/// the knee there are hundreds a second, and the metrics count them
+/// (`notegraph_concurrency_shed_total`, the 503s of
+/// `notegraph_http_requests_total`).
+pub fn overloaded() -> HttpResponse {
+    tracing::debug!(exception.type = "SERVICE_UNAVAILABLE", "request shed");
     let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &ApiError::ServiceUnavailable);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response

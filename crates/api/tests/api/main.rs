@@ -27,6 +27,7 @@ mod jwks;
 mod layout;
 mod lifecycle;
 mod limits;
+mod list_pages;
 mod loader_errors;
 mod metrics;
 mod mutations;

@@ -91,7 +91,7 @@ async fn metrics_count_what_a_query_did_and_pass_promtool(_: PgPoolOptions, opti
     // Arrange
     span_metrics();
     let app = TestApp::spawn(options).await;
-    let query = "query NotesWithAuthors { notes(first: 5) { id author { name } tags { name } } }";
+    let query = "query NotesWithAuthors { notes(first: 5) { id author { name noteCount } tags { name } } }";
 
     // Act: the same query twice (a miss, then a cache hit), then a scrape.
     let mut x_cache = Vec::new();
@@ -116,13 +116,14 @@ async fn metrics_count_what_a_query_did_and_pass_promtool(_: PgPoolOptions, opti
     assert_eq!(value(&body, "notegraph_graphql_operations_total", &operation), Some(1.0), "{body}");
     assert_eq!(value(&body, "notegraph_response_cache_hits_total", &[]), Some(1.0));
     assert_eq!(value(&body, "notegraph_response_cache_misses_total", &[]), Some(1.0));
-    // The miss read the notes with their authors in one statement, then
-    // their tags through a loader batch. (The counters are process-wide:
-    // lower bounds, but this test alone makes them non-zero.)
-    let batch = ["loader=\"tags_by_note\""];
+    // The miss read the notes with their authors and tags in one
+    // statement, then the authors' counts through a loader batch. (The
+    // counters are process-wide: lower bounds, but this test alone makes
+    // them non-zero.)
+    let batch = ["loader=\"note_count_by_author\""];
     assert!(value(&body, "notegraph_loader_batch_size_count", &batch).unwrap_or_default() >= 1.0, "{body}");
     assert!(value(&body, "notegraph_loader_loads_total", &batch).unwrap_or_default() >= 1.0);
-    for statement in ["statement=\"notes.list_with_authors\"", "statement=\"tags.fetch_by_note_ids\""] {
+    for statement in ["statement=\"notes.list_with_authors_and_tags\"", "statement=\"notes.count_by_authors\""] {
         assert!(value(&body, "notegraph_sql_statements_total", &[statement]).unwrap_or_default() >= 1.0, "{body}");
     }
     // The document was parsed once and kept, counted as at least 1 KiB.

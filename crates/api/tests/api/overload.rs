@@ -1,8 +1,11 @@
 //! Timeouts and load shedding against a real stall: another connection
 //! holds `lock table notes in access exclusive mode`, so every statement
 //! that reads notes waits on the lock, as it would behind a long write.
-//! Also the pool's own settings that bound how it behaves under load.
+//! Also the pool's own settings that bound how it behaves under load, and
+//! the adaptive concurrency limit falling while Postgres is slow.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -13,6 +16,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{TestApp, wait_for_a_lock_waiter};
+use crate::metrics::value;
 
 /// Locks `notes` until the returned transaction ends.
 async fn lock_notes(pool: &PgPool) -> Transaction<'static, Postgres> {
@@ -101,8 +105,10 @@ async fn beyond_the_concurrency_cap_requests_are_shed_at_once(_: PgPoolOptions, 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
 async fn a_statement_started_late_gets_only_what_is_left_of_the_budget(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: `notes` is locked for 6 s and `tags` for longer. The
-    // query's second statement starts at ~6 s, when 4 s are left of the
-    // GraphQL budget (10 s), less than the DB timeout (9 s).
+    // query's second statement (the authors' pages with their tags: the
+    // root list reads its own tags in its one statement) starts at ~6 s,
+    // when 4 s are left of the GraphQL budget (10 s), less than the DB
+    // timeout (9 s).
     let args = ["--db-timeout-ms", "9000", "--graphql-timeout-ms", "10000", "--http-timeout-ms", "15000"];
     let app = TestApp::spawn_with_args(options, &args).await;
     app.create_note("user-1", "Locked", "body", "PUBLIC", &[]).await;
@@ -116,7 +122,7 @@ async fn a_statement_started_late_gets_only_what_is_left_of_the_budget(_: PgPool
 
     // Act
     let started = Instant::now();
-    let (status, body) = app.post(None, "{ notes { id tags { name } } }", json!({})).await;
+    let (status, body) = app.post(None, "{ notes { id author { notes { tags { name } } } } }", json!({})).await;
     let elapsed = started.elapsed();
     let running = running_statements(&app.pool).await;
 
@@ -247,4 +253,118 @@ async fn the_pool_keeps_its_minimum_of_idle_connections(_: PgPoolOptions, option
     .await
     .unwrap();
     assert!(open >= 3, "Postgres sees {open} of the server's connections");
+}
+
+/// A refused answer: its status, `Retry-After` and body.
+type Refusal = (StatusCode, Option<String>, Value);
+
+/// Clients sending `{ notes(first: 5) { id } }` back to back until
+/// stopped, counting answers and keeping the first refusal.
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    shed: Arc<Mutex<Option<Refusal>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(app: &TestApp, clients: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let shed = Arc::new(Mutex::new(None));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (client, url) = (app.client.clone(), app.url("/graphql"));
+                let (stop, answered, shed) = (Arc::clone(&stop), Arc::clone(&answered), Arc::clone(&shed));
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let request = client.post(&url).json(&json!({ "query": "{ notes(first: 5) { id } }" }));
+                        let response = request.send().await.unwrap();
+                        let status = response.status();
+                        let retry_after = response.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap().to_owned());
+                        let body: Value = response.json().await.unwrap();
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        if status == StatusCode::SERVICE_UNAVAILABLE {
+                            shed.lock().unwrap().get_or_insert((status, retry_after, body));
+                            // A client told to come back later does not
+                            // spin (pacing, not a wait for a condition).
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, answered, shed, tasks }
+    }
+
+    /// Waits (up to 60 s) until `n` more answers came.
+    async fn wait_for_answers(&self, n: usize) {
+        let target = self.answered.load(Ordering::Relaxed) + n;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.answered.load(Ordering::Relaxed) < target {
+            assert!(Instant::now() < deadline, "fewer than {n} answers in 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn finish(self) -> Option<Refusal> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        self.shed.lock().unwrap().take()
+    }
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn the_adaptive_limit_falls_while_postgres_is_slow_and_recovers_after(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Arrange: the default, adaptive limit (no NOTEGRAPH_MAX_CONCURRENT_
+    // REQUESTS). Every request executes (cache off), and a statement
+    // waiting on a lock ends at 300 ms: while `notes` is locked, each
+    // request takes 300 ms and answers TIMEOUT, a slowness that admitting
+    // more requests cannot help. 4 clients set the baseline (few enough
+    // not to saturate even a busy machine's CPU), then 16 press.
+    let args = ["--cache-enabled", "false", "--db-timeout-ms", "300"];
+    let app = TestApp::spawn_with_args(options, &args).await;
+    app.create_note("user-1", "A note", "body", "PUBLIC", &[]).await;
+    let gentle = Load::start(&app, 4);
+    gentle.wait_for_answers(400).await;
+    gentle.finish().await;
+    let (_, _, body) = app.metrics().await;
+    let before = value(&body, "notegraph_concurrency_limit", &[]).unwrap();
+    assert!(before >= 16.0, "the limit serves 16 clients at full speed: {before}");
+    let load = Load::start(&app, 16);
+
+    // Act: Postgres turns slow.
+    let lock = lock_notes(&app.pool).await;
+
+    // Assert: the limit falls, and what is over it is refused at once with
+    // 503, Retry-After and SERVICE_UNAVAILABLE.
+    app.wait_for_metric("notegraph_concurrency_limit", |limit| limit <= 8.0).await;
+    app.wait_for_metric("notegraph_concurrency_shed_total", |shed| shed > 0.0).await;
+    let (status, retry_after, body) = load.finish().await.expect("a request was shed");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE", "{body}");
+
+    // Act: the slowness ends; the 4 clients come back.
+    lock.rollback().await.unwrap();
+    let gentle = Load::start(&app, 4);
+
+    // Assert: the limit grows back, then 16 requests at once all execute.
+    app.wait_for_metric("notegraph_concurrency_limit", |limit| limit >= 16.0).await;
+    gentle.finish().await;
+    let burst = (0..16).map(|_| app.post(None, "{ notes(first: 5) { id } }", json!({})));
+    for (status, body) in futures::future::join_all(burst).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let (_, _, body) = app.metrics().await;
+    for direction in ["direction=\"down\"", "direction=\"up\""] {
+        let changes = value(&body, "notegraph_concurrency_limit_changes_total", &[direction]).unwrap_or_default();
+        assert!(changes >= 1.0, "{direction}: {body}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use db::notes::{NoteRow, NoteWithAuthor};
+use db::notes::{ListedNote, NoteRow, NoteWithAuthor};
 use db::pages::NoteWithTags;
 use db::search::{Hit, SimilarTo};
 use db::tags::TagRow;
@@ -45,11 +45,13 @@ impl From<db::notes::Visibility> for Visibility {
 #[derive(Clone)]
 pub(crate) struct Note {
     row: NoteRow,
-    /// Its author, when it was read with the note (`note(id:)` asking for
-    /// both), so that `author` needs no statement of its own.
+    /// Its author, when it was read with the note (`note(id:)` or the root
+    /// list asking for both), so that `author` needs no statement of its
+    /// own.
     author: Option<UserRow>,
-    /// Its tags, when they were read with the note (a page of notes asking
-    /// for them), so that `tags` needs no statement of its own.
+    /// Its tags, when they were read with the note (a page of notes or the
+    /// root list asking for them), so that `tags` needs no statement of
+    /// its own.
     tags: Option<Vec<TagRow>>,
 }
 
@@ -74,6 +76,15 @@ impl Note {
 impl From<NoteWithAuthor> for Note {
     fn from(joined: NoteWithAuthor) -> Self {
         Note { row: joined.note, author: Some(joined.author), tags: None }
+    }
+}
+
+/// A note of the root list, with what its statement brought: the page's
+/// rows carry the author and tags its selection reads, so those fields
+/// issue no statement of their own.
+impl From<ListedNote> for Note {
+    fn from(listed: ListedNote) -> Self {
+        Note { row: listed.note, author: listed.author, tags: listed.tags }
     }
 }
 
