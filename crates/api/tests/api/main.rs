@@ -51,3 +51,4 @@ mod traces;
 mod trusted;
 mod vector_search;
 mod visibility;
+mod write_share;
