@@ -289,12 +289,14 @@ const INSERT: &str = concat!(
 
 /// `updateNote` in one statement. `cur` and `before` are the note and its
 /// tags in the statement's snapshot; the update applies only while the row
-/// it locks still has `cur`'s `updated_at` (Postgres re-checks the
-/// condition on the newest version after waiting for a concurrent writer),
-/// so a write that committed after the snapshot refuses this one instead of
-/// leaving `before` stale: every writer of a note's tags also moves its
-/// `updated_at`. `$3`, when given, is when the caller read the note (to
-/// embed its unchanged half): a note changed since is refused too.
+/// it locks is still `cur`'s version (`xmin`, the transaction that wrote
+/// it: Postgres re-checks the condition on the newest version after
+/// waiting for a concurrent writer), so a write that committed after the
+/// snapshot refuses this one instead of leaving `before` stale. Every
+/// writer of a note's tags writes its row too (this statement), so none
+/// can change the tags behind the guard. `$3`, when given, is the
+/// `updated_at` the caller read the note at (to embed its unchanged half):
+/// a note changed since is refused too.
 ///
 /// Tag links: the upsert names the new set; links outside it are deleted
 /// and links in it inserted unless present, so the two never touch the
@@ -302,7 +304,7 @@ const INSERT: &str = concat!(
 /// collide on the primary key).
 const UPDATE: &str = concat!(
     "with cur as materialized ( \
-         select n.author_id, n.visibility, n.updated_at from notes n where n.id = $1 \
+         select n.author_id, n.visibility, n.xmin from notes n where n.id = $1 \
      ), before as materialized ( \
          select t.id, t.name from note_tags nt join tags t on t.id = nt.tag_id where nt.note_id = $1 \
      ), upd as ( \
@@ -312,7 +314,7 @@ const UPDATE: &str = concat!(
              embedded_with = coalesce($8, n.embedded_with), \
              updated_at = greatest(now(), n.updated_at + interval '1 microsecond') \
          where n.id = $1 and n.author_id = $2 \
-           and n.updated_at = (select updated_at from cur) and n.updated_at = coalesce($3, n.updated_at) \
+           and n.xmin = (select xmin from cur) and n.updated_at = coalesce($3, n.updated_at) \
          returning ",
     note_columns!(),
     "), tag_ids as ( \
@@ -347,20 +349,20 @@ const UPDATE: &str = concat!(
 );
 
 /// `deleteNote` in one statement: the note and its tags as the snapshot
-/// has them, deleted only while the row still has that `updated_at` (see
-/// [`UPDATE`]): an update that commits while the delete waits for the row
-/// refuses the delete, which is retried, so the event never carries tags
-/// older than the note it deletes. The links go with the note
-/// (`on delete cascade`).
+/// has them, deleted only while the row is still that version (see
+/// [`UPDATE`]): a write that commits while the delete waits for the row
+/// refuses the delete, which is retried, so the event never carries a
+/// visibility or tags older than the note it deletes. The links go with
+/// the note (`on delete cascade`).
 const DELETE: &str = concat!(
     "with cur as materialized ( \
          select ",
     note_columns!(),
-    " from notes n where n.id = $1 \
+    ", n.xmin from notes n where n.id = $1 \
      ), after as materialized ( \
          select t.id, t.name from note_tags nt join tags t on t.id = nt.tag_id where nt.note_id = $1 \
      ), del as ( \
-         delete from notes n where n.id = $1 and n.author_id = $2 and n.updated_at = (select updated_at from cur) \
+         delete from notes n where n.id = $1 and n.author_id = $2 and n.xmin = (select xmin from cur) \
          returning n.id, n.author_id, n.visibility \
      ) \
      select n.author_id as current_author, n.visibility as current_visibility, ",
