@@ -45,9 +45,11 @@ pub const DEFAULT_REPLICA_MAX_LAG_MS: u64 = 1_000;
 /// See [`DatabaseConfig::read_your_writes_ms`]: well above the replica lag
 /// bound, which it must exceed.
 pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
-/// See [`DatabaseConfig::hnsw_ef_search`]: recall@10 0.997 for vectors near
-/// notes on the default data set with the m = 24 index, where 160 buys
-/// 0.003 more for twice the cost (docs/PERFORMANCE.md, "Vector search").
+/// See [`DatabaseConfig::hnsw_ef_search`]: recall@10 0.993 for vectors near
+/// notes on the default data set with the default index (m = 16,
+/// ef_construction = 100), as with the m = 24 one it replaced, which cost
+/// 45% more CPU per inserted note (docs/PERFORMANCE.md, "The index for
+/// writes").
 pub const DEFAULT_HNSW_EF_SEARCH: u32 = 40;
 /// See [`DatabaseConfig::hnsw_ef_search_text`]: the default embedder's short
 /// texts reach about 0.75 at 160 and 0.62 at 40; with 0.997 on vectors,
@@ -151,7 +153,8 @@ pub struct DatabaseConfig {
     #[arg(long, env = "NOTEGRAPH_IVFFLAT_PROBES", default_value_t = DEFAULT_IVFFLAT_PROBES, global = true)]
     pub ivfflat_probes: u32,
     /// The vector index `serve` and `seed` make the database hold on
-    /// `notes.embedding`: building it if missing, dropping the other kind.
+    /// `notes.embedding`: building it if missing, dropping the other kind,
+    /// and rebuilding (concurrently) an HNSW index built with other options.
     #[arg(long, env = "NOTEGRAPH_VECTOR_INDEX", value_enum, default_value_t = DEFAULT_VECTOR_INDEX, global = true)]
     pub vector_index: VectorIndex,
 }
@@ -220,7 +223,7 @@ impl DatabaseConfig {
 /// The kinds of vector index on `notes.embedding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum VectorIndex {
-    /// HNSW (m = 24, ef_construction = 128): the default.
+    /// HNSW (m = 16, ef_construction = 100): the default.
     Hnsw,
     /// IVFFlat, lists = rows / 1000 (√rows above a million rows).
     Ivfflat,
