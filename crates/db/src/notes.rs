@@ -283,7 +283,10 @@ const INSERT: &str = concat!(
     author_columns!(),
     ", ",
     written_columns!(),
-    " from ins n join users u on u.id = n.author_id",
+    // A left join: the row (and the event) must not hang on the snapshot
+    // seeing the author; the foreign key, checked against the latest
+    // state, is what refuses a missing one.
+    " from ins n left join users u on u.id = n.author_id",
     notify_written!("$8", "$9", "created", "n", "$7::text[]", "array[]::text[]", "n.updated_at")
 );
 
@@ -398,8 +401,8 @@ pub async fn insert(db: &mut PgConnection, note: &NewNote, writer: Writer) -> Re
         .bind(writer.write.to_string())
         .fetch_optional(db)
         .await?;
-    // No row and no error: the join found no author (deleted after the
-    // insert's foreign-key check could see it), and nothing was sent.
+    // The statement returns the inserted row or fails; no row would mean
+    // nothing was inserted.
     let row = row.ok_or(Error::NotFound)?;
     changed(&row, true)
 }
@@ -529,15 +532,17 @@ fn written_or_refused(
 /// A written row of one of the write statements, as a [`ChangedNote`].
 fn changed(row: &PgRow, with_author: bool) -> Result<ChangedNote, Error> {
     let note = NoteRow::from_row(row)?;
-    let author = if with_author {
-        Some(UserRow {
+    // Null when the statement's snapshot did not see the author (a user
+    // made after it began): the answer then loads the author, if asked.
+    let name: Option<String> = if with_author { row.try_get("author_name")? } else { None };
+    let author = match name {
+        Some(name) => Some(UserRow {
             id: note.author_id,
-            name: row.try_get("author_name")?,
+            name,
             email: row.try_get("author_email")?,
             created_at: row.try_get("author_created_at")?,
-        })
-    } else {
-        None
+        }),
+        None => None,
     };
     let ids: Vec<TagId> = row.try_get("tag_ids")?;
     let names: Vec<String> = row.try_get("tag_names")?;
