@@ -20,7 +20,7 @@ use crate::budgets::Budgets;
 use crate::config::{Config, CorsConfig, CorsOrigin, EmbeddingConfig, GraphqlConfig};
 use crate::graphql::{
     EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
-    SubscriptionLimits, TrustedDocuments, build_schema,
+    SubscriptionLimits, TrustedDocuments, WriteShare, build_schema,
 };
 use crate::http::{
     AppState, ConnectionLimits, Limits, Reservations, ServerTls, Shared, Streams, TlsFiles, router, serve,
@@ -159,6 +159,10 @@ impl Application {
                 subscription_caps,
                 stopping: Stopping(stopping.subscribe()),
                 invalidation,
+                writes: WriteShare::new(
+                    config.database.max_concurrent_writes(),
+                    Duration::from_millis(config.database.write_wait_ms),
+                ),
                 replica: replica.clone(),
                 trusted: trusted.clone(),
                 hot_fields: match config.telemetry.metrics_enabled {

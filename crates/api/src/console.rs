@@ -74,6 +74,8 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_DB_MAX_LIFETIME_SECS", db.db_max_lifetime_secs.to_string()),
         ("NOTEGRAPH_DB_STATEMENT_CACHE", db.db_statement_cache.to_string()),
         ("NOTEGRAPH_DB_TIMEOUT_MS", db.db_timeout_ms.to_string()),
+        ("NOTEGRAPH_MAX_CONCURRENT_WRITES", db.max_concurrent_writes().to_string()),
+        ("NOTEGRAPH_WRITE_WAIT_MS", db.write_wait_ms.to_string()),
         ("NOTEGRAPH_HNSW_EF_SEARCH", db.hnsw_ef_search.to_string()),
         ("NOTEGRAPH_HNSW_EF_SEARCH_TEXT", db.hnsw_ef_search_text.to_string()),
         ("NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", db.hnsw_max_scan_tuples.to_string()),

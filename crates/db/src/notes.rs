@@ -8,14 +8,15 @@
 
 use chrono::{DateTime, Utc};
 use pgvector::Vector;
-use sqlx::{Connection as _, PgConnection, PgExecutor, QueryBuilder};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow as _, PgConnection, PgExecutor, QueryBuilder, Row as _};
 use tracing::instrument;
 
 pub use crate::ids::Visibility;
-use crate::notify::{NoteWritten, WriteKind, Writer, note_written};
+use crate::notify::{NoteWritten, Writer};
 use crate::tags::TagRow;
 use crate::users::UserRow;
-use crate::{Error, MAX_ID, NoteId, Page, UserId, Viewer, tags};
+use crate::{Error, MAX_ID, NoteId, Page, TagId, UserId, Viewer, tags};
 
 /// Expands to the column list of [`NoteRow`] for a `notes n` alias; a macro
 /// so that it can be spliced into `concat!`-built statements.
@@ -265,30 +266,205 @@ pub struct NewNote {
     pub embedded_with: String,
 }
 
-/// Stores a note and its tags in one transaction, which also notifies
+/// The columns every write statement returns besides the note's: the
+/// author's (create and update), the note's tags after the write (before
+/// it, for a delete) as parallel arrays sorted by name, and the event the
+/// statement notified, as sent.
+macro_rules! written_columns {
+    () => {
+        "array(select id from after order by name) as tag_ids, \
+         array(select name from after order by name) as tag_names, w.event"
+    };
+}
+
+/// Builds the event of a write and sends it from inside the statement:
+/// `pg_notify` is transactional, so it is delivered when the statement's
+/// implicit transaction commits and dropped when any part of it fails
+/// (a foreign key checked at the statement's end included). `$kind` is the
+/// [`crate::notify::WriteKind`] as serialised; `$row` the alias of the written row, whose
+/// `id` is null when nothing was written (then nothing is sent); `$tags`
+/// and `$removed` SQL arrays of names; `$at` the write's time. The payload
+/// is [`NoteWritten`]'s JSON, read back with serde on the way out.
+macro_rules! notify_written {
+    ($origin:literal, $write:literal, $kind:literal, $row:literal, $tags:literal, $removed:literal, $at:literal) => {
+        concat!(
+            " left join lateral (select json_build_object('origin', ",
+            $origin,
+            "::numeric, 'write', ",
+            $write,
+            "::numeric, 'kind', '",
+            $kind,
+            "', 'note', ",
+            $row,
+            ".id, 'author', ",
+            $row,
+            ".author_id, 'visibility', ",
+            $row,
+            ".visibility, 'tags', ",
+            $tags,
+            ", 'removed_tags', ",
+            $removed,
+            ", 'at', ",
+            $at,
+            ")::text as event where ",
+            $row,
+            ".id is not null) w on true \
+             left join lateral (select pg_notify('",
+            crate::notify::writes_channel!(),
+            "', w.event) where w.event is not null) sent on true"
+        )
+    };
+}
+
+/// `createNote` in one statement: the note, its tags (created when new),
+/// the links and the event, in the statement's implicit transaction.
+///
+/// The tag upsert reads `from ins`, so it writes nothing when the note is
+/// not written. Names are sorted, so concurrent writers lock tag rows in
+/// the same order and cannot deadlock; `do update` (rather than
+/// `do nothing`) makes the upsert return the id of an existing tag too,
+/// even one another transaction inserted a moment ago. A missing author
+/// fails the foreign key at the statement's end, after the notify was
+/// queued: the whole transaction, the notify with it, is rolled back.
+const INSERT: &str = concat!(
+    "with ins as ( \
+         insert into notes as n (author_id, title, body, visibility, embedding, embedded_with) \
+         values ($1, $2, $3, $4::text::note_visibility, $5::real[]::vector, $6) returning ",
+    note_columns!(),
+    "), after as ( \
+         insert into tags (name) select unnest($7::text[]) from ins \
+         on conflict (name) do update set name = excluded.name \
+         returning id, name \
+     ), links as ( \
+         insert into note_tags (note_id, tag_id) select ins.id, after.id from ins, after \
+     ) \
+     select ",
+    note_columns!(),
+    author_columns!(),
+    ", ",
+    written_columns!(),
+    // A left join: the row (and the event) must not hang on the snapshot
+    // seeing the author; the foreign key, checked against the latest
+    // state, is what refuses a missing one.
+    " from ins n left join users u on u.id = n.author_id",
+    notify_written!("$8", "$9", "created", "n", "$7::text[]", "array[]::text[]", "n.updated_at")
+);
+
+/// `updateNote` in one statement. `cur` and `before` are the note and its
+/// tags in the statement's snapshot; the update applies only while the row
+/// it locks is still `cur`'s version (`xmin`, the transaction that wrote
+/// it: Postgres re-checks the condition on the newest version after
+/// waiting for a concurrent writer), so a write that committed after the
+/// snapshot refuses this one instead of leaving `before` stale. Every
+/// writer of a note's tags writes its row too (this statement), so none
+/// can change the tags behind the guard. `$3`, when given, is the
+/// `updated_at` the caller read the note at (to embed its unchanged half):
+/// a note changed since is refused too.
+///
+/// Tag links: the upsert names the new set; links outside it are deleted
+/// and links in it inserted unless present, so the two never touch the
+/// same row (a delete and an insert of one key in one statement would
+/// collide on the primary key).
+const UPDATE: &str = concat!(
+    "with cur as materialized ( \
+         select n.author_id, n.visibility, n.xmin from notes n where n.id = $1 \
+     ), before as materialized ( \
+         select t.id, t.name from note_tags nt join tags t on t.id = nt.tag_id where nt.note_id = $1 \
+     ), upd as ( \
+         update notes n set title = coalesce($4, n.title), body = coalesce($5, n.body), \
+             visibility = coalesce($6::text::note_visibility, n.visibility), \
+             embedding = coalesce($7::real[]::vector, n.embedding), \
+             embedded_with = coalesce($8, n.embedded_with), \
+             updated_at = greatest(now(), n.updated_at + interval '1 microsecond') \
+         where n.id = $1 and n.author_id = $2 \
+           and n.xmin = (select xmin from cur) and n.updated_at = coalesce($3, n.updated_at) \
+         returning ",
+    note_columns!(),
+    "), tag_ids as ( \
+         insert into tags (name) select unnest($9::text[]) from upd \
+         on conflict (name) do update set name = excluded.name \
+         returning id, name \
+     ), unlinked as ( \
+         delete from note_tags nt using upd \
+         where nt.note_id = upd.id and $9::text[] is not null and nt.tag_id not in (select id from tag_ids) \
+     ), linked as ( \
+         insert into note_tags (note_id, tag_id) select upd.id, tag_ids.id from upd, tag_ids \
+         on conflict do nothing \
+     ), after as ( \
+         select id, name from tag_ids where $9::text[] is not null \
+         union all select id, name from before where $9::text[] is null \
+     ) \
+     select cur.author_id as current_author, cur.visibility as current_visibility, ",
+    note_columns!(),
+    author_columns!(),
+    ", ",
+    written_columns!(),
+    " from cur left join upd n on true left join users u on u.id = n.author_id",
+    notify_written!(
+        "$10",
+        "$11",
+        "updated",
+        "n",
+        "coalesce($9::text[], array(select name from before order by name))",
+        "array(select name from before where name <> all($9::text[]) order by name)",
+        "n.updated_at"
+    )
+);
+
+/// `deleteNote` in one statement: the note and its tags as the snapshot
+/// has them, deleted only while the row is still that version (see
+/// [`UPDATE`]): a write that commits while the delete waits for the row
+/// refuses the delete, which is retried, so the event never carries a
+/// visibility or tags older than the note it deletes. The links go with
+/// the note (`on delete cascade`).
+const DELETE: &str = concat!(
+    "with cur as materialized ( \
+         select ",
+    note_columns!(),
+    ", n.xmin from notes n where n.id = $1 \
+     ), after as materialized ( \
+         select t.id, t.name from note_tags nt join tags t on t.id = nt.tag_id where nt.note_id = $1 \
+     ), del as ( \
+         delete from notes n where n.id = $1 and n.author_id = $2 and n.xmin = (select xmin from cur) \
+         returning n.id, n.author_id, n.visibility \
+     ) \
+     select n.author_id as current_author, n.visibility as current_visibility, ",
+    note_columns!(),
+    ", del.id as deleted, ",
+    written_columns!(),
+    " from cur n left join del on true",
+    notify_written!(
+        "$3",
+        "$4",
+        "deleted",
+        "del",
+        "array(select name from after order by name)",
+        "array[]::text[]",
+        "clock_timestamp()"
+    )
+);
+
+/// Stores a note and its tags in one statement, which also notifies
 /// [`NoteWritten`] (naming `writer`). An author that does not exist
 /// is [`Error::NotFound`].
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
 pub async fn insert(db: &mut PgConnection, note: &NewNote, writer: Writer) -> Result<ChangedNote, Error> {
-    let mut tx = db.begin().await?;
-    let row: NoteRow = sqlx::query_as(concat!(
-        "insert into notes as n (author_id, title, body, visibility, embedding, embedded_with) \
-         values ($1, $2, $3, $4, $5, $6) returning ",
-        note_columns!()
-    ))
-    .bind(note.author)
-    .bind(&note.title)
-    .bind(&note.body)
-    .bind(note.visibility)
-    .bind(&note.embedding)
-    .bind(&note.embedded_with)
-    .fetch_one(&mut *tx)
-    .await?;
-    tags::link(&mut tx, row.id, &note.tags).await?;
-    let event = written(writer, WriteKind::Created, &row, note.tags.clone(), Vec::new());
-    note_written(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok(ChangedNote { row, tags: note.tags.clone(), written: event })
+    let row = sqlx::query(INSERT)
+        .bind(note.author)
+        .bind(&note.title)
+        .bind(&note.body)
+        .bind(visibility_name(note.visibility))
+        .bind(note.embedding.as_slice())
+        .bind(&note.embedded_with)
+        .bind(&note.tags)
+        .bind(writer.origin.to_string())
+        .bind(writer.write.to_string())
+        .fetch_optional(db)
+        .await?;
+    // The statement returns the inserted row or fails; no row would mean
+    // nothing was inserted.
+    let row = row.ok_or(Error::NotFound)?;
+    changed(&row, true)
 }
 
 /// The fields an update changes; `None` keeps the current value.
@@ -308,82 +484,59 @@ pub struct NotePatch {
     pub embedded_with: Option<String>,
 }
 
-/// A note as a write left it (as it was, for a delete) with its sorted tag
-/// names, both read inside the write's transaction while it holds the
-/// note's row lock: what the write's event publishes, never staler than the
-/// write itself.
+/// A note as a write left it (as it was, for a delete), with its tags and
+/// its author, all from the write's own statement: what the response and
+/// the write's event are made of, never staler than the write itself.
 #[derive(Debug, Clone)]
 pub struct ChangedNote {
     /// The row.
     pub row: NoteRow,
-    /// Its tag names.
-    pub tags: Vec<String>,
-    /// The event the write's transaction notified.
+    /// Its author (`None` for a delete, which answers with the id alone).
+    pub author: Option<UserRow>,
+    /// Its tags, sorted by name.
+    pub tags: Vec<TagRow>,
+    /// The event the write's statement notified, as sent.
     pub written: NoteWritten,
 }
 
-/// Applies a patch if the note is still the one the caller read: same
-/// author and same `updated_at`. `None` means it changed or went away in
-/// between, and the caller should read again and retry.
+/// Applies a patch to a note of `author`'s, in one statement that also
+/// notifies [`NoteWritten`] with the tags after the write and those it
+/// removed. `read_at`, when given, is the `updated_at` the caller read the
+/// note at: a note changed since is not updated.
 ///
-/// Every writer of a note's tags holds the note's row lock (the `update`
-/// here takes it first), so the tags read after it are this write's. The
-/// transaction notifies [`NoteWritten`] with the tags after, and those the
-/// update removed.
+/// `Ok(None)` means the note changed or went away between the statement's
+/// snapshot (or `read_at`) and its write: read again and retry. A note
+/// that does not exist, or that is someone else's and private, is
+/// [`Error::NotFound`]; someone else's public note is [`Error::NotOwner`].
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.update", note.id = %id))]
 pub async fn update(
     db: &mut PgConnection,
     id: NoteId,
     author: UserId,
-    read_at: DateTime<Utc>,
+    read_at: Option<DateTime<Utc>>,
     patch: &NotePatch,
     writer: Writer,
 ) -> Result<Option<ChangedNote>, Error> {
-    let mut tx = db.begin().await?;
-    let row: Option<NoteRow> = sqlx::query_as(concat!(
-        "update notes n set title = coalesce($4, title), body = coalesce($5, body), \
-             visibility = coalesce($6, visibility), embedding = coalesce($7, embedding), \
-             embedded_with = coalesce($8, embedded_with), \
-             updated_at = greatest(now(), updated_at + interval '1 microsecond') \
-         where n.id = $1 and n.author_id = $2 and n.updated_at = $3 \
-         returning ",
-        note_columns!()
-    ))
-    .bind(id)
-    .bind(author)
-    .bind(read_at)
-    .bind(&patch.title)
-    .bind(&patch.body)
-    .bind(patch.visibility)
-    .bind(&patch.embedding)
-    .bind(&patch.embedded_with)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let before = tags::names_of(&mut tx, id).await?;
-    let (tags, removed) = match &patch.tags {
-        Some(names) => {
-            sqlx::query("delete from note_tags where note_id = $1").bind(id).execute(&mut *tx).await?;
-            tags::link(&mut tx, id, names).await?;
-            let removed = before.into_iter().filter(|name| !names.contains(name)).collect();
-            (names.clone(), removed)
-        }
-        None => (before, Vec::new()),
-    };
-    let event = written(writer, WriteKind::Updated, &row, tags.clone(), removed);
-    note_written(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok(Some(ChangedNote { row, tags, written: event }))
+    let row = sqlx::query(UPDATE)
+        .bind(id)
+        .bind(author)
+        .bind(read_at)
+        .bind(&patch.title)
+        .bind(&patch.body)
+        .bind(patch.visibility.map(visibility_name))
+        .bind(patch.embedding.as_ref().map(Vector::as_slice))
+        .bind(&patch.embedded_with)
+        .bind(&patch.tags)
+        .bind(writer.origin.to_string())
+        .bind(writer.write.to_string())
+        .fetch_optional(db)
+        .await?;
+    written_or_refused(row, author, "id", true)
 }
 
-/// Deletes a note if `author` wrote it and returns it as it was; `None`
-/// when no such note of theirs exists. The transaction notifies
-/// [`NoteWritten`].
-///
-/// The row is locked before its tags are read, so an update that commits
-/// while the delete waits is in what the delete returns (a single
-/// `delete … returning` would read the tags from the statement's older
-/// snapshot).
+/// Deletes a note of `author`'s and returns it as it was, in one statement
+/// that also notifies [`NoteWritten`]. `Ok(None)` means it changed while
+/// the delete waited for it: retry. Missing or not theirs: as [`update`].
 #[instrument(level = "debug", skip_all, fields(db.operation = "notes.delete", note.id = %id))]
 pub async fn delete(
     db: &mut PgConnection,
@@ -391,38 +544,70 @@ pub async fn delete(
     author: UserId,
     writer: Writer,
 ) -> Result<Option<ChangedNote>, Error> {
-    let mut tx = db.begin().await?;
-    let row: Option<NoteRow> = sqlx::query_as(concat!(
-        "select ",
-        note_columns!(),
-        " from notes n where n.id = $1 and n.author_id = $2 for update"
-    ))
-    .bind(id)
-    .bind(author)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let tags = tags::names_of(&mut tx, id).await?;
-    sqlx::query("delete from notes where id = $1").bind(id).execute(&mut *tx).await?;
-    let event = written(writer, WriteKind::Deleted, &row, tags.clone(), Vec::new());
-    note_written(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok(Some(ChangedNote { row, tags, written: event }))
+    let row = sqlx::query(DELETE)
+        .bind(id)
+        .bind(author)
+        .bind(writer.origin.to_string())
+        .bind(writer.write.to_string())
+        .fetch_optional(db)
+        .await?;
+    written_or_refused(row, author, "deleted", false)
 }
 
-/// The event of a write of kind `kind` that left `row` with `tags` (and
-/// took `removed` off it); a delete's happens now, the others when the row
-/// says.
-fn written(writer: Writer, kind: WriteKind, row: &NoteRow, tags: Vec<String>, removed: Vec<String>) -> NoteWritten {
-    NoteWritten {
-        origin: writer.origin,
-        write: writer.write,
-        kind,
-        note: row.id,
-        author: row.author_id,
-        visibility: row.visibility,
-        tags,
-        removed_tags: removed,
-        at: if kind == WriteKind::Deleted { Utc::now() } else { row.updated_at },
+/// A visibility as the `note_visibility` enum spells it. The write
+/// statements take the enum and the vector as text and `real[]` and cast
+/// them: bound as their own types, sqlx would look up the types' ids by
+/// name on each new connection, one more round trip on the first write of
+/// every connection.
+fn visibility_name(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::Public => "public",
+        Visibility::Private => "private",
     }
+}
+
+/// The outcome of an update or delete statement: no row when the note does
+/// not exist; its current author and visibility when `done` (a column null
+/// unless the write happened) is null.
+fn written_or_refused(
+    row: Option<PgRow>,
+    author: UserId,
+    done: &str,
+    with_author: bool,
+) -> Result<Option<ChangedNote>, Error> {
+    let row = row.ok_or(Error::NotFound)?;
+    if row.try_get::<Option<NoteId>, _>(done)?.is_some() {
+        return changed(&row, with_author).map(Some);
+    }
+    let current: UserId = row.try_get("current_author")?;
+    let visibility: Visibility = row.try_get("current_visibility")?;
+    match (current == author, visibility) {
+        // Theirs, but changed since the snapshot or `read_at`.
+        (true, _) => Ok(None),
+        (false, Visibility::Public) => Err(Error::NotOwner),
+        (false, Visibility::Private) => Err(Error::NotFound),
+    }
+}
+
+/// A written row of one of the write statements, as a [`ChangedNote`].
+fn changed(row: &PgRow, with_author: bool) -> Result<ChangedNote, Error> {
+    let note = NoteRow::from_row(row)?;
+    // Null when the statement's snapshot did not see the author (a user
+    // made after it began): the answer then loads the author, if asked.
+    let name: Option<String> = if with_author { row.try_get("author_name")? } else { None };
+    let author = match name {
+        Some(name) => Some(UserRow {
+            id: note.author_id,
+            name,
+            email: row.try_get("author_email")?,
+            created_at: row.try_get("author_created_at")?,
+        }),
+        None => None,
+    };
+    let ids: Vec<TagId> = row.try_get("tag_ids")?;
+    let names: Vec<String> = row.try_get("tag_names")?;
+    let tags = ids.into_iter().zip(names).map(|(id, name)| TagRow { id, name }).collect();
+    let event: String = row.try_get("event")?;
+    let written = serde_json::from_str(&event).map_err(|err| Error::Unexpected(sqlx::Error::Decode(err.into())))?;
+    Ok(ChangedNote { row: note, author, tags, written })
 }

@@ -1,5 +1,6 @@
 //! Write events over Postgres `NOTIFY`: each note write sends a
-//! [`NoteWritten`] on [`WRITES_CHANNEL`] from inside its own transaction,
+//! [`NoteWritten`] on [`WRITES_CHANNEL`] from inside its own statement
+//! (`crate::notes` builds the payload in SQL),
 //! so the event is delivered exactly when (and only if) the write commits,
 //! to every process listening on the database. The cache invalidates from
 //! it and subscriptions are fed by it, on every replica alike.
@@ -12,8 +13,17 @@ use sqlx::{PgConnection, PgPool};
 use crate::ids::Visibility;
 use crate::{Error, NoteId, UserId};
 
+/// Expands to [`WRITES_CHANNEL`]; a macro so that the write statements
+/// (`crate::notes`), which notify from inside themselves, can splice it.
+macro_rules! writes_channel {
+    () => {
+        "notegraph_writes"
+    };
+}
+pub(crate) use writes_channel;
+
 /// The channel every note write notifies on.
-pub const WRITES_CHANNEL: &str = "notegraph_writes";
+pub const WRITES_CHANNEL: &str = writes_channel!();
 
 /// The channel `notegraph reembed` notifies on with each batch of vectors it
 /// stores; the payload is the identity of the embedder that made them.
@@ -43,9 +53,10 @@ pub enum WriteKind {
 
 /// A committed note write: ids, the kind, and what subscribers filter on
 /// and caches invalidate by. It carries no note content: each subscriber
-/// loads the note itself, under its own visibility. All of it is read in
-/// the write's transaction while it holds the note's row lock, so an event
-/// never describes a state older than its write.
+/// loads the note itself, under its own visibility. All of it comes from
+/// the write's own statement, which writes only while the note is as its
+/// snapshot saw it, so an event never describes a state older than its
+/// write.
 ///
 /// Small by construction (at most 10 tags on each side of 40 characters),
 /// well under `NOTIFY`'s 8,000-byte payload limit.
@@ -86,13 +97,6 @@ impl NoteWritten {
 pub async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> Result<(), Error> {
     sqlx::query("select pg_notify($1, $2)").bind(channel).bind(payload).execute(conn).await?;
     Ok(())
-}
-
-/// Sends a [`NoteWritten`] on [`WRITES_CHANNEL`] inside the write's transaction.
-pub(crate) async fn note_written(conn: &mut PgConnection, event: &NoteWritten) -> Result<(), Error> {
-    // A struct of ids, strings and a timestamp always serialises.
-    let payload = serde_json::to_string(event).unwrap_or_default();
-    notify(conn, WRITES_CHANNEL, &payload).await
 }
 
 /// A dedicated connection listening on `channels`.

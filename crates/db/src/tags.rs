@@ -1,6 +1,6 @@
 //! Reads of `tags` and the tag side of `note_tags`: tags of many notes at
-//! once, a tag by name, the tag list, and the writer that links tags to a
-//! note.
+//! once, a tag by name, and the tag list. The writes of tags and links are
+//! part of the note write statements (`crate::notes`).
 //!
 //! A tag exists for a viewer only while a note that viewer may see carries
 //! it: otherwise the name of a private note's tag would reveal that the
@@ -8,7 +8,7 @@
 //! note sees all its tags).
 
 use sqlx::postgres::PgRow;
-use sqlx::{PgExecutor, Postgres, Row as _, Transaction};
+use sqlx::{PgExecutor, Row as _};
 use tracing::instrument;
 
 use crate::{Error, NoteId, Page, TagId, Viewer};
@@ -90,40 +90,4 @@ pub async fn list<'c>(db: impl PgExecutor<'c>, viewer: Viewer, page: Page<TagId>
     );
     let rows = sqlx::query_as(STATEMENT).bind(page.after).bind(page.first).bind(viewer).fetch_all(db).await?;
     Ok(crate::counted(rows))
-}
-
-/// The tag names of one note, sorted, as the writer's transaction sees
-/// them: what a write publishes in its event.
-pub(crate) async fn names_of(tx: &mut Transaction<'_, Postgres>, note_id: NoteId) -> Result<Vec<String>, Error> {
-    let names = sqlx::query_scalar(
-        "select t.name from note_tags nt join tags t on t.id = nt.tag_id where nt.note_id = $1 order by t.name",
-    )
-    .bind(note_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(names)
-}
-
-/// Links a note to tags by name, creating the tags that do not exist yet.
-///
-/// `names` must be deduplicated and sorted: concurrent writers then lock
-/// tag rows in the same order and cannot deadlock. `do update` (rather than
-/// `do nothing`) makes the upsert return the id of an existing tag too, even
-/// one another transaction inserted a moment ago.
-pub(crate) async fn link(tx: &mut Transaction<'_, Postgres>, note_id: NoteId, names: &[String]) -> Result<(), Error> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "with ids as ( \
-             insert into tags (name) select unnest($2::text[]) \
-             on conflict (name) do update set name = excluded.name \
-             returning id) \
-         insert into note_tags (note_id, tag_id) select $1, id from ids",
-    )
-    .bind(note_id)
-    .bind(names)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

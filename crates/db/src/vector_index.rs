@@ -14,11 +14,25 @@ pub const HNSW_INDEX: &str = "notes_embedding_hnsw_idx";
 /// The IVFFlat index's name.
 pub const IVFFLAT_INDEX: &str = "notes_embedding_ivfflat_idx";
 
-/// The HNSW index as the latest migration (`20261128000001_denser_hnsw.sql`)
-/// leaves it: the seeder and the switch build exactly this, so any
-/// divergence would silently change the schema of a seeded database.
+/// The HNSW index the seeder and the switch build: m = 16,
+/// ef_construction = 100. Measured by `bench/vector-index.py` on the
+/// default data set (docs/PERFORMANCE.md, "The index for writes"):
+/// recall@10 0.993 on near queries at the default `ef_search` (40) for
+/// 2.40 ms of Postgres CPU per inserted note, the recall of the m = 24,
+/// ef_construction = 128 index that migration
+/// `20261128000001_denser_hnsw.sql` builds (3.48 ms); pgvector's defaults
+/// (16, 64) save 0.1–0.25 ms more but fall to 0.96. An index built with
+/// other options is rebuilt with these at start-up ([`ensure`]).
 const HNSW_DDL: &str = "create index notes_embedding_hnsw_idx on notes \
-     using hnsw (embedding vector_cosine_ops) with (m = 24, ef_construction = 128)";
+     using hnsw (embedding vector_cosine_ops) with (m = 16, ef_construction = 100)";
+
+/// [`HNSW_DDL`]'s options as `pg_class.reloptions` lists them.
+const HNSW_OPTIONS: [&str; 2] = ["m=16", "ef_construction=100"];
+
+/// Where a rebuild with new options builds the new index, and where the
+/// old one waits to be dropped, so that searches always have an index.
+const HNSW_NEXT: &str = "notes_embedding_hnsw_next";
+const HNSW_OLD: &str = "notes_embedding_hnsw_old";
 
 /// Taken (session-level) while one process checks and builds the index, so
 /// that replicas starting together build it once: the others wait, then
@@ -99,6 +113,15 @@ async fn ensure_on(conn: &mut PgConnection, kind: IndexKind) -> Result<Ensured, 
     sqlx::query("select pg_advisory_lock($1)").bind(SWITCH_LOCK).execute(&mut *conn).await?;
     let chosen = state(conn, kind.index_name()).await?;
     let other = state(conn, kind.other().index_name()).await?;
+    if kind == IndexKind::Hnsw && chosen == Some(true) && !hnsw_is_current(conn).await? {
+        let started = Instant::now();
+        rebuild_hnsw(conn).await?;
+        let elapsed = started.elapsed();
+        if other.is_some() {
+            drop_index(conn, kind.other()).await?;
+        }
+        return Ok(Ensured::Built { elapsed, lists: None, dropped_other: other.is_some() });
+    }
     if chosen == Some(true) {
         if other.is_none() {
             return Ok(Ensured::Present);
@@ -131,6 +154,41 @@ async fn ensure_on(conn: &mut PgConnection, kind: IndexKind) -> Result<Ensured, 
         drop_index(conn, kind.other()).await?;
     }
     Ok(Ensured::Built { elapsed, lists, dropped_other: other.is_some() })
+}
+
+/// Whether the HNSW index has [`HNSW_DDL`]'s options.
+async fn hnsw_is_current(conn: &mut PgConnection) -> Result<bool, Error> {
+    let current =
+        sqlx::query_scalar("select coalesce(reloptions @> $1, false) from pg_class where oid = to_regclass($2)")
+            .bind(HNSW_OPTIONS)
+            .bind(HNSW_INDEX)
+            .fetch_optional(conn)
+            .await?;
+    Ok(current.unwrap_or(false))
+}
+
+/// Replaces an HNSW index built with other options by one built with
+/// [`HNSW_DDL`]'s, without blocking writes: the new index is built
+/// `concurrently` beside the old, takes its name in one transaction, and
+/// the old is dropped `concurrently`. Leftovers of an interrupted rebuild
+/// (a half-built new index, an old one not yet dropped) go first.
+async fn rebuild_hnsw(conn: &mut PgConnection) -> Result<(), Error> {
+    for leftover in [HNSW_NEXT, HNSW_OLD] {
+        sqlx::raw_sql(&format!("drop index concurrently if exists {leftover}")).execute(&mut *conn).await?;
+    }
+    sqlx::query("set maintenance_work_mem = '1GB'").execute(&mut *conn).await?;
+    sqlx::query("set max_parallel_maintenance_workers = 2").execute(&mut *conn).await?;
+    let build =
+        HNSW_DDL.replacen(&format!("create index {HNSW_INDEX}"), &format!("create index concurrently {HNSW_NEXT}"), 1);
+    sqlx::raw_sql(&build).execute(&mut *conn).await?;
+    // One implicit transaction: searches find one index or the other.
+    sqlx::raw_sql(&format!(
+        "alter index {HNSW_INDEX} rename to {HNSW_OLD}; alter index {HNSW_NEXT} rename to {HNSW_INDEX}"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::raw_sql(&format!("drop index concurrently {HNSW_OLD}")).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// `None` when the index does not exist, else whether it is valid.
@@ -175,6 +233,14 @@ pub(crate) async fn build_in(conn: &mut PgConnection, kind: IndexKind) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_options_checked_are_the_options_built() {
+        for option in HNSW_OPTIONS {
+            let (name, value) = option.split_once('=').unwrap();
+            assert!(HNSW_DDL.contains(&format!("{name} = {value}")), "{option} not in {HNSW_DDL}");
+        }
+    }
 
     #[test]
     fn lists_follow_rows_over_a_thousand_then_the_square_root() {

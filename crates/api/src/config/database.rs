@@ -27,6 +27,10 @@ pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
 /// requests over 10 ms at 1000/s, with 8 10–77 (docs/PERFORMANCE.md,
 /// "Pool tuning"). Sizing Postgres goes by the maximum, not this.
 pub const DEFAULT_DB_MIN_CONNECTIONS: u32 = 8;
+/// See [`DatabaseConfig::write_wait_ms`]: as long as a statement waits for
+/// a connection (`DEFAULT_DB_ACQUIRE_TIMEOUT_MS`), so a queued write is
+/// refused no sooner than one waiting for a connection would be.
+pub const DEFAULT_WRITE_WAIT_MS: u64 = DEFAULT_DB_ACQUIRE_TIMEOUT_MS;
 /// See [`DatabaseConfig::db_max_lifetime_secs`]: sqlx's default.
 pub const DEFAULT_DB_MAX_LIFETIME_SECS: u64 = 30 * 60;
 /// See [`DatabaseConfig::db_statement_cache`]: sqlx's default, several times the
@@ -41,9 +45,11 @@ pub const DEFAULT_REPLICA_MAX_LAG_MS: u64 = 1_000;
 /// See [`DatabaseConfig::read_your_writes_ms`]: well above the replica lag
 /// bound, which it must exceed.
 pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
-/// See [`DatabaseConfig::hnsw_ef_search`]: recall@10 0.997 for vectors near
-/// notes on the default data set with the m = 24 index, where 160 buys
-/// 0.003 more for twice the cost (docs/PERFORMANCE.md, "Vector search").
+/// See [`DatabaseConfig::hnsw_ef_search`]: recall@10 0.993 for vectors near
+/// notes on the default data set with the default index (m = 16,
+/// ef_construction = 100), as with the m = 24 one it replaced, which cost
+/// 45% more CPU per inserted note (docs/PERFORMANCE.md, "The index for
+/// writes").
 pub const DEFAULT_HNSW_EF_SEARCH: u32 = 40;
 /// See [`DatabaseConfig::hnsw_ef_search_text`]: the default embedder's short
 /// texts reach about 0.75 at 160 and 0.62 at 40; with 0.997 on vectors,
@@ -106,6 +112,20 @@ pub struct DatabaseConfig {
     /// How long a request waits for a connection before SERVICE_UNAVAILABLE, in ms.
     #[arg(long, env = "NOTEGRAPH_DB_ACQUIRE_TIMEOUT_MS", default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_MS, global = true)]
     pub db_acquire_timeout_ms: u64,
+    /// Write statements (createNote, updateNote, deleteNote) holding a
+    /// connection at once; more wait in the server, and one that waits
+    /// longer than `NOTEGRAPH_WRITE_WAIT_MS` is answered
+    /// SERVICE_UNAVAILABLE (nothing written). Must be below
+    /// `NOTEGRAPH_DB_MAX_CONNECTIONS`, so that reads always keep
+    /// connections. Unset: a quarter of the pool (at least 1).
+    #[arg(long, env = "NOTEGRAPH_MAX_CONCURRENT_WRITES", global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_writes: Option<u32>,
+    /// How long a write waits for a place among those in flight before
+    /// SERVICE_UNAVAILABLE with `Retry-After`, in ms (never past its
+    /// request's deadline).
+    #[arg(long, env = "NOTEGRAPH_WRITE_WAIT_MS", default_value_t = DEFAULT_WRITE_WAIT_MS, global = true)]
+    pub write_wait_ms: u64,
     /// Server-side limit on one SQL statement (`statement_timeout`), in ms.
     #[arg(long, env = "NOTEGRAPH_DB_TIMEOUT_MS", default_value_t = DEFAULT_DB_TIMEOUT_MS, global = true)]
     pub db_timeout_ms: u64,
@@ -133,7 +153,8 @@ pub struct DatabaseConfig {
     #[arg(long, env = "NOTEGRAPH_IVFFLAT_PROBES", default_value_t = DEFAULT_IVFFLAT_PROBES, global = true)]
     pub ivfflat_probes: u32,
     /// The vector index `serve` and `seed` make the database hold on
-    /// `notes.embedding`: building it if missing, dropping the other kind.
+    /// `notes.embedding`: building it if missing, dropping the other kind,
+    /// and rebuilding (concurrently) an HNSW index built with other options.
     #[arg(long, env = "NOTEGRAPH_VECTOR_INDEX", value_enum, default_value_t = DEFAULT_VECTOR_INDEX, global = true)]
     pub vector_index: VectorIndex,
 }
@@ -169,6 +190,27 @@ impl DatabaseConfig {
         Ok(())
     }
 
+    /// Write statements that may hold a connection at once
+    /// ([`DatabaseConfig::max_concurrent_writes`]): as set, else a quarter
+    /// of the pool, at least 1.
+    pub fn max_concurrent_writes(&self) -> u32 {
+        self.max_concurrent_writes.unwrap_or((self.db_max_connections / 4).max(1))
+    }
+
+    /// Refuses a writes' share that leaves reads no connection: it must be
+    /// below the pool size (a pool of one connection, where no share can be,
+    /// is refused only when the share is set).
+    pub fn check_write_share(&self) -> Result<(), String> {
+        let (writes, pool) = (self.max_concurrent_writes(), self.db_max_connections);
+        if writes >= pool && (pool > 1 || self.max_concurrent_writes.is_some()) {
+            return Err(format!(
+                "NOTEGRAPH_MAX_CONCURRENT_WRITES ({writes}) must be below NOTEGRAPH_DB_MAX_CONNECTIONS ({pool}): \
+                 writes may only take a share of the pool, so that reads always keep connections"
+            ));
+        }
+        Ok(())
+    }
+
     /// `hnsw.ef_search` for text searches, when they need their own: on
     /// HNSW, and different from the connections' setting (otherwise a text
     /// search is one statement, like a vector search).
@@ -181,7 +223,7 @@ impl DatabaseConfig {
 /// The kinds of vector index on `notes.embedding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum VectorIndex {
-    /// HNSW (m = 24, ef_construction = 128): the default.
+    /// HNSW (m = 16, ef_construction = 100): the default.
     Hnsw,
     /// IVFFlat, lists = rows / 1000 (√rows above a million rows).
     Ivfflat,
@@ -226,5 +268,22 @@ mod tests {
         assert!(equal.contains("NOTEGRAPH_READ_YOUR_WRITES_MS (5000)"), "{equal}");
         let shorter = ["--replica-max-lag-ms", "800", "--read-your-writes-ms", "500"];
         assert!(parse::<DatabaseConfig>(&shorter).check_read_your_writes().is_err());
+    }
+
+    #[test]
+    fn the_writes_share_is_below_the_pool_size() {
+        let default = parse::<DatabaseConfig>(&[]);
+        assert_eq!(default.max_concurrent_writes(), DEFAULT_DB_MAX_CONNECTIONS / 4);
+        assert!(default.check_write_share().is_ok());
+        let whole = parse::<DatabaseConfig>(&["--max-concurrent-writes", "16"]).check_write_share().unwrap_err();
+        assert!(whole.contains("NOTEGRAPH_MAX_CONCURRENT_WRITES (16)"), "{whole}");
+        assert!(whole.contains("NOTEGRAPH_DB_MAX_CONNECTIONS (16)"), "{whole}");
+        let small_pool = parse::<DatabaseConfig>(&["--db-max-connections", "2"]);
+        assert_eq!(small_pool.max_concurrent_writes(), 1);
+        assert!(small_pool.check_write_share().is_ok());
+        assert!(parse::<DatabaseConfig>(&["--db-max-connections", "1"]).check_write_share().is_ok());
+        let one = ["--db-max-connections", "1", "--max-concurrent-writes", "1"];
+        assert!(parse::<DatabaseConfig>(&one).check_write_share().is_err());
+        assert!(try_parse::<DatabaseConfig>(&["--max-concurrent-writes", "0"]).is_err(), "no writes at all");
     }
 }

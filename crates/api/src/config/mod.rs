@@ -108,7 +108,8 @@ impl Config {
     /// fire first, so that its precise error reaches the client and its
     /// work stops. Also
     /// refuses what the database section itself refuses
-    /// ([`DatabaseConfig::check_read_your_writes`]).
+    /// ([`DatabaseConfig::check_read_your_writes`],
+    /// [`DatabaseConfig::check_write_share`]).
     pub fn check_timeouts(&self) -> Result<(), String> {
         let (http, graphql, db) =
             (self.server.http_timeout_ms, self.graphql.graphql_timeout_ms, self.database.db_timeout_ms);
@@ -125,7 +126,8 @@ impl Config {
                  so that a slow body is answered 408 before the whole request times out"
             ));
         }
-        self.database.check_read_your_writes()
+        self.database.check_read_your_writes()?;
+        self.database.check_write_share()
     }
 
     /// Whether introspection queries are answered: as set, else on outside

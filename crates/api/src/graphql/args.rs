@@ -73,7 +73,7 @@ pub(crate) fn tag_lookup(name: &str) -> Result<String, ApiError> {
 }
 
 /// Validates and normalises a tag list: deduplicated and sorted (the order
-/// `db::tags::link` needs).
+/// note write statements of `db::notes` need).
 pub(crate) fn tags(names: &[String]) -> Result<Vec<String>, ApiError> {
     let set: BTreeSet<String> = names.iter().map(|n| normalize_tag(n)).collect();
     if set.len() > MAX_TAGS {

@@ -25,6 +25,7 @@ mod schema;
 mod subscription;
 mod trusted;
 mod types;
+mod writes;
 
 pub use crate::source::Source;
 pub use admission::Admission;
@@ -40,6 +41,7 @@ pub use schema::{AppSchema, BatchedSchema, SchemaDeps, SchemaSettings, build_sch
 pub use subscription::{Stopping, SubscriptionRoot, TokenExpiry};
 pub use trusted::TrustedDocuments;
 pub(crate) use trusted::sha256_hex;
+pub use writes::WriteShare;
 
 use std::sync::Arc;
 

@@ -1,7 +1,8 @@
 //! `MutationRoot`: create, update and delete notes. Only a signed-in viewer
 //! writes, and only the author changes a note; a note the viewer cannot see
 //! is NOT_FOUND, exactly as if it did not exist. A write is acknowledged
-//! only after its transaction commits.
+//! only after its transaction commits. Each write is one statement
+//! (`db::notes`), and its answer is made from what that statement returned.
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use db::NoteId;
@@ -9,12 +10,14 @@ use db::notes::{NewNote, NotePatch, NoteRow};
 
 use super::embedding::{embed_text, embedder};
 use super::types::{Note, Visibility};
+use super::writes::{RETRY_AFTER_SECS, WriteShare};
 use super::{args, loaders, pool, signed_in};
 use crate::error::ApiError;
 use crate::response_cache::Invalidation;
 
-/// How often an update re-reads and retries when the note changed between
-/// its read and its write (optimistic concurrency on `updated_at`).
+/// How often an update or delete retries when the note changed between its
+/// read (the statement's snapshot, or the read of an update that embeds)
+/// and its write (optimistic concurrency on `updated_at`).
 const UPDATE_ATTEMPTS: usize = 5;
 
 /// Root of all writes.
@@ -63,13 +66,13 @@ impl MutationRoot {
         let invalidation = invalidation(ctx)?;
         let writer = invalidation.writes.next_write();
         // Under the request's budget, like every read (db::within).
-        let created = db::within(pool(ctx)?, loaders::budget(), async |db| db::notes::insert(db, &new, writer).await);
-        let created = created.await.map_err(|err| match err {
+        let insert = async |db: &mut db::PgConnection| db::notes::insert(db, &new, writer).await;
+        let created = write(ctx, insert).await?.map_err(|err| match err {
             db::Error::NotFound => ApiError::Unauthenticated("the token's user does not exist".into()),
             other => ApiError::from(other),
         })?;
         written(ctx, invalidation, &created.written);
-        Ok(Note::from(created.row))
+        Ok(Note::from(created))
     }
 
     /// Only the author may update.
@@ -84,26 +87,33 @@ impl MutationRoot {
             embedding: None,
             embedded_with: None,
         };
+        // Title and body feed the embedding. Given both, it is made from
+        // them alone and the update is one statement; given one, the other
+        // must be read first (the embedder is outside the database), and
+        // the update applies only if the note is still as read.
+        if let (Some(title), Some(body)) = (&patch.title, &patch.body) {
+            patch.embedding = Some(embed_text(ctx, &embed::note_text(title, body)).await?);
+            patch.embedded_with = Some(embedder(ctx)?.identity());
+        }
+        let needs_read = patch.title.is_some() != patch.body.is_some();
         for _ in 0..UPDATE_ATTEMPTS {
-            let current = authored_note(ctx, id, author).await?;
-            // Title and body feed the embedding, so a change to either
-            // re-embeds the note as it will read after the update (the
-            // current row can differ between attempts).
-            if patch.title.is_some() || patch.body.is_some() {
+            let mut read_at = None;
+            if needs_read {
+                let current = authored_note(ctx, id, author).await?;
                 let title = patch.title.as_deref().unwrap_or(&current.title);
                 let body = patch.body.as_deref().unwrap_or(&current.body);
                 patch.embedding = Some(embed_text(ctx, &embed::note_text(title, body)).await?);
                 patch.embedded_with = Some(embedder(ctx)?.identity());
+                read_at = Some(current.updated_at);
             }
             let invalidation = invalidation(ctx)?;
             let writer = invalidation.writes.next_write();
-            let read_at = current.updated_at;
             let update =
                 async |db: &mut db::PgConnection| db::notes::update(db, id, author, read_at, &patch, writer).await;
-            let updated = db::within(pool(ctx)?, loaders::budget(), update).await.map_err(ApiError::from)?;
+            let updated = write(ctx, update).await?.map_err(not_theirs)?;
             if let Some(changed) = updated {
                 written(ctx, invalidation, &changed.written);
-                return Ok(Note::from(changed.row));
+                return Ok(Note::from(changed));
             }
         }
         tracing::warn!(note.id = %id, "note kept changing during update");
@@ -114,16 +124,47 @@ impl MutationRoot {
     async fn delete_note(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let author = signed_in(ctx)?;
         let id: NoteId = args::parse_id(&id, "note")?;
-        // Only tells NOT_FOUND from FORBIDDEN: the event is built from what
-        // the delete's own transaction read.
-        authored_note(ctx, id, author).await?;
-        let invalidation = invalidation(ctx)?;
-        let writer = invalidation.writes.next_write();
-        let delete = async |db: &mut db::PgConnection| db::notes::delete(db, id, author, writer).await;
-        let deleted = db::within(pool(ctx)?, loaders::budget(), delete).await.map_err(ApiError::from)?;
-        let deleted = deleted.ok_or_else(|| ApiError::NotFound("note not found".into()))?;
-        written(ctx, invalidation, &deleted.written);
-        Ok(ID(deleted.row.id.to_string()))
+        for _ in 0..UPDATE_ATTEMPTS {
+            let invalidation = invalidation(ctx)?;
+            let writer = invalidation.writes.next_write();
+            let delete = async |db: &mut db::PgConnection| db::notes::delete(db, id, author, writer).await;
+            let deleted = write(ctx, delete).await?.map_err(not_theirs)?;
+            if let Some(deleted) = deleted {
+                written(ctx, invalidation, &deleted.written);
+                return Ok(ID(deleted.row.id.to_string()));
+            }
+        }
+        tracing::warn!(note.id = %id, "note kept changing during delete");
+        Err(ApiError::ServiceUnavailable.into())
+    }
+}
+
+/// Runs one write statement in the writes' share of the pool
+/// ([`WriteShare`]) and under the request's budget, like every read
+/// (`db::within`). The outer error is the share's refusal (nothing was
+/// sent), answered with `Retry-After`; the inner one the statement's.
+async fn write<T>(
+    ctx: &Context<'_>,
+    statement: impl AsyncFnOnce(&mut db::PgConnection) -> Result<T, db::Error>,
+) -> Result<Result<T, db::Error>, ApiError> {
+    let share = ctx.data::<WriteShare>().map_err(|_| super::missing("the writes' share"))?;
+    let budget = loaders::budget();
+    let place = share.admit(budget).await.inspect_err(|_| {
+        ctx.append_http_header(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS);
+    })?;
+    let result = db::within(pool(ctx)?, budget, statement).await;
+    drop(place);
+    Ok(result)
+}
+
+/// The errors of a write to an existing note, in the words of
+/// [`authored_note`]: NOT_FOUND when it does not exist or the viewer cannot
+/// see it, FORBIDDEN when it is someone else's public note.
+fn not_theirs(err: db::Error) -> ApiError {
+    match err {
+        db::Error::NotFound => ApiError::NotFound("note not found".into()),
+        db::Error::NotOwner => ApiError::Forbidden("only the author may change this note".into()),
+        other => ApiError::from(other),
     }
 }
 

@@ -50,6 +50,8 @@ pub struct SchemaDeps {
     pub stopping: Stopping,
     /// What writes invalidate in the response cache.
     pub invalidation: Invalidation,
+    /// The writes' share of the pool.
+    pub writes: super::WriteShare,
     /// The read replica queries may read, when one is configured.
     pub replica: Option<ReadReplica>,
     /// The only documents that may execute, when configured.
@@ -287,7 +289,8 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         .data(deps.events)
         .data(deps.subscription_caps)
         .data(deps.stopping)
-        .data(deps.invalidation);
+        .data(deps.invalidation)
+        .data(deps.writes);
     if let Some(hot_fields) = deps.hot_fields {
         builder = builder.extension(hot_fields);
     }
@@ -330,6 +333,7 @@ pub(crate) fn offline(limits: OperationLimits, timeout: Duration) -> BatchedSche
         }),
         stopping: Stopping(tokio::sync::watch::channel(false).1),
         invalidation: Invalidation::new(None, None, Duration::from_secs(1)),
+        writes: super::WriteShare::new(1, Duration::from_secs(1)),
         replica: None,
         trusted: None,
         hot_fields: None,

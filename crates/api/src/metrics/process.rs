@@ -11,7 +11,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::process_collector::ProcessCollector;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use super::LATENCY_BUCKETS;
 
@@ -37,6 +39,12 @@ pub(crate) struct Process {
     pub(crate) batch_duration: HistogramVec,
     /// `loader_loads_total{loader}`: keys loaded, the sum of batch sizes.
     pub(crate) loads: IntCounterVec,
+    /// `notegraph_writes{state}`: writes waiting for a place among the
+    /// writes in flight, and holding one (`crate::graphql::WriteShare`).
+    writes: IntGaugeVec,
+    /// `notegraph_writes_refused_total`: writes answered SERVICE_UNAVAILABLE
+    /// after waiting too long for a place.
+    writes_refused: IntCounter,
     subscriptions_open: IntGauge,
     subscription_events: IntCounterVec,
     embedding_calls: IntCounterVec,
@@ -88,6 +96,17 @@ impl Process {
                 Opts::new("notegraph_loader_loads_total", "Keys loaded by loader batches."),
                 &["loader"],
             )?,
+            writes: IntGaugeVec::new(
+                Opts::new(
+                    "notegraph_writes",
+                    "Write statements by state: waiting for a place in the writes' share of the pool, or in flight.",
+                ),
+                &["state"],
+            )?,
+            writes_refused: IntCounter::new(
+                "notegraph_writes_refused_total",
+                "Writes answered SERVICE_UNAVAILABLE after waiting too long for a place (nothing was written).",
+            )?,
             subscriptions_open: IntGauge::new("notegraph_subscriptions_open", "Subscriptions open now.")?,
             subscription_events: IntCounterVec::new(
                 Opts::new("notegraph_subscription_events_total", "Subscription events, by outcome: sent or dropped."),
@@ -119,6 +138,8 @@ pub(crate) fn register(registry: &Registry) -> Result<(), prometheus::Error> {
     registry.register(Box::new(p.batch_size.clone()))?;
     registry.register(Box::new(p.batch_duration.clone()))?;
     registry.register(Box::new(p.loads.clone()))?;
+    registry.register(Box::new(p.writes.clone()))?;
+    registry.register(Box::new(p.writes_refused.clone()))?;
     registry.register(Box::new(p.subscriptions_open.clone()))?;
     registry.register(Box::new(p.subscription_events.clone()))?;
     registry.register(Box::new(p.embedding_calls.clone()))?;
@@ -158,4 +179,27 @@ pub fn embedding_call(ok: bool, elapsed: Duration) {
 /// The timing series of one hot field (`Type.field`).
 pub(crate) fn field_histogram(field: &str) -> Histogram {
     PROCESS.field_duration.with_label_values(&[field])
+}
+
+/// The states of a write in the writes' share of the pool: the label
+/// values of `notegraph_writes`, a closed set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WriteState {
+    /// Waiting for a place.
+    Waiting,
+    /// Holding one: its statement waits for a connection or runs.
+    InFlight,
+}
+
+/// The gauge of writes in `state`.
+pub(crate) fn writes(state: WriteState) -> IntGauge {
+    PROCESS.writes.with_label_values(&[match state {
+        WriteState::Waiting => "waiting",
+        WriteState::InFlight => "in_flight",
+    }])
+}
+
+/// A write was refused for want of a place.
+pub(crate) fn write_refused() {
+    PROCESS.writes_refused.inc();
 }

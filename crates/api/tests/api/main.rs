@@ -53,3 +53,4 @@ mod traces;
 mod trusted;
 mod vector_search;
 mod visibility;
+mod write_share;

@@ -12,6 +12,10 @@
 //! the same executor, runtime and loader machinery (`note(id:)` is a
 //! loader), which is what used to split batches under contention.
 //!
+//! Writes are counted the same way: each mutation is one statement that
+//! writes, links tags and notifies (an update of the title or body alone
+//! reads the note first, to embed its other half).
+//!
 //! Each condition runs 50 times in the stress step (`just stress`) and 5
 //! times in the default suite, where the tests of this module run one at a
 //! time beside the others (.config/nextest.toml, group `exclusive`).
@@ -51,6 +55,11 @@ const BACKGROUND: &[&str] = &[
 
 /// Statement texts a request ran, with their calls.
 type Calls = BTreeMap<String, i64>;
+
+/// The background mix without its loader read, beside a counted request
+/// that runs the same loader statement (an update that reads the note it
+/// embeds): the statement would be both counted and ignored.
+const BACKGROUND_WITHOUT_LOADERS: &[&str] = &[BACKGROUND[0], BACKGROUND[1], BACKGROUND[3]];
 
 /// The statements one request ran, leaving out texts in `ignore`.
 async fn count_one(app: &TestApp, query: &str, ignore: &BTreeSet<String>) -> (i64, Calls) {
@@ -127,7 +136,7 @@ struct Background {
 }
 
 impl Background {
-    fn start(app: &TestApp) -> Self {
+    fn start(app: &TestApp, mix: &'static [&'static str]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..CONCURRENT)
             .map(|i| {
@@ -135,7 +144,7 @@ impl Background {
                 tokio::spawn(async move {
                     let mut n = i;
                     while !stop.load(Ordering::Relaxed) {
-                        let query = BACKGROUND[n % BACKGROUND.len()];
+                        let query = mix[n % mix.len()];
                         let response = client.post(&url).bearer_auth("test-token").json(&json!({ "query": query }));
                         let body: serde_json::Value = response.send().await.unwrap().json().await.unwrap();
                         assert!(body.get("errors").is_none(), "background request failed: {body}");
@@ -157,6 +166,18 @@ impl Background {
 
 /// Checks `query` in every condition. `options` reach the test's database.
 async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
+    assert_each(options, BACKGROUND, &|| query.to_owned(), expected).await;
+}
+
+/// Checks the requests `next` makes, one per run, in every condition,
+/// beside `mix` as the background (a write's request differs from run to
+/// run: a delete cannot delete the same note twice).
+async fn assert_each(
+    options: PgConnectOptions,
+    mix: &'static [&'static str],
+    next: &dyn Fn() -> String,
+    expected: i64,
+) {
     let app = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
     let evictions = app.statement_evictions().await;
 
@@ -164,10 +185,11 @@ async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
     // be one the counted query runs, or the counts below would be unsound.
     let nothing = BTreeSet::new();
     let mut ignore = BTreeSet::new();
-    for background in BACKGROUND {
+    for background in mix {
         ignore.extend(count_one(&app, background, &nothing).await.1.into_keys());
     }
-    let (_, own) = count_one(&app, query, &nothing).await;
+    let query = next();
+    let (_, own) = count_one(&app, &query, &nothing).await;
     assert!(own.keys().all(|text| !ignore.contains(text)), "background and counted statements overlap: {own:#?}");
 
     for busy in [false, true] {
@@ -177,23 +199,23 @@ async fn assert_exact(options: PgConnectOptions, query: &str, expected: i64) {
         let mut cold = Tally::default();
         for _ in 0..runs() {
             let fresh = TestApp::spawn_multi_threaded(options.clone(), NO_CACHE).await;
-            cold.record(expected, count_one(&fresh, query, &ignore).await);
+            cold.record(expected, count_one(&fresh, &next(), &ignore).await);
         }
-        cold.check(&label("cold (first request of a fresh server)"), query, expected);
+        cold.check(&label("cold (first request of a fresh server)"), &query, expected);
 
         let mut warm = Tally::default();
         for _ in 0..runs() {
-            warm.record(expected, count_one(&app, query, &ignore).await);
+            warm.record(expected, count_one(&app, &next(), &ignore).await);
         }
-        warm.check(&label("warm"), query, expected);
+        warm.check(&label("warm"), &query, expected);
 
-        let background = Background::start(&app);
+        let background = Background::start(&app, mix);
         let mut loaded = Tally::default();
         for _ in 0..runs() {
-            loaded.record(expected, count_one(&app, query, &ignore).await);
+            loaded.record(expected, count_one(&app, &next(), &ignore).await);
         }
         background.finish().await;
-        loaded.check(&label("32 concurrent requests"), query, expected);
+        loaded.check(&label("32 concurrent requests"), &query, expected);
     }
     // An entry evicted and made again between two readings loses its
     // calls: raise pg_stat_statements.max (the embedded Postgres sets it).
@@ -287,4 +309,78 @@ async fn a_loader_statement_is_planned_once_per_connection(_: PgPoolOptions, opt
     .await
     .unwrap();
     assert_eq!((generic, custom), (20, 0), "executions on the generic plan, and plans made for one execution");
+}
+
+/// A create with tags, answered with every field of the note, its author
+/// and its tags: all of it from the one statement that writes the note,
+/// its tags and their links and sends the event.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_create_with_tags_costs_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    let query = r#"mutation { createNote(input: { title: "Counted", body: "Made by the statement test", tags: ["tag3", "new-tag"] }) {
+        id title body visibility createdAt updatedAt author { name } tags { name } } }"#;
+    assert_exact(options, query, 1).await;
+}
+
+/// Updates that need nothing read first: a new title and body (embedded
+/// from the input alone), or visibility and tags, answered with the
+/// note's fields, author and tags. Each run alternates between the two, so
+/// that the note's tags really change every time.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn an_update_costs_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    // Note 30 is user 1's (the token's), away from the background's 7-9.
+    let run = std::sync::atomic::AtomicUsize::new(0);
+    let next = || {
+        let input = match run.fetch_add(1, Ordering::Relaxed) % 2 {
+            0 => r#"{ title: "Counted", body: "Updated by the statement test" }"#,
+            _ => r#"{ visibility: PRIVATE, tags: ["tag1", "other"] }"#,
+        };
+        format!(
+            r#"mutation {{ updateNote(id: "30", input: {input}) {{ id title body visibility updatedAt author {{ name }} tags {{ name }} }} }}"#
+        )
+    };
+    assert_each(options, BACKGROUND, &next, 1).await;
+}
+
+/// An update of the title alone costs two statements, in every condition:
+/// the embedding is of title and body together and is made outside the
+/// database, so the body must be read (the note loader's statement) before
+/// the write can be sent. The write itself is still one statement, which
+/// applies only if the note is still as read.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn an_update_of_the_title_alone_costs_two_statements(_: PgPoolOptions, options: PgConnectOptions) {
+    let run = std::sync::atomic::AtomicUsize::new(0);
+    let next = || {
+        let n = run.fetch_add(1, Ordering::Relaxed);
+        format!(
+            r#"mutation {{ updateNote(id: "30", input: {{ title: "Title {n}" }}) {{ id title tags {{ name }} }} }}"#
+        )
+    };
+    assert_each(options, BACKGROUND_WITHOUT_LOADERS, &next, 2).await;
+}
+
+/// A delete: one statement reads the note and its tags for the event,
+/// deletes it and sends the event. Every run deletes a note of its own.
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_delete_costs_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await.unwrap();
+    // One note per run (six conditions) and one for the overlap check,
+    // each with tags, by the token's user.
+    let count = (6 * runs() + 1) as i64;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "with made as (insert into notes (author_id, title, body, embedding) \
+             select 1, 'To delete ' || i, 'Deleted by the statement test', (select embedding from notes where id = 1) \
+             from generate_series(1, $1) i returning id), \
+         linked as (insert into note_tags (note_id, tag_id) select made.id, t.id from made, tags t where t.id <= 3) \
+         select id from made order by id",
+    )
+    .bind(count)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let ids = std::sync::Mutex::new(ids);
+    let next = || {
+        let id = ids.lock().unwrap().pop().expect("a note left to delete");
+        format!(r#"mutation {{ deleteNote(id: "{id}") }}"#)
+    };
+    assert_each(options, BACKGROUND, &next, 1).await;
 }

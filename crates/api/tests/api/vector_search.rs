@@ -201,6 +201,37 @@ async fn serve_switches_the_vector_index_to_ivfflat_and_back(_: PgPoolOptions, o
     }
 }
 
+/// The HNSW index's options, as `pg_class` lists them.
+async fn hnsw_options(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("select unnest(reloptions) from pg_class where relname = 'notes_embedding_hnsw_idx'")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn serve_rebuilds_an_hnsw_index_built_with_other_options(_: PgPoolOptions, options: PgConnectOptions) {
+    // The migrations leave the m = 24 index of 20261128000001; the
+    // default is now m = 16, ef_construction = 100.
+    let app = TestApp::spawn(options.clone()).await;
+    load(&app.pool).await;
+    assert_eq!(hnsw_options(&app.pool).await, ["m=24", "ef_construction=128"]);
+    let url = database_url(&options);
+    let (mut server, mut logs) = serve_process(&[
+        ("DATABASE_URL", url.as_str()),
+        ("NOTEGRAPH_LISTEN", "127.0.0.1:0"),
+        ("NOTEGRAPH_VECTOR_INDEX", "hnsw"),
+    ]);
+    let base = format!("http://{}", serving_address(&mut logs).await);
+    assert_eq!(vector_indexes(&app.pool).await, ["notes_embedding_hnsw_idx"], "one index, under its name");
+    assert_eq!(hnsw_options(&app.pool).await, ["m=16", "ef_construction=100"]);
+    let request = json!({ "query": SEARCH, "variables": { "v": at(0.0), "first": 3 } });
+    let response = reqwest::Client::new().post(format!("{base}/graphql")).json(&request).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_hits(&hits(&body["data"]), &[public(1), public(2), public(3)]);
+    server.kill().await.unwrap();
+}
+
 /// Calls of the statement that sets `hnsw.ef_search` for one search (its
 /// setting's name is a constant, which pg_stat_statements hides: the
 /// statement names its column after it).

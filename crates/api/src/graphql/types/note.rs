@@ -61,6 +61,14 @@ impl From<NoteRow> for Note {
     }
 }
 
+impl From<db::notes::ChangedNote> for Note {
+    /// A note as its write statement returned it, with its author (when
+    /// returned) and tags: answering a mutation reads nothing more.
+    fn from(changed: db::notes::ChangedNote) -> Self {
+        Note { row: changed.row, author: changed.author, tags: Some(changed.tags) }
+    }
+}
+
 impl Note {
     /// Only its author may see it.
     pub(crate) fn is_private(&self) -> bool {

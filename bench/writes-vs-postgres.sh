@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Creates through the server against the same inserts sent straight to
+# Postgres (docs/PERFORMANCE.md, "Writes"): first pgbench runs the
+# createNote statement itself — the note with its embedding, three tags,
+# their links and the notify, one statement as the server sends it — at
+# increasing fixed rates; then `just load-test create` ramps creates
+# through the server. Same database, same index, one run. For each
+# pgbench rate it prints the rate reached, p99, errors and the CPU of
+# Postgres and pgbench; the highest rate with p99 < 200 ms and 0 errors
+# is pgbench's held rate, to set beside the load test's "highest rate that
+# held" (its report, under target/load/, has the server's and Postgres's
+# CPU).
+#
+#   DATABASE_URL=… bash bench/writes-vs-postgres.sh [rates…]
+#
+# rates default to 100 200 300 400 600 800 1000 (creates/s), DURATION
+# (seconds, default 30) each. Needs the default data set (`notegraph
+# seed`): user 1 and the notes' embeddings. The rows pgbench writes are
+# deleted at the end. pgbench comes from PATH or the embedded Postgres's
+# installation under .notegraph (or NOTEGRAPH_DATA_DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${DATABASE_URL:?set DATABASE_URL to a database seeded with the default data set}"
+DURATION=${DURATION:-30}
+rates=("$@")
+[ ${#rates[@]} -gt 0 ] || rates=(100 200 300 400 600 800 1000)
+data_dir=${NOTEGRAPH_DATA_DIR:-.notegraph}
+bin=$(dirname "$(command -v pgbench || find "$data_dir/postgres" -name pgbench -path '*bin*' | head -1)")
+[ -x "$bin/pgbench" ] || { echo "pgbench not found on PATH or under $data_dir/postgres" >&2; exit 1; }
+psql() { "$bin/psql" "$DATABASE_URL" -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The statement createNote sends (crates/db/src/notes.rs, INSERT), with
+# pgbench variables for its parameters: a title, three of the data set's
+# tags and the embedding of an existing note plus nothing (the index cost
+# of a vector is the same).
+cat >"$work/create.sql" <<'SQL'
+\set n random(1, 100000)
+\set t1 random(1, 200)
+\set t2 random(1, 200)
+\set t3 random(1, 200)
+with ins as (
+    insert into notes as n (author_id, title, body, visibility, embedding, embedded_with)
+    select 1, 'pgbench create ' || :n, 'Written by bench/writes-vs-postgres.sh; removed after the run.',
+           'public'::text::note_visibility, e.embedding, 'pgbench'
+    from notes e where e.id = :n
+    returning n.id, n.author_id, n.title, n.body, n.visibility, n.created_at, n.updated_at
+), after as (
+    insert into tags (name)
+    select distinct name from tags where id in (:t1, :t2, :t3) and exists (select 1 from ins)
+    order by name
+    on conflict (name) do update set name = excluded.name
+    returning id, name
+), links as (
+    insert into note_tags (note_id, tag_id) select ins.id, after.id from ins, after
+)
+select n.id, u.name, array(select name from after order by name),
+       pg_notify('notegraph_writes', json_build_object('kind', 'created', 'note', n.id, 'author', n.author_id,
+           'visibility', n.visibility, 'tags', array(select name from after order by name),
+           'at', n.updated_at)::text)
+from ins n join users u on u.id = n.author_id;
+SQL
+
+# CPU (in clock ticks) of this database's Postgres and no other on the
+# machine: its postmaster (from postmaster.pid in its data directory), with
+# the CPU of the children it has reaped (cutime + cstime: pgbench's
+# backends, which exit with it), and the children alive now.
+postmaster=$(head -1 "$(psql -c 'show data_directory')/postmaster.pid")
+pg_ticks() {
+  local total pid t
+  total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$postmaster/stat")
+  for pid in $(pgrep -P "$postmaster" || true); do
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
+echo "| rate asked (/s) | reached (/s) | p99 (ms) | errors | Postgres CPU (cores) | pgbench CPU (cores) |"
+echo "|---|---|---|---|---|---|"
+held=0
+for rate in "${rates[@]}"; do
+  before=$(pg_ticks)
+  start=$(date +%s.%N)
+  /usr/bin/env time -f "%U %S" -o "$work/time" \
+    "$bin/pgbench" "$DATABASE_URL" -n -f "$work/create.sql" -c 8 -j 2 -R "$rate" -T "$DURATION" \
+    -l --log-prefix="$work/log" >"$work/out" 2>&1 || true
+  elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+  after=$(pg_ticks)
+  read -r user sys <"$work/time"
+  # Per-transaction logs: field 3 is the latency in µs; errors are lines
+  # of pgbench's output naming a failed client.
+  stats=$(cat "$work"/log* | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END {
+    if (NR == 0) { print "0 0"; exit } i = int(NR * 0.99); if (i < 1) i = 1; printf "%d %.1f", NR, a[i] / 1000 }')
+  rm -f "$work"/log*
+  read -r count p99 <<<"$stats"
+  errors=$(grep -ciE "error|aborted" "$work/out" || true)
+  reached=$(echo "scale=1; $count / $DURATION" | bc)
+  pg_cores=$(echo "scale=2; ($after - $before) / $hz / $elapsed" | bc)
+  bench_cores=$(echo "scale=2; ($user + $sys) / $elapsed" | bc)
+  echo "| $rate | $reached | $p99 | $errors | $pg_cores | $bench_cores |"
+  if [ "$errors" = 0 ] && [ "$(echo "$p99 < 200" | bc)" = 1 ] && [ "$(echo "$reached >= $rate * 0.95" | bc)" = 1 ]; then
+    held=$rate
+  fi
+done
+echo
+echo "pgbench alone held $held creates/s (p99 < 200 ms, 0 errors)"
+psql -c "delete from notes where embedded_with = 'pgbench'" >/dev/null
+
+if [ -x target/production/notegraph ]; then
+  echo "then the server, same database (just load-test create):"
+  just load-test create
+else
+  echo "target/production/notegraph is missing: build it (cargo build --profile production), then run \`just load-test create\` against the same database"
+fi
