@@ -1,6 +1,6 @@
 //! A failed loader batch: every resolver waiting on it gets an INTERNAL
 //! error, and the failure is logged once, by the batch, not once per
-//! waiting resolver (a 50-note page would otherwise log it 50 times).
+//! waiting resolver (a page of 30 users would otherwise log it 30 times).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -44,22 +44,24 @@ impl Captured {
 async fn a_failed_batch_fails_every_waiting_resolver_and_is_logged_once(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange: the server runs on this test's thread (a current-thread
     // runtime), so a thread-local subscriber sees its logs. Breaking the
-    // tags table makes the tags-by-note batch fail while the notes list,
-    // which does not read it, still works.
+    // notes table makes the notes-by-author batch fail while the users
+    // list, which does not read it, still works. (A page of notes brings
+    // its tags in its own statement, so breaking the tags no longer fails
+    // a batch under a working list.)
     let logs = Captured::default();
     let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = TestApp::spawn(options).await;
-    sqlx::query("alter table note_tags rename to note_tags_gone").execute(&app.pool).await.unwrap();
+    sqlx::query("alter table notes rename to notes_gone").execute(&app.pool).await.unwrap();
 
-    // Act
-    let (_, body) = app.post(Some("test-token"), "{ notes(first: 50) { id tags { name } } }", json!({})).await;
+    // Act: thirty users, each waiting on the one batch of their notes.
+    let (_, body) = app.post(Some("test-token"), "{ users(first: 30) { id notes(first: 2) { id } } }", json!({})).await;
 
     // Assert
     let errors = body["errors"].as_array().expect("errors");
-    assert_eq!(errors.len(), 50, "{body}");
+    assert_eq!(errors.len(), 30, "{body}");
     assert!(errors.iter().all(|e| e["extensions"]["code"] == "INTERNAL"), "{body}");
-    assert!(!body.to_string().contains("note_tags"), "the client saw SQL: {body}");
+    assert!(!body.to_string().contains("notes_gone"), "the client saw SQL: {body}");
     assert_eq!(logs.lines_with("loader batch failed"), 1);
     assert_eq!(logs.lines_with("unexpected database error"), 0);
 }

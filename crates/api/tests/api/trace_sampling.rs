@@ -19,7 +19,7 @@ use crate::helpers::TestApp;
 use crate::traces::recorder_with;
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
-const QUERY: &str = "query($first: Int!) { notes(first: $first) { id author { name } tags { name } } }";
+const QUERY: &str = "query($first: Int!) { notes(first: $first) { id author { name notes(first: 2) { id } } } }";
 
 /// Counts the spans the trace layer's filter lets through: under the same
 /// filter, it sees exactly what the OpenTelemetry layer would build data for.
