@@ -28,6 +28,7 @@ mod lifecycle;
 mod limits;
 mod loader_errors;
 mod metrics;
+mod minilm;
 mod mutations;
 mod overload;
 mod pgbouncer;
