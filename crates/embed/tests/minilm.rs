@@ -42,8 +42,10 @@ fn reference() -> Vec<(String, u64, Vec<f32>)> {
         .expect("cases")
         .iter()
         .map(|case| {
-            let vector = case["vector"].as_array().expect("vector").iter().map(|x| x.as_f64().unwrap() as f32);
-            (case["text"].as_str().unwrap().to_owned(), case["word_pieces"].as_u64().unwrap(), vector.collect())
+            let vector =
+                case["vector"].as_array().expect("vector").iter().map(|x| x.as_f64().expect("a number") as f32);
+            let text = case["text"].as_str().expect("text").to_owned();
+            (text, case["word_pieces"].as_u64().expect("word_pieces"), vector.collect())
         })
         .collect()
 }
