@@ -10,11 +10,15 @@
 //! `NOTEGRAPH_MODEL_DIR` when the environment sets it). Also: a
 //! contradictory choice of embedder stops start-up before anything starts.
 
+#[cfg(feature = "minilm")]
 use serde_json::{Value, json};
+#[cfg(feature = "minilm")]
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+#[cfg(feature = "minilm")]
 use crate::helpers::{ACQUIRE_TIMEOUT_MS, TestApp, data_dir, database_url, serve_process, serving_address};
 
+#[cfg(feature = "minilm")]
 const NOTES: [(&str, &str); 4] = [
     ("Sourdough starter, day 5", "Fed it rye flour twice; the bread finally rose and the crumb came out open."),
     ("Rust lifetimes", "The compiler rejected my function: the reference does not live long enough."),
@@ -23,15 +27,18 @@ const NOTES: [(&str, &str); 4] = [
 ];
 
 /// Each query, with the note a person means by it.
+#[cfg(feature = "minilm")]
 const QUERIES: [(&str, &str); 3] = [
     ("making a loaf at home", "Sourdough starter, day 5"),
     ("borrow checker errors", "Rust lifetimes"),
     ("vegetable garden in summer", "Tomatoes"),
 ];
 
+#[cfg(feature = "minilm")]
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2/384";
 
 /// The title of the first hit of `searchNotes(text:)` on the server at `base`.
+#[cfg(feature = "minilm")]
 async fn first_hit(client: &reqwest::Client, base: &str, text: &str) -> String {
     let query = "query($text: String) { searchNotes(text: $text, first: 3) { note { title } } }";
     let request = json!({ "query": query, "variables": { "text": text } });
