@@ -17,7 +17,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
 use crate::budgets::Budgets;
-use crate::config::{Config, CorsConfig, CorsOrigin, EmbeddingConfig, GraphqlConfig};
+use crate::config::{Config, CorsConfig, CorsOrigin, EmbedderKind, EmbeddingConfig, GraphqlConfig};
 use crate::graphql::{
     EventBus, HotFields, OperationLimits, SchemaDeps, SchemaSettings, Source, Stopping, SubscriptionCaps,
     SubscriptionLimits, TrustedDocuments, WriteShare, build_schema,
@@ -110,8 +110,9 @@ impl Application {
             let (max_lag, remember) = (config.database.replica_max_lag_ms, config.database.read_your_writes_ms);
             ReadReplica::new(source, Duration::from_millis(max_lag), Duration::from_millis(remember))
         });
-        let embedder = embedder(&config.embedding, Some(Duration::from_millis(config.graphql.graphql_timeout_ms)))
-            .context("building the embedder")?;
+        let ceiling = Some(Duration::from_millis(config.graphql.graphql_timeout_ms));
+        let embedder =
+            embedder(&config.embedding, &config.database.data_dir, ceiling).await.context("building the embedder")?;
         let cache = config.cache.cache_enabled.then(|| {
             cache::ResponseCache::new(cache::Config {
                 max_bytes: config.cache.cache_max_bytes,
@@ -385,26 +386,69 @@ fn cors(config: &CorsConfig) -> anyhow::Result<Option<CorsLayer>> {
     ))
 }
 
-/// The configured embedder: the HTTP provider behind its cache, or the
-/// built-in one (which needs no cache: it costs microseconds). A `ceiling`
-/// (the GraphQL execution timeout) caps the provider's time budget
+/// The configured embedder ([`EmbeddingConfig::kind`]): the built-in one
+/// (which needs no cache: it costs microseconds), or the local model or
+/// the HTTP provider, each behind the query cache. The model's files come
+/// from `NOTEGRAPH_MODEL_DIR`, or are installed once under `data_dir`; both
+/// that and loading run on a blocking thread. A `ceiling` (the GraphQL
+/// execution timeout) caps the HTTP provider's time budget
 /// ([`EmbeddingConfig::timeout`]).
-pub fn embedder(config: &EmbeddingConfig, ceiling: Option<Duration>) -> anyhow::Result<Arc<dyn embed::Embedder>> {
+pub async fn embedder(
+    config: &EmbeddingConfig,
+    data_dir: &std::path::Path,
+    ceiling: Option<Duration>,
+) -> anyhow::Result<Arc<dyn embed::Embedder>> {
     config.check().map_err(anyhow::Error::msg)?;
-    let Some(url) = &config.embed_url else {
-        return Ok(Arc::new(embed::HashEmbedder::new(config.embed_dimension)));
+    let inner: Arc<dyn embed::Embedder> = match config.kind().map_err(anyhow::Error::msg)? {
+        EmbedderKind::Hash => return Ok(Arc::new(embed::HashEmbedder::new(config.embed_dimension))),
+        EmbedderKind::Minilm => minilm(config.model_dir.clone(), data_dir.to_owned()).await?,
+        EmbedderKind::Http => {
+            let url = config.embed_url.clone().unwrap_or_default();
+            Arc::new(embed::HttpEmbedder::new(embed::HttpSettings {
+                url,
+                model: config.embed_model.clone(),
+                api_key: config.embed_api_key.as_ref().map(|key| key.expose().to_owned()),
+                dimension: config.embed_dimension,
+                timeout: config.timeout(ceiling),
+                max_retries: config.embed_max_retries,
+                batch_size: config.embed_batch_size,
+                propagate: Some(telemetry::inject_trace_context),
+            })?)
+        }
     };
-    let http = embed::HttpEmbedder::new(embed::HttpSettings {
-        url: url.clone(),
-        model: config.embed_model.clone(),
-        api_key: config.embed_api_key.as_ref().map(|key| key.expose().to_owned()),
-        dimension: config.embed_dimension,
-        timeout: config.timeout(ceiling),
-        max_retries: config.embed_max_retries,
-        batch_size: config.embed_batch_size,
-        propagate: Some(telemetry::inject_trace_context),
-    })?;
-    Ok(Arc::new(embed::CachedEmbedder::new(Arc::new(http), config.embed_cache_entries, config.embed_cache_bytes)))
+    Ok(Arc::new(embed::CachedEmbedder::new(inner, config.embed_cache_entries, config.embed_cache_bytes)))
+}
+
+/// all-MiniLM-L6-v2 from `model_dir`, or installed under `data_dir`.
+#[cfg(feature = "minilm")]
+async fn minilm(
+    model_dir: Option<std::path::PathBuf>,
+    data_dir: std::path::PathBuf,
+) -> anyhow::Result<Arc<dyn embed::Embedder>> {
+    let started = std::time::Instant::now();
+    let model = tokio::task::spawn_blocking(move || -> anyhow::Result<embed::MiniLmEmbedder> {
+        let dir = match model_dir {
+            Some(dir) => dir,
+            None => embed::install(&data_dir)?,
+        };
+        Ok(embed::MiniLmEmbedder::load(&dir)?)
+    })
+    .await??;
+    tracing::info!(
+        model = embed::MINILM_MODEL,
+        elapsed_ms = started.elapsed().as_millis(),
+        "loaded the embedding model"
+    );
+    Ok(Arc::new(model))
+}
+
+/// Never called: [`EmbeddingConfig::kind`] refuses minilm in a build without it.
+#[cfg(not(feature = "minilm"))]
+async fn minilm(
+    _model_dir: Option<std::path::PathBuf>,
+    _data_dir: std::path::PathBuf,
+) -> anyhow::Result<Arc<dyn embed::Embedder>> {
+    anyhow::bail!("this binary was built without the minilm embedder (cargo feature `minilm`)")
 }
 
 /// The server's own HTTPS when NOTEGRAPH_TLS_CERT_FILE and

@@ -10,7 +10,7 @@ use seed::{IndexKind, SeedError, SeedOptions};
 use crate::app::{self, Application};
 use crate::auth::Authenticator;
 use crate::cli::{Cli, Command, HealthcheckArgs, ReembedArgs, SeedArgs, TokenArgs};
-use crate::config::{self, Config, VectorIndex};
+use crate::config::{self, Config, EmbedderKind, VectorIndex};
 use crate::database::{Database, start_embedded};
 use crate::{console, graphql, shutdown, telemetry};
 
@@ -59,6 +59,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // not start (or install) Postgres first.
     config.check_safe_to_serve()?;
     config.check_timeouts().map_err(anyhow::Error::msg)?;
+    config.embedding.check().map_err(anyhow::Error::msg)?;
     // The TLS pair is checked here too (and loaded again by the build),
     // so that a wrong one fails before Postgres starts.
     app::server_tls(config)?;
@@ -69,6 +70,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
         let demo = SeedOptions { vector_index: config.database.vector_index.kind(), ..DEMO };
         seed::run(&database.pool, &demo, &embed::HashEmbedder::default()).await.context("loading demo data")?;
+        embed_demo_data(config, &database.pool).await?;
     }
     ensure_vector_index(&database.pool, config.database.vector_index).await?;
     let app = Application::build_on(listener, config, database.pool.clone(), database.read_pool.clone()).await?;
@@ -78,6 +80,26 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let served = app.run_until_stopped(stop).await;
     database.close().await?;
     served
+}
+
+/// The demo data is generated with the built-in embedder's vectors; with
+/// the local model configured, its notes are re-embedded by the model
+/// before the server opens, so that the first searches are by meaning
+/// (about 2,000 notes: docs/PERFORMANCE.md, "Vector search"). An HTTP
+/// provider is left alone: it would be billed for the demo; `notegraph
+/// reembed` does it on request.
+async fn embed_demo_data(config: &Config, pool: &db::PgPool) -> anyhow::Result<()> {
+    if config.embedding.kind().map_err(anyhow::Error::msg)? != EmbedderKind::Minilm {
+        return Ok(());
+    }
+    let embedder = app::embedder(&config.embedding, &config.database.data_dir, None).await?;
+    let started = std::time::Instant::now();
+    let options = crate::reembed::Options { batch: 256, max_batches: None };
+    let report = crate::reembed::run(pool, embedder.as_ref(), options, &mut std::io::sink())
+        .await
+        .context("embedding the demo data with the model")?;
+    tracing::info!(notes = report.done, elapsed_ms = started.elapsed().as_millis(), "demo data embedded by the model");
+    Ok(())
 }
 
 async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
@@ -151,8 +173,9 @@ pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex) -> anyho
 /// Re-embeds the notes the configured embedder did not make
 /// ([`crate::reembed`]), printing progress after each batch.
 async fn reembed(config: &Config, args: &ReembedArgs) -> anyhow::Result<()> {
+    config.embedding.check().map_err(anyhow::Error::msg)?;
     let database = Database::open(&config.database).await?;
-    let embedder = app::embedder(&config.embedding, None)?;
+    let embedder = app::embedder(&config.embedding, &config.database.data_dir, None).await?;
     check_embedding_dimension(&database.pool, embedder.dimension()).await?;
     let options = crate::reembed::Options { batch: args.batch, max_batches: args.max_batches };
     let outcome = crate::reembed::run(&database.pool, embedder.as_ref(), options, &mut std::io::stdout()).await;

@@ -83,6 +83,21 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_IVFFLAT_PROBES", db.ivfflat_probes.to_string()),
         ("NOTEGRAPH_VECTOR_INDEX", db.vector_index.name().to_owned()),
         (
+            "NOTEGRAPH_EMBEDDER",
+            match (config.embedding.embedder, config.embedding.kind()) {
+                (Some(named), _) => named.name().to_owned(),
+                (None, Ok(kind)) => format!("unset: {}", kind.name()),
+                (None, Err(_)) => "unset".to_owned(),
+            },
+        ),
+        (
+            "NOTEGRAPH_MODEL_DIR",
+            config.embedding.model_dir.as_ref().map_or_else(
+                || format!("unset: {}", db.data_dir.join("models").display()),
+                |dir| dir.display().to_string(),
+            ),
+        ),
+        (
             "NOTEGRAPH_EMBED_URL",
             config.embedding.embed_url.as_deref().map_or("unset: the built-in embedder".to_owned(), redact_url),
         ),

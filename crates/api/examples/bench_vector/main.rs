@@ -50,6 +50,13 @@ pub(crate) struct Args {
     /// Free-text queries through the default embedder.
     #[arg(long, default_value_t = 200)]
     text: i64,
+    /// Embed the free-text queries with the local model (all-MiniLM-L6-v2)
+    /// from this directory instead of the built-in embedder: for a
+    /// database whose notes the model embedded (`notegraph reembed` with
+    /// `NOTEGRAPH_EMBEDDER=minilm`).
+    #[cfg(feature = "minilm")]
+    #[arg(long)]
+    minilm_dir: Option<std::path::PathBuf>,
     /// Largest noise added to each component of a near query (components
     /// of a 384-dimension unit vector are about 0.05).
     #[arg(long, default_value_t = 0.02)]
@@ -208,13 +215,32 @@ async fn queries(pool: &PgPool, args: &Args) -> anyhow::Result<Vec<Query>> {
         .map(|(i, (id, vector, _))| Query { vector: noisy(vector, i as u64, args.noise), near: Some(*id) })
         .collect();
     let titles = db::bench::sample_notes(pool, 397, args.text + 1).await?;
-    let embedder = HashEmbedder::default();
-    for pair in titles.windows(2) {
-        let words: Vec<&str> =
-            pair[0].2.split_whitespace().take(3).chain(pair[1].2.split_whitespace().last()).collect();
-        queries.push(Query { vector: Vector::from(embedder.embed_one(&words.join(" "))), near: None });
+    let texts: Vec<String> = titles
+        .windows(2)
+        .map(|pair| {
+            let words: Vec<&str> =
+                pair[0].2.split_whitespace().take(3).chain(pair[1].2.split_whitespace().last()).collect();
+            words.join(" ")
+        })
+        .collect();
+    for vector in embed_texts(args, &texts)? {
+        queries.push(Query { vector: Vector::from(vector), near: None });
     }
     Ok(queries)
+}
+
+/// The free-text queries' vectors: the built-in embedder's, or the
+/// model's with `--minilm-dir`.
+fn embed_texts(args: &Args, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+    #[cfg(feature = "minilm")]
+    if let Some(dir) = &args.minilm_dir {
+        let model = embed::MiniLmEmbedder::load(dir)?;
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        return Ok(model.embed_blocking(&texts)?);
+    }
+    let _ = args;
+    let embedder = HashEmbedder::default();
+    Ok(texts.iter().map(|text| embedder.embed_one(text)).collect())
 }
 
 /// `vector` plus uniform noise in [-noise, noise] per component, from a

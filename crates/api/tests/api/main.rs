@@ -30,6 +30,7 @@ mod limits;
 mod list_pages;
 mod loader_errors;
 mod metrics;
+mod minilm;
 mod mutations;
 mod overload;
 mod pgbouncer;
