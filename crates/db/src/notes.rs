@@ -316,14 +316,29 @@ macro_rules! notify_written {
     };
 }
 
+/// Upserts the tags named by `$names` (a SQL array of names) once per row
+/// of `$from`, the written note, so that nothing is written when the note
+/// is not; returns each tag's `id` and `name`. Callers pass names sorted,
+/// so concurrent writers lock tag rows in the same order and cannot
+/// deadlock; `do update` (rather than `do nothing`) makes the upsert
+/// return the id of an existing tag too, even one another transaction
+/// inserted a moment ago.
+macro_rules! upsert_tags {
+    ($names:literal, $from:literal) => {
+        concat!(
+            "insert into tags (name) select unnest(",
+            $names,
+            ") from ",
+            $from,
+            " on conflict (name) do update set name = excluded.name returning id, name"
+        )
+    };
+}
+
 /// `createNote` in one statement: the note, its tags (created when new),
 /// the links and the event, in the statement's implicit transaction.
 ///
-/// The tag upsert reads `from ins`, so it writes nothing when the note is
-/// not written. Names are sorted, so concurrent writers lock tag rows in
-/// the same order and cannot deadlock; `do update` (rather than
-/// `do nothing`) makes the upsert return the id of an existing tag too,
-/// even one another transaction inserted a moment ago. A missing author
+/// The tags are upserted with `upsert_tags!` from `ins`. A missing author
 /// fails the foreign key at the statement's end, after the notify was
 /// queued: the whole transaction, the notify with it, is rolled back.
 const INSERT: &str = concat!(
@@ -331,11 +346,9 @@ const INSERT: &str = concat!(
          insert into notes as n (author_id, title, body, visibility, embedding, embedded_with) \
          values ($1, $2, $3, $4::text::note_visibility, $5::real[]::vector, $6) returning ",
     note_columns!(),
-    "), after as ( \
-         insert into tags (name) select unnest($7::text[]) from ins \
-         on conflict (name) do update set name = excluded.name \
-         returning id, name \
-     ), links as ( \
+    "), after as (",
+    upsert_tags!("$7::text[]", "ins"),
+    "), links as ( \
          insert into note_tags (note_id, tag_id) select ins.id, after.id from ins, after \
      ) \
      select ",
@@ -380,11 +393,9 @@ const UPDATE: &str = concat!(
            and n.xmin = (select xmin from cur) and n.updated_at = coalesce($3, n.updated_at) \
          returning ",
     note_columns!(),
-    "), tag_ids as ( \
-         insert into tags (name) select unnest($9::text[]) from upd \
-         on conflict (name) do update set name = excluded.name \
-         returning id, name \
-     ), unlinked as ( \
+    "), tag_ids as (",
+    upsert_tags!("$9::text[]", "upd"),
+    "), unlinked as ( \
          delete from note_tags nt using upd \
          where nt.note_id = upd.id and $9::text[] is not null and nt.tag_id not in (select id from tag_ids) \
      ), linked as ( \
