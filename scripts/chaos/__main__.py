@@ -138,9 +138,10 @@ def server_env():
     return {k: os.environ.get(k, v) for k, v in TIMEOUTS.items()}
 
 
-def freeze_scenario(args, run_dir, k6, binary, postgres, cleanup):
-    stack.log(f"freeze: the mix at {args.rate}/s; Postgres stopped {args.warmup:.0f} s in for {args.freeze:.0f} s")
-    out_dir = run_dir / "freeze"
+def watched_server(out_dir, binary, postgres, cleanup):
+    """A server for one scenario, logging into `out_dir`, with its resources
+    sampled from the start, and what it held idle (with Postgres's
+    backends) before any load: what the scenario's end is compared with."""
     out_dir.mkdir()
     env = server_env()
     server = stack.Server(binary, postgres.url, out_dir / "server.log", env).start()
@@ -150,6 +151,12 @@ def freeze_scenario(args, run_dir, k6, binary, postgres, cleanup):
     time.sleep(2)  # a few idle samples
     idle_before = dict(sampler.samples[-1])
     idle_before["backends"] = backends(postgres)
+    return out_dir, env, server, sampler, idle_before
+
+
+def freeze_scenario(args, run_dir, k6, binary, postgres, cleanup):
+    stack.log(f"freeze: the mix at {args.rate}/s; Postgres stopped {args.warmup:.0f} s in for {args.freeze:.0f} s")
+    out_dir, env, server, sampler, idle_before = watched_server(run_dir / "freeze", binary, postgres, cleanup)
     duration = f"{args.warmup + args.freeze + args.after:.0f}s"
     k6_env = stack.child_env(BASE_URL=server.base_url, DATA_FILE=str(run_dir / "data.json"), RATE=str(args.rate),
                              DURATION=duration, K6_CSV_TIME_FORMAT="unix_milli")
@@ -219,16 +226,7 @@ def freeze_scenario(args, run_dir, k6, binary, postgres, cleanup):
 
 def kill_scenario(args, run_dir, binary, postgres, cleanup):
     stack.log(f"kill: {args.writers} writers; the postmaster SIGKILLed 5 s in, restarted {args.down:.0f} s later")
-    out_dir = run_dir / "kill"
-    out_dir.mkdir()
-    env = server_env()
-    server = stack.Server(binary, postgres.url, out_dir / "server.log", env).start()
-    cleanup.append(server.stop)
-    sampler = faults.ResourceSampler(server)
-    sampler.start()
-    time.sleep(2)
-    idle_before = dict(sampler.samples[-1])
-    idle_before["backends"] = backends(postgres)
+    out_dir, env, server, sampler, idle_before = watched_server(run_dir / "kill", binary, postgres, cleanup)
     writer = faults.Writer(server, "test-token", args.writers, timeout=int(env["NOTEGRAPH_HTTP_TIMEOUT_MS"]) / 1000 + 30)
     cleanup.append(writer.stop)
     writer.start()
@@ -408,11 +406,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (subprocess.CalledProcessError, RuntimeError, OSError) as error:
-        stack.log(f"failed: {error}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        stack.log("interrupted; everything started was stopped")
-        sys.exit(130)
+    stack.run_main(main)

@@ -20,13 +20,12 @@ import datetime
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from . import analysis, chart, compare, fairness, profile, report, stack, timeline
 from .sampler import Sampler, pss_bytes, rss_bytes
-from .stack import ROOT, log
+from .stack import ROOT, log, run_main
 
 #: The concurrency cap `overload` runs the server with unless
 #: NOTEGRAPH_MAX_CONCURRENT_REQUESTS is set: low enough that this machine's
@@ -270,11 +269,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
-        sys.exit(130)
+    run_main(main)

@@ -32,6 +32,20 @@ def log(message):
     print(f"{LOG_PREFIX}: {message}", file=sys.stderr, flush=True)
 
 
+def run_main(main):
+    """Exits with what a runner's `main` returns: a failed step (a command,
+    a start-up, a file) ends it with one line and code 1 instead of a
+    traceback, and Ctrl-C with code 130 after the cleanups have run."""
+    try:
+        sys.exit(main())
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as error:
+        log(f"failed: {error}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log("interrupted; everything started was stopped")
+        sys.exit(130)
+
+
 def data_dir():
     """The project's data directory (tools and the embedded Postgres)."""
     return Path(os.environ.get("NOTEGRAPH_DATA_DIR") or ROOT / ".notegraph").resolve()

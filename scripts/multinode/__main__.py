@@ -193,11 +193,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (subprocess.CalledProcessError, RuntimeError, OSError) as error:
-        stack.log(f"failed: {error}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        stack.log("interrupted; everything started was stopped")
-        sys.exit(130)
+    stack.run_main(main)
