@@ -251,7 +251,8 @@ async fn a_hundred_item_list_costs_one_statement(_: PgPoolOptions, options: PgCo
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn every_shape_of_the_root_list_costs_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
     // Only tags, only authors, by author, by tag (with both): each one
-    // statement of its own text.
+    // statement of its own text. The stress step leaves this test at the
+    // default 5 runs (.config/nextest.toml says why).
     for query in [
         "{ notes(first: 50) { id tags { name } } }",
         "{ notes(first: 50) { title author { name } } }",
