@@ -197,6 +197,13 @@ fn author_of(row: &sqlx::postgres::PgRow) -> Result<UserRow, sqlx::Error> {
 /// tags are aggregated once for the whole page, as the pages of
 /// [`crate::pages`] do (`tag_ids`, `tag_names`; empty arrays for a note
 /// without tags).
+///
+/// The page's ids reach `note_tags` as an array (`= any(array(...))`),
+/// not as `in (select ...)`: the connections plan generically, and a
+/// generic plan does not know the page holds at most `first` notes, so it
+/// hashed the page and scanned all of `note_tags` (28 ms for a page of 50
+/// on the default data set, against 0.6 ms through the index with the
+/// array).
 fn list_query<'a>(
     including: Including,
     viewer: Viewer,
@@ -239,7 +246,7 @@ fn list_query<'a>(
                  select nt.note_id, array_agg(t.id order by t.name) as ids, \
                      array_agg(t.name order by t.name) as names \
                  from note_tags nt join tags t on t.id = nt.tag_id \
-                 where nt.note_id in (select id from page) \
+                 where nt.note_id = any(array(select id from page)) \
                  group by nt.note_id) g on g.note_id = page.id \
              order by page.id desc",
         );

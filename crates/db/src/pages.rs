@@ -185,7 +185,9 @@ macro_rules! pages_by_tags {
 /// or `users_with_pages!()`) whose notes carry their tags sorted by name
 /// (`tag_ids`, `tag_names`; empty for a note without tags). The tags of the
 /// whole batch are joined once: a lateral join per note made Postgres hash
-/// the `tags` table again for every note.
+/// the `tags` table again for every note. The batch's note ids reach
+/// `note_tags` as an array, so that a generic plan walks its index rather
+/// than scanning it whole (see `notes::list_query`).
 macro_rules! with_tags {
     ($page:ident) => {
         concat!(
@@ -195,7 +197,7 @@ macro_rules! with_tags {
              from page left join ( \
                  select nt.note_id, array_agg(t.id order by t.name) as ids, array_agg(t.name order by t.name) as names \
                  from note_tags nt join tags t on t.id = nt.tag_id \
-                 where nt.note_id in (select id from page) \
+                 where nt.note_id = any(array(select id from page)) \
                  group by nt.note_id) g on g.note_id = page.id \
              order by page.ord, page.id desc"
         )
