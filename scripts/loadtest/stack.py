@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -69,6 +70,14 @@ def build_production():
     log("building the production binary (cargo build --profile production)")
     subprocess.run(["cargo", "build", "--profile", "production", "--bin", "notegraph"], cwd=ROOT, check=True)
     return target_dir() / "production" / "notegraph"
+
+
+def build_baseline():
+    """Builds bench/baseline, the bare axum + sqlx server, with the same
+    profile as the server it stands beside; returns its path."""
+    log("building the bare baseline server (cargo build --profile production -p baseline)")
+    subprocess.run(["cargo", "build", "--profile", "production", "-p", "baseline"], cwd=ROOT, check=True)
+    return target_dir() / "production" / "baseline"
 
 
 def child_env(**extra):
@@ -301,6 +310,49 @@ class Server:
     def stop(self):
         if self.process is not None:
             stop(self.process, "the server")
+
+
+class Baseline:
+    """bench/baseline on a free loopback port: the bare stack under the same load
+    (`--server baseline`). It has no /readyz, /metrics or log of its own."""
+
+    def __init__(self, binary, database_url, log_path):
+        self.binary = binary
+        self.database_url = database_url
+        self.log_path = Path(log_path)
+        self.process = None
+        self.base_url = None
+
+    def start(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        log(f"starting the bare baseline server at {self.base_url}")
+        with open(self.log_path, "w") as log_file:
+            self.process = subprocess.Popen([str(self.binary), f"127.0.0.1:{port}"],
+                                            env=child_env(DATABASE_URL=self.database_url),
+                                            stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        body = json.dumps({"query": "{ users(first: 20) { id name } }"}).encode()
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the baseline exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                request = urllib.request.Request(f"{self.base_url}/graphql", data=body,
+                                                 headers={"content-type": "application/json"})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        log(f"baseline ready at {self.base_url}")
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the baseline did not answer within 60 s; see {self.log_path}")
+
+    def stop(self):
+        if self.process is not None:
+            stop(self.process, "the baseline")
 
 
 def run_k6(k6, scenario, run_dir, env):
