@@ -46,18 +46,10 @@ psql=${psql:-psql}
 export PGOPTIONS=--client-min-messages=warning
 "$psql" "$DATABASE_URL" -qAtc "create extension if not exists pg_stat_statements" >/dev/null
 
-# This database's cluster: its postmaster, from postmaster.pid in its data
-# directory. Other clusters on the machine (a test suite's) are not counted.
-postmaster=$(head -1 "$("$psql" "$DATABASE_URL" -qAtc 'show data_directory')/postmaster.pid")
-pg_ticks() { # the cluster's CPU: the postmaster with the backends it reaped, and its live children
-  local total pid t
-  total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$postmaster/stat")
-  for pid in $(pgrep -P "$postmaster" || true); do
-    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
+# This database's cluster alone (bench/postgres-cpu.sh): a test suite's
+# cluster beside the run is not counted.
+source bench/postgres-cpu.sh
+postmaster=$(postmaster_of "$psql" "$DATABASE_URL")
 ticks() { # utime + stime of the given comma-separated pids
   local total=0 pid t
   for pid in ${1//,/ }; do
@@ -86,11 +78,11 @@ run() { # name command...
   kill -0 "$pid" 2>/dev/null || { echo "$name did not start:" >&2; tail -5 "target/compare-$name.log" >&2; exit 1; }
   load 200 3s >/dev/null # open the pool's connections before measuring
   [ -z "${WARM:-}" ] || load "$RATE" "$WARM" >/dev/null || true
-  local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(pg_ticks); t0=$(date +%s.%N)
+  local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(pg_ticks "$postmaster"); t0=$(date +%s.%N)
   # k6 fails when the mix's thresholds are crossed (a loaded machine):
   # the run is still measured, and the next ones still run.
   local out; out=$(load "$RATE" "$DURATION") || true
-  local t1 s1 p1 c1; t1=$(date +%s.%N); s1=$(ticks "$pid"); p1=$(pg_ticks); c1=$(calls)
+  local t1 s1 p1 c1; t1=$(date +%s.%N); s1=$(ticks "$pid"); p1=$(pg_ticks "$postmaster"); c1=$(calls)
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local hz wall reqs; hz=$(getconf CLK_TCK); wall=$(echo "$t1 - $t0" | bc -l)
   reqs=$(awk '/http_reqs\./ { print $2 }' <<<"$out")

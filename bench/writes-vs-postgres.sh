@@ -85,33 +85,22 @@ select n.id, u.name, array(select name from after order by name),
 from ins n join users u on u.id = n.author_id;
 SQL
 
-# CPU (in clock ticks) of this database's Postgres and no other on the
-# machine: its postmaster (from postmaster.pid in its data directory), with
-# the CPU of the children it has reaped (cutime + cstime: pgbench's
-# backends, which exit with it), and the children alive now.
-postmaster=$(head -1 "$(psql -c 'show data_directory')/postmaster.pid")
-pg_ticks() {
-  local total pid t
-  total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$postmaster/stat")
-  for pid in $(pgrep -P "$postmaster" || true); do
-    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
+# CPU of this database's cluster alone (bench/postgres-cpu.sh).
+source bench/postgres-cpu.sh
+postmaster=$(postmaster_of "$bin/psql" "$DATABASE_URL")
 hz=$(getconf CLK_TCK)
 
 echo "| rate asked (/s) | reached (/s) | p99 (ms) | errors | Postgres CPU (cores) | pgbench CPU (cores) | load average after |"
 echo "|---|---|---|---|---|---|---|"
 held=0
 for rate in "${rates[@]}"; do
-  before=$(pg_ticks)
+  before=$(pg_ticks "$postmaster")
   start=$(date +%s.%N)
   /usr/bin/env time -f "%U %S" -o "$work/time" \
     "$bin/pgbench" "$DATABASE_URL" -n -f "$work/create.sql" -c "$CLIENTS" -j 2 -R "$rate" -T "$DURATION" \
     -l --log-prefix="$work/log" >"$work/out" 2>&1 || true
   elapsed=$(echo "$(date +%s.%N) - $start" | bc)
-  after=$(pg_ticks)
+  after=$(pg_ticks "$postmaster")
   read -r user sys <"$work/time"
   # Per-transaction logs: field 3 is the latency in µs, from the
   # transaction's scheduled start under -R (so it includes the wait behind

@@ -296,32 +296,32 @@ class Server:
             time.sleep(0.2)
         else:
             raise RuntimeError(f"the server did not start serving within 60 s; see {self.log_path}")
+        return self.wait_for(f"{self.base_url}/readyz", deadline)
+
+    def wait_for(self, request, deadline):
+        """Polls `request` (a URL or urllib Request) until it answers 200; returns self."""
+        name = type(self).__name__.lower()
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the {name} exited with {self.process.returncode}; see {self.log_path}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=5) as response:
+                with urllib.request.urlopen(request, timeout=5) as response:
                     if response.status == 200:
-                        log(f"server ready at {self.base_url}")
+                        log(f"{name} ready at {self.base_url}")
                         return self
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the server was not ready within 60 s; see {self.log_path}")
+        raise RuntimeError(f"the {name} was not ready within 60 s; see {self.log_path}")
 
     def stop(self):
         if self.process is not None:
-            stop(self.process, "the server")
+            stop(self.process, f"the {type(self).__name__.lower()}")
 
 
-class Baseline:
+class Baseline(Server):
     """bench/baseline on a free loopback port: the bare stack under the same load
     (`--server baseline`). It has no /readyz, /metrics or log of its own."""
-
-    def __init__(self, binary, database_url, log_path):
-        self.binary = binary
-        self.database_url = database_url
-        self.log_path = Path(log_path)
-        self.process = None
-        self.base_url = None
 
     def start(self):
         with socket.socket() as probe:
@@ -333,26 +333,10 @@ class Baseline:
             self.process = subprocess.Popen([str(self.binary), f"127.0.0.1:{port}"],
                                             env=child_env(DATABASE_URL=self.database_url),
                                             stdout=log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
         body = json.dumps({"query": "{ users(first: 20) { id name } }"}).encode()
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the baseline exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                request = urllib.request.Request(f"{self.base_url}/graphql", data=body,
-                                                 headers={"content-type": "application/json"})
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    if response.status == 200:
-                        log(f"baseline ready at {self.base_url}")
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the baseline did not answer within 60 s; see {self.log_path}")
-
-    def stop(self):
-        if self.process is not None:
-            stop(self.process, "the baseline")
+        request = urllib.request.Request(f"{self.base_url}/graphql", data=body,
+                                         headers={"content-type": "application/json"})
+        return self.wait_for(request, time.monotonic() + 60)
 
 
 def run_k6(k6, scenario, run_dir, env):
