@@ -19,8 +19,9 @@
 # (seconds, default 30) each, CLIENTS (default 8) connections. RAMP_TO
 # (default 1000) is the top of the load test's ramp, over RAMP_FOR
 # (default 60s). The production binary is built first (the load-test
-# runner does the same); the cluster is seeded with the default data set
-# when it does not hold it. The rows pgbench writes are deleted at the end.
+# runner does the same) unless BINARY names one; the cluster is seeded
+# with the default data set when it does not hold it. The rows pgbench
+# writes are deleted at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30}
@@ -31,8 +32,14 @@ rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(100 200 300 400 600 800 1000)
 data_dir=$(realpath -m "${NOTEGRAPH_DATA_DIR:-.notegraph}")
 target=${CARGO_TARGET_DIR:-target}
-cargo build --profile production --bin notegraph
-notegraph=$target/production/notegraph
+# BINARY: a notegraph binary built already (each commit makes cargo rebuild
+# the api crate, which embeds the commit).
+if [ -n "${BINARY:-}" ]; then
+  notegraph=$(realpath "$BINARY")
+else
+  cargo build --profile production --bin notegraph
+  notegraph=$target/production/notegraph
+fi
 work=$(mktemp -d)
 postgres=
 trap '[ -z "$postgres" ] || { kill "$postgres" 2>/dev/null; wait "$postgres" 2>/dev/null; }; rm -rf "$work"' EXIT
@@ -127,4 +134,4 @@ kill "$postgres"; wait "$postgres" 2>/dev/null || true
 postgres=
 
 echo "then the server, same database (just load-test create $RAMP_TO $RAMP_FOR):"
-NOTEGRAPH_DATA_DIR=$data_dir python3 scripts/load-test.py create "$RAMP_TO" "$RAMP_FOR"
+NOTEGRAPH_DATA_DIR=$data_dir python3 scripts/load-test.py create "$RAMP_TO" "$RAMP_FOR" --binary "$notegraph"

@@ -82,6 +82,10 @@ def parse_args():
     parser.add_argument("--compare", metavar="BASELINE", help="flag >10%% regressions against a report.json")
     parser.add_argument("--profile", action="store_true",
                         help="record the server with perf and write flamegraph.svg beside the report")
+    parser.add_argument("--binary", metavar="PATH",
+                        help="a notegraph binary built already, run instead of building the production one (each "
+                             "commit makes cargo rebuild the api crate, which embeds the commit: a long fat-LTO "
+                             "link on a busy machine); the report names its --version")
     parser.add_argument("--server", choices=("notegraph", "baseline"), default="notegraph",
                         help="the server under load: notegraph (default) or bench/baseline, the bare axum + sqlx "
                              "server (answers only the mix and QUERY=nplus1's page)")
@@ -195,7 +199,8 @@ def main():
                        + ([str(args.rate)] if args.rate is not None else [])
                        + ([args.duration] if args.duration else [])
                        + ([f"--compare {args.compare}"] if args.compare else [])
-                       + (["--server baseline"] if args.server == "baseline" else []))
+                       + (["--server baseline"] if args.server == "baseline" else [])
+                       + ([f"--binary {args.binary}"] if args.binary else []))
     if args.profile:
         command = command.replace("just load-test", "just profile", 1)
     command = " ".join(run_settings(os.environ) + [command])
@@ -204,11 +209,14 @@ def main():
 
     k6 = stack.ensure_k6()
     profiler = profile.check() if args.profile else None
-    binary = stack.build_production()
+    binary = Path(args.binary).resolve() if args.binary else stack.build_production()
     baseline = stack.build_baseline() if args.server == "baseline" else None
     load_before = report.load_average()
     started = datetime.datetime.now().astimezone()
     tree = report.commit()
+    if args.binary:
+        version = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout.strip()
+        tree = f"{tree} (binary {binary}: {version or 'no --version'})"
     run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"
     run_dir.mkdir(parents=True)
     log(f"results go to {run_dir}")
