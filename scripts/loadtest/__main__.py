@@ -117,6 +117,7 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler, baseline=None):
         postgres.start()
         postgres.ensure_seeded(binary)
         postgres.psql("create extension if not exists pg_stat_statements")
+        log(f"read {postgres.prewarm()} blocks of the data set into Postgres's buffers (pg_prewarm)")
         description = postgres.read_ids(run_dir / "data.json")
         marks = postgres.high_water_marks()
         server_env = {}

@@ -251,6 +251,10 @@ class Postgres:
         ).split()
         return int(removed[0]), int(removed[1])
 
+    def prewarm(self):
+        """Reads the data set into shared buffers (prewarm.sql); returns the blocks read."""
+        return int(self.psql(Path(__file__).with_name("prewarm.sql").read_text()).split()[-1])
+
     def statement_calls(self):
         """Statements executed in this database so far (pg_stat_statements), ours excluded."""
         return int(self.psql(
