@@ -31,10 +31,10 @@ RATE=${RATE:-1000}
 DURATION=${DURATION:-30s}
 ROUNDS=${ROUNDS:-2}
 PORT=${PORT:-18082}
-target=${CARGO_TARGET_DIR:-target}
+target_dir=${CARGO_TARGET_DIR:-target}
 data_dir=${NOTEGRAPH_DATA_DIR:-.notegraph}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(baseline "notegraph=$target/production/notegraph")
+[ ${#targets[@]} -gt 0 ] || targets=(baseline "notegraph=$target_dir/production/notegraph")
 
 k6=$(command -v k6 || true)
 if [ -z "$k6" ]; then
@@ -101,14 +101,14 @@ run() { # name command...
 server=
 trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true' EXIT
 mkdir -p target
-if [ ! -e "$target/production/baseline" ] && [[ " ${targets[*]} " == *" baseline "* ]]; then
+if [ ! -e "$target_dir/production/baseline" ] && [[ " ${targets[*]} " == *" baseline "* ]]; then
   cargo build --profile production -p baseline
 fi
 echo "${ONLY:-mix} at $RATE/s for $DURATION per run; $(nproc) cores shared by k6, the server and Postgres; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
   for target in "${targets[@]}"; do
     case $target in
-      baseline) run baseline "$target/production/baseline" "127.0.0.1:$PORT" ;;
+      baseline) run baseline "$target_dir/production/baseline" "127.0.0.1:$PORT" ;;
       # shellcheck disable=SC2086 # the settings and the binary, split on spaces
       *=*) NOTEGRAPH_LISTEN=127.0.0.1:$PORT RUST_LOG=warn run "${target%%=*}" env ${target#*=} serve ;;
       *) echo "not NAME=BINARY: $target" >&2; exit 2 ;;
