@@ -59,9 +59,9 @@ ticks() { # utime + stime of the given comma-separated pids
   done
   echo "$total"
 }
-calls() { # statements run so far in every database, less the counting itself
+calls() { # top-level statements run so far in every database, less the counting itself
   "$psql" "$DATABASE_URL" -qAtc "select coalesce(sum(calls), 0) from pg_stat_statements \
-    where query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog%'"
+    where toplevel and query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog%'"
 }
 load() { # rate duration -> k6 output (with its CPU)
   /usr/bin/env time -f "K6CPU %U %S" "$k6" run -q -e "URL=http://127.0.0.1:$PORT/graphql" -e "RATE=$1" \
@@ -76,7 +76,10 @@ run() { # name command...
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' \
     -d '{"query":"{ users(first: 1) { id } }"}' && break; sleep 0.2; done
   kill -0 "$pid" 2>/dev/null || { echo "$name did not start:" >&2; tail -5 "target/compare-$name.log" >&2; exit 1; }
-  load 200 3s >/dev/null # open the pool's connections before measuring
+  # Open the pool's connections before measuring, at no more than RATE: a
+  # server whose knee is below 200/s (the nplus1 page) would fail the
+  # warm-up's thresholds, and k6's exit code would end the script.
+  load "$((RATE < 200 ? RATE : 200))" 3s >/dev/null || true
   [ -z "${WARM:-}" ] || load "$RATE" "$WARM" >/dev/null || true
   local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(pg_ticks "$postmaster"); t0=$(date +%s.%N)
   # k6 fails when the mix's thresholds are crossed (a loaded machine):
@@ -88,8 +91,9 @@ run() { # name command...
   reqs=$(awk '/http_reqs\./ { print $2 }' <<<"$out")
   # CPU per request: the server's and Postgres's CPU seconds over the
   # requests k6 completed, in ms.
-  printf '%-10s stmts/req %.2f  reqs %s  dropped %s  %s  | cores: server %.3f  postgres %.3f  k6 %.3f  | CPU/req: server %.3f ms  postgres %.3f ms  | load %s\n' \
+  printf '%-10s stmts/req %.2f  reqs %s  failed %s  dropped %s  %s  | cores: server %.3f  postgres %.3f  k6 %.3f  | CPU/req: server %.3f ms  postgres %.3f ms  | load %s\n' \
     "$name" "$(echo "($c1 - $c0 - 1) / $reqs" | bc -l)" "$reqs" \
+    "$(awk '/http_req_failed\./ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) { print $i, "(" $(i + 1) ")"; exit } }' <<<"$out")" \
     "$(awk '/dropped_iterations/ { print $2 }' <<<"$out" | grep . || echo 0)" \
     "$(awk '/http_req_duration\./ { print $2, $3, $4 }' <<<"$out")" \
     "$(echo "($s1 - $s0) / $hz / $wall" | bc -l)" "$(echo "($p1 - $p0) / $hz / $wall" | bc -l)" \
