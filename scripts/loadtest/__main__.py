@@ -265,6 +265,9 @@ def main():
         .replace("CAP", f"fixed at {os.environ['NOTEGRAPH_MAX_CONCURRENT_REQUESTS']}"
                  if os.environ.get("NOTEGRAPH_MAX_CONCURRENT_REQUESTS") else "adaptive, the default"),
     })
+    if os.environ.get("QUERY") == "nplus1" and args.scenario in ("mix", "ramp", "overload"):
+        page = "`{ notes(first: 50) { id title author { name } tags { name } } }` alone (QUERY=nplus1)"
+        fig["asked"] = fig["asked"].replace("the published mix", page).replace("the mix", page)
     comparison_lines, regressed = [], False
     if args.compare:
         comparison_lines, regressed = compare.compare(fig, args.compare)
