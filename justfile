@@ -58,9 +58,13 @@ cold-pool *args:
 budget-memory *args:
     python3 scripts/budget-memory.py {{args}}
 
-# k6 load test of a production build (fat LTO) on this machine, report in target/load/ (docs/PERFORMANCE.md): [scenario] [rate] [duration] [--compare FILE].
+# k6 load test of a production build (fat LTO) on this machine, report in target/load/ (docs/LOAD-TESTING.md): [scenario] [rate] [duration] [--compare FILE] [--server baseline].
 load-test *args:
     python3 scripts/load-test.py {{args}}
+
+# Issue 28's reads beside writes: the mix at 1000/s alone, then beside createNote at create_rate/s (half the rate `just load-test create` held); holds when read p99 stays within 1.5x of alone with no failed read.
+load-test-beside-creates create_rate="100" rate="1000" duration="60s":
+    CREATE_RATE={{create_rate}} python3 scripts/load-test.py mixcreate {{rate}} {{duration}}
 
 # Local multi-node proof: primary + streaming replica, 3 servers behind haproxy, k6 through it, rolling restart; report in target/multinode/ (docs/DEPLOY.md): [duration] [rate].
 multinode *args:

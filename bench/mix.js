@@ -6,7 +6,9 @@
 // (default 100,000 and 10,000, the default data set) narrow the ids drawn:
 // NOTES=100 USERS=100 makes a warm server answer nearly everything from its
 // cache. ONLY (userList, noteDetail or userNotes) sends that query alone,
-// for the cost of one kind of request.
+// for the cost of one kind of request; ONLY=nplus1 sends issue 30's page of
+// 50 notes with their authors and tags (the same document each time: run
+// Notegraph with NOTEGRAPH_CACHE_ENABLED=false to measure it).
 import http from 'k6/http';
 import { check } from 'k6';
 const URL = __ENV.URL || 'http://127.0.0.1:18082/graphql';
@@ -22,11 +24,12 @@ export const options = {
 const params = { headers: { 'content-type': 'application/json', authorization: 'Bearer test-token' } };
 // An id in 1..n, skewed toward 1.
 function rnd(n) { return 1 + Math.floor(Math.pow(Math.random(), 2) * n); }
-const ONLY = { userList: 0.1, noteDetail: 0.5, userNotes: 0.9 }[__ENV.ONLY || ''];
+const ONLY = { userList: 0.1, noteDetail: 0.5, userNotes: 0.9, nplus1: -1 }[__ENV.ONLY || ''];
 export default function () {
   const r = ONLY ?? Math.random();
   let q;
-  if (r < 0.3) q = '{ users(first: 20) { id name } }';
+  if (r < 0) q = '{ notes(first: 50) { id title author { name } tags { name } } }';
+  else if (r < 0.3) q = '{ users(first: 20) { id name } }';
   else if (r < 0.7) q = `{ note(id: "${rnd(NOTES)}") { id title author { name } } }`;
   else q = `{ user(id: "${rnd(USERS)}") { notes { id title tags { name } } } }`;
   const res = http.post(URL, JSON.stringify({ query: q }), params);

@@ -4,32 +4,66 @@
 # createNote statement itself — the note with its embedding, three tags,
 # their links and the notify, one statement as the server sends it — at
 # increasing fixed rates; then `just load-test create` ramps creates
-# through the server. Same database, same index, one run. For each
-# pgbench rate it prints the rate reached, p99, errors and the CPU of
-# Postgres and pgbench; the highest rate with p99 < 200 ms and 0 errors
-# is pgbench's held rate, to set beside the load test's "highest rate that
-# held" (its report, under target/load/, has the server's and Postgres's
-# CPU).
+# (three tags each) through the server. Same database (the load tests'
+# embedded Postgres under <data dir>/load, which this script starts for
+# pgbench and stops before the load test starts it again), same index, one
+# run. For each pgbench rate it prints the rate reached, p99, errors and
+# the CPU of Postgres and pgbench; the highest rate with p99 < 200 ms, 0
+# errors and at least 95% of the rate reached is pgbench's held rate, to
+# set beside the load test's "highest rate that held" (its report, under
+# <target dir>/load/, has the server's, Postgres's and k6's CPU).
 #
-#   DATABASE_URL=… bash bench/writes-vs-postgres.sh [rates…]
+#   bash bench/writes-vs-postgres.sh [rates…]
 #
 # rates default to 100 200 300 400 600 800 1000 (creates/s), DURATION
-# (seconds, default 30) each. Needs the default data set (`notegraph
-# seed`): user 1 and the notes' embeddings. The rows pgbench writes are
-# deleted at the end. pgbench comes from PATH or the embedded Postgres's
-# installation under .notegraph (or NOTEGRAPH_DATA_DIR).
+# (seconds, default 30) each, CLIENTS (default 8) connections. RAMP_TO
+# (default 1000) is the top of the load test's ramp, over RAMP_FOR
+# (default 60s). The production binary is built first (the load-test
+# runner does the same) unless BINARY names one; the cluster is seeded
+# with the default data set when it does not hold it. The rows pgbench
+# writes are deleted at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${DATABASE_URL:?set DATABASE_URL to a database seeded with the default data set}"
 DURATION=${DURATION:-30}
+CLIENTS=${CLIENTS:-8}
+RAMP_TO=${RAMP_TO:-1000}
+RAMP_FOR=${RAMP_FOR:-60s}
 rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(100 200 300 400 600 800 1000)
-data_dir=${NOTEGRAPH_DATA_DIR:-.notegraph}
-bin=$(dirname "$(command -v pgbench || find "$data_dir/postgres" -name pgbench -path '*bin*' | head -1)")
-[ -x "$bin/pgbench" ] || { echo "pgbench not found on PATH or under $data_dir/postgres" >&2; exit 1; }
-psql() { "$bin/psql" "$DATABASE_URL" -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+data_dir=$(realpath -m "${NOTEGRAPH_DATA_DIR:-.notegraph}")
+target=${CARGO_TARGET_DIR:-target}
+# BINARY: a notegraph binary built already (each commit makes cargo rebuild
+# the api crate, which embeds the commit).
+if [ -n "${BINARY:-}" ]; then
+  notegraph=$(realpath "$BINARY")
+else
+  cargo build --profile production --bin notegraph
+  notegraph=$target/production/notegraph
+fi
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+postgres=
+trap '[ -z "$postgres" ] || { kill "$postgres" 2>/dev/null; wait "$postgres" 2>/dev/null; }; rm -rf "$work"' EXIT
+
+# The load tests' cluster (scripts/loadtest/stack.py, Postgres).
+NOTEGRAPH_DATA_DIR=$data_dir/load "$notegraph" embedded-postgres >"$work/url" 2>"$work/postgres.log" &
+postgres=$!
+for _ in $(seq 600); do grep -q '^DATABASE_URL=' "$work/url" && break; sleep 0.5; done
+DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$work/url")
+[ -n "$DATABASE_URL" ] || { echo "the embedded Postgres did not start:" >&2; tail -5 "$work/postgres.log" >&2; exit 1; }
+export DATABASE_URL
+bin=$(dirname "$(find "$data_dir/load/postgres" -name pgbench -path '*bin*' | head -1)")
+[ -x "$bin/pgbench" ] || { echo "pgbench not found under $data_dir/load/postgres" >&2; exit 1; }
+psql() { "$bin/psql" "$DATABASE_URL" -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+"$notegraph" migrate >/dev/null 2>>"$work/postgres.log"
+if [ "$(psql -c 'select count(*) from notes')" != 100000 ] || [ "$(psql -c 'select count(*) from tags')" != 200 ]; then
+  echo "loading the default data set (notegraph seed)"
+  "$notegraph" seed >/dev/null
+fi
+# The data set's pages in shared buffers first, as the load-test runner
+# does before the server's ramp: cold, each insert read the note it copies
+# and the HNSW pages it walks from disk, and the rate measured the disk.
+echo "prewarmed $(psql -f scripts/loadtest/prewarm.sql | tail -1) blocks"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The statement createNote sends (crates/db/src/notes.rs, INSERT), with
 # pgbench variables for its parameters: a title, three of the data set's
@@ -62,45 +96,37 @@ select n.id, u.name, array(select name from after order by name),
 from ins n join users u on u.id = n.author_id;
 SQL
 
-# CPU (in clock ticks) of this database's Postgres and no other on the
-# machine: its postmaster (from postmaster.pid in its data directory), with
-# the CPU of the children it has reaped (cutime + cstime: pgbench's
-# backends, which exit with it), and the children alive now.
-postmaster=$(head -1 "$(psql -c 'show data_directory')/postmaster.pid")
-pg_ticks() {
-  local total pid t
-  total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$postmaster/stat")
-  for pid in $(pgrep -P "$postmaster" || true); do
-    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
+# CPU of this database's cluster alone (bench/postgres-cpu.sh).
+source bench/postgres-cpu.sh
+postmaster=$(postmaster_of "$bin/psql" "$DATABASE_URL")
 hz=$(getconf CLK_TCK)
 
-echo "| rate asked (/s) | reached (/s) | p99 (ms) | errors | Postgres CPU (cores) | pgbench CPU (cores) |"
-echo "|---|---|---|---|---|---|"
+echo "| rate asked (/s) | reached (/s) | p99 (ms) | errors | Postgres CPU (cores) | pgbench CPU (cores) | load average after |"
+echo "|---|---|---|---|---|---|---|"
 held=0
 for rate in "${rates[@]}"; do
-  before=$(pg_ticks)
+  before=$(pg_ticks "$postmaster")
   start=$(date +%s.%N)
   /usr/bin/env time -f "%U %S" -o "$work/time" \
-    "$bin/pgbench" "$DATABASE_URL" -n -f "$work/create.sql" -c 8 -j 2 -R "$rate" -T "$DURATION" \
+    "$bin/pgbench" "$DATABASE_URL" -n -f "$work/create.sql" -c "$CLIENTS" -j 2 -R "$rate" -T "$DURATION" \
     -l --log-prefix="$work/log" >"$work/out" 2>&1 || true
   elapsed=$(echo "$(date +%s.%N) - $start" | bc)
-  after=$(pg_ticks)
+  after=$(pg_ticks "$postmaster")
   read -r user sys <"$work/time"
-  # Per-transaction logs: field 3 is the latency in µs; errors are lines
-  # of pgbench's output naming a failed client.
+  # Per-transaction logs: field 3 is the latency in µs, from the
+  # transaction's scheduled start under -R (so it includes the wait behind
+  # a late schedule, as an open-model client sees it). Errors: failed
+  # transactions as pgbench counts them, and clients it aborted.
   stats=$(cat "$work"/log* | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END {
     if (NR == 0) { print "0 0"; exit } i = int(NR * 0.99); if (i < 1) i = 1; printf "%d %.1f", NR, a[i] / 1000 }')
   rm -f "$work"/log*
   read -r count p99 <<<"$stats"
-  errors=$(grep -ciE "error|aborted" "$work/out" || true)
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/out")
+  errors=$(( ${failed:-0} + $(grep -ci "aborted" "$work/out" || true) ))
   reached=$(echo "scale=1; $count / $DURATION" | bc)
   pg_cores=$(echo "scale=2; ($after - $before) / $hz / $elapsed" | bc)
   bench_cores=$(echo "scale=2; ($user + $sys) / $elapsed" | bc)
-  echo "| $rate | $reached | $p99 | $errors | $pg_cores | $bench_cores |"
+  echo "| $rate | $reached | $p99 | $errors | $pg_cores | $bench_cores | $(cut -d' ' -f1-3 /proc/loadavg) |"
   if [ "$errors" = 0 ] && [ "$(echo "$p99 < 200" | bc)" = 1 ] && [ "$(echo "$reached >= $rate * 0.95" | bc)" = 1 ]; then
     held=$rate
   fi
@@ -108,10 +134,8 @@ done
 echo
 echo "pgbench alone held $held creates/s (p99 < 200 ms, 0 errors)"
 psql -c "delete from notes where embedded_with = 'pgbench'" >/dev/null
+kill "$postgres"; wait "$postgres" 2>/dev/null || true
+postgres=
 
-if [ -x target/production/notegraph ]; then
-  echo "then the server, same database (just load-test create):"
-  just load-test create
-else
-  echo "target/production/notegraph is missing: build it (cargo build --profile production), then run \`just load-test create\` against the same database"
-fi
+echo "then the server, same database (just load-test create $RAMP_TO $RAMP_FOR):"
+NOTEGRAPH_DATA_DIR=$data_dir python3 scripts/load-test.py create "$RAMP_TO" "$RAMP_FOR" --binary "$notegraph"

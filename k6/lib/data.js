@@ -67,3 +67,12 @@ export function pickNoteId() {
 export function pickUniform(items) {
   return items[Math.floor(Math.random() * items.length)];
 }
+
+/** `n` distinct elements of `list`, drawn uniformly (a note's tags). */
+export function pickDistinct(list, n) {
+  const picked = new Set();
+  while (picked.size < Math.min(n, list.length)) {
+    picked.add(pickUniform(list));
+  }
+  return [...picked];
+}

@@ -5,6 +5,7 @@
 
 import { gql } from './graphql.js';
 import { data, pickNoteId, pickUniform, pickUserId } from './data.js';
+import { MIX_QUERIES } from './options.js';
 
 // `extra` adds `gql` options (`{ response: true }` returns the response).
 
@@ -26,6 +27,32 @@ export function mixRequest(extra = {}) {
     return noteDetail(undefined, extra);
   }
   return userNotes(undefined, extra);
+}
+
+/**
+ * The list of issue 30: a page of 50 notes with their authors and tags,
+ * the same document on every request (with the cache on, every request
+ * after the first is a hit: run it with NOTEGRAPH_CACHE_ENABLED=false).
+ * bench/baseline answers it too.
+ */
+export const notesPage = (extra = {}) =>
+  gql('notesPage', '{ notes(first: 50) { id title author { name } tags { name } } }', { root: 'notes', ...extra });
+
+/**
+ * What `mix`, `ramp` and `overload` send: the published mix, or with
+ * QUERY=nplus1 the page of 50 notes alone (`notesPage`).
+ */
+export const QUERY = __ENV.QUERY || 'mix';
+if (QUERY !== 'mix' && QUERY !== 'nplus1') {
+  throw new Error(`QUERY must be mix or nplus1, not ${QUERY}`);
+}
+
+/** The query names `loadRequest` sends, for per-query summaries. */
+export const LOAD_QUERIES = QUERY === 'nplus1' ? ['notesPage'] : MIX_QUERIES;
+
+/** One request of the load QUERY selects (`extra`: `gql` options). */
+export function loadRequest(extra = {}) {
+  return QUERY === 'nplus1' ? notesPage(extra) : mixRequest(extra);
 }
 
 // Beyond the mix: the rest of the read API, for `smoke` and `vector`.

@@ -3,14 +3,14 @@
 // requests per second (default 1000) for DURATION (default 60s).
 // Thresholds: p(99) < 200 ms, failures < 1%.
 
-import { MIX_QUERIES, THRESHOLDS, constantArrival, perQuery } from '../lib/options.js';
-import { mixRequest } from '../lib/queries.js';
+import { THRESHOLDS, constantArrival, perQuery } from '../lib/options.js';
+import { LOAD_QUERIES, loadRequest } from '../lib/queries.js';
 
 export const options = {
   scenarios: { mix: constantArrival() },
-  thresholds: { ...THRESHOLDS, ...perQuery(MIX_QUERIES) },
+  thresholds: { ...THRESHOLDS, ...perQuery(LOAD_QUERIES) },
 };
 
 export default function () {
-  mixRequest();
+  loadRequest();
 }

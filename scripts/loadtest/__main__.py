@@ -1,4 +1,4 @@
-"""`just load-test [scenario] [rate] [duration] [--compare BASELINE]`
+"""`just load-test [scenario] [rate] [duration] [--compare BASELINE] [--server baseline]`
 
 Runs one k6 scenario of k6/scenarios against a production build of the server
 on this machine, and writes the results to
@@ -9,6 +9,8 @@ Postgres of load tests (under `<data dir>/load`), loads the default data set
 when that is not what it holds, starts the server on a free loopback port
 with the NOTEGRAPH_* settings of the environment, samples CPU and memory of
 the server, Postgres and k6 during the run, and stops everything it started.
+With `--server baseline` the server is bench/baseline (bare axum + sqlx, built
+with the same profile), for the bare stack's figures under the same load.
 
 Exits 0 when the scenario's thresholds held, 99 (k6's code) when one
 failed, 3 when --compare found a regression, 1 when the run itself failed.
@@ -20,17 +22,14 @@ import datetime
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 from . import analysis, chart, compare, fairness, profile, report, stack, timeline
-from .sampler import Sampler, pss_bytes, rss_bytes
+from .sampler import Sampler, pss_bytes, rss_bytes, scrape_series
 from .stack import ROOT, log, run_main
 
-#: The concurrency cap `overload` runs the server with unless
-#: NOTEGRAPH_MAX_CONCURRENT_REQUESTS is set: low enough that this machine's
-#: breaking point is past it.
-OVERLOAD_MAX_CONCURRENT = 32
 #: The authenticated budget `fairness` runs the server with unless the
 #: environment sets one: cost units per second and burst (the burst may not
 #: be below NOTEGRAPH_MAX_COMPLEXITY, 25,000 by default).
@@ -45,13 +44,15 @@ SCENARIOS = {
     "ramp": (3000, "60s", "the mix at a rate ramping from 50/s up to RATE/s over DURATION, stopped once thresholds break",
              None),
     "spike": (2000, "30s", "the mix at 100/s for 20 s, RATE/s for DURATION, then 100/s for 40 s", None),
-    "overload": (4000, "30s", "the mix at 100/s for 20 s, ramping to RATE/s over DURATION, held 10 s, then 100/s "
-                              "for 30 s, against a server that sheds beyond NOTEGRAPH_MAX_CONCURRENT_REQUESTS "
-                              f"(CAP; {OVERLOAD_MAX_CONCURRENT} unless set)", None),
+    "overload": (4000, "30s", "the mix at 100/s for 20 s, ramping to RATE/s over DURATION, held HOLD (default "
+                              "10s), then 100/s for 30 s, against a server that sheds past its concurrency limit "
+                              "(CAP)", None),
     "soak": (1000, "1h", "the published mix at RATE requests/s for DURATION, memory sampled throughout", None),
     "writes": (1000, "60s", "the mix plus 5% writes with read-after-write checks, at RATE iterations/s for DURATION", None),
-    "create": (500, "60s", "createNote only, at a rate ramping from 10/s up to RATE/s over DURATION, stopped once "
-                           "thresholds break", None),
+    "create": (500, "60s", "createNote only (three tags each), at a rate ramping from 10/s up to RATE/s over "
+                           "DURATION, stopped once thresholds break", None),
+    "mixcreate": (1000, "60s", "the mix at RATE/s: 10 s to warm up, DURATION alone, then DURATION beside createNote "
+                               "at CREATE_RATE/s (default 100); the mix's p99 beside the creates against alone", None),
     "users": (200, "60s", "virtual users ramping from 1 to RATE and back over DURATION, each thinking 0.5 to 1.5 s between requests", None),
     "connections": (500, "60s", "CONNECTIONS (default 1,000) keep-alive connections held open while the mix "
                                 "runs at RATE requests/s for DURATION", "mix"),
@@ -81,6 +82,13 @@ def parse_args():
     parser.add_argument("--compare", metavar="BASELINE", help="flag >10%% regressions against a report.json")
     parser.add_argument("--profile", action="store_true",
                         help="record the server with perf and write flamegraph.svg beside the report")
+    parser.add_argument("--binary", metavar="PATH",
+                        help="a notegraph binary built already, run instead of building the production one (each "
+                             "commit makes cargo rebuild the api crate, which embeds the commit: a long fat-LTO "
+                             "link on a busy machine); the report names its --version")
+    parser.add_argument("--server", choices=("notegraph", "baseline"), default="notegraph",
+                        help="the server under load: notegraph (default) or bench/baseline, the bare axum + sqlx "
+                             "server (answers only the mix and QUERY=nplus1's page)")
     return parser.parse_args()
 
 
@@ -98,7 +106,7 @@ def ids_note(description):
     )
 
 
-def measure(args, rate, duration, run_dir, k6, binary, profiler):
+def measure(args, rate, duration, run_dir, k6, binary, profiler, baseline=None):
     """Starts Postgres and the server, runs k6 while sampling, and stops
     everything it started, whatever happens. Returns what was measured."""
     # Stop what we started on SIGTERM too, not only on Ctrl-C.
@@ -109,14 +117,16 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
         postgres.start()
         postgres.ensure_seeded(binary)
         postgres.psql("create extension if not exists pg_stat_statements")
+        log(f"read {postgres.prewarm()} blocks of the data set into Postgres's buffers (pg_prewarm)")
         description = postgres.read_ids(run_dir / "data.json")
         marks = postgres.high_water_marks()
         server_env = {}
-        if args.scenario == "overload" and not os.environ.get("NOTEGRAPH_MAX_CONCURRENT_REQUESTS"):
-            server_env["NOTEGRAPH_MAX_CONCURRENT_REQUESTS"] = str(OVERLOAD_MAX_CONCURRENT)
         if args.scenario == "fairness" and not os.environ.get("NOTEGRAPH_BUDGET_AUTHENTICATED_RATE"):
             server_env.update(FAIRNESS_BUDGET)
-        server = stack.Server(binary, postgres.url, run_dir / "server.log", server_env).start()
+        if baseline:
+            server = stack.Baseline(baseline, postgres.url, run_dir / "server.log").start()
+        else:
+            server = stack.Server(binary, postgres.url, run_dir / "server.log", server_env).start()
 
         shape = {"RATE": str(rate), "DURATION": duration} if rate is not None else {}
         if args.scenario == "fairness":
@@ -137,7 +147,9 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
              "k6": lambda: ([holder["k6"]] if "k6" in holder else [], None)},
             {"server": rss_bytes, "postgres": pss_bytes, "k6": rss_bytes},
             server.process.pid,
-            metrics_url=f"{server.base_url}/metrics",
+            metrics_url=None if baseline else f"{server.base_url}/metrics",
+            # The concurrency limit every second past the knee, every 10 s otherwise.
+            metrics_every=1.0 if args.scenario == "overload" else 10.0,
         )
         log(f"running k6 scenario {args.scenario}: {SCENARIOS[args.scenario][2]} (rate {rate}, duration {duration})")
         k6_process, copier = stack.run_k6(k6, args.scenario, run_dir, env)
@@ -153,6 +165,7 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
         if recording:
             recording.stop()
         statements = postgres.statement_calls() - statements_before
+        final_metrics = {} if baseline else scrape_series(f"{server.base_url}/metrics")
         removed = postgres.remove_created(marks)
         if any(removed):
             log(f"removed what the run created: {removed[0]} notes, {removed[1]} tags")
@@ -165,7 +178,7 @@ def measure(args, rate, duration, run_dir, k6, binary, profiler):
             server.stop()
         postgres.stop()
     return {"k6_exit": k6_exit, "sampler": sampler, "statements": statements, "description": description,
-            "recording": recording}
+            "recording": recording, "final_metrics": final_metrics}
 
 
 def run_settings(environ):
@@ -175,7 +188,7 @@ def run_settings(environ):
     listing masks them."""
     secret = ("SECRET", "KEY", "TOKEN", "PASSWORD")
     return [f"{k}={'***' if any(s in k for s in secret) else v}" for k, v in sorted(environ.items())
-            if k.startswith("NOTEGRAPH_") or k in ("GOGC", "GOMEMLIMIT", "ZIPF_S")]
+            if k.startswith("NOTEGRAPH_") or k in ("GOGC", "GOMEMLIMIT", "ZIPF_S", "QUERY", "HOLD", "CREATE_RATE")]
 
 
 def main():
@@ -186,7 +199,9 @@ def main():
     command = " ".join(["just load-test", args.scenario]
                        + ([str(args.rate)] if args.rate is not None else [])
                        + ([args.duration] if args.duration else [])
-                       + ([f"--compare {args.compare}"] if args.compare else []))
+                       + ([f"--compare {args.compare}"] if args.compare else [])
+                       + (["--server baseline"] if args.server == "baseline" else [])
+                       + ([f"--binary {args.binary}"] if args.binary else []))
     if args.profile:
         command = command.replace("just load-test", "just profile", 1)
     command = " ".join(run_settings(os.environ) + [command])
@@ -195,14 +210,19 @@ def main():
 
     k6 = stack.ensure_k6()
     profiler = profile.check() if args.profile else None
-    binary = stack.build_production()
+    binary = Path(args.binary).resolve() if args.binary else stack.build_production()
+    baseline = stack.build_baseline() if args.server == "baseline" else None
+    load_before = report.load_average()
     started = datetime.datetime.now().astimezone()
     tree = report.commit()
+    if args.binary:
+        version = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout.strip()
+        tree = f"{tree} (binary {binary}: {version or 'no --version'})"
     run_dir = stack.target_dir() / "load" / f"{started:%Y%m%d-%H%M%S}-{args.scenario}"
     run_dir.mkdir(parents=True)
     log(f"results go to {run_dir}")
 
-    measured = measure(args, rate, duration, run_dir, k6, binary, profiler)
+    measured = measure(args, rate, duration, run_dir, k6, binary, profiler, baseline)
     k6_exit, sampler = measured["k6_exit"], measured["sampler"]
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
@@ -219,13 +239,18 @@ def main():
     if args.scenario in ("ramp", "create"):
         analysis_lines, analysis_result = analysis.ramp(seconds, series)
     elif args.scenario == "overload":
-        analysis_lines, analysis_result = analysis.overload(seconds, round(report.duration_seconds(duration)))
+        analysis_lines, analysis_result = analysis.overload(
+            seconds, round(report.duration_seconds(duration)), round(report.duration_seconds(os.environ.get("HOLD", "10s"))),
+            series)
     elif args.scenario == "spike":
         analysis_lines, analysis_result = analysis.spike(seconds, round(report.duration_seconds(duration)))
     elif args.scenario == "soak":
         analysis_lines, analysis_result = analysis.soak(seconds, series)
     elif args.scenario == "fairness":
         analysis_lines, analysis_result = fairness.analyse(json.loads(summary_path.read_text()))
+    elif args.scenario == "mixcreate":
+        analysis_lines, analysis_result = analysis.beside(json.loads(summary_path.read_text()),
+                                                          report.duration_seconds(duration))
 
     fig = report.figures({
         "scenario": args.scenario, "rate": rate, "duration": duration, "command": command,
@@ -233,10 +258,16 @@ def main():
         "summary": json.loads(summary_path.read_text()), "statements": measured["statements"],
         "resources": resources, "resources_wall": wall, "k6_exit": k6_exit, "data": measured["description"],
         "sockets_peak": max((r["sockets"] for r in series), default=None), "analysis": analysis_result,
-        "follow": follow,
-        "asked": SCENARIOS[args.scenario][2].replace("RATE", str(rate)).replace("DURATION", str(duration))
-        .replace("CAP", os.environ.get("NOTEGRAPH_MAX_CONCURRENT_REQUESTS") or str(OVERLOAD_MAX_CONCURRENT)),
+        "follow": follow, "server": args.server, "final_metrics": measured["final_metrics"],
+        "load_average": {"before": load_before, "after": report.load_average()},
+        "asked": SCENARIOS[args.scenario][2].replace("CREATE_RATE", os.environ.get("CREATE_RATE", "100"))
+        .replace("RATE", str(rate)).replace("DURATION", str(duration)).replace("HOLD", os.environ.get("HOLD", "10s"))
+        .replace("CAP", f"fixed at {os.environ['NOTEGRAPH_MAX_CONCURRENT_REQUESTS']}"
+                 if os.environ.get("NOTEGRAPH_MAX_CONCURRENT_REQUESTS") else "adaptive, the default"),
     })
+    if os.environ.get("QUERY") == "nplus1" and args.scenario in ("mix", "ramp", "overload"):
+        page = "`{ notes(first: 50) { id title author { name } tags { name } } }` alone (QUERY=nplus1)"
+        fig["asked"] = fig["asked"].replace("the published mix", page).replace("the mix", page)
     comparison_lines, regressed = [], False
     if args.compare:
         comparison_lines, regressed = compare.compare(fig, args.compare)
@@ -261,6 +292,8 @@ def main():
     print(f"report: {run_dir / 'report.md'}")
     if args.scenario in ("ramp", "create"):
         return 0 if analysis_result.get("highest_rate_held") else 99
+    if args.scenario == "mixcreate" and not analysis_result.get("held"):
+        return 99
     if k6_exit != 0:
         return k6_exit
     if args.scenario == "fairness" and not analysis_result["held"]:

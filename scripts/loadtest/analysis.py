@@ -174,22 +174,27 @@ def spike(seconds, peak_seconds):
 
 
 #: k6/scenarios/overload.js: seconds at the base rate before the ramp, the
-#: seconds the top rate is held, and the step back down.
+#: seconds the top rate is held unless HOLD says otherwise, and the step
+#: back down.
 OVERLOAD_LEAD, OVERLOAD_HOLD, OVERLOAD_STEP = 20, 10, 1
 
 
-def overload(seconds, ramp_seconds):
+def overload(seconds, ramp_seconds, hold_seconds=OVERLOAD_HOLD, resources=()):
     """Past the breaking point with shedding on (k6/scenarios/overload.js):
     in 3 s windows, the rate asked for against what was admitted and shed
     and the admitted requests' latency; where shedding started; whether
-    admitted requests kept p99 under 200 ms throughout; and how long after
-    the load dropped the server stopped shedding and latency came back."""
+    admitted requests kept p99 under 200 ms throughout; the hold at the top
+    rate on its own (answered rate and admitted p99, issue 30's check past
+    the knee, and the concurrency limit's range from `resources`' scraped
+    gauges); and how long after the load dropped the server stopped
+    shedding and latency came back."""
     lines = ["## Overload", ""]
     if not seconds:
         return lines + ["No requests were recorded."], {}
     t0 = seconds[0]["t"]
     ramp_start = t0 + OVERLOAD_LEAD
-    overload_end = ramp_start + ramp_seconds + OVERLOAD_HOLD + OVERLOAD_STEP
+    hold_start = ramp_start + ramp_seconds
+    overload_end = hold_start + hold_seconds + OVERLOAD_STEP
     fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"  # noqa: E731
     lines += ["| from s | answered/s | admitted/s | shed | admitted p50 ms | admitted p99 ms | failures | dropped |",
               "|---|---|---|---|---|---|---|---|"]
@@ -220,6 +225,19 @@ def overload(seconds, ramp_seconds):
     lines.append(f"From the ramp's start to the drop: {100 * during['shed_share']:.1f}% shed, admitted p99 "
                  f"{fmt(during['p99'])} ms (worst 3 s window {worst_p99:.1f} ms), failures "
                  f"{100 * during['failure_share']:.2f}%.")
+    hold = timeline.window(seconds, hold_start, hold_start + hold_seconds)
+    admitted = hold["rate"] * (1 - hold["shed_share"])
+    limits = [r["gauges"]["notegraph_concurrency_limit"] for r in resources
+              if hold_start <= r["t"] < hold_start + hold_seconds and "notegraph_concurrency_limit" in r.get("gauges", {})]
+    result["hold"] = {"seconds": hold_seconds, "answered_rate": round(admitted, 1), "offered_rate": round(hold["rate"], 1),
+                      "shed_share": round(hold["shed_share"], 4), "admitted_p99": hold["p99"],
+                      "admitted_p50": hold["p50"], "failure_share": hold["failure_share"], "dropped": hold["dropped"],
+                      "limit_range": [min(limits), max(limits)] if limits else None}
+    lines.append(f"At the top rate ({hold_seconds} s held): **{admitted:.0f} answered/s** of {hold['rate']:.0f} "
+                 f"answered or shed per second ({100 * hold['shed_share']:.1f}% shed), admitted p50 "
+                 f"{fmt(hold['p50'])} ms, **p99 {fmt(hold['p99'])} ms**, failures {100 * hold['failure_share']:.2f}% "
+                 f"(a 503 without `Retry-After` and SERVICE_UNAVAILABLE is one), {hold['dropped']} dropped"
+                 + (f"; the concurrency limit between {min(limits):.0f} and {max(limits):.0f}" if limits else "") + ".")
     # Recovered: the spike's rule, against the first 20 s.
     recovered_at, p50_limit, p99_limit = recovered(seconds, overload_end, before)
     if recovered_at is not None:
@@ -323,3 +341,35 @@ def soak(seconds, resources):
               f"| last | {last['rate']:.0f} | {fmt(last['p50'])} | {fmt(last['p99'])} |"]
     result["first_p99"], result["last_p99"] = first["p99"], last["p99"]
     return lines, result
+
+
+def beside(summary, phase_seconds):
+    """`mixcreate`: the mix's p99 beside the creates against alone (the
+    k6 scenarios `beside` and `alone` of k6/scenarios/mixcreate.js), failed
+    reads beside the creates, and the creates' own rate and latency. Holds
+    when p99 beside is at most 1.5 times p99 alone and no read failed."""
+    metric = lambda name: summary.get("metrics", {}).get(name, {})  # noqa: E731
+    alone, near = metric("http_req_duration{scenario:alone}"), metric("http_req_duration{scenario:beside}")
+    failed = metric("failures{scenario:beside}").get("passes", 0)
+    failed_alone = metric("failures{scenario:alone}").get("passes", 0)
+    creates = metric("http_reqs{scenario:creates}")
+    created = metric("http_req_duration{scenario:creates}")
+    create_failed = metric("failures{scenario:creates}").get("passes", 0)
+    p99_alone, p99_beside = alone.get("p(99)"), near.get("p(99)")
+    ratio = p99_beside / p99_alone if p99_alone and p99_beside is not None else None
+    held = ratio is not None and ratio <= 1.5 and failed == 0
+    fmt = lambda v: f"{v:.2f} ms" if v is not None else "n/a"  # noqa: E731
+    lines = ["## Reads beside creates", "",
+             "| phase | reads | failed reads | p50 | p99 |", "|---|---|---|---|---|",
+             f"| mix alone | {metric('http_reqs{scenario:alone}').get('count', 0)} | {failed_alone} | "
+             f"{fmt(alone.get('med'))} | {fmt(p99_alone)} |",
+             f"| mix beside the creates | {metric('http_reqs{scenario:beside}').get('count', 0)} | {failed} | "
+             f"{fmt(near.get('med'))} | {fmt(p99_beside)} |", "",
+             f"Creates: {creates.get('count', 0)} ({creates.get('count', 0) / phase_seconds:.1f}/s over the "
+             f"{phase_seconds:.0f} s beside the mix), {create_failed} failed, p50 {fmt(created.get('med'))}, p99 {fmt(created.get('p(99)'))}.", "",
+             f"Read p99 beside the creates / alone: **{ratio:.2f}×**" if ratio is not None else "Read p99: n/a",
+             "", f"Check (p99 beside ≤ 1.5 × alone, 0 failed reads beside the creates): "
+                 f"**{'held' if held else 'not held'}**."]
+    return lines, {"p99_alone": p99_alone, "p99_beside": p99_beside, "ratio": ratio, "failed_reads": failed,
+                   "creates": creates.get("count", 0), "creates_failed": create_failed,
+                   "create_p99": created.get("p(99)"), "held": held}

@@ -37,6 +37,14 @@ def commit():
         return "unknown"
 
 
+def load_average():
+    """The machine's 1-, 5- and 15-minute load averages (/proc/loadavg), or None."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
 def duration_seconds(text):
     """Seconds in a k6 duration such as `90s`, `5m` or `1h30m` (None when not one)."""
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -98,6 +106,9 @@ def figures(run):
         "data": run["data"],
         "per_query": {},
         "analysis": run.get("analysis", {}),
+        "server": run.get("server", "notegraph"),
+        "load_average": run.get("load_average"),
+        "concurrency": concurrency(run.get("final_metrics") or {}),
     }
     for name, metric in summary.get("metrics", {}).items():
         if name.startswith("http_req_duration{query:"):
@@ -110,8 +121,24 @@ def figures(run):
     return out
 
 
+def concurrency(metrics):
+    """The concurrency limit's counts at the end of the run (scraped from
+    /metrics before the server stopped): the limit then, requests shed, and
+    how often the limit moved each way; None without the series."""
+    if "notegraph_concurrency_limit" not in metrics:
+        return None
+    return {"limit_at_end": metrics["notegraph_concurrency_limit"],
+            "shed": metrics.get("notegraph_concurrency_shed_total", 0.0),
+            "changes_up": metrics.get('notegraph_concurrency_limit_changes_total{direction="up"}', 0.0),
+            "changes_down": metrics.get('notegraph_concurrency_limit_changes_total{direction="down"}', 0.0)}
+
+
 def _ms(value):
     return f"{value:.2f} ms" if isinstance(value, (int, float)) else "n/a"
+
+
+def _loads(values):
+    return " / ".join(f"{v:.2f}" for v in values) if values else "n/a"
 
 
 def _mib(value):
@@ -130,7 +157,9 @@ def markdown(fig, analysis_lines, comparison_lines, ids_note):
         "",
         f"- Command: `{fig['command']}`",
         f"- Started: {fig['started_at']}, commit {fig['commit']}",
-        f"- Machine: {fig['machine']}; k6, the server and Postgres share it.",
+        f"- Machine: {fig['machine']}; k6, the server and Postgres share it. Load average (1, 5, 15 min) "
+        f"before the run {_loads((fig.get('load_average') or {}).get('before'))}, after "
+        f"{_loads((fig.get('load_average') or {}).get('after'))}.",
         f"- Asked: {fig['asked']}.",
         f"- Achieved: **{fig['achieved_rate']:.1f} requests/s** ({fig['requests']} requests, "
         f"{fig['iterations']} iterations).",
@@ -139,6 +168,13 @@ def markdown(fig, analysis_lines, comparison_lines, ids_note):
         f"- Failed requests (not HTTP 200, `errors`, or empty `data`): {fig['failed_requests']} "
         f"({100 * fig['failure_rate']:.3f}%); dropped iterations: {fig['dropped_iterations']}.",
     ]
+    if fig.get("server") == "baseline":
+        lines.append("- Server: **bench/baseline**, the bare axum + sqlx server (no GraphQL engine, cache or limits).")
+    if fig.get("concurrency"):
+        c = fig["concurrency"]
+        lines.append(f"- Concurrency limit (`/metrics` at the end): {c['shed']:.0f} requests shed "
+                     f"(`notegraph_concurrency_shed_total`), the limit moved up {c['changes_up']:.0f} and down "
+                     f"{c['changes_down']:.0f} times, {c['limit_at_end']:.0f} at the end.")
     if fig["scenario"] in ("writes", "smoke"):
         lines.append(f"- Stale reads after a write: {fig['stale_reads']}.")
     if fig["statements_per_request"] is not None:

@@ -74,8 +74,16 @@ CACHE_GAUGES = ("notegraph_response_cache_bytes", "notegraph_response_cache_entr
                 "notegraph_parsed_documents_bytes", "notegraph_parsed_documents_entries")
 
 
-def scrape_gauges(url, names=CACHE_GAUGES):
-    """The values of unlabelled gauges `names` from a Prometheus text page; {} when it does not answer."""
+# The concurrency limit's series (crates/api/src/pipeline/shedding.rs): the
+# limit, what executes, what was shed and how often the limit moved.
+CONCURRENCY_SERIES = ("notegraph_concurrency_limit", "notegraph_concurrency_in_flight",
+                      "notegraph_concurrency_shed_total", "notegraph_concurrency_limit_changes_total")
+
+
+def scrape_series(url, names=CACHE_GAUGES + CONCURRENCY_SERIES):
+    """Every series whose name is one of `names` from a Prometheus text page,
+    keyed as written there (`name` alone, or with its labels:
+    `name{direction="up"}`); {} when the page does not answer."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             text = response.read().decode("utf-8", "replace")
@@ -83,10 +91,12 @@ def scrape_gauges(url, names=CACHE_GAUGES):
         return {}
     values = {}
     for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in names:
+        if line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series.split("{", 1)[0] in names:
             try:
-                values[name] = float(value)
+                values[series] = float(value)
             except ValueError:
                 continue
     return values
@@ -117,7 +127,7 @@ class Sampler(threading.Thread):
     processes that have exited (a server restarted during the run).
     Each sample is `(t, {name: (cpu_seconds_cumulative, memory_bytes)},
     server_sockets, server_threads, gauges)`; `gauges` holds the server's
-    cache gauges ([`CACHE_GAUGES`]) scraped from `metrics_url` every
+    cache gauges and concurrency series ([`scrape_series`]) scraped from `metrics_url` every
     `metrics_every` seconds, and is None in between.
     """
 
@@ -152,7 +162,7 @@ class Sampler(threading.Thread):
         gauges = None
         if self.metrics_url and (self._scraped_at is None or now - self._scraped_at >= self.metrics_every):
             self._scraped_at = now
-            gauges = scrape_gauges(self.metrics_url) or None
+            gauges = scrape_series(self.metrics_url) or None
         self.samples.append((now, row, socket_count(self.server_pid), thread_count(self.server_pid), gauges))
 
     def run(self):

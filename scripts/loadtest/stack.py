@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -83,6 +84,14 @@ def build_production():
     log("building the production binary (cargo build --profile production)")
     subprocess.run(["cargo", "build", "--profile", "production", "--bin", "notegraph"], cwd=ROOT, check=True)
     return target_dir() / "production" / "notegraph"
+
+
+def build_baseline():
+    """Builds bench/baseline, the bare axum + sqlx server, with the same
+    profile as the server it stands beside; returns its path."""
+    log("building the bare baseline server (cargo build --profile production -p baseline)")
+    subprocess.run(["cargo", "build", "--profile", "production", "-p", "baseline"], cwd=ROOT, check=True)
+    return target_dir() / "production" / "baseline"
 
 
 def child_env(**extra):
@@ -256,12 +265,20 @@ class Postgres:
         ).split()
         return int(removed[0]), int(removed[1])
 
+    def prewarm(self):
+        """Reads the data set into shared buffers (prewarm.sql); returns the blocks read."""
+        return int(self.psql(Path(__file__).with_name("prewarm.sql").read_text()).split()[-1])
+
     def statement_calls(self):
-        """Statements executed in this database so far (pg_stat_statements), ours excluded."""
+        """Statements the clients sent to this database so far (pg_stat_statements),
+        ours excluded. Top-level ones only: with `pg_stat_statements.track = all`
+        (the embedded cluster's), a create's foreign-key checks and a cleanup's
+        cascades count as statements of their own, and a create's one
+        statement read as 7.9."""
         return int(self.psql(
             "select coalesce(sum(calls), 0) from pg_stat_statements "
             "where dbid = (select oid from pg_database where datname = current_database()) "
-            "and query not ilike '%pg_stat_statements%'"
+            "and toplevel and query not ilike '%pg_stat_statements%'"
         ))
 
 
@@ -301,20 +318,47 @@ class Server:
             time.sleep(0.2)
         else:
             raise RuntimeError(f"the server did not start serving within 60 s; see {self.log_path}")
+        return self.wait_for(f"{self.base_url}/readyz", deadline)
+
+    def wait_for(self, request, deadline):
+        """Polls `request` (a URL or urllib Request) until it answers 200; returns self."""
+        name = type(self).__name__.lower()
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the {name} exited with {self.process.returncode}; see {self.log_path}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=5) as response:
+                with urllib.request.urlopen(request, timeout=5) as response:
                     if response.status == 200:
-                        log(f"server ready at {self.base_url}")
+                        log(f"{name} ready at {self.base_url}")
                         return self
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the server was not ready within 60 s; see {self.log_path}")
+        raise RuntimeError(f"the {name} was not ready within 60 s; see {self.log_path}")
 
     def stop(self):
         if self.process is not None:
-            stop(self.process, "the server")
+            stop(self.process, f"the {type(self).__name__.lower()}")
+
+
+class Baseline(Server):
+    """bench/baseline on a free loopback port: the bare stack under the same load
+    (`--server baseline`). It has no /readyz, /metrics or log of its own."""
+
+    def start(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        log(f"starting the bare baseline server at {self.base_url}")
+        with open(self.log_path, "w") as log_file:
+            self.process = subprocess.Popen([str(self.binary), f"127.0.0.1:{port}"],
+                                            env=child_env(DATABASE_URL=self.database_url),
+                                            stdout=log_file, stderr=subprocess.STDOUT)
+        body = json.dumps({"query": "{ users(first: 20) { id name } }"}).encode()
+        request = urllib.request.Request(f"{self.base_url}/graphql", data=body,
+                                         headers={"content-type": "application/json"})
+        return self.wait_for(request, time.monotonic() + 60)
 
 
 def run_k6(k6, scenario, run_dir, env):

@@ -103,6 +103,22 @@ class Overload(unittest.TestCase):
         self.assertGreater(result["shed_share"], 0.3)
         self.assertIn("| 36 | 3000 | 1500 | 50.0% |", "\n".join(lines))
 
+    def test_a_longer_hold_is_judged_on_its_own_with_the_limit_scraped(self):
+        # 20 s at 100/s; a 5 s ramp; 60 s held at 1600/s asked, 1000 admitted
+        # (p99 150 ms), then 1 s down and at once back to normal.
+        seconds = [second(t, 100, 2) for t in range(0, 20)]
+        seconds += [second(t, 800, 20) for t in range(20, 25)]
+        seconds += [second(t, 1600, 150, shed=600) for t in range(25, 85)]
+        seconds += [second(t, 100, 2) for t in range(85, 120)]
+        resources = [{"t": t + 0.5, "gauges": {"notegraph_concurrency_limit": 40 if t < 30 else 12}}
+                     for t in range(0, 120)]
+        lines, result = analysis.overload(seconds, 5, 60, resources)
+        hold = result["hold"]
+        self.assertEqual((hold["answered_rate"], hold["offered_rate"], hold["admitted_p99"]), (1000, 1600, 150))
+        self.assertEqual(hold["limit_range"], [12, 40])
+        self.assertEqual(result["recovery_seconds"], 0)
+        self.assertIn("**1000 answered/s** of 1600", "\n".join(lines))
+
     def test_timeline_keeps_503s_out_of_latency(self):
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory, "samples.csv.gz")
@@ -113,6 +129,36 @@ class Overload(unittest.TestCase):
                 writer.writerow(["http_req_duration", "100", "0.5", "overload", "503"])
             [entry] = timeline.read(path)
             self.assertEqual((entry["requests"], entry["shed"], entry["p50"]), (2, 1, 90.0))
+
+
+class Beside(unittest.TestCase):
+    def summary(self, alone, beside, failed):
+        return {"metrics": {
+            "http_req_duration{scenario:alone}": {"med": 1.0, "p(99)": alone},
+            "http_req_duration{scenario:beside}": {"med": 1.2, "p(99)": beside},
+            "http_reqs{scenario:alone}": {"count": 60000}, "http_reqs{scenario:beside}": {"count": 60000},
+            "failures{scenario:beside}": {"passes": failed}, "failures{scenario:alone}": {"passes": 0},
+            "http_reqs{scenario:creates}": {"count": 9000}, "http_req_duration{scenario:creates}": {"p(99)": 30.0},
+            "failures{scenario:creates}": {"passes": 0}}}
+
+    def test_reads_beside_creates_against_alone(self):
+        lines, result = analysis.beside(self.summary(8.0, 11.0, 0), 60)
+        self.assertTrue(result["held"])
+        self.assertAlmostEqual(result["ratio"], 1.375)
+        self.assertIn("9000 (150.0/s over the 60 s beside the mix)", "\n".join(lines))
+        self.assertFalse(analysis.beside(self.summary(8.0, 12.5, 0), 60)[1]["held"])
+        self.assertFalse(analysis.beside(self.summary(8.0, 9.0, 1), 60)[1]["held"])
+        self.assertFalse(analysis.beside({"metrics": {}}, 60)[1]["held"])
+
+
+class Concurrency(unittest.TestCase):
+    def test_the_limit_counts_come_from_the_labelled_series(self):
+        metrics = {"notegraph_concurrency_limit": 37.0, "notegraph_concurrency_shed_total": 12.0,
+                   'notegraph_concurrency_limit_changes_total{direction="up"}': 5.0,
+                   'notegraph_concurrency_limit_changes_total{direction="down"}': 9.0}
+        self.assertEqual(report.concurrency(metrics),
+                         {"limit_at_end": 37.0, "shed": 12.0, "changes_up": 5.0, "changes_down": 9.0})
+        self.assertIsNone(report.concurrency({}))
 
 
 class Soak(unittest.TestCase):
@@ -172,10 +218,11 @@ class Outputs(unittest.TestCase):
 
     def test_run_settings_name_the_server_settings_and_mask_secrets(self):
         environ = {"NOTEGRAPH_CACHE_ENABLED": "false", "NOTEGRAPH_JWT_SECRET": "s3cret",
-                   "NOTEGRAPH_EMBED_API_KEY": "sk-1", "NOTEGRAPH_STATIC_TOKENS": "t=1", "HOME": "/root", "GOGC": "50"}
+                   "NOTEGRAPH_EMBED_API_KEY": "sk-1", "NOTEGRAPH_STATIC_TOKENS": "t=1", "HOME": "/root", "GOGC": "50",
+                   "QUERY": "nplus1", "HOLD": "60s"}
         self.assertEqual(loadtest_main.run_settings(environ),
-                         ["GOGC=50", "NOTEGRAPH_CACHE_ENABLED=false", "NOTEGRAPH_EMBED_API_KEY=***",
-                          "NOTEGRAPH_JWT_SECRET=***", "NOTEGRAPH_STATIC_TOKENS=***"])
+                         ["GOGC=50", "HOLD=60s", "NOTEGRAPH_CACHE_ENABLED=false", "NOTEGRAPH_EMBED_API_KEY=***",
+                          "NOTEGRAPH_JWT_SECRET=***", "NOTEGRAPH_STATIC_TOKENS=***", "QUERY=nplus1"])
 
     def test_k6_durations(self):
         self.assertEqual(report.duration_seconds("1h30m"), 5400)

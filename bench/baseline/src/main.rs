@@ -62,6 +62,8 @@ async fn graphql(State(pool): State<PgPool>, body: Bytes) -> Response {
         user_notes(&pool, id).await
     } else if q.starts_with("{ notes(first: 10)") {
         notes(&pool).await
+    } else if q.starts_with("{ notes(first: 50) { id title author { name } tags { name } } }") {
+        notes_page(&pool).await
     } else {
         return (StatusCode::BAD_REQUEST, "unknown query").into_response();
     };
@@ -128,6 +130,32 @@ async fn notes(pool: &PgPool) -> sqlx::Result<Value> {
     let notes: Vec<Value> = rows
         .into_iter()
         .map(|(id, title, name)| json!({ "id": id.to_string(), "title": title, "author": { "name": name } }))
+        .collect();
+    Ok(json!({ "notes": notes }))
+}
+
+/// The nplus1 load (`QUERY=nplus1`, k6/lib/queries.js `notesPage`): a page of
+/// 50 notes with their authors and tags in one statement, as Notegraph's
+/// root list now sends it (docs/PERFORMANCE.md, "Lists against the bare
+/// server").
+async fn notes_page(pool: &PgPool) -> sqlx::Result<Value> {
+    let rows: Vec<(i64, String, String, Vec<String>)> = sqlx::query_as(
+        "select n.id, n.title, u.name, \
+                coalesce((select array_agg(t.name order by t.name) from note_tags nt join tags t on t.id = nt.tag_id \
+                          where nt.note_id = n.id), '{}') \
+         from (select id, title, author_id from notes where visibility = 'public' or author_id = $1 \
+               order by id desc limit 50) n \
+         join users u on u.id = n.author_id order by n.id desc",
+    )
+    .bind(VIEWER)
+    .fetch_all(pool)
+    .await?;
+    let notes: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, title, name, tags)| {
+            let tags: Vec<Value> = tags.into_iter().map(|name| json!({ "name": name })).collect();
+            json!({ "id": id.to_string(), "title": title, "author": { "name": name }, "tags": tags })
+        })
         .collect();
     Ok(json!({ "notes": notes }))
 }

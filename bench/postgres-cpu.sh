@@ -1,0 +1,23 @@
+# Sourced by bench/compare.sh and bench/writes-vs-postgres.sh: the CPU of
+# one Postgres cluster and no other on the machine (a test suite's cluster
+# beside a run would otherwise count).
+#
+# pg_ticks POSTMASTER_PID prints, in clock ticks, the postmaster's own CPU
+# with that of the children it has reaped (cutime + cstime: backends that
+# exited, a pgbench run's among them) and the children alive now.
+# postmaster_of PSQL URL prints the pid in the cluster's postmaster.pid.
+
+postmaster_of() {
+  head -1 "$("$1" "$2" -X -qAtc 'show data_directory')/postmaster.pid"
+}
+
+pg_ticks() {
+  local total pid t
+  total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat")
+  for pid in $(pgrep -P "$1" || true); do
+    # A backend may exit between the listing and the read.
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
