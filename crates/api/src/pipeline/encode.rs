@@ -3,29 +3,117 @@
 //! between the response cache and execution, so a response is encoded once
 //! for every request waiting on it, and the cache stores bytes. Shared with
 //! `/graphql/stream` (which sends the bytes as events).
+//!
+//! Its streaming form: a query with `@defer` or `@stream` whose client
+//! accepts `multipart/mixed` runs in parts
+//! ([`crate::graphql::incremental`]), and each payload is encoded as it
+//! comes ([`encode_payload`]): the first in the reply's body, the rest as
+//! a stream that [`super::decode`] frames as multipart.
 
 use async_graphql::{Response, ServerError};
+use axum::body::Bytes;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
-use super::call::{Encoded, Operation, Reply, XCache};
+use super::call::{Encoded, Operation, Reply, Rest, XCache};
 use super::chain::{Next, Stage};
 use crate::error::{ApiError, error_body};
+use crate::graphql::BatchedSchema;
+use crate::graphql::incremental::{self, Payload};
 
 /// The stage: see the module.
 #[derive(Clone)]
-pub struct Encode;
+pub struct Encode {
+    /// Runs incremental queries (`None`: every query runs whole).
+    incremental: Option<BatchedSchema>,
+}
+
+impl Encode {
+    /// The stage; with `incremental`, queries that defer or stream and
+    /// accept `multipart/mixed` run there in parts.
+    pub fn new(incremental: Option<BatchedSchema>) -> Self {
+        Encode { incremental }
+    }
+}
 
 impl<N: Next<Operation, Response>> Stage<N> for Encode {
     type In = Operation;
     type Out = Reply;
 
-    async fn run(&self, operation: Operation, next: &N) -> Reply {
+    async fn run(&self, mut operation: Operation, next: &N) -> Reply {
+        if let Some(schema) = &self.incremental
+            && operation.call.incremental
+            && incremental::wanted(&mut operation.request)
+        {
+            return in_parts(schema.execute_incremental(super::execute::request_of(operation))).await;
+        }
         let mut response = next.run(operation).await;
         let headers = std::mem::take(&mut response.http_headers);
         let cache_control = response.cache_control;
         let has_errors = !response.errors.is_empty();
         let encoded = encode(response);
-        Reply { encoded, x_cache: XCache::Bypass, headers, cache_control, has_errors }
+        Reply { encoded, x_cache: XCache::Bypass, headers, cache_control, has_errors, rest: None }
+    }
+}
+
+/// The reply of an incremental answer: its first payload, then the rest
+/// as they come.
+async fn in_parts(mut payloads: incremental::Payloads) -> Reply {
+    let first = payloads.next().await;
+    let has_next = matches!(first, Some(Payload::Initial { has_next: true, .. }));
+    let (headers, has_errors) = match &first {
+        Some(Payload::Initial { response, .. }) => (response.http_headers.clone(), !response.errors.is_empty()),
+        _ => Default::default(),
+    };
+    let body = match first {
+        Some(payload) => encode_payload(payload),
+        None => Bytes::from(error_body(ApiError::Internal.message(), ApiError::Internal.code()).to_string()),
+    };
+    let rest = has_next.then(|| Rest::new(Box::pin(payloads.map(encode_payload))));
+    let cache_control = async_graphql::CacheControl { public: false, max_age: -1 };
+    Reply { encoded: Encoded::ok(body), x_cache: XCache::Bypass, headers, cache_control, has_errors, rest }
+}
+
+/// One payload of an incremental answer as JSON: the first as a response
+/// with `hasNext`, a later one as `incremental` entries with `hasNext`;
+/// every error with its `extensions.code`.
+pub fn encode_payload(payload: Payload) -> Bytes {
+    let value = match payload {
+        Payload::Initial { response, has_next } => {
+            let encoded = encode(response);
+            let mut value: Value = serde_json::from_slice(&encoded.body).unwrap_or_else(|_| json!({}));
+            value["hasNext"] = json!(has_next);
+            value
+        }
+        Payload::Subsequent { incremental, has_next } => {
+            let entries: Vec<Value> = incremental
+                .into_iter()
+                .map(|entry| {
+                    let mut value = json!({ "path": entry.path });
+                    if let Some(items) = entry.items {
+                        value["items"] = json!(items);
+                    } else {
+                        value["data"] = serde_json::to_value(&entry.data).unwrap_or(Value::Null);
+                    }
+                    if let Some(label) = entry.label {
+                        value["label"] = json!(label);
+                    }
+                    if !entry.errors.is_empty() {
+                        let errors: Vec<Value> = entry.errors.into_iter().map(|e| error_json(e, false)).collect();
+                        value["errors"] = json!(errors);
+                    }
+                    value
+                })
+                .collect();
+            let mut value = json!({ "hasNext": has_next });
+            if !entries.is_empty() {
+                value["incremental"] = json!(entries);
+            }
+            value
+        }
+    };
+    match serialise(&value) {
+        Ok(bytes) | Err(bytes) => bytes.into(),
     }
 }
 
@@ -161,7 +249,7 @@ mod tests {
         let call = Call::new(crate::pipeline::Method::Post, Default::default(), Default::default());
         let operation = Operation { call, request: async_graphql::Request::new("{ a }") };
 
-        let reply = Encode.run(operation, &next).await;
+        let reply = Encode::new(None).run(operation, &next).await;
 
         assert_eq!(json(&reply.encoded), serde_json::json!({ "data": { "a": 1 } }));
         assert_eq!(reply.x_cache, XCache::Bypass);
