@@ -13,14 +13,15 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::{TestApp, wait_for_a_lock_waiter};
+use crate::sse::NodeClient;
 use crate::statements::{BACKGROUND, Background, BusyLoops, Calls, NO_CACHE, Tally, count_one, runs};
 
 /// What Apollo Client sends for an operation with `@defer`.
 const APOLLO_ACCEPT: &str = "multipart/mixed;deferSpec=20220824,application/json";
 
 const DEFERRED: &str =
-    r#"{ note(id: "8") { title author { name } ... @defer(label: "similar") { similar(first: 10) { title } } } }"#;
-const PLAIN: &str = r#"{ note(id: "8") { title author { name } similar(first: 10) { title } } }"#;
+    r#"{ note(id: "8") { title author { name } ... @defer(label: "similar") { similar(first: 10) { note { title } } } } }"#;
+const PLAIN: &str = r#"{ note(id: "8") { title author { name } similar(first: 10) { note { title } } } }"#;
 const STREAMED: &str =
     r#"{ searchNotes(text: "body of a note", first: 10) @stream(initialCount: 3, label: "hits") { score note { id title } } }"#;
 const WHOLE: &str = r#"{ searchNotes(text: "body of a note", first: 10) { score note { id title } } }"#;
@@ -164,7 +165,7 @@ async fn a_streamed_search_sends_three_hits_then_the_rest(_: PgPoolOptions, opti
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn an_error_in_a_deferred_part_reaches_that_part_only(_: PgPoolOptions, options: PgConnectOptions) {
     let app = TestApp::spawn(options).await;
-    let query = r#"{ notes(first: 2) { id ... @defer(label: "bad") { similar(first: -1) { title } } } }"#;
+    let query = r#"{ notes(first: 2) { id ... @defer(label: "bad") { similar(first: -1) { note { title } } } } }"#;
 
     let payloads = incremental(&app, query).await;
 
@@ -229,6 +230,71 @@ async fn the_sse_transport_sends_each_part_as_a_next_event(_: PgPoolOptions, opt
     assert_eq!(names, ["next", "next", "complete"], "{body}");
     let parts: Vec<Value> = events[..2].iter().map(|(_, data)| serde_json::from_str(data).unwrap()).collect();
     // The same payloads as over multipart.
+    assert_eq!(parts, incremental(&app, DEFERRED).await);
+}
+
+/// Every line a node client printed, up to its `complete` or `error`.
+async fn lines_of(mut client: NodeClient) -> Vec<Value> {
+    let mut lines = Vec::new();
+    while let Some(line) = client.next(Duration::from_secs(60)).await {
+        let last = line.get("complete").is_some() || line.get("error").is_some();
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    lines
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn apollo_client_sees_the_note_first_then_its_similar_notes(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/subscriptions");
+    assert!(dir.join("node_modules").exists(), "run `npm ci` in tests/subscriptions (scripts/test.sh does)");
+    let spec = json!({ "url": app.url("/graphql"), "query": DEFERRED });
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("apollo-defer.mjs"))
+        .arg(spec.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut lines = Vec::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(60), reader.next_line()).await {
+        let line: Value = serde_json::from_str(&line).unwrap();
+        let last = line.get("complete").is_some() || line.get("error").is_some();
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+
+    assert_eq!(lines.last(), Some(&json!({ "complete": true })), "{lines:#?}");
+    let results: Vec<&Value> = lines.iter().filter_map(|line| line.get("next")).collect();
+    assert_eq!(results.len(), 2, "the note, then the note with its similar notes: {lines:#?}");
+    let (first, last) = (&results[0], &results[1]);
+    assert_eq!(first["dataState"], "streaming");
+    assert_eq!(first["data"]["note"]["title"], "Note 8");
+    assert_eq!(first["data"]["note"]["author"]["name"], "User 9");
+    assert!(first["data"]["note"].get("similar").is_none(), "{first}");
+    assert_eq!(last["dataState"], "complete");
+    // Apollo Client adds `__typename` to every selection; the merged
+    // result is the plain query's data with them.
+    let plain = app.data(r#"{ note(id: "8") { __typename title author { __typename name } similar(first: 10) { __typename note { __typename title } } } }"#).await;
+    assert_eq!(last["data"], plain);
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn the_graphql_sse_client_gets_the_parts_as_next_events(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+    let base = format!("http://{}", app.addr);
+
+    let lines = lines_of(NodeClient::start("sse", &base, None, DEFERRED)).await;
+
+    assert_eq!(lines.last(), Some(&json!({ "complete": true })), "{lines:#?}");
+    let parts: Vec<Value> = lines.iter().filter_map(|line| line.get("next")).cloned().collect();
     assert_eq!(parts, incremental(&app, DEFERRED).await);
 }
 

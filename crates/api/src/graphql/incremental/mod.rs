@@ -243,7 +243,10 @@ impl Run {
 }
 
 /// The entries of a deferred part: its fragment's fields in every object
-/// at `path`, each with the errors raised below it.
+/// at `path`, each with the errors raised below it. An error that nulled
+/// the fragment's object (a non-null field failed) or that arose above it
+/// gets an entry of its own, `data: null` at the fragment's object as far
+/// as the error's path reaches it: the parts already sent stand.
 fn deferred(response: Response, path: &[async_graphql::Name], label: Option<String>) -> Vec<Entry> {
     let mut entries = Vec::new();
     collect(response.data, path, &mut Vec::new(), &label, &mut entries);
@@ -254,18 +257,35 @@ fn deferred(response: Response, path: &[async_graphql::Name], label: Option<Stri
             .filter(|(_, entry)| error.path.starts_with(&entry.path))
             .max_by_key(|(_, entry)| entry.path.len())
             .map(|(at, _)| at);
-        match at {
-            Some(at) => entries[at].errors.push(error),
-            // Above every object of the fragment (an ancestor failed, or
-            // the part timed out): an entry of its own at the fragment's
-            // path as far as the error reached.
-            None => {
-                let path = error.path.clone();
-                entries.push(Entry { data: None, items: None, path, label: label.clone(), errors: vec![error] });
-            }
-        }
+        let at = at.unwrap_or_else(|| {
+            let object = object_path(&error.path, path);
+            entries.iter().position(|entry| entry.data.is_none() && entry.path == object).unwrap_or_else(|| {
+                entries.push(Entry { data: None, items: None, path: object, label: label.clone(), errors: Vec::new() });
+                entries.len() - 1
+            })
+        });
+        entries[at].errors.push(error);
     }
     entries
+}
+
+/// The prefix of `error` that reaches the fragment's object at `path`
+/// (response keys, lists between them expanded by index).
+fn object_path(error: &[PathSegment], path: &[async_graphql::Name]) -> Vec<PathSegment> {
+    let mut keys = path.iter();
+    let mut next = keys.next();
+    let mut prefix = Vec::new();
+    for segment in error {
+        match (segment, next) {
+            (PathSegment::Index(_), _) => prefix.push(segment.clone()),
+            (PathSegment::Field(field), Some(key)) if field == key.as_str() => {
+                prefix.push(segment.clone());
+                next = keys.next();
+            }
+            _ => break,
+        }
+    }
+    prefix
 }
 
 /// Adds an entry for every object at `rest` below `value` (at `at`).

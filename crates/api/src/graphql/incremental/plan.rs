@@ -214,6 +214,7 @@ fn emit(nodes: &[Node], target: Option<usize>) -> (Vec<Positioned<Selection>>, b
             Node::Field { field, children, stream } => {
                 let is_target = target.is_some() && *stream == target;
                 let (set, inside) = if is_target { (emit(children, None).0, true) } else { emit(children, target) };
+                let set = whole_when_held(set, inside, children, target);
                 let mut field = field.clone();
                 field.node.selection_set.node.items = set;
                 let pos = field.pos;
@@ -222,6 +223,7 @@ fn emit(nodes: &[Node], target: Option<usize>) -> (Vec<Positioned<Selection>>, b
             Node::Fragment { fragment, children, defer } => {
                 let is_target = target.is_some() && *defer == target;
                 let (set, inside) = if is_target { (emit(children, None).0, true) } else { emit(children, target) };
+                let set = whole_when_held(set, inside, children, target);
                 let mut fragment = fragment.clone();
                 fragment.node.selection_set.node.items = set;
                 let pos = fragment.pos;
@@ -236,6 +238,17 @@ fn emit(nodes: &[Node], target: Option<usize>) -> (Vec<Positioned<Selection>>, b
         items.push(if hold { held(item) } else { item });
     }
     (items, found)
+}
+
+/// A selection held back whole needs no holding inside: its children as
+/// the initial part has them (`set` when it is on the target's path).
+fn whole_when_held(
+    set: Vec<Positioned<Selection>>,
+    inside: bool,
+    children: &[Node],
+    target: Option<usize>,
+) -> Vec<Positioned<Selection>> {
+    if target.is_some() && !inside { emit(children, None).0 } else { set }
 }
 
 /// `item` inside `... @skip(if: true) { … }`: validated, never run.
@@ -273,9 +286,32 @@ mod tests {
         plan(&document, None, &Variables::from_json(variables))
     }
 
+    /// A part's selection in short: fields by response key, fragments as
+    /// `...{…}`, held ones as `skip{…}`.
     fn text(document: &ExecutableDocument) -> String {
         let DocumentOperations::Single(op) = &document.operations else { panic!("one operation") };
-        format!("{:?}", op.node.selection_set.node.items.len())
+        show(&op.node.selection_set.node)
+    }
+
+    fn show(set: &SelectionSet) -> String {
+        let items: Vec<String> = set
+            .items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) if field.node.selection_set.node.items.is_empty() => {
+                    field.node.response_key().node.to_string()
+                }
+                Selection::Field(field) => {
+                    format!("{}{{{}}}", field.node.response_key().node, show(&field.node.selection_set.node))
+                }
+                Selection::InlineFragment(fragment) => {
+                    let held = fragment.node.directives.iter().any(|d| d.node.name.node == "skip");
+                    format!("{}{{{}}}", if held { "skip" } else { "..." }, show(&fragment.node.selection_set.node))
+                }
+                Selection::FragmentSpread(spread) => format!("...{}", spread.node.fragment_name.node),
+            })
+            .collect();
+        items.join(" ")
     }
 
     #[test]
@@ -297,7 +333,10 @@ mod tests {
         assert_eq!(plan.parts[0].label.as_deref(), Some("s"));
         assert!(matches!(&plan.parts[0].kind, Kind::Defer(path) if path.iter().map(Name::as_str).collect::<Vec<_>>() == ["note"]));
         assert!(plan.initial.fragments.is_empty());
-        assert_eq!(text(&plan.initial), "1");
+        // The initial part holds the fragment back; the deferred one runs
+        // its ancestor and its fields, the rest held back.
+        assert_eq!(text(&plan.initial), "note{title skip{...{similar{title}}}}");
+        assert_eq!(text(&plan.parts[0].document), "note{skip{title} ...{similar{title}}}");
     }
 
     #[test]
@@ -310,5 +349,21 @@ mod tests {
         assert_eq!(plan.parts.len(), 1);
         assert_eq!(plan.root_streams.get("searchNotes"), Some(&3));
         assert!(matches!(&plan.parts[0].kind, Kind::Stream { key, from: 3 } if key == "searchNotes"));
+        assert_eq!(text(&plan.parts[0].document), "searchNotes{note{title}} skip{notes{similar{title}}}");
+    }
+
+    #[test]
+    fn a_nested_deferred_fragment_comes_after_its_parent() {
+        let plan = plan_of(
+            "{ notes { id ... @defer(label: \"a\") { title author { name ... @defer(label: \"b\") { noteCount } } } } }",
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let labels: Vec<_> = plan.parts.iter().map(|part| part.label.as_deref()).collect();
+        assert_eq!(labels, [Some("a"), Some("b")]);
+        assert!(matches!(&plan.parts[1].kind, Kind::Defer(path) if path.iter().map(Name::as_str).collect::<Vec<_>>() == ["notes", "author"]));
+        assert_eq!(text(&plan.initial), "notes{id skip{...{title author{name skip{...{noteCount}}}}}}");
+        assert_eq!(text(&plan.parts[0].document), "notes{skip{id} ...{title author{name skip{...{noteCount}}}}}");
+        assert_eq!(text(&plan.parts[1].document), "notes{skip{id} ...{skip{title} author{skip{name} ...{noteCount}}}}");
     }
 }
