@@ -29,10 +29,7 @@ impl QueryRoot {
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
-        memo::root(ctx, async move {
-            Ok(user_by_id(ctx, args::parse_id(&id, "user")?).await?)
-        })
-        .await
+        memo::root(ctx, async move { Ok(user_by_id(ctx, args::parse_id(&id, "user")?).await?) }).await
     }
 
     async fn users(
@@ -115,7 +112,8 @@ impl QueryRoot {
             viewer_dependent(ctx);
             let row = {
                 let viewer = viewer(ctx)?;
-                db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::fetch_by_name(db, viewer, &name).await).await
+                db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::fetch_by_name(db, viewer, &name).await)
+                    .await
             }
             .map_err(ApiError::from)?;
             Ok(row.map(Tag))

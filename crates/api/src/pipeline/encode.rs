@@ -60,6 +60,21 @@ impl<N: Next<Operation, Response>> Stage<N> for Encode {
 /// as they come.
 async fn in_parts(mut payloads: incremental::Payloads) -> Reply {
     let first = payloads.next().await;
+    // Nothing follows (refused, invalid, or ran out of time): one response,
+    // encoded and given its status as any other.
+    if let Some(Payload::Initial { mut response, has_next: false }) = first {
+        let headers = std::mem::take(&mut response.http_headers);
+        let has_errors = !response.errors.is_empty();
+        let cache_control = async_graphql::CacheControl { public: false, max_age: -1 };
+        return Reply {
+            encoded: encode(response),
+            x_cache: XCache::Bypass,
+            headers,
+            cache_control,
+            has_errors,
+            rest: None,
+        };
+    }
     let has_next = matches!(first, Some(Payload::Initial { has_next: true, .. }));
     let (headers, has_errors) = match &first {
         Some(Payload::Initial { response, .. }) => (response.http_headers.clone(), !response.errors.is_empty()),
@@ -76,45 +91,53 @@ async fn in_parts(mut payloads: incremental::Payloads) -> Reply {
 
 /// One payload of an incremental answer as JSON: the first as a response
 /// with `hasNext`, a later one as `incremental` entries with `hasNext`;
-/// every error with its `extensions.code`.
+/// every error with its `extensions.code`, and every object's keys in
+/// selection order (serialised straight from the engine's values).
 pub fn encode_payload(payload: Payload) -> Bytes {
-    let value = match payload {
-        Payload::Initial { response, has_next } => {
-            let encoded = encode(response);
-            let mut value: Value = serde_json::from_slice(&encoded.body).unwrap_or_else(|_| json!({}));
-            value["hasNext"] = json!(has_next);
-            value
-        }
+    let bytes = match payload {
+        Payload::Initial { response, has_next } => return encode_with(response, Some(has_next)).body,
         Payload::Subsequent { incremental, has_next } => {
-            let entries: Vec<Value> = incremental
+            let incremental = incremental
                 .into_iter()
-                .map(|entry| {
-                    let mut value = json!({ "path": entry.path });
-                    if let Some(items) = entry.items {
-                        value["items"] = json!(items);
-                    } else {
-                        value["data"] = serde_json::to_value(&entry.data).unwrap_or(Value::Null);
-                    }
-                    if let Some(label) = entry.label {
-                        value["label"] = json!(label);
-                    }
-                    if !entry.errors.is_empty() {
-                        let errors: Vec<Value> = entry.errors.into_iter().map(|e| error_json(e, false)).collect();
-                        value["errors"] = json!(errors);
-                    }
-                    value
+                .map(|entry| Part {
+                    // A deferred fragment's entry always has `data`, null
+                    // when an error nulled its object.
+                    data: entry.items.is_none().then(|| entry.data.unwrap_or(async_graphql::Value::Null)),
+                    items: entry.items,
+                    path: entry.path,
+                    label: entry.label,
+                    errors: entry.errors.into_iter().map(|e| error_json(e, false)).collect(),
                 })
                 .collect();
-            let mut value = json!({ "hasNext": has_next });
-            if !entries.is_empty() {
-                value["incremental"] = json!(entries);
-            }
-            value
+            serialise(&Later { incremental, has_next })
         }
     };
-    match serialise(&value) {
+    match bytes {
         Ok(bytes) | Err(bytes) => bytes.into(),
     }
+}
+
+/// A later payload of an incremental answer.
+#[derive(serde::Serialize)]
+struct Later {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    incremental: Vec<Part>,
+    #[serde(rename = "hasNext")]
+    has_next: bool,
+}
+
+/// One entry of [`Later`].
+#[derive(serde::Serialize)]
+struct Part {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<async_graphql::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<async_graphql::Value>>,
+    path: Vec<async_graphql::PathSegment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Value>,
 }
 
 /// The response body; `data` is serialised straight from the engine's
@@ -127,11 +150,19 @@ struct Body<'a> {
     data: Option<&'a async_graphql::Value>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+    /// The first payload of an incremental answer: whether more follow.
+    #[serde(rename = "hasNext", skip_serializing_if = "Option::is_none")]
+    has_next: Option<bool>,
 }
 
 /// Encodes an executed response. A response whose errors all came before
 /// execution (parse, validation, variable coercion) carries no `data`.
 pub fn encode(response: Response) -> Encoded {
+    encode_with(response, None)
+}
+
+/// [`encode`], with `hasNext` when given.
+fn encode_with(response: Response, has_next: Option<bool>) -> Encoded {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
@@ -139,6 +170,7 @@ pub fn encode(response: Response) -> Encoded {
         errors: response.errors.into_iter().map(|e| error_json(e, request_error)).collect(),
         data: (!request_error).then_some(&response.data),
         extensions: &response.extensions,
+        has_next,
     };
     let timed_out = body.errors.iter().all(|e| e["extensions"]["code"] == "TIMEOUT");
     match serialise(&body) {

@@ -13,17 +13,16 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::{TestApp, wait_for_a_lock_waiter};
+use crate::metrics::value;
 use crate::sse::NodeClient;
 use crate::statements::{BACKGROUND, Background, BusyLoops, Calls, NO_CACHE, Tally, count_one, runs};
 
 /// What Apollo Client sends for an operation with `@defer`.
 const APOLLO_ACCEPT: &str = "multipart/mixed;deferSpec=20220824,application/json";
 
-const DEFERRED: &str =
-    r#"{ note(id: "8") { title author { name } ... @defer(label: "similar") { similar(first: 10) { note { title } } } } }"#;
+const DEFERRED: &str = r#"{ note(id: "8") { title author { name } ... @defer(label: "similar") { similar(first: 10) { note { title } } } } }"#;
 const PLAIN: &str = r#"{ note(id: "8") { title author { name } similar(first: 10) { note { title } } } }"#;
-const STREAMED: &str =
-    r#"{ searchNotes(text: "body of a note", first: 10) @stream(initialCount: 3, label: "hits") { score note { id title } } }"#;
+const STREAMED: &str = r#"{ searchNotes(text: "body of a note", first: 10) @stream(initialCount: 3, label: "hits") { score note { id title } } }"#;
 const WHOLE: &str = r#"{ searchNotes(text: "body of a note", first: 10) { score note { id title } } }"#;
 
 /// POSTs `query` accepting `accept`; the response, unread.
@@ -126,6 +125,10 @@ async fn the_note_comes_first_and_its_similar_notes_follow(_: PgPoolOptions, opt
     assert_eq!(entries[0]["data"]["similar"].as_array().unwrap().len(), 10);
     // The same query without the directive: the same data in the end.
     assert_eq!(merged(&payloads), app.data(PLAIN).await);
+    // Keys in selection order, as in a whole answer.
+    let body = send(&app, DEFERRED, APOLLO_ACCEPT).await.text().await.unwrap();
+    let first = r#"{"data":{"note":{"title":"Note 8","author":{"name":"User 9"}}},"hasNext":true}"#;
+    assert!(body.contains(first), "{body}");
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
@@ -362,11 +365,12 @@ async fn a_deferred_fragment_in_a_list_costs_the_statements_of_the_whole_query(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    // The page (one statement), then every note's tags in one batch.
+    // The page (one statement), then every note's similar notes in one
+    // batch: the page is not read again for the second part.
     assert_same_cost(
         options,
-        r#"{ notes(first: 20, tag: "tag4") { id title ... @defer { tags { name } } } }"#,
-        r#"{ notes(first: 20, tag: "tag4") { id title tags { name } } }"#,
+        r#"{ notes(first: 20, tag: "tag4") { id title ... @defer { similar(first: 3) { score } } } }"#,
+        r#"{ notes(first: 20, tag: "tag4") { id title similar(first: 3) { score } } }"#,
     )
     .await;
 }
@@ -422,4 +426,33 @@ async fn running_statements(pool: &sqlx::PgPool) -> Vec<String> {
     .fetch_all(pool)
     .await
     .unwrap()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn the_metrics_count_one_operation_and_one_request(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+
+    let payloads = incremental(&app, &format!("query NoteFirst {DEFERRED}")).await;
+
+    assert_eq!(payloads.len(), 2, "{payloads:#?}");
+    let (_, _, body) = app.metrics().await;
+    let operation = ["operation=\"NoteFirst\"", "type=\"query\"", "code=\"OK\""];
+    assert_eq!(value(&body, "notegraph_graphql_operations_total", &operation), Some(1.0), "{body}");
+    let graphql = ["route=\"/graphql\"", "method=\"POST\"", "status=\"200\""];
+    assert_eq!(value(&body, "notegraph_http_requests_total", &graphql), Some(1.0), "{body}");
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_deferred_fragment_is_validated_before_anything_is_sent(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = TestApp::spawn(options).await;
+
+    let response = send(&app, r#"{ note(id: "8") { title ... @defer { nope } } }"#, APOLLO_ACCEPT).await;
+
+    // One JSON response, no parts: the whole document is validated first.
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json; charset=utf-8");
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("nope"), "{body}");
 }

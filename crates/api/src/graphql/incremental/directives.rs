@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::Directive;
-use async_graphql::registry::{Deprecation, MetaDirective, MetaInputValue, Registry, __DirectiveLocation};
+use async_graphql::registry::{__DirectiveLocation, Deprecation, MetaDirective, MetaInputValue, Registry};
 use async_graphql::{ContextDirective, CustomDirective, CustomDirectiveFactory, ServerResult};
 
 /// `@defer(if: Boolean! = true, label: String)` on fragment spreads and

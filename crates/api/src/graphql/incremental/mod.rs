@@ -223,9 +223,9 @@ impl Run {
         request.set_parsed_query(document);
         self.schema.route(&mut request, "query");
         let order = KeyOrder::of_request(&mut request);
-        let span = tracing::debug_span!(parent: &self.span, "graphql.part", graphql.part = index, graphql.label = label);
-        let mut execution =
-            self.schema.schema.execute_stream_with_session_data(request, Arc::clone(&self.session));
+        let span =
+            tracing::debug_span!(parent: &self.span, "graphql.part", graphql.part = index, graphql.label = label);
+        let mut execution = self.schema.schema.execute_stream_with_session_data(request, Arc::clone(&self.session));
         match tokio::time::timeout_at(self.deadline, execution.next().instrument(span)).await {
             Ok(Some(mut response)) => {
                 if let Some(order) = order {
@@ -289,7 +289,13 @@ fn object_path(error: &[PathSegment], path: &[async_graphql::Name]) -> Vec<PathS
 }
 
 /// Adds an entry for every object at `rest` below `value` (at `at`).
-fn collect(value: Value, rest: &[async_graphql::Name], at: &mut Vec<PathSegment>, label: &Option<String>, out: &mut Vec<Entry>) {
+fn collect(
+    value: Value,
+    rest: &[async_graphql::Name],
+    at: &mut Vec<PathSegment>,
+    label: &Option<String>,
+    out: &mut Vec<Entry>,
+) {
     match value {
         Value::List(items) => {
             for (index, item) in items.into_iter().enumerate() {

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition, InlineFragment,
-    OperationDefinition, OperationType, Selection, SelectionSet,
+    Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition, InlineFragment, OperationDefinition,
+    OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned, Value, Variables};
 
@@ -69,16 +69,13 @@ enum Node {
 /// The plan of `document`'s operation `operation_name`, or `None` when it
 /// is not a query, defers and streams nothing (or only with `if: false`),
 /// or cannot be inlined (left to validation to report).
-pub(crate) fn plan(
-    document: &ExecutableDocument,
-    operation_name: Option<&str>,
-    variables: &Variables,
-) -> Option<Plan> {
+pub(crate) fn plan(document: &ExecutableDocument, operation_name: Option<&str>, variables: &Variables) -> Option<Plan> {
     let operation = crate::parsed::select_operation(document, operation_name)?;
     if operation.ty != OperationType::Query {
         return None;
     }
-    let mut builder = Builder { fragments: &document.fragments, variables, parts: Vec::new(), root_streams: HashMap::new() };
+    let mut builder =
+        Builder { fragments: &document.fragments, variables, parts: Vec::new(), root_streams: HashMap::new() };
     let nodes = builder.build(&operation.selection_set.node, &[], false, true, 0)?;
     if builder.parts.is_empty() {
         return None;
@@ -176,7 +173,11 @@ impl Builder<'_> {
 
     /// The label and the directive `name` among `directives`, when present
     /// and its `if` is not false.
-    fn active<'d>(&self, directives: &'d [Positioned<Directive>], name: &str) -> Option<(Option<String>, &'d Directive)> {
+    fn active<'d>(
+        &self,
+        directives: &'d [Positioned<Directive>],
+        name: &str,
+    ) -> Option<(Option<String>, &'d Directive)> {
         let directive = &directives.iter().find(|d| d.node.name.node == name)?.node;
         if matches!(self.value(directive, "if"), Some(Value::Boolean(false))) {
             return None;
@@ -256,7 +257,10 @@ fn held(item: Positioned<Selection>) -> Positioned<Selection> {
     let pos = item.pos;
     let skip = Directive {
         name: Positioned::new(Name::new("skip"), pos),
-        arguments: vec![(Positioned::new(Name::new("if"), pos), Positioned::new(async_graphql_value::Value::Boolean(true), pos))],
+        arguments: vec![(
+            Positioned::new(Name::new("if"), pos),
+            Positioned::new(async_graphql_value::Value::Boolean(true), pos),
+        )],
     };
     let fragment = InlineFragment {
         type_condition: None,
@@ -318,7 +322,13 @@ mod tests {
     fn without_active_directives_there_is_no_plan() {
         assert!(plan_of("{ notes { title } }", serde_json::json!({})).is_none());
         assert!(plan_of("{ note(id: 1) { ... @defer(if: false) { title } } }", serde_json::json!({})).is_none());
-        assert!(plan_of("query($d: Boolean!) { note(id: 1) { ... @defer(if: $d) { title } } }", serde_json::json!({"d": false})).is_none());
+        assert!(
+            plan_of(
+                "query($d: Boolean!) { note(id: 1) { ... @defer(if: $d) { title } } }",
+                serde_json::json!({"d": false})
+            )
+            .is_none()
+        );
         assert!(plan_of("mutation { a ... @defer { b } }", serde_json::json!({})).is_none());
     }
 
@@ -331,7 +341,9 @@ mod tests {
         .unwrap();
         assert_eq!(plan.parts.len(), 1);
         assert_eq!(plan.parts[0].label.as_deref(), Some("s"));
-        assert!(matches!(&plan.parts[0].kind, Kind::Defer(path) if path.iter().map(Name::as_str).collect::<Vec<_>>() == ["note"]));
+        assert!(
+            matches!(&plan.parts[0].kind, Kind::Defer(path) if path.iter().map(Name::as_str).collect::<Vec<_>>() == ["note"])
+        );
         assert!(plan.initial.fragments.is_empty());
         // The initial part holds the fragment back; the deferred one runs
         // its ancestor and its fields, the rest held back.
@@ -361,7 +373,9 @@ mod tests {
         .unwrap();
         let labels: Vec<_> = plan.parts.iter().map(|part| part.label.as_deref()).collect();
         assert_eq!(labels, [Some("a"), Some("b")]);
-        assert!(matches!(&plan.parts[1].kind, Kind::Defer(path) if path.iter().map(Name::as_str).collect::<Vec<_>>() == ["notes", "author"]));
+        assert!(
+            matches!(&plan.parts[1].kind, Kind::Defer(path) if path.iter().map(Name::as_str).collect::<Vec<_>>() == ["notes", "author"])
+        );
         assert_eq!(text(&plan.initial), "notes{id skip{...{title author{name skip{...{noteCount}}}}}}");
         assert_eq!(text(&plan.parts[0].document), "notes{skip{id} ...{title author{name skip{...{noteCount}}}}}");
         assert_eq!(text(&plan.parts[1].document), "notes{skip{id} ...{skip{title} author{skip{name} ...{noteCount}}}}");
