@@ -50,7 +50,8 @@ if [ ! -d $audit/node_modules ] || [ $audit/package-lock.json -nt $audit/node_mo
   (cd $audit && npm ci --silent --no-audit --no-fund)
 fi
 
-# graphql-sse and graphql-ws, the real clients tests/subscriptions/subscribe.mjs drives.
+# graphql-sse and graphql-ws, the real clients tests/subscriptions/subscribe.mjs drives,
+# and Apollo Client, which tests/subscriptions/apollo-defer.mjs drives (@defer).
 clients=tests/subscriptions
 if [ ! -d $clients/node_modules ] || [ $clients/package-lock.json -nt $clients/node_modules/.package-lock.json ]; then
   (cd $clients && npm ci --silent --no-audit --no-fund)

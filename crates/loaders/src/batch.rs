@@ -98,6 +98,21 @@ where
 
     /// Loads one key as part of the current batch.
     pub async fn load_one(&self, key: K) -> Result<Option<L::Value>, LoadError> {
+        // A request that keeps a memo (an incremental query) loads a key once.
+        let memo = tracker::memo();
+        let loader = Arc::as_ptr(&self.shared) as *const () as usize;
+        if let Some(hit) = memo.as_ref().and_then(|memo| memo.get::<K, L::Value>(loader, &key)) {
+            return Ok(hit);
+        }
+        let value = self.load_shared(key.clone()).await?;
+        if let Some(memo) = memo {
+            memo.put(loader, key, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// Loads one key as part of the current batch, past any memo.
+    async fn load_shared(&self, key: K) -> Result<Option<L::Value>, LoadError> {
         // A futures channel, not tokio's: tokio's receivers spend the task's
         // cooperative budget, and a receiver out of budget defers its wake
         // past the poll, which would make a busy request look idle.

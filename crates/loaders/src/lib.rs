@@ -7,15 +7,19 @@
 //! Layout:
 //! - [`tracker`]: decides when a request is idle (wraps its execution);
 //! - [`batch`]: [`Batched`], the loader that holds keys until then;
+//! - [`memo`]: what one request loaded, kept across an incremental
+//!   query's parts;
 //! - [`paths`]: the access paths ([`UserById`], [`TagsByNote`], …).
 //!
 //! The api crate runs every execution and subscription inside [`Tracked`].
 //!
-//! Nothing here caches: results go to the resolvers that asked for them.
+//! Nothing here caches across requests: results go to the resolvers that
+//! asked for them (and, for an incremental query, to its own memo).
 //! Loaders return raw rows; resolvers apply the visibility of rows fetched
 //! by id.
 
 mod batch;
+mod memo;
 mod paths;
 mod tracker;
 

@@ -69,6 +69,11 @@ pub(crate) fn current() -> Option<Arc<Tracker>> {
     CURRENT.with_borrow(Option::clone)
 }
 
+/// The memo of the request being polled on this thread, when it keeps one.
+pub(crate) fn memo() -> Option<Arc<crate::memo::Memo>> {
+    CURRENT.with_borrow(|current| current.as_ref().and_then(|tracker| tracker.memo.clone()))
+}
+
 /// The time budget of the request being polled on this thread, for
 /// statements it runs itself (root fields); `None` outside a tracked
 /// execution or without a deadline.
@@ -100,6 +105,9 @@ pub(crate) struct Tracker {
     dispatched: Mutex<Vec<BoxFuture<'static, ()>>>,
     /// The request's deadline, which its statements run under.
     budget: Option<db::Budget>,
+    /// What the request loaded so far, when it keeps it (an incremental
+    /// query, whose parts must not read again what an earlier part read).
+    memo: Option<Arc<crate::memo::Memo>>,
     /// A std mutex: never held across an `.await`, and never while taking
     /// a gate's lock (gates take this one inside theirs, not the reverse).
     state: Mutex<State>,
@@ -298,6 +306,17 @@ impl<T> Tracked<T> {
     /// Like [`Tracked::new`], for an execution whose statements must end
     /// by `budget`'s deadline ([`db::budget`]).
     pub fn with_budget(inner: T, budget: Option<db::Budget>) -> Self {
+        Self::build(inner, budget, None)
+    }
+
+    /// Like [`Tracked::with_budget`], keeping what the request loads for
+    /// the rest of its life: a key loaded once is answered from the memo
+    /// afterwards, with no statement (an incremental query's parts).
+    pub fn memoized(inner: T, budget: Option<db::Budget>) -> Self {
+        Self::build(inner, budget, Some(Arc::default()))
+    }
+
+    fn build(inner: T, budget: Option<db::Budget>, memo: Option<Arc<crate::memo::Memo>>) -> Self {
         let tracker = Arc::new(Tracker {
             span: Mutex::new(Some(tracing::Span::current())),
             task: AtomicWaker::new(),
@@ -305,6 +324,7 @@ impl<T> Tracked<T> {
             driving: AtomicBool::new(false),
             dispatched: Mutex::new(Vec::new()),
             budget,
+            memo,
             state: Mutex::new(State::default()),
         });
         let waker = Waker::from(Arc::clone(&tracker));

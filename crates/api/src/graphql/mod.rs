@@ -16,6 +16,7 @@ mod caps;
 mod embedding;
 mod events;
 mod hot_fields;
+pub mod incremental;
 mod limits;
 mod mutation;
 mod observe;

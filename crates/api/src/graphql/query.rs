@@ -7,6 +7,7 @@ use db::notes::{Including, NoteFilter};
 use db::pages::NotesOf;
 
 use super::embedding::{embed_text, embedder, text_ef_search};
+use super::incremental::memo;
 use super::types::{Note, SearchHit, Tag, User, one_notes_page};
 use super::{args, loaders, pool, touch, viewer, viewer_dependent};
 use crate::error::ApiError;
@@ -19,13 +20,16 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The authenticated viewer, or null when anonymous.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        viewer_dependent(ctx);
-        let Some(id) = viewer(ctx)? else { return Ok(None) };
-        Ok(user_by_id(ctx, id).await?)
+        memo::root(ctx, async move {
+            viewer_dependent(ctx);
+            let Some(id) = viewer(ctx)? else { return Ok(None) };
+            Ok(user_by_id(ctx, id).await?)
+        })
+        .await
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
-        Ok(user_by_id(ctx, args::parse_id(&id, "user")?).await?)
+        memo::root(ctx, async move { Ok(user_by_id(ctx, args::parse_id(&id, "user")?).await?) }).await
     }
 
     async fn users(
@@ -34,30 +38,36 @@ impl QueryRoot {
         #[graphql(default_with = "Some(args::USERS_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<User>> {
-        let page = args::page(first, args::USERS_PAGE, after.as_ref(), "user")?;
-        touch(ctx, || tags::USER_LIST.into());
-        let rows = db::within(pool(ctx)?, loaders::budget(), async |db| db::users::list(db, page).await)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(User::from).collect())
+        memo::root_list(ctx, async move {
+            let page = args::page(first, args::USERS_PAGE, after.as_ref(), "user")?;
+            touch(ctx, || tags::USER_LIST.into());
+            let rows = db::within(pool(ctx)?, loaders::budget(), async |db| db::users::list(db, page).await)
+                .await
+                .map_err(ApiError::from)?;
+            Ok(rows.into_iter().map(User::from).collect())
+        })
+        .await
     }
 
     async fn note(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Note>> {
-        let id = args::parse_id(&id, "note")?;
-        let viewer = viewer(ctx)?;
-        touch(ctx, || tags::note(id));
-        let loaders = loaders(ctx)?;
-        // Asked for its author too: both in one statement.
-        let note = if ctx.look_ahead().field("author").exists() {
-            loaders.note_with_author_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
-        } else {
-            loaders.note_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
-        };
-        // A private note is the author's and null to everyone else.
-        if note.as_ref().is_some_and(|note| note.is_private()) {
-            viewer_dependent(ctx);
-        }
-        Ok(note.filter(|note| note.is_visible_to(viewer)))
+        memo::root(ctx, async move {
+            let id = args::parse_id(&id, "note")?;
+            let viewer = viewer(ctx)?;
+            touch(ctx, || tags::note(id));
+            let loaders = loaders(ctx)?;
+            // Asked for its author too: both in one statement.
+            let note = if ctx.look_ahead().field("author").exists() {
+                loaders.note_with_author_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
+            } else {
+                loaders.note_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
+            };
+            // A private note is the author's and null to everyone else.
+            if note.as_ref().is_some_and(|note| note.is_private()) {
+                viewer_dependent(ctx);
+            }
+            Ok(note.filter(|note| note.is_visible_to(viewer)))
+        })
+        .await
     }
 
     async fn notes(
@@ -68,40 +78,47 @@ impl QueryRoot {
         tag: Option<String>,
         author_id: Option<ID>,
     ) -> Result<Vec<Note>> {
-        let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
-        let author = author_id.as_ref().map(|id| args::parse_id(id, "user")).transpose()?;
-        let tag = tag.as_deref().map(args::tag_lookup).transpose()?;
-        let filter = NoteFilter { author, tag: tag.as_deref() };
-        // Any list of notes may hold the viewer's own private notes.
-        touch(ctx, || tags::NOTE_LIST.into());
-        viewer_dependent(ctx);
-        let (viewer, pool, budget) = (viewer(ctx)?, pool(ctx)?, loaders::budget());
-        // Asked for their authors or tags too: in the same statement, so
-        // the page with both is one round trip. The rows travel with each
-        // `Note` (loaders do not cache), so `author` and `tags` below issue
-        // nothing; what lies under them (`author { notes }`) batches
-        // through its loaders as before.
-        let look_ahead = ctx.look_ahead();
-        let including =
-            Including { author: look_ahead.field("author").exists(), tags: look_ahead.field("tags").exists() };
-        let rows = db::within(pool, budget, async |db| db::notes::list(db, viewer, filter, page, including).await);
-        let notes = rows.await.map_err(ApiError::from)?.into_iter().map(Note::from).collect();
-        Ok(notes)
+        memo::root_list(ctx, async move {
+            let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
+            let author = author_id.as_ref().map(|id| args::parse_id(id, "user")).transpose()?;
+            let tag = tag.as_deref().map(args::tag_lookup).transpose()?;
+            let filter = NoteFilter { author, tag: tag.as_deref() };
+            // Any list of notes may hold the viewer's own private notes.
+            touch(ctx, || tags::NOTE_LIST.into());
+            viewer_dependent(ctx);
+            let (viewer, pool, budget) = (viewer(ctx)?, pool(ctx)?, loaders::budget());
+            // Asked for their authors or tags too: in the same statement, so
+            // the page with both is one round trip. The rows travel with each
+            // `Note` (loaders do not cache), so `author` and `tags` below issue
+            // nothing; what lies under them (`author { notes }`) batches
+            // through its loaders as before.
+            let look_ahead = ctx.look_ahead();
+            let including =
+                Including { author: look_ahead.field("author").exists(), tags: look_ahead.field("tags").exists() };
+            let rows = db::within(pool, budget, async |db| db::notes::list(db, viewer, filter, page, including).await);
+            let notes = rows.await.map_err(ApiError::from)?.into_iter().map(Note::from).collect();
+            Ok(notes)
+        })
+        .await
     }
 
     /// The tag with this name, or null when no note the viewer may see
     /// carries it: a tag only invisible notes carry does not exist for the
     /// viewer.
     async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
-        let name = args::tag_lookup(&name)?;
-        touch(ctx, || tags::tag_notes(&name));
-        viewer_dependent(ctx);
-        let row = {
-            let viewer = viewer(ctx)?;
-            db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::fetch_by_name(db, viewer, &name).await).await
-        }
-        .map_err(ApiError::from)?;
-        Ok(row.map(Tag))
+        memo::root(ctx, async move {
+            let name = args::tag_lookup(&name)?;
+            touch(ctx, || tags::tag_notes(&name));
+            viewer_dependent(ctx);
+            let row = {
+                let viewer = viewer(ctx)?;
+                db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::fetch_by_name(db, viewer, &name).await)
+                    .await
+            }
+            .map_err(ApiError::from)?;
+            Ok(row.map(Tag))
+        })
+        .await
     }
 
     /// Tags that at least one note the viewer may see carries, oldest
@@ -112,15 +129,18 @@ impl QueryRoot {
         #[graphql(default_with = "Some(args::TAGS_PAGE)")] first: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<Tag>> {
-        let page = args::page(first, args::TAGS_PAGE, after.as_ref(), "tag")?;
-        touch(ctx, || tags::TAG_LIST.into());
-        viewer_dependent(ctx);
-        let rows = {
-            let viewer = viewer(ctx)?;
-            db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::list(db, viewer, page).await).await
-        }
-        .map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(Tag).collect())
+        memo::root_list(ctx, async move {
+            let page = args::page(first, args::TAGS_PAGE, after.as_ref(), "tag")?;
+            touch(ctx, || tags::TAG_LIST.into());
+            viewer_dependent(ctx);
+            let rows = {
+                let viewer = viewer(ctx)?;
+                db::within(pool(ctx)?, loaders::budget(), async |db| db::tags::list(db, viewer, page).await).await
+            }
+            .map_err(ApiError::from)?;
+            Ok(rows.into_iter().map(Tag).collect())
+        })
+        .await
     }
 
     /// Semantic search over visible notes. Give exactly one of `text` (embedded by
@@ -138,34 +158,37 @@ impl QueryRoot {
         #[graphql(default_with = "Some(args::SEARCH_PAGE)")] first: Option<i32>,
         tag: Option<String>,
     ) -> Result<Vec<SearchHit>> {
-        let first = args::first(first, args::SEARCH_PAGE)?;
-        touch(ctx, || tags::NOTE_SEARCH.into());
-        viewer_dependent(ctx);
-        let (query, ef_search) = match (text, vector) {
-            (Some(text), None) => {
-                let text = text.trim();
-                if text.is_empty() || text.chars().count() > args::MAX_SEARCH_TEXT_CHARS {
-                    return Err(ApiError::bad_input(format!(
-                        "`text` must be 1 to {} characters",
-                        args::MAX_SEARCH_TEXT_CHARS
-                    ))
-                    .into());
+        memo::root_list(ctx, async move {
+            let first = args::first(first, args::SEARCH_PAGE)?;
+            touch(ctx, || tags::NOTE_SEARCH.into());
+            viewer_dependent(ctx);
+            let (query, ef_search) = match (text, vector) {
+                (Some(text), None) => {
+                    let text = text.trim();
+                    if text.is_empty() || text.chars().count() > args::MAX_SEARCH_TEXT_CHARS {
+                        return Err(ApiError::bad_input(format!(
+                            "`text` must be 1 to {} characters",
+                            args::MAX_SEARCH_TEXT_CHARS
+                        ))
+                        .into());
+                    }
+                    (embed_text(ctx, text).await?, text_ef_search(ctx)?)
                 }
-                (embed_text(ctx, text).await?, text_ef_search(ctx)?)
-            }
-            (None, Some(vector)) => (query_vector(ctx, vector)?, None),
-            _ => return Err(ApiError::bad_input("give exactly one of `text` or `vector`").into()),
-        };
-        let tag = tag.as_deref().map(args::tag_lookup).transpose()?;
-        let viewer = viewer(ctx)?;
-        // The embedding call above may have spent much of the budget.
-        let tag = tag.as_deref();
-        let search = async |db: &mut db::PgConnection| match ef_search {
-            Some(ef) => db::search::by_embedding_with_ef(db, ef, &query, viewer, first, tag).await,
-            None => db::search::by_embedding(db, &query, viewer, first, tag).await,
-        };
-        let hits = db::within(pool(ctx)?, loaders::budget(), search).await.map_err(ApiError::from)?;
-        Ok(hits.into_iter().map(SearchHit::from).collect())
+                (None, Some(vector)) => (query_vector(ctx, vector)?, None),
+                _ => return Err(ApiError::bad_input("give exactly one of `text` or `vector`").into()),
+            };
+            let tag = tag.as_deref().map(args::tag_lookup).transpose()?;
+            let viewer = viewer(ctx)?;
+            // The embedding call above may have spent much of the budget.
+            let tag = tag.as_deref();
+            let search = async |db: &mut db::PgConnection| match ef_search {
+                Some(ef) => db::search::by_embedding_with_ef(db, ef, &query, viewer, first, tag).await,
+                None => db::search::by_embedding(db, &query, viewer, first, tag).await,
+            };
+            let hits = db::within(pool(ctx)?, loaders::budget(), search).await.map_err(ApiError::from)?;
+            Ok(hits.into_iter().map(SearchHit::from).collect())
+        })
+        .await
     }
 }
 

@@ -91,13 +91,13 @@ pub struct SchemaSettings {
 /// an allocation per field.
 #[derive(Clone)]
 pub struct BatchedSchema {
-    schema: AppSchema,
+    pub(super) schema: AppSchema,
     /// What a request passes before it executes.
     admission: Admission,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     db_timeout: Duration,
     /// Where each operation is counted, when metrics are on.
-    metrics: Option<Metrics>,
+    pub(super) metrics: Option<Metrics>,
     /// Where queries may read instead of the primary.
     replica: Option<ReadReplica>,
     /// Per-client budgets on cost, when on: the streaming transports are
@@ -183,7 +183,7 @@ impl BatchedSchema {
     /// Admits `request` by the operation limits, then charges its cost to
     /// its client's budget (when budgets are on and the transport named
     /// the client in `request`'s or `session`'s data).
-    fn admit_and_charge(&self, request: &mut Request, session: Option<&Data>) -> Result<(), ServerError> {
+    pub(super) fn admit_and_charge(&self, request: &mut Request, session: Option<&Data>) -> Result<(), ServerError> {
         let cost = self.admission.admit(request)?;
         let Some(budgets) = &self.budgets else { return Ok(()) };
         let client = [Some(&request.data), session]
@@ -199,13 +199,13 @@ impl BatchedSchema {
     }
 
     /// The time budget of an execution started at `started`.
-    fn budget(&self, started: Instant) -> db::Budget {
+    pub(super) fn budget(&self, started: Instant) -> db::Budget {
         db::Budget { deadline: started + self.timeout, statement_timeout: self.db_timeout }
     }
 
     /// Lets a query read the read replica when it may ([`crate::replica`]);
     /// mutations and subscriptions read the primary.
-    fn route(&self, request: &mut Request, kind: &str) {
+    pub(super) fn route(&self, request: &mut Request, kind: &str) {
         if let Some(replica) = &self.replica
             && kind == "query"
         {
@@ -284,6 +284,8 @@ fn internal() -> ServerError {
 /// Builds the schema with its shared data and settings.
 pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .directive(super::incremental::Defer)
+        .directive(super::incremental::Stream)
         .data(Arc::new(Source { pool: deps.pool, loaders: deps.loaders }))
         .data(SharedEmbedder { embedder: deps.embedder, text_ef_search: settings.text_ef_search })
         .data(deps.events)
@@ -313,7 +315,11 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
 
 /// The schema's SDL, for `notegraph print-schema`; needs no database.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .directive(super::incremental::Defer)
+        .directive(super::incremental::Stream)
+        .finish()
+        .sdl()
 }
 
 /// A schema over a pool that never connects, for unit tests of what runs

@@ -177,11 +177,12 @@ pub fn router(state: AppState, limits: Limits, cors: Option<CorsLayer>) -> Route
 
 /// Which responses are worth compressing: bodies of a full packet or more
 /// (an MTU is about 1,500 bytes; below that compression saves no packet
-/// and costs CPU on every request), never event streams (each event must
-/// go out as it happens), images or gRPC.
+/// and costs CPU on every request), never event streams or answers in
+/// parts (each event or part must go out as it happens), images or gRPC.
 fn compressible() -> impl Predicate {
     SizeAbove::new(COMPRESS_ABOVE_BYTES)
         .and(NotForContentType::SSE)
+        .and(NotForContentType::const_new("multipart/mixed"))
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::GRPC)
 }

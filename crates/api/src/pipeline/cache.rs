@@ -37,6 +37,10 @@ impl<N: Next<Operation, Reply>> Stage<N> for Cache {
 
     async fn run(&self, mut operation: Operation, next: &N) -> Answer {
         let Some(cache) = &self.cache else { return Answer::Reply(next.run(operation).await) };
+        // Answered in parts: neither looked up nor stored (docs/INCREMENTAL.md).
+        if operation.call.incremental && crate::graphql::incremental::wanted(&mut operation.request) {
+            return Answer::Reply(next.run(operation).await);
+        }
         let Some(fingerprint) = crate::fingerprint::fingerprint(&mut operation.request) else {
             // Mutations, subscriptions and documents that do not parse.
             return Answer::Reply(next.run(operation).await);

@@ -44,6 +44,9 @@ pub struct Call {
     /// The operation's cost as the limits measured it (set by
     /// [`super::policy`]), which [`super::budget`] charges.
     pub cost: u64,
+    /// `Accept` names `multipart/mixed`: a query with `@defer` or `@stream`
+    /// is answered in parts (docs/INCREMENTAL.md).
+    pub incremental: bool,
 }
 
 impl Call {
@@ -51,7 +54,19 @@ impl Call {
     pub fn new(method: Method, headers: HeaderMap, params: Bytes) -> Self {
         let no_cache = list_items(&headers, header::CACHE_CONTROL).any(|item| item.eq_ignore_ascii_case("no-cache"));
         let viewer = Viewer::default();
-        Call { method, headers, params, no_cache, viewer, read_primary: false, sent: None, peer: None, cost: 0 }
+        let incremental = accepts_multipart(&headers);
+        Call {
+            method,
+            headers,
+            params,
+            no_cache,
+            viewer,
+            read_primary: false,
+            sent: None,
+            peer: None,
+            cost: 0,
+            incremental,
+        }
     }
 
     /// True when the answer must not come from the cache.
@@ -143,6 +158,33 @@ pub struct Reply {
     pub cache_control: async_graphql::CacheControl,
     /// The response has errors: never stored.
     pub has_errors: bool,
+    /// The payloads after the first (in `encoded`) of an incremental
+    /// answer, each encoded; never stored.
+    pub rest: Option<Rest>,
+}
+
+/// The later payloads of an incremental answer, taken once by
+/// [`super::decode`] (a `Reply` is `Clone` for the waiters of one cached
+/// execution; an incremental one is never shared, as it bypasses the cache).
+#[derive(Clone)]
+pub struct Rest(pub std::sync::Arc<std::sync::Mutex<Option<futures::stream::BoxStream<'static, Bytes>>>>);
+
+impl Rest {
+    /// `payloads`, to be taken once.
+    pub fn new(payloads: futures::stream::BoxStream<'static, Bytes>) -> Self {
+        Rest(std::sync::Arc::new(std::sync::Mutex::new(Some(payloads))))
+    }
+
+    /// The payloads, the first time.
+    pub fn take(&self) -> Option<futures::stream::BoxStream<'static, Bytes>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+}
+
+impl std::fmt::Debug for Rest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rest")
+    }
 }
 
 impl Reply {
@@ -159,6 +201,7 @@ impl Reply {
             headers: HeaderMap::new(),
             cache_control: async_graphql::CacheControl::default(),
             has_errors: false,
+            rest: None,
         }
     }
 }
@@ -190,6 +233,16 @@ impl XCache {
 /// (`Accept`, `Cache-Control`).
 pub fn list_items(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
     headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim)
+}
+
+/// True when `Accept` names `multipart/mixed` (as Apollo Client sends
+/// it, `multipart/mixed;deferSpec=20220824`, or bare).
+pub fn accepts_multipart(headers: &HeaderMap) -> bool {
+    list_items(headers, header::ACCEPT).any(|range| {
+        let mut params = range.split(';').map(str::trim);
+        let multipart = params.next().is_some_and(|essence| essence.eq_ignore_ascii_case("multipart/mixed"));
+        multipart && !params.any(|param| param.replace(' ', "").eq_ignore_ascii_case("q=0"))
+    })
 }
 
 /// An executed response, encoded once whatever the media type (coalesced

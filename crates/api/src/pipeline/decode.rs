@@ -6,7 +6,10 @@
 //! deadline (408). On the way out, the
 //! [`Answer`] becomes the HTTP response: with the newer media type a
 //! request error gets 400 (504 when it ran out of time), with the legacy
-//! one 200; `x-cache` says how the cache answered.
+//! one 200; `x-cache` says how the cache answered. An answer in parts
+//! (a query with `@defer`/`@stream` from a client that accepts
+//! `multipart/mixed`) goes out as `multipart/mixed` with boundary `-`, one
+//! JSON part per payload, as each is ready.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,6 +27,12 @@ use crate::error::error_body;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const APPLICATION_JSON: &str = "application/json; charset=utf-8";
+/// An answer in parts, in the format Apollo Client and urql read.
+const MULTIPART_MIXED: &str = "multipart/mixed; boundary=\"-\"; deferSpec=20220824";
+/// What opens every part (the boundary `-`, then the part's headers).
+const PART_HEAD: &[u8] = b"\r\n---\r\nContent-Type: application/json; charset=utf-8\r\n\r\n";
+/// The end of the last part.
+const CLOSE_DELIMITER: &[u8] = b"\r\n-----\r\n";
 /// The response header that says how the cache answered.
 const X_CACHE: &str = "x-cache";
 
@@ -157,7 +166,8 @@ pub fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
         }
         let media = match essence.as_str() {
             "application/graphql-response+json" => MediaType::GraphqlResponse,
-            "application/json" | "application/*" | "*/*" => MediaType::Json,
+            // A client that takes answers in parts takes single ones as JSON.
+            "application/json" | "application/*" | "*/*" | "multipart/mixed" => MediaType::Json,
             _ => continue,
         };
         if quality <= 0.0 || !charset_ok {
@@ -201,12 +211,39 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
 /// Answers with an encoded GraphQL response, its `x-cache` header and the
 /// headers its resolvers set.
 fn replied(media: MediaType, reply: Reply) -> HttpResponse {
-    let Reply { encoded, x_cache, headers, .. } = reply;
-    let mut response = (status(media, &encoded), encoded.body).into_response();
+    let Reply { encoded, x_cache, headers, rest, .. } = reply;
+    let (mut response, content_type) = match rest.and_then(|rest| rest.take()) {
+        Some(rest) => (multipart(encoded.body, rest), MULTIPART_MIXED),
+        None => ((status(media, &encoded), encoded.body).into_response(), media.content_type()),
+    };
     let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     out.insert(header::HeaderName::from_static(X_CACHE), HeaderValue::from_static(x_cache.as_str()));
     out.extend(headers);
+    response
+}
+
+/// A `multipart/mixed` answer: `first`, then every payload of `rest` as it
+/// comes, then the close delimiter. Dropped with the connection, the body
+/// drops `rest`, and the parts not yet run never run.
+fn multipart(first: Bytes, rest: futures::stream::BoxStream<'static, Bytes>) -> HttpResponse {
+    use futures::StreamExt as _;
+    let part = |payload: Bytes| {
+        let mut bytes = Vec::with_capacity(PART_HEAD.len() + payload.len());
+        bytes.extend_from_slice(PART_HEAD);
+        bytes.extend_from_slice(&payload);
+        Ok::<_, std::convert::Infallible>(Bytes::from(bytes))
+    };
+    let parts = futures::stream::once(std::future::ready(first))
+        .chain(rest)
+        .map(part)
+        .chain(futures::stream::once(std::future::ready(Ok(Bytes::from_static(CLOSE_DELIMITER)))));
+    let mut response = axum::body::Body::from_stream(parts).into_response();
+    // Each part must reach the client as it is sent, not when the answer
+    // ends: no proxy buffering, no transform.
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    headers.insert(header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     response
 }
 

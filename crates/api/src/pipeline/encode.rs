@@ -3,30 +3,141 @@
 //! between the response cache and execution, so a response is encoded once
 //! for every request waiting on it, and the cache stores bytes. Shared with
 //! `/graphql/stream` (which sends the bytes as events).
+//!
+//! Its streaming form: a query with `@defer` or `@stream` whose client
+//! accepts `multipart/mixed` runs in parts
+//! ([`crate::graphql::incremental`]), and each payload is encoded as it
+//! comes ([`encode_payload`]): the first in the reply's body, the rest as
+//! a stream that [`super::decode`] frames as multipart.
 
 use async_graphql::{Response, ServerError};
+use axum::body::Bytes;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
-use super::call::{Encoded, Operation, Reply, XCache};
+use super::call::{Encoded, Operation, Reply, Rest, XCache};
 use super::chain::{Next, Stage};
 use crate::error::{ApiError, error_body};
+use crate::graphql::BatchedSchema;
+use crate::graphql::incremental::{self, Payload};
 
 /// The stage: see the module.
 #[derive(Clone)]
-pub struct Encode;
+pub struct Encode {
+    /// Runs incremental queries (`None`: every query runs whole).
+    incremental: Option<BatchedSchema>,
+}
+
+impl Encode {
+    /// The stage; with `incremental`, queries that defer or stream and
+    /// accept `multipart/mixed` run there in parts.
+    pub fn new(incremental: Option<BatchedSchema>) -> Self {
+        Encode { incremental }
+    }
+}
 
 impl<N: Next<Operation, Response>> Stage<N> for Encode {
     type In = Operation;
     type Out = Reply;
 
-    async fn run(&self, operation: Operation, next: &N) -> Reply {
+    async fn run(&self, mut operation: Operation, next: &N) -> Reply {
+        if let Some(schema) = &self.incremental
+            && operation.call.incremental
+            && incremental::wanted(&mut operation.request)
+        {
+            return in_parts(schema.execute_incremental(super::execute::request_of(operation))).await;
+        }
         let mut response = next.run(operation).await;
         let headers = std::mem::take(&mut response.http_headers);
         let cache_control = response.cache_control;
         let has_errors = !response.errors.is_empty();
         let encoded = encode(response);
-        Reply { encoded, x_cache: XCache::Bypass, headers, cache_control, has_errors }
+        Reply { encoded, x_cache: XCache::Bypass, headers, cache_control, has_errors, rest: None }
     }
+}
+
+/// The reply of an incremental answer: its first payload, then the rest
+/// as they come.
+async fn in_parts(mut payloads: incremental::Payloads) -> Reply {
+    let first = payloads.next().await;
+    // Nothing follows (refused, invalid, or ran out of time): one response,
+    // encoded and given its status as any other.
+    if let Some(Payload::Initial { mut response, has_next: false }) = first {
+        let headers = std::mem::take(&mut response.http_headers);
+        let has_errors = !response.errors.is_empty();
+        let cache_control = async_graphql::CacheControl { public: false, max_age: -1 };
+        return Reply {
+            encoded: encode(response),
+            x_cache: XCache::Bypass,
+            headers,
+            cache_control,
+            has_errors,
+            rest: None,
+        };
+    }
+    let has_next = matches!(first, Some(Payload::Initial { has_next: true, .. }));
+    let (headers, has_errors) = match &first {
+        Some(Payload::Initial { response, .. }) => (response.http_headers.clone(), !response.errors.is_empty()),
+        _ => Default::default(),
+    };
+    let body = match first {
+        Some(payload) => encode_payload(payload),
+        None => Bytes::from(error_body(ApiError::Internal.message(), ApiError::Internal.code()).to_string()),
+    };
+    let rest = has_next.then(|| Rest::new(Box::pin(payloads.map(encode_payload))));
+    let cache_control = async_graphql::CacheControl { public: false, max_age: -1 };
+    Reply { encoded: Encoded::ok(body), x_cache: XCache::Bypass, headers, cache_control, has_errors, rest }
+}
+
+/// One payload of an incremental answer as JSON: the first as a response
+/// with `hasNext`, a later one as `incremental` entries with `hasNext`;
+/// every error with its `extensions.code`, and every object's keys in
+/// selection order (serialised straight from the engine's values).
+pub fn encode_payload(payload: Payload) -> Bytes {
+    let bytes = match payload {
+        Payload::Initial { response, has_next } => return encode_with(response, Some(has_next)).body,
+        Payload::Subsequent { incremental, has_next } => {
+            let incremental = incremental
+                .into_iter()
+                .map(|entry| Part {
+                    // A deferred fragment's entry always has `data`, null
+                    // when an error nulled its object.
+                    data: entry.items.is_none().then(|| entry.data.unwrap_or(async_graphql::Value::Null)),
+                    items: entry.items,
+                    path: entry.path,
+                    label: entry.label,
+                    errors: entry.errors.into_iter().map(|e| error_json(e, false)).collect(),
+                })
+                .collect();
+            serialise(&Later { incremental, has_next })
+        }
+    };
+    match bytes {
+        Ok(bytes) | Err(bytes) => bytes.into(),
+    }
+}
+
+/// A later payload of an incremental answer.
+#[derive(serde::Serialize)]
+struct Later {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    incremental: Vec<Part>,
+    #[serde(rename = "hasNext")]
+    has_next: bool,
+}
+
+/// One entry of [`Later`].
+#[derive(serde::Serialize)]
+struct Part {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<async_graphql::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<async_graphql::Value>>,
+    path: Vec<async_graphql::PathSegment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Value>,
 }
 
 /// The response body; `data` is serialised straight from the engine's
@@ -39,11 +150,19 @@ struct Body<'a> {
     data: Option<&'a async_graphql::Value>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+    /// The first payload of an incremental answer: whether more follow.
+    #[serde(rename = "hasNext", skip_serializing_if = "Option::is_none")]
+    has_next: Option<bool>,
 }
 
 /// Encodes an executed response. A response whose errors all came before
 /// execution (parse, validation, variable coercion) carries no `data`.
 pub fn encode(response: Response) -> Encoded {
+    encode_with(response, None)
+}
+
+/// [`encode`], with `hasNext` when given.
+fn encode_with(response: Response, has_next: Option<bool>) -> Encoded {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
@@ -51,6 +170,7 @@ pub fn encode(response: Response) -> Encoded {
         errors: response.errors.into_iter().map(|e| error_json(e, request_error)).collect(),
         data: (!request_error).then_some(&response.data),
         extensions: &response.extensions,
+        has_next,
     };
     let timed_out = body.errors.iter().all(|e| e["extensions"]["code"] == "TIMEOUT");
     match serialise(&body) {
@@ -161,7 +281,7 @@ mod tests {
         let call = Call::new(crate::pipeline::Method::Post, Default::default(), Default::default());
         let operation = Operation { call, request: async_graphql::Request::new("{ a }") };
 
-        let reply = Encode.run(operation, &next).await;
+        let reply = Encode::new(None).run(operation, &next).await;
 
         assert_eq!(json(&reply.encoded), serde_json::json!({ "data": { "a": 1 } }));
         assert_eq!(reply.x_cache, XCache::Bypass);

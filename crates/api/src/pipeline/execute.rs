@@ -26,13 +26,19 @@ impl Execute {
 
 impl Next<Operation, Response> for Execute {
     async fn run(&self, operation: Operation) -> Response {
-        let Operation { call, request } = operation;
-        let mut request = request.data(call.viewer);
-        if call.read_primary {
-            request = request.data(ReadPrimary);
-        }
-        self.schema.execute_checked(request).await
+        self.schema.execute_checked(request_of(operation)).await
     }
+}
+
+/// The GraphQL request of `operation` with its viewer (and the order to
+/// read the primary) as data: what execution, whole or in parts, runs.
+pub(crate) fn request_of(operation: Operation) -> async_graphql::Request {
+    let Operation { call, request } = operation;
+    let mut request = request.data(call.viewer);
+    if call.read_primary {
+        request = request.data(ReadPrimary);
+    }
+    request
 }
 
 #[cfg(test)]

@@ -92,7 +92,8 @@ pub fn graphql(
         .layer(stage(budget::Budget::new(budgets)))
         // Shared, then private entries; one execution per key at a time.
         .layer(stage(cache::Cache::new(cache)))
-        // The response as bytes, encoded once for every waiter.
-        .layer(stage(encode::Encode))
+        // The response as bytes, encoded once for every waiter; or, for
+        // a query with `@defer`/`@stream` that accepts it, in parts.
+        .layer(stage(encode::Encode::new(Some(schema.clone()))))
         .service(execute::Execute::new(schema))
 }

@@ -23,6 +23,7 @@ mod healthcheck;
 mod helpers;
 mod hostile_http;
 mod http_spec;
+mod incremental;
 mod jwks;
 mod layout;
 mod lifecycle;

@@ -17,14 +17,14 @@ use crate::helpers::{TestApp, data_dir, database_url, serve_process, serving_add
 /// One operation run by a real client library in node; its results come
 /// back one JSON line each: `{"next": …}`, then `{"complete": true}` or
 /// `{"error": …}`.
-struct NodeClient {
+pub(crate) struct NodeClient {
     _child: Child,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl NodeClient {
     /// Starts `client` (`sse`, `sse-single` or `ws`) on `base` (`http://host:port`).
-    fn start(client: &str, base: &str, token: Option<&str>, query: &str) -> NodeClient {
+    pub(crate) fn start(client: &str, base: &str, token: Option<&str>, query: &str) -> NodeClient {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/subscriptions");
         assert!(dir.join("node_modules").exists(), "run `npm ci` in tests/subscriptions (scripts/test.sh does)");
         let url = match client {
@@ -44,7 +44,7 @@ impl NodeClient {
     }
 
     /// The next line, if one comes within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<Value> {
+    pub(crate) async fn next(&mut self, wait: Duration) -> Option<Value> {
         let line = tokio::time::timeout(wait, self.lines.next_line()).await.ok()?.unwrap()?;
         Some(serde_json::from_str(&line).unwrap())
     }

@@ -34,10 +34,10 @@ use crate::helpers::{TestApp, stress};
 /// A fixed concurrency limit above the background's 33 requests: with
 /// the cores saturated, latency rises and the adaptive limit would shed
 /// the background (which is what it is for, and not what is counted here).
-const NO_CACHE: &[&str] = &["--cache-enabled", "false", "--max-concurrent-requests", "1000"];
+pub(crate) const NO_CACHE: &[&str] = &["--cache-enabled", "false", "--max-concurrent-requests", "1000"];
 /// Runs of each counted query in each condition: 50 in the stress step
 /// (`just stress`), 5 in the default suite.
-fn runs() -> usize {
+pub(crate) fn runs() -> usize {
     if stress() { 50 } else { 5 }
 }
 /// Requests kept in flight beside the counted one.
@@ -46,7 +46,7 @@ const CONCURRENT: usize = 32;
 /// Requests whose statements are disjoint from every counted query's:
 /// vector search, a tag by name, a note by id (a loader) and introspection
 /// (no SQL at all, only executor work).
-const BACKGROUND: &[&str] = &[
+pub(crate) const BACKGROUND: &[&str] = &[
     r#"{ searchNotes(text: "body of a note", first: 5) { score note { id title } } }"#,
     r#"{ tag(name: "tag3") { name } }"#,
     r#"{ a: note(id: "7") { id title } b: note(id: "8") { id } c: note(id: "9") { id } }"#,
@@ -54,7 +54,7 @@ const BACKGROUND: &[&str] = &[
 ];
 
 /// Statement texts a request ran, with their calls.
-type Calls = BTreeMap<String, i64>;
+pub(crate) type Calls = BTreeMap<String, i64>;
 
 /// The background mix without its loader read, beside a counted request
 /// that runs the same loader statement (an update that reads the note it
@@ -62,7 +62,7 @@ type Calls = BTreeMap<String, i64>;
 const BACKGROUND_WITHOUT_LOADERS: &[&str] = &[BACKGROUND[0], BACKGROUND[1], BACKGROUND[3]];
 
 /// The statements one request ran, leaving out texts in `ignore`.
-async fn count_one(app: &TestApp, query: &str, ignore: &BTreeSet<String>) -> (i64, Calls) {
+pub(crate) async fn count_one(app: &TestApp, query: &str, ignore: &BTreeSet<String>) -> (i64, Calls) {
     let before = app.statement_calls().await;
     let data = app.data_as(Some("test-token"), query, json!({})).await;
     assert!(!data.as_object().unwrap().is_empty());
@@ -82,20 +82,20 @@ async fn count_one(app: &TestApp, query: &str, ignore: &BTreeSet<String>) -> (i6
 /// Records every count of one condition and fails with all of them, and
 /// the statements of the first wrong run, if any run differs.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     counts: Vec<i64>,
     wrong: Option<Calls>,
 }
 
 impl Tally {
-    fn record(&mut self, expected: i64, (count, ran): (i64, Calls)) {
+    pub(crate) fn record(&mut self, expected: i64, (count, ran): (i64, Calls)) {
         if count != expected && self.wrong.is_none() {
             self.wrong = Some(ran);
         }
         self.counts.push(count);
     }
 
-    fn check(self, condition: &str, query: &str, expected: i64) {
+    pub(crate) fn check(self, condition: &str, query: &str, expected: i64) {
         let (min, max) = (self.counts.iter().min().unwrap(), self.counts.iter().max().unwrap());
         println!("{condition}: {} runs, min {min}, max {max}: {query}", self.counts.len());
         assert!(
@@ -108,10 +108,10 @@ impl Tally {
 }
 
 /// Two processes spinning on both cores while alive.
-struct BusyLoops(Vec<Child>);
+pub(crate) struct BusyLoops(Vec<Child>);
 
 impl BusyLoops {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         BusyLoops(
             (0..2)
                 .map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("busy loop"))
@@ -130,13 +130,13 @@ impl Drop for BusyLoops {
 }
 
 /// [`CONCURRENT`] clients sending the background mix until dropped.
-struct Background {
+pub(crate) struct Background {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Background {
-    fn start(app: &TestApp, mix: &'static [&'static str]) -> Self {
+    pub(crate) fn start(app: &TestApp, mix: &'static [&'static str]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..CONCURRENT)
             .map(|i| {
@@ -156,7 +156,7 @@ impl Background {
         Background { stop, tasks }
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
             task.await.expect("background client");

@@ -166,7 +166,7 @@ impl Note {
 }
 
 /// A search result: a note and how close it is to the query.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub(crate) struct SearchHit {
     note: Note,
     /// Cosine similarity in [-1, 1]; higher is closer.

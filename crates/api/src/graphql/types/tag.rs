@@ -9,6 +9,7 @@ use crate::response_cache::tags;
 
 /// A label on notes. It exists for a viewer while a note the viewer may see
 /// carries it.
+#[derive(Clone)]
 pub(crate) struct Tag(pub(crate) TagRow);
 
 #[Object]

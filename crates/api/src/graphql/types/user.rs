@@ -11,6 +11,7 @@ use crate::graphql::{args, loaders, viewer, viewer_dependent};
 use crate::response_cache::tags;
 
 /// A person who writes notes.
+#[derive(Clone)]
 pub(crate) struct User {
     row: UserRow,
     /// One page of its notes, when it was read with the user (`user(id:)`

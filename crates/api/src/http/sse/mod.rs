@@ -40,7 +40,7 @@ use crate::pipeline::Rejection;
 use crate::pipeline::call::list_items;
 use crate::pipeline::decode::{carries_body, check_content_type, closing, read_body};
 use crate::pipeline::document::{Params, body_params, get_params, into_request};
-use crate::pipeline::encode::encode;
+use crate::pipeline::encode::{encode, encode_payload};
 
 /// The header (or `token` query parameter) that names a reservation.
 const TOKEN_HEADER: &str = "x-graphql-event-stream-token";
@@ -117,8 +117,14 @@ async fn distinct(state: &AppState, headers: &HeaderMap, mut params: Params, pee
         Ok(request) => request,
         Err(response) => return *response,
     };
-    let results = state.schema.execute_stream(request, None).map(|response| next_event(&encode(response).body));
+    let mut request = request;
     let complete = stream::once(async { event("complete", b"") });
+    // A query with `@defer`/`@stream`: each part is one `next` event.
+    if crate::graphql::incremental::wanted(&mut request) {
+        let parts = state.schema.stream_incremental(request).map(|payload| next_event(&encode_payload(payload)));
+        return event_stream(parts.chain(complete), state.streams.heartbeat);
+    }
+    let results = state.schema.execute_stream(request, None).map(|response| next_event(&encode(response).body));
     event_stream(results.chain(complete), state.streams.heartbeat)
 }
 

@@ -1,0 +1,58 @@
+//! Root fields of an incremental query, resolved once for all its parts.
+//! Below the root, the loaders' per-request memo answers a later part
+//! ([`loaders::Tracked::memoized`]); root fields are single statements of
+//! their own (a page, a search) or pick their loader by what the part
+//! selects, so a deferred part asking for `note(id:)` again as its
+//! fragment's ancestor is answered here with the object the initial part
+//! resolved. A streamed root list is read once and each part gets its
+//! slice of it.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{Context, Result};
+
+/// The request's root fields by response key (session data of an
+/// incremental query's parts; absent otherwise).
+#[derive(Default)]
+pub(crate) struct RootMemo(Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>);
+
+/// The slice of each streamed root list the running part returns
+/// (request data of one part).
+pub(crate) struct Slices(pub(crate) HashMap<String, Range<usize>>);
+
+/// The root field `ctx` resolves: from the memo when an earlier part
+/// resolved it, else `resolve`, remembered. Errors are not remembered.
+/// Outside an incremental query, `resolve` alone.
+pub(crate) async fn root<T>(ctx: &Context<'_>, resolve: impl Future<Output = Result<T>>) -> Result<T>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    let Some(memo) = ctx.data_opt::<Arc<RootMemo>>() else { return resolve.await };
+    // Within one operation a response key names one field with one set of
+    // arguments (fields that share a key must merge).
+    let key = ctx.item.node.response_key().node.to_string();
+    let hit = memo.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+    if let Some(value) = hit.and_then(|hit| hit.downcast_ref::<T>().cloned()) {
+        return Ok(value);
+    }
+    let value = resolve.await?;
+    memo.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, Arc::new(value.clone()));
+    Ok(value)
+}
+
+/// A root list, as [`root`], cut to the slice the running part streams.
+pub(crate) async fn root_list<T>(ctx: &Context<'_>, resolve: impl Future<Output = Result<Vec<T>>>) -> Result<Vec<T>>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    let list = root(ctx, resolve).await?;
+    let key = ctx.item.node.response_key().node.as_str();
+    Ok(match ctx.data_opt::<Slices>().and_then(|slices| slices.0.get(key)) {
+        Some(range) => list.get(range.start.min(list.len())..range.end.min(list.len())).unwrap_or_default().to_vec(),
+        None => list,
+    })
+}
