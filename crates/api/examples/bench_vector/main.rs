@@ -50,6 +50,11 @@ pub(crate) struct Args {
     /// Free-text queries through the default embedder.
     #[arg(long, default_value_t = 200)]
     text: i64,
+    /// Free-text queries from this file, one a line (blank lines and lines
+    /// starting with `#` skipped), instead of words of note titles: the
+    /// sentences a person types (`bench/text-queries.txt`).
+    #[arg(long)]
+    text_file: Option<std::path::PathBuf>,
     /// Embed the free-text queries with the local model (all-MiniLM-L6-v2)
     /// from this directory instead of the built-in embedder: for a
     /// database whose notes the model embedded (`notegraph reembed` with
@@ -113,8 +118,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{} queries ({} near notes, {} free text); tags: {} = {tag_1} notes, {} = {tag_3}, {} = {tag_10}\n",
         queries.len(),
-        args.near,
-        args.text,
+        queries.iter().filter(|q| q.near.is_some()).count(),
+        queries.iter().filter(|q| q.near.is_none()).count(),
         TAG_1.name,
         TAG_3.name,
         TAG_10.name
@@ -214,19 +219,31 @@ async fn queries(pool: &PgPool, args: &Args) -> anyhow::Result<Vec<Query>> {
         .enumerate()
         .map(|(i, (id, vector, _))| Query { vector: noisy(vector, i as u64, args.noise), near: Some(*id) })
         .collect();
-    let titles = db::bench::sample_notes(pool, 397, args.text + 1).await?;
-    let texts: Vec<String> = titles
+    let texts = match &args.text_file {
+        Some(path) => {
+            let file = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            file.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
+        }
+        None => title_words(pool, args.text).await?,
+    };
+    for vector in embed_texts(args, &texts)? {
+        queries.push(Query { vector: Vector::from(vector), near: None });
+    }
+    Ok(queries)
+}
+
+/// `count` free-text queries made of note titles' words: the first three
+/// words of one sampled title and the last of the next.
+async fn title_words(pool: &PgPool, count: i64) -> anyhow::Result<Vec<String>> {
+    let titles = db::bench::sample_notes(pool, 397, count + 1).await?;
+    Ok(titles
         .windows(2)
         .map(|pair| {
             let words: Vec<&str> =
                 pair[0].2.split_whitespace().take(3).chain(pair[1].2.split_whitespace().last()).collect();
             words.join(" ")
         })
-        .collect();
-    for vector in embed_texts(args, &texts)? {
-        queries.push(Query { vector: Vector::from(vector), near: None });
-    }
-    Ok(queries)
+        .collect())
 }
 
 /// The free-text queries' vectors: the built-in embedder's, or the
