@@ -6,7 +6,9 @@
 // (default 100,000 and 10,000, the default data set) narrow the ids drawn:
 // NOTES=100 USERS=100 makes a warm server answer nearly everything from its
 // cache. ONLY (userList, noteDetail or userNotes) sends that query alone,
-// for the cost of one kind of request.
+// for the cost of one kind of request; ONLY=notesPage sends the page of 50
+// notes with their authors and tags (`{ notes(first: 50) { id title author
+// { name } tags { name } } }`, one statement on both servers) instead.
 import http from 'k6/http';
 import { check } from 'k6';
 const URL = __ENV.URL || 'http://127.0.0.1:18082/graphql';
@@ -23,10 +25,12 @@ const params = { headers: { 'content-type': 'application/json', authorization: '
 // An id in 1..n, skewed toward 1.
 function rnd(n) { return 1 + Math.floor(Math.pow(Math.random(), 2) * n); }
 const ONLY = { userList: 0.1, noteDetail: 0.5, userNotes: 0.9 }[__ENV.ONLY || ''];
+const NOTES_PAGE = __ENV.ONLY === 'notesPage';
 export default function () {
   const r = ONLY ?? Math.random();
   let q;
-  if (r < 0.3) q = '{ users(first: 20) { id name } }';
+  if (NOTES_PAGE) q = '{ notes(first: 50) { id title author { name } tags { name } } }';
+  else if (r < 0.3) q = '{ users(first: 20) { id name } }';
   else if (r < 0.7) q = `{ note(id: "${rnd(NOTES)}") { id title author { name } } }`;
   else q = `{ user(id: "${rnd(USERS)}") { notes { id title tags { name } } } }`;
   const res = http.post(URL, JSON.stringify({ query: q }), params);

@@ -62,6 +62,8 @@ async fn graphql(State(pool): State<PgPool>, body: Bytes) -> Response {
         user_notes(&pool, id).await
     } else if q.starts_with("{ notes(first: 10)") {
         notes(&pool).await
+    } else if q.starts_with("{ notes(first: 50) { id title author { name } tags { name } } }") {
+        notes_page(&pool).await
     } else {
         return (StatusCode::BAD_REQUEST, "unknown query").into_response();
     };
@@ -128,6 +130,30 @@ async fn notes(pool: &PgPool) -> sqlx::Result<Value> {
     let notes: Vec<Value> = rows
         .into_iter()
         .map(|(id, title, name)| json!({ "id": id.to_string(), "title": title, "author": { "name": name } }))
+        .collect();
+    Ok(json!({ "notes": notes }))
+}
+
+/// A page of 50 notes with their authors and tags, in one statement.
+async fn notes_page(pool: &PgPool) -> sqlx::Result<Value> {
+    let rows: Vec<(i64, String, String, Vec<String>)> = sqlx::query_as(
+        "with page as (select n.id, n.title, u.name from notes n join users u on u.id = n.author_id \
+             where n.visibility = 'public' or n.author_id = $1 order by n.id desc limit 50) \
+         select page.id, page.title, page.name, coalesce(g.names, '{}') from page left join ( \
+             select nt.note_id, array_agg(t.name order by t.name) as names \
+             from note_tags nt join tags t on t.id = nt.tag_id \
+             where nt.note_id in (select id from page) group by nt.note_id) g on g.note_id = page.id \
+         order by page.id desc",
+    )
+    .bind(VIEWER)
+    .fetch_all(pool)
+    .await?;
+    let notes: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, title, name, tags)| {
+            let tags: Vec<Value> = tags.into_iter().map(|name| json!({ "name": name })).collect();
+            json!({ "id": id.to_string(), "title": title, "author": { "name": name }, "tags": tags })
+        })
         .collect();
     Ok(json!({ "notes": notes }))
 }
