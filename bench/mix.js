@@ -6,9 +6,10 @@
 // (default 100,000 and 10,000, the default data set) narrow the ids drawn:
 // NOTES=100 USERS=100 makes a warm server answer nearly everything from its
 // cache. ONLY (userList, noteDetail or userNotes) sends that query alone,
-// for the cost of one kind of request; ONLY=nplus1 sends issue 30's page of
-// 50 notes with their authors and tags (the same document each time: run
-// Notegraph with NOTEGRAPH_CACHE_ENABLED=false to measure it).
+// for the cost of one kind of request; ONLY=nplus1 (or notesPage) sends
+// issue 30's page of 50 notes with their authors and tags (the same
+// document each time: run Notegraph with NOTEGRAPH_CACHE_ENABLED=false to
+// measure it).
 import http from 'k6/http';
 import { check } from 'k6';
 const URL = __ENV.URL || 'http://127.0.0.1:18082/graphql';
@@ -24,7 +25,7 @@ export const options = {
 const params = { headers: { 'content-type': 'application/json', authorization: 'Bearer test-token' } };
 // An id in 1..n, skewed toward 1.
 function rnd(n) { return 1 + Math.floor(Math.pow(Math.random(), 2) * n); }
-const ONLY = { userList: 0.1, noteDetail: 0.5, userNotes: 0.9, nplus1: -1 }[__ENV.ONLY || ''];
+const ONLY = { userList: 0.1, noteDetail: 0.5, userNotes: 0.9, nplus1: -1, notesPage: -1 }[__ENV.ONLY || ''];
 export default function () {
   const r = ONLY ?? Math.random();
   let q;

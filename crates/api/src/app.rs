@@ -179,6 +179,7 @@ impl Application {
                 text_ef_search: config.database.text_ef_search(),
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
+                fast_path: config.graphql.graphql_fast_path,
             },
         )
         .with_metrics(metrics.clone())

@@ -139,6 +139,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_MAX_TOKENS", graphql.max_tokens.to_string()),
         ("NOTEGRAPH_MAX_DIRECTIVES_PER_FIELD", graphql.max_directives_per_field.to_string()),
         ("NOTEGRAPH_PARSED_DOCUMENTS_BYTES", graphql.parsed_documents_bytes.to_string()),
+        ("NOTEGRAPH_GRAPHQL_FAST_PATH", graphql.graphql_fast_path.to_string()),
         (
             "NOTEGRAPH_TRUSTED_DOCUMENTS",
             graphql.trusted_documents.as_ref().map_or("unset: any document".to_owned(), |p| p.display().to_string()),

@@ -87,6 +87,11 @@ pub struct GraphqlConfig {
     /// sent again is not parsed again; 0 keeps none.
     #[arg(long, env = "NOTEGRAPH_PARSED_DOCUMENTS_BYTES", default_value_t = DEFAULT_PARSED_DOCUMENTS_BYTES, global = true)]
     pub parsed_documents_bytes: u64,
+    /// Answer queries of the root `notes` list over plain row data (notes'
+    /// fields, authors, tags) straight from the list statement's rows, the
+    /// same bytes without resolving each field (docs/PERFORMANCE.md).
+    #[arg(long, env = "NOTEGRAPH_GRAPHQL_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub graphql_fast_path: bool,
     /// A JSON file of trusted documents (hash → document, or Apollo's
     /// persisted query manifest): when set, only these execute.
     #[arg(long, env = "NOTEGRAPH_TRUSTED_DOCUMENTS", global = true)]

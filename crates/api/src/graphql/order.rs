@@ -86,8 +86,13 @@ impl KeyOrder {
         }
     }
 
+    /// The order of the selection of `key`, when the document selects it.
+    pub(crate) fn of(&self, key: &Name) -> Option<&KeyOrder> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, order)| order)
+    }
+
     /// Where `key` goes (keys the document did not select last).
-    fn rank(&self, key: &Name) -> usize {
+    pub(crate) fn rank(&self, key: &Name) -> usize {
         self.0.iter().position(|(k, _)| k == key).unwrap_or(usize::MAX)
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_graphql::futures_util::StreamExt as _;
 use async_graphql::futures_util::stream::{self, BoxStream};
-use async_graphql::{Data, Executor, Request, Response, Schema, ServerError};
+use async_graphql::{Data, Executor, Request, Response, Schema, SchemaBuilder, ServerError};
 use embed::Embedder;
 use loaders::{Loaders, Tracked};
 use tracing::Instrument as _;
@@ -18,6 +18,7 @@ use super::admission::Admission;
 use super::caps::SubscriptionCaps;
 use super::embedding::SharedEmbedder;
 use super::events::EventBus;
+use super::fast_path::FastPath;
 use super::hot_fields::HotFields;
 use super::limits::{Limiter, OperationLimits};
 use super::mutation::MutationRoot;
@@ -79,6 +80,9 @@ pub struct SchemaSettings {
     pub introspection: bool,
     /// Suggest field names in validation errors.
     pub suggestions: bool,
+    /// Answer the root `notes` list over plain row data straight from its
+    /// statement's rows ([`super::fast_path`]).
+    pub fast_path: bool,
 }
 
 /// The schema, run so that every operation is first checked against the
@@ -100,6 +104,8 @@ pub struct BatchedSchema {
     pub(super) metrics: Option<Metrics>,
     /// Where queries may read instead of the primary.
     replica: Option<ReadReplica>,
+    /// The fast path of plain row data, when on.
+    pub(super) fast: Option<Arc<FastPath>>,
     /// Per-client budgets on cost, when on: the streaming transports are
     /// charged here, `/graphql` by the pipeline's budget stage.
     budgets: Option<Budgets>,
@@ -110,6 +116,9 @@ impl BatchedSchema {
     /// its parsed-document map there.
     pub fn with_metrics(mut self, metrics: Option<Metrics>) -> Result<Self, prometheus::Error> {
         self.admission = self.admission.with_metrics(metrics.clone())?;
+        if let (Some(fast), Some(metrics)) = (&self.fast, &metrics) {
+            metrics.register(fast.collector())?;
+        }
         self.metrics = metrics;
         Ok(self)
     }
@@ -272,7 +281,7 @@ impl Executor for BatchedSchema {
 }
 
 /// The error of an execution that ran past the GraphQL timeout.
-fn timed_out() -> ServerError {
+pub(super) fn timed_out() -> ServerError {
     crate::error::server_error(&crate::error::ApiError::Timeout)
 }
 
@@ -283,10 +292,9 @@ fn internal() -> ServerError {
 
 /// Builds the schema with its shared data and settings.
 pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .directive(super::incremental::Defer)
-        .directive(super::incremental::Stream)
-        .data(Arc::new(Source { pool: deps.pool, loaders: deps.loaders }))
+    let source = Arc::new(Source { pool: deps.pool, loaders: deps.loaders });
+    let mut builder = configured(settings)
+        .data(Arc::clone(&source))
         .data(SharedEmbedder { embedder: deps.embedder, text_ef_search: settings.text_ef_search })
         .data(deps.events)
         .data(deps.subscription_caps)
@@ -296,12 +304,9 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
     if let Some(hot_fields) = deps.hot_fields {
         builder = builder.extension(hot_fields);
     }
-    if !settings.introspection {
-        builder = builder.disable_introspection();
-    }
-    if !settings.suggestions {
-        builder = builder.disable_suggestions();
-    }
+    // The fast path validates with a schema configured as this one is, so
+    // that it accepts exactly the documents this one accepts.
+    let fast = settings.fast_path.then(|| Arc::new(FastPath::new(configured(settings), source)));
     BatchedSchema {
         schema: builder.finish(),
         admission: Admission::new(Limiter::new(settings.limits, settings.parsed_documents_bytes), deps.trusted),
@@ -309,8 +314,23 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         db_timeout: settings.db_timeout,
         metrics: None,
         replica: deps.replica,
+        fast,
         budgets: None,
     }
+}
+
+/// The schema's types, directives and validation settings, without its data.
+fn configured(settings: SchemaSettings) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .directive(super::incremental::Defer)
+        .directive(super::incremental::Stream);
+    if !settings.introspection {
+        builder = builder.disable_introspection();
+    }
+    if !settings.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    builder
 }
 
 /// The schema's SDL, for `notegraph print-schema`; needs no database.
@@ -352,6 +372,7 @@ pub(crate) fn offline(limits: OperationLimits, timeout: Duration) -> BatchedSche
         text_ef_search: None,
         introspection: true,
         suggestions: true,
+        fast_path: true,
     };
     build_schema(deps, settings)
 }

@@ -21,6 +21,7 @@ pub mod decode;
 pub mod document;
 pub mod encode;
 pub mod execute;
+pub mod fast;
 pub mod identity;
 pub mod policy;
 pub mod replay;
@@ -92,6 +93,9 @@ pub fn graphql(
         .layer(stage(budget::Budget::new(budgets)))
         // Shared, then private entries; one execution per key at a time.
         .layer(stage(cache::Cache::new(cache)))
+        // A list over plain row data: its bytes from its statement's rows
+        // (a query with `@defer`/`@stream` is never one).
+        .layer(stage(fast::FastPath::new(schema.clone())))
         // The response as bytes, encoded once for every waiter; or, for
         // a query with `@defer`/`@stream` that accepts it, in parts.
         .layer(stage(encode::Encode::new(Some(schema.clone()))))

@@ -15,6 +15,7 @@ mod deploy_compose;
 mod deploy_k8s;
 mod embedding_tls;
 mod environment;
+mod fast_path;
 mod first_run;
 mod fuzz;
 mod graphiql;
