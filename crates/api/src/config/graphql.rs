@@ -89,7 +89,8 @@ pub struct GraphqlConfig {
     pub parsed_documents_bytes: u64,
     /// Answer queries of the root `notes` list over plain row data (notes'
     /// fields, authors, tags) straight from the list statement's rows, the
-    /// same bytes without resolving each field (docs/PERFORMANCE.md).
+    /// same bytes without resolving each field (docs/PERFORMANCE.md); off
+    /// while NOTEGRAPH_METRICS_HOT_FIELDS times fields, which it resolves.
     #[arg(long, env = "NOTEGRAPH_GRAPHQL_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub graphql_fast_path: bool,
     /// A JSON file of trusted documents (hash → document, or Apollo's

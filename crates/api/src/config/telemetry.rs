@@ -41,7 +41,8 @@ pub struct TelemetryConfig {
     pub metrics_max_operation_names: usize,
     /// Fields to time, as `Type.field` separated by commas (for example
     /// `Query.searchNotes,Note.similar`). Empty by default: timing any
-    /// field costs an allocation per field of every operation.
+    /// field costs an allocation per field of every operation, and turns
+    /// the fast path of NOTEGRAPH_GRAPHQL_FAST_PATH off.
     #[arg(long, env = "NOTEGRAPH_METRICS_HOT_FIELDS", value_delimiter = ',', global = true)]
     pub metrics_hot_fields: Vec<String>,
     /// Send traces over OTLP (HTTP/protobuf) to this endpoint, for example

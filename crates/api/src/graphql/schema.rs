@@ -301,12 +301,15 @@ pub fn build_schema(deps: SchemaDeps, settings: SchemaSettings) -> BatchedSchema
         .data(deps.stopping)
         .data(deps.invalidation)
         .data(deps.writes);
+    // Fields an operator asked to time are resolved one by one, so the
+    // fast path, which resolves none, is off while any are.
+    let fast_path = settings.fast_path && deps.hot_fields.is_none();
     if let Some(hot_fields) = deps.hot_fields {
         builder = builder.extension(hot_fields);
     }
     // The fast path validates with a schema configured as this one is, so
     // that it accepts exactly the documents this one accepts.
-    let fast = settings.fast_path.then(|| Arc::new(FastPath::new(configured(settings), source)));
+    let fast = fast_path.then(|| Arc::new(FastPath::new(configured(settings), source)));
     BatchedSchema {
         schema: builder.finish(),
         admission: Admission::new(Limiter::new(settings.limits, settings.parsed_documents_bytes), deps.trusted),
