@@ -60,6 +60,9 @@ pub const BASELINE_RISE: f64 = 0.01;
 /// How fast the baseline follows a window faster than itself: quickly, so
 /// that the baseline sits near the service time without queueing.
 pub const BASELINE_FALL: f64 = 0.2;
+/// The share of the limit that must have been executing at once during a
+/// window for the limit to fall after it (see [`Gradient`]).
+pub const IN_USE: f64 = 0.5;
 
 /// A change of the (whole-number) limit after a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +94,16 @@ pub enum Change {
 /// a healthy server admits a burst rather than shedding it, and the limit
 /// falls as fast as overloaded requests complete, up to a tenth per
 /// window.
+///
+/// It falls only while it is in use: when at some moment of the window at
+/// least half of it was executing ([`IN_USE`]). A limit far above what
+/// executes is not what makes requests slow, and lowering it would only
+/// refuse the next burst: on a shared host, other processes' work slows
+/// requests just as congestion does, and the mix at 1000/s with the
+/// server at a fifth of a core had 12.6% of its requests shed before this
+/// rule (docs/PERFORMANCE.md, "The adaptive limit under the mix"). Past
+/// the knee, requests pile up until they fill half the limit, and from
+/// then on it falls as before.
 #[derive(Debug, Clone)]
 pub struct Gradient {
     limit: f64,
@@ -102,6 +115,8 @@ pub struct Gradient {
     samples: u32,
     sum: f64,
     shed: bool,
+    /// The most requests executing at once in this window.
+    peak: usize,
 }
 
 impl Gradient {
@@ -117,6 +132,7 @@ impl Gradient {
             samples: 0,
             sum: 0.0,
             shed: false,
+            peak: 0,
         }
     }
 
@@ -130,23 +146,25 @@ impl Gradient {
         self.shed = true;
     }
 
-    /// One admitted request's service time. Returns the change of the
-    /// limit when this sample closed a window and moved it.
-    pub fn sample(&mut self, service: Duration) -> Option<Change> {
+    /// One admitted request's service time, and how many requests were
+    /// executing when it was admitted (itself included). Returns the
+    /// change of the limit when this sample closed a window and moved it.
+    pub fn sample(&mut self, service: Duration, in_flight: usize) -> Option<Change> {
         self.samples += 1;
         self.sum += service.as_secs_f64();
+        self.peak = self.peak.max(in_flight);
         if self.samples < WINDOW_SAMPLES {
             return None;
         }
         let mean = self.sum / f64::from(self.samples);
-        let shed = self.shed;
-        (self.samples, self.sum, self.shed) = (0, 0.0, false);
-        self.window(mean, shed)
+        let (shed, in_use) = (self.shed, self.peak as f64 >= IN_USE * self.limit);
+        (self.samples, self.sum, self.shed, self.peak) = (0, 0.0, false, 0);
+        self.window(mean, shed, in_use)
     }
 
     /// Moves the limit after a window whose mean service time was `mean`
-    /// seconds.
-    fn window(&mut self, mean: f64, shed: bool) -> Option<Change> {
+    /// seconds; it may fall only when `in_use`.
+    fn window(&mut self, mean: f64, shed: bool, in_use: bool) -> Option<Change> {
         let before = self.limit();
         let baseline = match self.baseline {
             None => mean,
@@ -156,6 +174,9 @@ impl Gradient {
         };
         self.baseline = Some(baseline);
         let gradient = if mean > 0.0 { (TOLERANCE * baseline / mean).clamp(0.5, 1.0) } else { 1.0 };
+        if gradient < 1.0 && !in_use {
+            return None;
+        }
         let target = self.limit * gradient + self.limit.sqrt();
         self.limit = (self.limit * (1.0 - SMOOTHING) + target * SMOOTHING).clamp(self.min, self.max);
         let after = self.limit();
@@ -256,17 +277,18 @@ impl Limiter {
             s.shed_lately.store(true, Ordering::Relaxed);
             return None;
         }
-        Some(Permit { limiter: self.clone(), admitted: Instant::now() })
+        Some(Permit { limiter: self.clone(), admitted: Instant::now(), in_flight })
     }
 
-    /// Feeds one sample to the adaptive limit.
-    fn sample(&self, service: Duration) {
+    /// Feeds one sample to the adaptive limit: a service time, and the
+    /// requests executing when it was admitted.
+    fn sample(&self, service: Duration, in_flight: usize) {
         let Some(gradient) = &self.inner.gradient else { return };
         let mut gradient = lock(gradient);
         if self.inner.shed_lately.swap(false, Ordering::Relaxed) {
             gradient.shed();
         }
-        let Some(change) = gradient.sample(service) else { return };
+        let Some(change) = gradient.sample(service, in_flight) else { return };
         // Stored under the lock, so changes land in their order.
         self.inner.limit.store(gradient.limit(), Ordering::Release);
         drop(gradient);
@@ -358,6 +380,8 @@ fn lock(gradient: &Mutex<Gradient>) -> std::sync::MutexGuard<'_, Gradient> {
 pub struct Permit {
     limiter: Limiter,
     admitted: Instant,
+    /// Requests executing when this one was admitted, itself included.
+    in_flight: usize,
 }
 
 impl Permit {
@@ -365,7 +389,7 @@ impl Permit {
     /// (see the module).
     pub fn finish(self, executed: bool) {
         if executed {
-            self.limiter.sample(self.admitted.elapsed());
+            self.limiter.sample(self.admitted.elapsed(), self.in_flight);
         }
     }
 }
@@ -433,16 +457,18 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    /// Feeds `windows` windows of `service` each, `shed` marking each
-    /// window as one that refused requests; returns the limit after each.
+    /// Feeds `windows` windows of `service` each, the limit full of
+    /// requests, `shed` marking each window as one that refused requests;
+    /// returns the limit after each.
     fn run(gradient: &mut Gradient, windows: usize, service: Duration, shed: bool) -> Vec<usize> {
         (0..windows)
             .map(|_| {
                 if shed {
                     gradient.shed();
                 }
+                let in_flight = gradient.limit();
                 for _ in 0..WINDOW_SAMPLES {
-                    gradient.sample(service);
+                    gradient.sample(service, in_flight);
                 }
                 gradient.limit()
             })
@@ -463,7 +489,7 @@ mod tests {
                 let limit = gradient.limit();
                 gradient.shed();
                 for _ in 0..WINDOW_SAMPLES {
-                    gradient.sample(Duration::from_secs_f64(per_request * limit as f64 * noise()));
+                    gradient.sample(Duration::from_secs_f64(per_request * limit as f64 * noise()), limit);
                 }
                 gradient.limit()
             })
@@ -507,7 +533,7 @@ mod tests {
     fn nothing_moves_before_a_window_is_full() {
         let mut gradient = Gradient::new(4, 256);
         for _ in 1..WINDOW_SAMPLES {
-            assert_eq!(gradient.sample(100 * MS), None);
+            assert_eq!(gradient.sample(100 * MS, 256), None);
         }
         assert_eq!(gradient.limit(), 256);
     }
@@ -519,7 +545,7 @@ mod tests {
         let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2_000 {
             for _ in 0..WINDOW_SAMPLES {
-                gradient.sample(Duration::from_secs_f64(0.005 * noise.factor(0.5)));
+                gradient.sample(Duration::from_secs_f64(0.005 * noise.factor(0.5)), 256);
             }
             assert_eq!(gradient.limit(), 256);
         }
@@ -551,6 +577,29 @@ mod tests {
         let to_twenty = limits.iter().position(|&limit| limit >= 20).unwrap();
         assert!(to_twenty < 50, "{limits:?}");
         assert_eq!(limits.last(), Some(&256));
+    }
+
+    #[test]
+    fn latency_rising_far_below_the_limit_does_not_lower_it() {
+        // Other work on the host makes requests ten times slower, while at
+        // most 20 of the 256 allowed execute at once: the limit is not what
+        // slows them, and it holds (lowering it would refuse the next
+        // burst). Once requests fill half of it, it falls.
+        let mut gradient = Gradient::new(4, 256);
+        let mut noise = Noise(0x5851_f42d_4c95_7f2d);
+        for _ in 0..10 * WINDOW_SAMPLES {
+            gradient.sample(MS, 2);
+        }
+        for _ in 0..1_000 * WINDOW_SAMPLES {
+            let in_flight = (20.0 * noise.factor(0.9)) as usize;
+            assert_eq!(gradient.sample(10 * MS, in_flight), None);
+        }
+        assert_eq!(gradient.limit(), 256);
+        // (By now the baseline has learnt the slower host, slowly.)
+        for _ in 0..WINDOW_SAMPLES {
+            gradient.sample(100 * MS, 128);
+        }
+        assert!(gradient.limit() < 256, "{}", gradient.limit());
     }
 
     #[test]
@@ -609,12 +658,12 @@ mod tests {
         let limiter = Limiter::new(Concurrency::Adaptive { min: 2, max: 100 });
         // A baseline: nothing moves.
         for _ in 0..WINDOW_SAMPLES * 30 {
-            limiter.sample(Duration::from_millis(1));
+            limiter.sample(Duration::from_millis(1), 1);
         }
         assert_eq!(limiter.stats(), Stats { limit: 100, in_flight: 0, raised: 0, lowered: 0, shed: 0 });
-        // Slow executions: it falls.
+        // Slow executions, with the limit in use: it falls.
         for _ in 0..WINDOW_SAMPLES * 10 {
-            limiter.sample(Duration::from_millis(10));
+            limiter.sample(Duration::from_millis(10), 100);
         }
         let stats = limiter.stats();
         assert!(stats.limit < 100 && stats.lowered > 0 && stats.raised == 0, "{stats:?}");
