@@ -7,7 +7,7 @@ use db::notes::{Including, NoteFilter};
 use db::pages::NotesOf;
 
 use super::embedding::{embed_text, embedder, text_ef_search};
-use super::incremental::memo;
+use super::incremental::memo::{self, selects};
 use super::types::{Note, SearchHit, Tag, User, one_notes_page};
 use super::{args, loaders, pool, touch, viewer, viewer_dependent};
 use crate::error::ApiError;
@@ -56,7 +56,7 @@ impl QueryRoot {
             touch(ctx, || tags::note(id));
             let loaders = loaders(ctx)?;
             // Asked for its author too: both in one statement.
-            let note = if ctx.look_ahead().field("author").exists() {
+            let note = if selects(ctx, "author") {
                 loaders.note_with_author_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
             } else {
                 loaders.note_by_id.load_one(id).await.map_err(ApiError::from)?.map(Note::from)
@@ -92,9 +92,7 @@ impl QueryRoot {
             // `Note` (loaders do not cache), so `author` and `tags` below issue
             // nothing; what lies under them (`author { notes }`) batches
             // through its loaders as before.
-            let look_ahead = ctx.look_ahead();
-            let including =
-                Including { author: look_ahead.field("author").exists(), tags: look_ahead.field("tags").exists() };
+            let including = Including { author: selects(ctx, "author"), tags: selects(ctx, "tags") };
             let rows = db::within(pool, budget, async |db| db::notes::list(db, viewer, filter, page, including).await);
             let notes = rows.await.map_err(ApiError::from)?.into_iter().map(Note::from).collect();
             Ok(notes)

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::helpers::{TestApp, wait_for_a_lock_waiter};
 use crate::metrics::value;
 use crate::sse::NodeClient;
-use crate::statements::{BACKGROUND, Background, BusyLoops, Calls, NO_CACHE, Tally, count_one, runs};
+use crate::statements::{BACKGROUND, Background, BusyLoops, Calls, NO_CACHE, Tally, calls_since, count_one, runs};
 
 /// What Apollo Client sends for an operation with `@defer`.
 const APOLLO_ACCEPT: &str = "multipart/mixed;deferSpec=20220824,application/json";
@@ -307,18 +307,7 @@ async fn count_incremental(app: &TestApp, query: &str, ignore: &BTreeSet<String>
     let before = app.statement_calls().await;
     let payloads = incremental(app, query).await;
     assert!(payloads.len() > 1 && payloads.iter().all(|p| p.get("errors").is_none()), "{payloads:#?}");
-    let ran: Calls = app
-        .statement_calls()
-        .await
-        .into_iter()
-        .filter(|(text, _)| !ignore.contains(text))
-        .map(|(text, calls)| {
-            let new = calls - before.get(&text).copied().unwrap_or(0);
-            (text, new)
-        })
-        .filter(|(_, new)| *new > 0)
-        .collect();
-    (ran.values().sum(), ran)
+    calls_since(app, &before, ignore).await
 }
 
 /// `deferred` costs what `plain` (the same query without the directives)
@@ -371,6 +360,30 @@ async fn a_deferred_fragment_in_a_list_costs_the_statements_of_the_whole_query(
         options,
         r#"{ notes(first: 20, tag: "tag4") { id title ... @defer { similar(first: 3) { score } } } }"#,
         r#"{ notes(first: 20, tag: "tag4") { id title similar(first: 3) { score } } }"#,
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_deferred_author_and_tags_come_with_the_page_as_without_defer(_: PgPoolOptions, options: PgConnectOptions) {
+    // The page reads its authors and tags in its own statement when asked
+    // for them; asked for them in a deferred fragment, it still does (the
+    // plan tells it what the fragment selects), and the deferred part
+    // answers from those rows: one statement, as without `@defer`.
+    assert_same_cost(
+        options,
+        r#"{ notes(first: 20, tag: "tag4") { id title ... @defer { author { name } tags { name } } } }"#,
+        r#"{ notes(first: 20, tag: "tag4") { id title author { name } tags { name } } }"#,
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_deferred_author_of_a_note_comes_with_the_note_as_without_defer(_: PgPoolOptions, options: PgConnectOptions) {
+    assert_same_cost(
+        options,
+        r#"{ note(id: "8") { id title ... @defer { author { name } } } }"#,
+        r#"{ note(id: "8") { id title author { name } } }"#,
     )
     .await;
 }

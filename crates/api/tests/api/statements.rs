@@ -66,8 +66,16 @@ pub(crate) async fn count_one(app: &TestApp, query: &str, ignore: &BTreeSet<Stri
     let before = app.statement_calls().await;
     let data = app.data_as(Some("test-token"), query, json!({})).await;
     assert!(!data.as_object().unwrap().is_empty());
-    let after = app.statement_calls().await;
-    let ran: Calls = after
+    calls_since(app, &before, ignore).await
+}
+
+/// The statements run since `before` (a reading of
+/// `TestApp::statement_calls`), leaving out texts in `ignore`, and how
+/// many.
+pub(crate) async fn calls_since(app: &TestApp, before: &Calls, ignore: &BTreeSet<String>) -> (i64, Calls) {
+    let ran: Calls = app
+        .statement_calls()
+        .await
         .into_iter()
         .filter(|(text, _)| !ignore.contains(text))
         .map(|(text, calls)| {

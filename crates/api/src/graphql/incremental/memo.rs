@@ -13,7 +13,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::{Context, Result};
+use async_graphql::{Context, QueryPathSegment, Result};
 
 /// The request's root fields by response key (session data of an
 /// incremental query's parts; absent otherwise).
@@ -55,4 +55,29 @@ where
         Some(range) => list.get(range.start.min(list.len())..range.end.min(list.len())).unwrap_or_default().to_vec(),
         None => list,
     })
+}
+
+/// True when the field `ctx` resolves selects `name`, in this part's
+/// selection or in a fragment a later part of the same incremental query
+/// delivers ([`super::plan::Ahead`]): what a resolver that picks its
+/// statement by looking ahead asks, so that a deferred selection costs
+/// the statements it costs without `@defer`.
+pub(crate) fn selects(ctx: &Context<'_>, name: &str) -> bool {
+    ctx.look_ahead().field(name).exists() || deferred_selects(ctx, name)
+}
+
+/// True when a later part selects `name` on the field `ctx` resolves.
+fn deferred_selects(ctx: &Context<'_>, name: &str) -> bool {
+    let (Some(ahead), Some(node)) = (ctx.data_opt::<super::plan::Ahead>(), ctx.path_node.as_ref()) else {
+        return false;
+    };
+    let mut path: Vec<&str> = std::iter::once(node)
+        .chain(node.parents())
+        .filter_map(|node| match node.segment {
+            QueryPathSegment::Name(key) => Some(key),
+            QueryPathSegment::Index(_) => None,
+        })
+        .collect();
+    path.reverse();
+    ahead.selects(&path, name)
 }

@@ -107,7 +107,7 @@ impl BatchedSchema {
     /// Runs an admitted request in parts ([`wanted`]); one that defers
     /// nothing is one `Initial` payload.
     pub fn execute_incremental(&self, mut request: Request) -> Payloads {
-        let Some(plan) = planned(&mut request) else {
+        let Some(mut plan) = planned(&mut request) else {
             let schema = self.clone();
             return Box::pin(stream::once(async move {
                 Payload::Initial { response: schema.execute_checked(request).await, has_next: false }
@@ -116,6 +116,7 @@ impl BatchedSchema {
         let started = Instant::now();
         let (name, kind) = observe::describe(&mut request);
         request.data.insert(Arc::new(RootMemo::default()));
+        request.data.insert(std::mem::take(&mut plan.ahead));
         let span = tracing::debug_span!(
             "graphql.execute",
             graphql.operation.name = name.as_deref(),

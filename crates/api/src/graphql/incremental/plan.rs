@@ -9,11 +9,17 @@
 //! a streamed root list runs in the initial part sliced to `initialCount`
 //! items and again, from the same memo, for the rest.
 //!
+//! The plan also lists what the held-back fragments select
+//! ([`Ahead`]), so that a resolver of the initial part that picks its
+//! statement by looking ahead (a page with its tags, a note with its
+//! author) reads what the later parts will ask of it in the same
+//! statement, as the query without `@defer` does.
+//!
 //! `@stream` below the root, or inside a deferred fragment, is answered in
 //! full where it stands (the fallback): its list is a nested field whose
 //! items come from one batch, so sending them later would save nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition, InlineFragment, OperationDefinition,
@@ -34,6 +40,28 @@ pub(crate) struct Plan {
     /// The deferred fragments and streamed lists, in document order (a
     /// nested fragment after its parent).
     pub(crate) parts: Vec<Part>,
+    /// What the deferred fragments select.
+    pub(crate) ahead: Ahead,
+}
+
+/// The fields that active deferred fragments select, by the response path
+/// (list indices left out) of the object they are selected on: what a
+/// resolver's look-ahead misses in the initial part, where those
+/// fragments are held back (async-graphql drops skipped selections before
+/// execution). Request data of every part of an incremental query.
+#[derive(Debug, Default)]
+pub(crate) struct Ahead(HashMap<Vec<Name>, HashSet<Name>>);
+
+impl Ahead {
+    /// True when a deferred fragment selects the field `name` on the
+    /// object at `path`.
+    pub(crate) fn selects(&self, path: &[&str], name: &str) -> bool {
+        self.0.iter().any(|(at, names)| {
+            at.len() == path.len()
+                && at.iter().zip(path).all(|(a, b)| a.as_str() == *b)
+                && names.iter().any(|n| n.as_str() == name)
+        })
+    }
 }
 
 /// One subsequent part.
@@ -74,8 +102,13 @@ pub(crate) fn plan(document: &ExecutableDocument, operation_name: Option<&str>, 
     if operation.ty != OperationType::Query {
         return None;
     }
-    let mut builder =
-        Builder { fragments: &document.fragments, variables, parts: Vec::new(), root_streams: HashMap::new() };
+    let mut builder = Builder {
+        fragments: &document.fragments,
+        variables,
+        parts: Vec::new(),
+        root_streams: HashMap::new(),
+        ahead: HashMap::new(),
+    };
     let nodes = builder.build(&operation.selection_set.node, &[], false, true, 0)?;
     if builder.parts.is_empty() {
         return None;
@@ -87,7 +120,7 @@ pub(crate) fn plan(document: &ExecutableDocument, operation_name: Option<&str>, 
         .enumerate()
         .map(|(id, (label, kind))| Part { label, kind, document: with_selection(operation, emit(&nodes, Some(id)).0) })
         .collect();
-    Some(Plan { initial, root_streams: builder.root_streams, parts })
+    Some(Plan { initial, root_streams: builder.root_streams, parts, ahead: Ahead(builder.ahead) })
 }
 
 /// True when `document` may need incremental delivery: it names `@defer`
@@ -101,6 +134,7 @@ struct Builder<'a> {
     variables: &'a Variables,
     parts: Vec<(Option<String>, Kind)>,
     root_streams: HashMap<String, usize>,
+    ahead: HashMap<Vec<Name>, HashSet<Name>>,
 }
 
 impl Builder<'_> {
@@ -121,6 +155,9 @@ impl Builder<'_> {
         for item in &set.items {
             match &item.node {
                 Selection::Field(field) => {
+                    if deferred {
+                        self.ahead.entry(path.to_vec()).or_default().insert(field.node.name.node.clone());
+                    }
                     let key = field.node.response_key().node.clone();
                     let stream = self.active(&field.node.directives, "stream").filter(|_| root && !deferred);
                     let stream = stream.map(|(label, directive)| {
@@ -362,6 +399,22 @@ mod tests {
         assert_eq!(plan.root_streams.get("searchNotes"), Some(&3));
         assert!(matches!(&plan.parts[0].kind, Kind::Stream { key, from: 3 } if key == "searchNotes"));
         assert_eq!(text(&plan.parts[0].document), "searchNotes{note{title}} skip{notes{similar{title}}}");
+    }
+
+    #[test]
+    fn what_deferred_fragments_select_is_known_by_path() {
+        let plan = plan_of(
+            "{ list: notes { id ... @defer { tags { name } a: author { name } } } note(id: 1) { title } }",
+            serde_json::json!({}),
+        )
+        .unwrap();
+        assert!(plan.ahead.selects(&["list"], "tags"));
+        assert!(plan.ahead.selects(&["list"], "author"));
+        assert!(plan.ahead.selects(&["list", "a"], "name"));
+        // Not what the initial part selects anyway, nor another path.
+        assert!(!plan.ahead.selects(&["list"], "id"));
+        assert!(!plan.ahead.selects(&["note"], "tags"));
+        assert!(!plan.ahead.selects(&["notes"], "tags"));
     }
 
     #[test]

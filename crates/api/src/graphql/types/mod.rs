@@ -13,6 +13,7 @@ use db::pages::{CountOf, NoteWithTags, NotesOf};
 use loaders::{Batched, Loader};
 
 use crate::error::ApiError;
+use crate::graphql::incremental::memo::selects;
 use crate::graphql::{args, touch, viewer, viewer_dependent};
 
 pub(crate) use note::{Note, SearchHit, Visibility};
@@ -40,11 +41,7 @@ where
     page_read(ctx, tag);
     let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note")?;
     let key = NotesOf { parent, viewer: viewer(ctx)?, page };
-    Ok(if ctx.look_ahead().field("tags").exists() {
-        notes(with_tags.load_one(key).await?)
-    } else {
-        notes(plain.load_one(key).await?)
-    })
+    Ok(if selects(ctx, "tags") { notes(with_tags.load_one(key).await?) } else { notes(plain.load_one(key).await?) })
 }
 
 /// Records that the response read a page of a parent's notes: `tag` names
