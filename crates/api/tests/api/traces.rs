@@ -211,3 +211,54 @@ async fn a_batch_serving_two_requests_links_to_both(_: PgPoolOptions, options: P
     expected.sort_by_key(|id| id.to_string());
     assert_eq!(linked, expected);
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn an_incremental_query_is_one_execution_with_a_span_per_part(_: PgPoolOptions, options: PgConnectOptions) {
+    // Arrange
+    let (exporter, provider, _guard) = recorder(0.0);
+    let app = TestApp::spawn(options).await;
+    let query = r#"query Deferred { note(id: "8") { title ... @defer { similar(first: 3) { score } } } }"#;
+
+    // Act: the query in two parts, over multipart/mixed, in the caller's trace.
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01"))
+        .header("accept", "multipart/mixed;deferSpec=20220824, application/json")
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("\"hasNext\":true") && body.contains("\"hasNext\":false"), "two parts: {body}");
+    provider.force_flush().unwrap();
+
+    // Assert: one execution, named, counting its parts; one child span per
+    // part; the deferred part's search runs after the first part was
+    // answered, in the request's trace, its loader batch linked to the
+    // operation (as every batch links to the executions it serves).
+    let spans = exporter.get_finished_spans().unwrap();
+    let executions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "graphql.execute").collect();
+    assert_eq!(executions.len(), 1, "one operation");
+    let execute = executions[0];
+    assert_eq!(attribute(execute, "graphql.operation.name").as_deref(), Some("Deferred"));
+    assert_eq!(attribute(execute, "graphql.parts").as_deref(), Some("2"));
+    let parts: Vec<&SpanData> = spans.iter().filter(|s| s.name == "graphql.part").collect();
+    let mut numbers: Vec<String> = parts.iter().filter_map(|s| attribute(s, "graphql.part")).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["0", "1"]);
+    assert!(parts.iter().all(|part| part.parent_span_id == execute.span_context.span_id()));
+    let first = parts.iter().find(|s| attribute(s, "graphql.part").as_deref() == Some("0")).unwrap();
+    let searches: Vec<&SpanData> =
+        spans.iter().filter(|s| attribute(s, "db.operation").is_some_and(|op| op.contains("similar"))).collect();
+    assert!(!searches.is_empty(), "the similar notes' statement is traced");
+    let request = named(&spans, "request");
+    for search in searches {
+        assert!(descends_from(&spans, search, request), "the search is in the request's trace");
+        assert!(search.start_time >= first.end_time, "it runs after the first part was answered");
+        let batch = spans.iter().find(|s| s.span_context.span_id() == search.parent_span_id).expect("its batch");
+        let links: Vec<SpanId> = batch.links.iter().map(|link| link.span_context.span_id()).collect();
+        assert!(links.contains(&execute.span_context.span_id()), "its batch links to the operation: {links:?}");
+    }
+}
