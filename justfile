@@ -85,6 +85,9 @@ bench *args:
 # Vector search recall@10, latency and searches/s against exact search, HNSW and IVFFlat (docs/PERFORMANCE.md, "Vector search"); DATABASE_URL must hold the default data set. `--api URL` measures through a running server instead.
 bench-vector *args:
     cargo run --release -p api --example bench_vector -- {{args}}
+# Incremental delivery's gain: time to the first part against the whole answer, for a deferred `similar` and a streamed search (docs/INCREMENTAL.md), against a running server: [--url URL] [-n N].
+incremental-gain *args:
+    python3 scripts/incremental-gain.py {{args}}
 # Server CPU with metrics and traces off, on, and traced to a do-nothing OTLP collector, interleaved (needs DATABASE_URL seeded): [binary].
 observability-overhead *args:
     bash bench/observability.sh {{args}}
