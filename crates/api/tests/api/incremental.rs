@@ -389,6 +389,21 @@ async fn a_deferred_author_of_a_note_comes_with_the_note_as_without_defer(_: PgP
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_deferred_page_of_a_users_notes_comes_with_the_user_as_without_defer(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // `user(id:)` reads the user with the one page of notes it is asked
+    // for, tags included, in one statement, deferred or not.
+    assert_same_cost(
+        options,
+        r#"{ user(id: "2") { name ... @defer { notes(first: 5) { title tags { name } } } } }"#,
+        r#"{ user(id: "2") { name notes(first: 5) { title tags { name } } } }"#,
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn a_streamed_list_is_read_once(_: PgPoolOptions, options: PgConnectOptions) {
     let streamed = r#"{ notes(first: 30, tag: "tag4") @stream(initialCount: 3) { id title author { name } } }"#;
     let whole = r#"{ notes(first: 30, tag: "tag4") { id title author { name } } }"#;

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::{Context, QueryPathSegment, Result};
+use async_graphql::{Context, Name, QueryPathSegment, Result, Value};
 
 /// The request's root fields by response key (session data of an
 /// incremental query's parts; absent otherwise).
@@ -68,9 +68,34 @@ pub(crate) fn selects(ctx: &Context<'_>, name: &str) -> bool {
 
 /// True when a later part selects `name` on the field `ctx` resolves.
 fn deferred_selects(ctx: &Context<'_>, name: &str) -> bool {
-    let (Some(ahead), Some(node)) = (ctx.data_opt::<super::plan::Ahead>(), ctx.path_node.as_ref()) else {
-        return false;
-    };
+    let Some((ahead, path)) = ahead(ctx) else { return false };
+    ahead.selects(&path, name)
+}
+
+/// When the one selection of `name` on the field `ctx` resolves is in a
+/// fragment a later part delivers (and this part selects no `name`): its
+/// arguments, and whether it selects `below` in turn. What `user(id:)`
+/// reads its page of notes by.
+pub(crate) fn deferred_only(ctx: &Context<'_>, name: &str, below: &str) -> Option<(Vec<(Name, Value)>, bool)> {
+    let (ahead, mut path) = ahead(ctx)?;
+    let [selected] = ahead.selected(&path, name) else { return None };
+    let arguments = selected.arguments.clone()?;
+    path.push(selected.key.as_str());
+    Some((arguments, ahead.selects(&path, below)))
+}
+
+/// True when a later part selects `name` on the field with response key
+/// `key` below the field `ctx` resolves.
+pub(crate) fn deferred_below(ctx: &Context<'_>, key: &str, name: &str) -> bool {
+    let Some((ahead, mut path)) = ahead(ctx) else { return false };
+    path.push(key);
+    ahead.selects(&path, name)
+}
+
+/// The incremental query's [`Ahead`](super::plan::Ahead), and the response
+/// path (list indices left out) of the field `ctx` resolves.
+fn ahead<'a>(ctx: &'a Context<'_>) -> Option<(&'a super::plan::Ahead, Vec<&'a str>)> {
+    let (ahead, node) = (ctx.data_opt::<super::plan::Ahead>()?, ctx.path_node.as_ref()?);
     let mut path: Vec<&str> = std::iter::once(node)
         .chain(node.parents())
         .filter_map(|node| match node.segment {
@@ -79,5 +104,5 @@ fn deferred_selects(ctx: &Context<'_>, name: &str) -> bool {
         })
         .collect();
     path.reverse();
-    ahead.selects(&path, name)
+    Some((ahead, path))
 }

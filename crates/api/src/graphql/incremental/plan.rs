@@ -19,7 +19,7 @@
 //! full where it stands (the fallback): its list is a nested field whose
 //! items come from one batch, so sending them later would save nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition, InlineFragment, OperationDefinition,
@@ -50,17 +50,30 @@ pub(crate) struct Plan {
 /// fragments are held back (async-graphql drops skipped selections before
 /// execution). Request data of every part of an incremental query.
 #[derive(Debug, Default)]
-pub(crate) struct Ahead(HashMap<Vec<Name>, HashSet<Name>>);
+pub(crate) struct Ahead(HashMap<Vec<Name>, HashMap<Name, Vec<Selected>>>);
+
+/// One deferred selection of a field.
+#[derive(Debug, Clone)]
+pub(crate) struct Selected {
+    /// Its response key: the path of what it selects in turn.
+    pub(crate) key: Name,
+    /// Its arguments with the request's variables put in; `None` when one
+    /// names a variable the request lacks (validation reports it).
+    pub(crate) arguments: Option<Vec<(Name, Value)>>,
+}
 
 impl Ahead {
+    /// The deferred selections of the field `name` on the object at
+    /// `path` (none when no deferred fragment selects it).
+    pub(crate) fn selected(&self, path: &[&str], name: &str) -> &[Selected] {
+        let at = self.0.iter().find(|(at, _)| at.len() == path.len() && at.iter().zip(path).all(|(a, b)| a == b));
+        at.and_then(|(_, fields)| fields.iter().find(|(field, _)| field.as_str() == name)).map_or(&[], |(_, s)| s)
+    }
+
     /// True when a deferred fragment selects the field `name` on the
     /// object at `path`.
     pub(crate) fn selects(&self, path: &[&str], name: &str) -> bool {
-        self.0.iter().any(|(at, names)| {
-            at.len() == path.len()
-                && at.iter().zip(path).all(|(a, b)| a.as_str() == *b)
-                && names.iter().any(|n| n.as_str() == name)
-        })
+        !self.selected(path, name).is_empty()
     }
 }
 
@@ -134,7 +147,7 @@ struct Builder<'a> {
     variables: &'a Variables,
     parts: Vec<(Option<String>, Kind)>,
     root_streams: HashMap<String, usize>,
-    ahead: HashMap<Vec<Name>, HashSet<Name>>,
+    ahead: HashMap<Vec<Name>, HashMap<Name, Vec<Selected>>>,
 }
 
 impl Builder<'_> {
@@ -155,10 +168,17 @@ impl Builder<'_> {
         for item in &set.items {
             match &item.node {
                 Selection::Field(field) => {
-                    if deferred {
-                        self.ahead.entry(path.to_vec()).or_default().insert(field.node.name.node.clone());
-                    }
                     let key = field.node.response_key().node.clone();
+                    if deferred {
+                        let arguments = field.node.arguments.iter().map(|(name, value)| {
+                            let value =
+                                value.node.clone().into_const_with(|var| self.variables.get(&var).cloned().ok_or(()));
+                            value.ok().map(|value| (name.node.clone(), value))
+                        });
+                        let selected = Selected { key: key.clone(), arguments: arguments.collect() };
+                        let fields = self.ahead.entry(path.to_vec()).or_default();
+                        fields.entry(field.node.name.node.clone()).or_default().push(selected);
+                    }
                     let stream = self.active(&field.node.directives, "stream").filter(|_| root && !deferred);
                     let stream = stream.map(|(label, directive)| {
                         let from = self.int(directive, "initialCount").unwrap_or(0);

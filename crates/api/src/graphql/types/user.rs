@@ -7,6 +7,7 @@ use db::users::UserRow;
 use db::{NoteId, Page};
 
 use super::{Note, note_count_of, notes_of, page_read};
+use crate::graphql::incremental::memo;
 use crate::graphql::{args, loaders, viewer, viewer_dependent};
 use crate::response_cache::tags;
 
@@ -40,12 +41,21 @@ impl User {
 /// exactly one (a single `notes` field whose arguments are valid), and
 /// whether it asks for the notes' tags: what `user(id:)` can read in its
 /// own statement. Anything else — no `notes`, several, or arguments that
-/// `notes` will reject — is `None`, and `notes` loads as usual.
+/// `notes` will reject — is `None`, and `notes` loads as usual. A `notes`
+/// deferred to a later part of an incremental query counts, when the part
+/// running selects none ([`memo::deferred_only`]).
 pub(crate) fn one_notes_page(ctx: &Context<'_>) -> Option<(Page<NoteId>, bool)> {
     let notes = ctx.look_ahead().field("notes");
-    let [field] = notes.selection_fields().try_into().ok()?;
+    let (arguments, with_tags) = match notes.selection_fields().as_slice() {
+        [field] => {
+            let key = field.alias().unwrap_or(field.name());
+            (field.arguments().ok()?, notes.field("tags").exists() || memo::deferred_below(ctx, key, "tags"))
+        }
+        [] => memo::deferred_only(ctx, "notes", "tags")?,
+        _ => return None,
+    };
     let (mut first, mut after) = (None, None);
-    for (name, value) in field.arguments().ok()? {
+    for (name, value) in arguments {
         match (name.as_str(), value) {
             (_, Value::Null) => {}
             ("first", Value::Number(n)) => first = Some(i32::try_from(n.as_i64()?).ok()?),
@@ -55,7 +65,7 @@ pub(crate) fn one_notes_page(ctx: &Context<'_>) -> Option<(Page<NoteId>, bool)> 
         }
     }
     let page = args::page(first, args::NOTES_PAGE, after.as_ref(), "note").ok()?;
-    Some((page, notes.field("tags").exists()))
+    Some((page, with_tags))
 }
 
 #[Object]
