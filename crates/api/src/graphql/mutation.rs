@@ -70,7 +70,10 @@ impl MutationRoot {
         // under the latest of their budgets (db::within).
         let share = ctx.data::<WriteShare>().map_err(|_| super::missing("the writes' share"))?;
         let queued = share.create(pool(ctx)?, loaders::budget(), new, writer).await;
-        let created = queued.inspect_err(|_| retry_after(ctx))?.map_err(|err| match err {
+        if let Err(ApiError::ServiceUnavailable) = queued {
+            retry_after(ctx);
+        }
+        let created = queued?.map_err(|err| match err {
             db::Error::NotFound => ApiError::Unauthenticated("the token's user does not exist".into()),
             other => ApiError::from(other),
         })?;
