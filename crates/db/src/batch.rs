@@ -186,11 +186,15 @@ async fn dispatch<T, R, F, Fut>(
 mod tests {
     use super::*;
 
-    /// A batcher whose batches report the items they held.
-    fn recording(places: usize, max: usize) -> (Batcher<u32, usize>, Arc<Mutex<Vec<Vec<u32>>>>) {
-        let batches = Arc::new(Mutex::new(Vec::new()));
+    /// The items of each batch run, in the order they ran.
+    type Batches = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// A batcher whose batches record the items they held and answer each
+    /// with the batch's size.
+    fn recording(places: Arc<Semaphore>, max: usize) -> (Batcher<u32, usize>, Batches) {
+        let batches = Batches::default();
         let seen = Arc::clone(&batches);
-        let batcher = Batcher::new(Arc::new(Semaphore::new(places)), max, move |items: Vec<u32>| {
+        let batcher = Batcher::new(places, max, move |items: Vec<u32>| {
             let seen = Arc::clone(&seen);
             async move {
                 let size = items.len();
@@ -203,7 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_item_goes_at_once_in_a_batch_of_its_own() {
-        let (batcher, batches) = recording(1, 32);
+        let (batcher, batches) = recording(Arc::new(Semaphore::new(1)), 32);
         assert_eq!(batcher.submit(7, Duration::from_secs(60)).await, Ok(1));
         assert_eq!(*batches.lock().unwrap(), vec![vec![7]]);
     }
@@ -211,16 +215,8 @@ mod tests {
     #[tokio::test]
     async fn items_queued_while_the_places_are_taken_go_together_up_to_the_size() {
         let places = Arc::new(Semaphore::new(1));
-        let batches = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&batches);
-        let batcher = Arc::new(Batcher::new(Arc::clone(&places), 4, move |items: Vec<u32>| {
-            let seen = Arc::clone(&seen);
-            async move {
-                let size = items.len();
-                seen.lock().unwrap().push(items);
-                vec![size; size]
-            }
-        }));
+        let (batcher, batches) = recording(Arc::clone(&places), 4);
+        let batcher = Arc::new(batcher);
         let held = Arc::clone(&places).acquire_owned().await.unwrap();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let submitted: Vec<_> = (0..6)
