@@ -65,10 +65,13 @@ fi
 echo "prewarmed $(psql -f scripts/loadtest/prewarm.sql | tail -1) blocks"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# The statement createNote sends (crates/db/src/notes.rs, INSERT), with
+# The statement a lone createNote sends (crates/db/src/notes.rs,
+# INSERT_MANY, for one note: written here in its one-note form), with
 # pgbench variables for its parameters: a title, three of the data set's
 # tags and the embedding of an existing note plus nothing (the index cost
-# of a vector is the same).
+# of a vector is the same). pgbench commits each note alone; the server
+# commits concurrent creates in groups (docs/PERFORMANCE.md, "Group
+# commit of creates").
 cat >"$work/create.sql" <<'SQL'
 \set n random(1, 100000)
 \set t1 random(1, 200)

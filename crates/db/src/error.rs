@@ -35,6 +35,23 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The same outcome again, for another caller of a statement that
+    /// served several (a batch): the kind is kept, and a driver error
+    /// that cannot be copied is kept as its message.
+    pub fn again(&self) -> Error {
+        let message = |err: &sqlx::Error| sqlx::Error::Protocol(err.to_string());
+        match self {
+            Error::NotFound => Error::NotFound,
+            Error::NotOwner => Error::NotOwner,
+            Error::Conflict(name) => Error::Conflict(name),
+            Error::Timeout => Error::Timeout,
+            Error::Unavailable(err) => Error::Unavailable(sqlx::Error::Io(std::io::Error::other(err.to_string()))),
+            Error::Unexpected(err) => Error::Unexpected(message(err)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         match &err {

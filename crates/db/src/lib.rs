@@ -11,6 +11,7 @@
 //! - `pool`: connection settings, connecting, readiness.
 //! - `tls`: the URL's TLS parameters, read as libpq reads them.
 //! - `refusal`: why a connection could not be made, in plain words.
+//! - [`batch`]: group commit, many callers' writes in one statement.
 //! - [`budget`]: statements under what is left of a request's deadline.
 //! - `error`: [`Error`], the outcomes callers act on.
 //! - `ids`: typed ids, [`Viewer`], [`notes::Visibility`] and [`Page`].
@@ -33,6 +34,7 @@ mod pool;
 mod refusal;
 mod tls;
 
+pub mod batch;
 pub mod bench;
 pub mod budget;
 pub mod bulk;

@@ -342,32 +342,67 @@ macro_rules! upsert_tags {
     };
 }
 
-/// `createNote` in one statement: the note, its tags (created when new),
-/// the links and the event, in the statement's implicit transaction.
+/// `createNote` for a batch of notes in one statement (group commit, see
+/// [`insert_batch`]): the notes, their tags (created when new), the links
+/// and one event per note, in the statement's implicit transaction, so one
+/// commit serves the batch. A lone create is a batch of one.
 ///
-/// The tags are upserted with `upsert_tags!` from `ins`. A missing author
-/// fails the foreign key at the statement's end, after the notify was
-/// queued: the whole transaction, the notify with it, is rolled back.
-const INSERT: &str = concat!(
-    "with ins as ( \
-         insert into notes as n (author_id, title, body, visibility, embedding, embedded_with) \
-         values ($1, $2, $3, $4::text::note_visibility, $5::real[]::vector, $6) returning ",
+/// The notes come as parallel arrays, one element per note (`$1`–`$8`,
+/// `ord` their position), their embeddings as one array sliced per note
+/// (`$9`, `lo`–`hi`), their tags as pairs of note position and name
+/// (`$10`, `$11`, each note's names in its own sorted order). Ids are
+/// drawn first so that each written row is matched to its note.
+///
+/// A note whose author does not exist is left out (its caller is told so:
+/// no row for its position) rather than failing the batch; should the
+/// author go between the check and the commit, the foreign key fails the
+/// whole statement, which [`insert_batch`] then retries note by note.
+/// The tags of all the notes are upserted once, sorted by name, so
+/// concurrent writers lock tag rows in the same order and cannot
+/// deadlock; `do update` (rather than `do nothing`) makes the upsert
+/// return the id of an existing tag too, even one another transaction
+/// inserted a moment ago.
+const INSERT_MANY: &str = concat!(
+    "with input as materialized ( \
+         select nextval('notes_id_seq') as id, i.* \
+         from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[]) \
+             with ordinality as i(author_id, title, body, visibility, lo, hi, embedded_with, writer, ord) \
+         where exists (select from users u where u.id = i.author_id) \
+     ), ins as ( \
+         insert into notes as n (id, author_id, title, body, visibility, embedding, embedded_with) \
+         select id, author_id, title, body, visibility::note_visibility, ($9::real[])[lo:hi]::vector, embedded_with \
+         from input order by id returning ",
     note_columns!(),
-    "), after as (",
-    upsert_tags!("$7::text[]", "ins"),
-    "), links as ( \
-         insert into note_tags (note_id, tag_id) select ins.id, after.id from ins, after \
+    "), tagged as materialized ( \
+         select i.id as note_id, t.name, t.pos \
+         from unnest($10::int[], $11::text[]) with ordinality as t(ord, name, pos) join input i on i.ord = t.ord \
+     ), after as ( \
+         insert into tags (name) select distinct name from tagged order by name \
+         on conflict (name) do update set name = excluded.name returning id, name \
+     ), links as ( \
+         insert into note_tags (note_id, tag_id) select tagged.note_id, after.id from tagged join after using (name) \
      ) \
-     select ",
+     select i.ord, ",
     note_columns!(),
     author_columns!(),
-    ", ",
-    written_columns!(),
+    ", array(select a.id from tagged t join after a using (name) where t.note_id = n.id order by a.name) as tag_ids, \
+     array(select a.name from tagged t join after a using (name) where t.note_id = n.id order by a.name) as tag_names, \
+     w.event \
+     from ins n join input i on i.id = n.id",
     // A left join: the row (and the event) must not hang on the snapshot
     // seeing the author; the foreign key, checked against the latest
     // state, is what refuses a missing one.
-    " from ins n left join users u on u.id = n.author_id",
-    notify_written!("$8", "$9", "created", "n", "$7::text[]", "array[]::text[]", "n.updated_at")
+    " left join users u on u.id = n.author_id",
+    notify_written!(
+        "split_part(i.writer, '.', 1)",
+        "split_part(i.writer, '.', 2)",
+        "created",
+        "n",
+        "array(select t.name from tagged t where t.note_id = n.id order by t.pos)",
+        "array[]::text[]",
+        "n.updated_at"
+    ),
+    " order by i.ord"
 );
 
 /// `updateNote` in one statement. `cur` and `before` are the note and its
@@ -462,27 +497,83 @@ const DELETE: &str = concat!(
     )
 );
 
-/// Stores a note and its tags in one statement, which also notifies
-/// [`NoteWritten`] (naming `writer`). An author that does not exist
-/// is [`Error::NotFound`].
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", tags = note.tags.len()))]
-pub async fn insert(db: &mut PgConnection, note: &NewNote, writer: Writer) -> Result<ChangedNote, Error> {
-    let row = sqlx::query(INSERT)
-        .bind(note.author)
-        .bind(&note.title)
-        .bind(&note.body)
-        .bind(visibility_name(note.visibility))
-        .bind(note.embedding.as_slice())
-        .bind(&note.embedded_with)
-        .bind(&note.tags)
-        .bind(writer.origin.to_string())
-        .bind(writer.write.to_string())
-        .fetch_optional(db)
+/// Stores notes and their tags in one statement, which also notifies a
+/// [`NoteWritten`] for each (naming its writer). The outcome of each note,
+/// in the order given: a note whose author does not exist is
+/// [`Error::NotFound`] (the others are written all the same). The error
+/// of the statement as a whole means nothing was written.
+#[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", batch = notes.len()))]
+pub async fn insert_many(
+    db: &mut PgConnection,
+    notes: &[(&NewNote, Writer)],
+) -> Result<Vec<Result<ChangedNote, Error>>, Error> {
+    let mut embeddings = Vec::new();
+    let (mut lo, mut hi) = (Vec::with_capacity(notes.len()), Vec::with_capacity(notes.len()));
+    let (mut tag_notes, mut tag_names) = (Vec::new(), Vec::new());
+    for (position, (note, _)) in (1..).zip(notes) {
+        lo.push(array_index(embeddings.len() + 1)?);
+        embeddings.extend_from_slice(note.embedding.as_slice());
+        hi.push(array_index(embeddings.len())?);
+        for tag in &note.tags {
+            tag_notes.push(position);
+            tag_names.push(tag.as_str());
+        }
+    }
+    let rows = sqlx::query(INSERT_MANY)
+        .bind(notes.iter().map(|(note, _)| note.author).collect::<Vec<_>>())
+        .bind(notes.iter().map(|(note, _)| note.title.as_str()).collect::<Vec<_>>())
+        .bind(notes.iter().map(|(note, _)| note.body.as_str()).collect::<Vec<_>>())
+        .bind(notes.iter().map(|(note, _)| visibility_name(note.visibility)).collect::<Vec<_>>())
+        .bind(lo)
+        .bind(hi)
+        .bind(notes.iter().map(|(note, _)| note.embedded_with.as_str()).collect::<Vec<_>>())
+        .bind(notes.iter().map(|(_, w)| format!("{}.{}", w.origin, w.write)).collect::<Vec<_>>())
+        .bind(embeddings)
+        .bind(tag_notes)
+        .bind(tag_names)
+        .fetch_all(db)
         .await?;
-    // The statement returns the inserted row or fails; no row would mean
-    // nothing was inserted.
-    let row = row.ok_or(Error::NotFound)?;
-    changed(&row, true)
+    let mut outcomes: Vec<Result<ChangedNote, Error>> = notes.iter().map(|_| Err(Error::NotFound)).collect();
+    for row in &rows {
+        let position: i64 = row.try_get("ord")?;
+        let slot = usize::try_from(position - 1).ok().and_then(|i| outcomes.get_mut(i));
+        *slot.ok_or(Error::Unexpected(sqlx::Error::RowNotFound))? = changed(row, true);
+    }
+    Ok(outcomes)
+}
+
+/// A position in a Postgres array (1-based, `int`).
+fn array_index(position: usize) -> Result<i32, Error> {
+    i32::try_from(position).map_err(|err| Error::Unexpected(sqlx::Error::Encode(err.into())))
+}
+
+/// Runs one batch of creates ([`insert_many`]) on a connection of `pool`
+/// under `budget` ([`crate::within`]) and answers each note.
+///
+/// When the statement fails as a whole, nothing was written: a timeout or
+/// an unavailable database is every note's answer; any other failure (one
+/// note's fault, such as its author deleted mid-statement) is retried one
+/// note at a time, so that each is written once or told its own error,
+/// and none fails another.
+pub async fn insert_batch(
+    pool: &sqlx::PgPool,
+    budget: Option<crate::Budget>,
+    notes: &[(&NewNote, Writer)],
+) -> Vec<Result<ChangedNote, Error>> {
+    match crate::within(pool, budget, async |db| insert_many(db, notes).await).await {
+        Ok(outcomes) => outcomes,
+        Err(err @ (Error::Timeout | Error::Unavailable(_))) => notes.iter().map(|_| Err(err.again())).collect(),
+        Err(err) if notes.len() == 1 => vec![Err(err)],
+        Err(err) => {
+            tracing::warn!(error = %err, batch = notes.len(), "a batch of creates failed; retrying each alone");
+            let mut outcomes = Vec::with_capacity(notes.len());
+            for note in notes {
+                let alone = crate::within(pool, budget, async |db| insert_many(db, std::slice::from_ref(note)).await);
+                outcomes.push(alone.await.and_then(|mut one| one.pop().unwrap_or(Err(Error::NotFound))));
+            }
+            outcomes
+        }
+    }
 }
 
 /// The fields an update changes; `None` keeps the current value.

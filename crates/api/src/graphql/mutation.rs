@@ -2,7 +2,8 @@
 //! writes, and only the author changes a note; a note the viewer cannot see
 //! is NOT_FOUND, exactly as if it did not exist. A write is acknowledged
 //! only after its transaction commits. Each write is one statement
-//! (`db::notes`), and its answer is made from what that statement returned.
+//! (`db::notes`), and its answer is made from what that statement returned;
+//! concurrent creates share one statement and one commit (`super::writes`).
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use db::NoteId;
@@ -65,9 +66,14 @@ impl MutationRoot {
         };
         let invalidation = invalidation(ctx)?;
         let writer = invalidation.writes.next_write();
-        // Under the request's budget, like every read (db::within).
-        let insert = async |db: &mut db::PgConnection| db::notes::insert(db, &new, writer).await;
-        let created = write(ctx, insert).await?.map_err(|err| match err {
+        // Committed with the creates of other requests, in one statement
+        // under the latest of their budgets (db::within).
+        let share = ctx.data::<WriteShare>().map_err(|_| super::missing("the writes' share"))?;
+        let queued = share.create(pool(ctx)?, loaders::budget(), new, writer).await;
+        if let Err(ApiError::ServiceUnavailable) = queued {
+            retry_after(ctx);
+        }
+        let created = queued?.map_err(|err| match err {
             db::Error::NotFound => ApiError::Unauthenticated("the token's user does not exist".into()),
             other => ApiError::from(other),
         })?;
@@ -149,12 +155,15 @@ async fn write<T>(
 ) -> Result<Result<T, db::Error>, ApiError> {
     let share = ctx.data::<WriteShare>().map_err(|_| super::missing("the writes' share"))?;
     let budget = loaders::budget();
-    let place = share.admit(budget).await.inspect_err(|_| {
-        ctx.append_http_header(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS);
-    })?;
+    let place = share.admit(budget).await.inspect_err(|_| retry_after(ctx))?;
     let result = db::within(pool(ctx)?, budget, statement).await;
     drop(place);
     Ok(result)
+}
+
+/// Tells a write refused for want of a place when to retry.
+fn retry_after(ctx: &Context<'_>) {
+    ctx.append_http_header(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS);
 }
 
 /// The errors of a write to an existing note, in the words of

@@ -19,6 +19,7 @@ mod fast_path;
 mod first_run;
 mod fuzz;
 mod graphiql;
+mod group_commit;
 mod haproxy;
 mod healthcheck;
 mod helpers;

@@ -11,10 +11,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::helpers::{TestApp, wait_for_a_lock_waiter};
 use crate::sse::wait_for_open_subscriptions;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next protocol message, or `None` if none comes within `wait`.
-async fn next_message(ws: &mut Socket, wait: Duration) -> Option<Value> {
+pub(crate) async fn next_message(ws: &mut Socket, wait: Duration) -> Option<Value> {
     loop {
         match tokio::time::timeout(wait, ws.next()).await.ok()?? {
             Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
@@ -25,7 +25,7 @@ async fn next_message(ws: &mut Socket, wait: Duration) -> Option<Value> {
 }
 
 /// Opens a session as `token` and subscribes to `query`.
-async fn subscribe(app: &TestApp, token: &str, query: &str) -> Socket {
+pub(crate) async fn subscribe(app: &TestApp, token: &str, query: &str) -> Socket {
     let mut ws = connect(app, token).await;
     send_subscribe(&mut ws, "1", query).await;
     ws
@@ -53,8 +53,13 @@ async fn send_subscribe(ws: &mut Socket, id: &str, query: &str) {
 /// probe notes (public, tag `news`, title "Probe") until the first event
 /// shows the subscription is live (for up to 40 s), and returns that event.
 async fn wait_until_live(app: &TestApp, ws: &mut Socket) -> Value {
+    wait_until_live_on(app, ws, "news").await
+}
+
+/// [`wait_until_live`] for a subscription to `tag`: the probes carry it.
+pub(crate) async fn wait_until_live_on(app: &TestApp, ws: &mut Socket, tag: &str) -> Value {
     for _ in 0..40 {
-        app.create_note("user-1", "Probe", "probe", "PUBLIC", &["news"]).await;
+        app.create_note("user-1", "Probe", "probe", "PUBLIC", &[tag]).await;
         if let Some(message) = next_message(ws, Duration::from_secs(1)).await {
             return message;
         }
@@ -63,7 +68,7 @@ async fn wait_until_live(app: &TestApp, ws: &mut Socket) -> Value {
 }
 
 /// The next event that is not a probe.
-async fn next_real_event(ws: &mut Socket) -> Value {
+pub(crate) async fn next_real_event(ws: &mut Socket) -> Value {
     loop {
         let message = next_message(ws, Duration::from_secs(15)).await.expect("an event");
         if message["payload"]["data"]["noteEvents"]["note"]["title"] != "Probe" {
