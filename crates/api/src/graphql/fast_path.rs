@@ -88,7 +88,7 @@ impl FastPath {
     pub(super) fn new(builder: SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot>, primary: Arc<Source>) -> Self {
         let taken = IntCounter::new(
             "notegraph_graphql_fast_path_total",
-            "GraphQL operations answered from their list statement's rows, without field resolution.",
+            "GraphQL operations answered from their statements' rows, without field resolution.",
         )
         .expect("a valid counter name and help");
         FastPath { validator: builder.extension(ValidateOnly).finish(), primary, taken }
@@ -1135,7 +1135,7 @@ mod tests {
     fn notes(plan: &Keys<RootField>, at: usize) -> (&NotesArgs, &Keys<NoteField>) {
         match &plan[at].1 {
             RootField::Notes(args, fields) => (args, fields),
-            RootField::Typename => panic!("not notes"),
+            _ => panic!("not notes"),
         }
     }
 
@@ -1198,8 +1198,19 @@ mod tests {
     #[test]
     fn anything_but_plain_row_data_takes_the_general_path() {
         let general = [
-            ("{ users { id } }", serde_json::json!({})),
-            ("{ notes { id } users { id } }", serde_json::json!({})),
+            ("{ me { id } }", serde_json::json!({})),
+            ("{ notes { id } me { id } }", serde_json::json!({})),
+            ("{ users { id notes { id } } }", serde_json::json!({})),
+            ("{ users(tag: \"a\") { id } }", serde_json::json!({})),
+            ("{ note(id: \"1\") { tags { name } } }", serde_json::json!({})),
+            ("{ note(id: 1) { id } }", serde_json::json!({})),
+            ("query($id: ID!) { note(id: $id) { id } }", serde_json::json!({})),
+            ("{ a: note(id: \"1\") { id } a: note(id: \"1\") { title } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { notes { id } a: notes { id } } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { notes { author { id } } } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { name notes @skip(if: true) { id } } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { noteCount } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { notes(after: 5) { id } } }", serde_json::json!({})),
             ("{ notes { similar { score } } }", serde_json::json!({})),
             ("{ notes { author { notes { id } } } }", serde_json::json!({})),
             ("{ notes { tags { noteCount } } }", serde_json::json!({})),
@@ -1223,10 +1234,40 @@ mod tests {
     }
 
     #[test]
+    fn the_mixs_root_fields_are_planned_with_what_their_resolvers_read() {
+        let plan = planned(
+            "query($id: ID!) { users(first: 20) { id name } note(id: $id) { id title author @skip(if: true) { name } } \
+             u: user(id: \"3\") { ... on User { notes(first: 5) { id title tags { name } } } } }",
+            serde_json::json!({ "id": "7" }),
+        )
+        .unwrap();
+
+        assert_eq!(keys(&plan), ["users", "note", "u"]);
+        let RootField::Users(args, fields) = &plan[0].1 else { panic!("not users") };
+        assert_eq!((args.first, keys(fields)), (Some(20), vec!["id", "name"]));
+        // The skipped author is not written, but the resolver's look-ahead
+        // sees it, and reads the note with its author.
+        let RootField::Note(id, with_author, fields) = &plan[1].1 else { panic!("not note") };
+        assert_eq!((id.as_str(), *with_author, keys(fields)), ("7", true, vec!["id", "title"]));
+        let RootField::User(id, Some((args, tags)), parts) = &plan[2].1 else { panic!("not user with notes") };
+        assert_eq!((id.as_str(), args.first, *tags, keys(parts)), ("3", Some(5), true, vec!["notes"]));
+
+        let lists = Lists::read(plan).unwrap();
+        assert!(matches!(lists.reads[1], Read::Note { id: NoteId(7), author: true }));
+        assert!(matches!(lists.reads[2], Read::User { id: UserId(3), notes: Some((Page { first: 5, after: None }, true)) }));
+    }
+
+    #[test]
     fn refused_arguments_take_the_general_path() {
-        for query in
-            ["{ notes(first: 101) { id } }", "{ notes(after: \"x\") { id } }", "{ notes(authorId: \"0\") { id } }"]
-        {
+        for query in [
+            "{ notes(first: 101) { id } }",
+            "{ notes(after: \"x\") { id } }",
+            "{ notes(authorId: \"0\") { id } }",
+            "{ users(first: -1) { id } }",
+            "{ note(id: \"x\") { id } }",
+            "{ user(id: \"0\") { id } }",
+            "{ user(id: \"1\") { notes(first: 101) { id } } }",
+        ] {
             let plan = planned(query, serde_json::json!({})).unwrap();
             assert!(Lists::read(plan).is_none(), "{query}");
         }
