@@ -47,6 +47,7 @@ use db::pages::{NoteWithTags, NotesOf, UserWithNotes};
 use db::tags::TagRow;
 use db::users::UserRow;
 use db::{NoteId, Page, UserId};
+use futures::future::Either;
 use loaders::Tracked;
 use prometheus::IntCounter;
 use tracing::Instrument as _;
@@ -154,10 +155,15 @@ impl BatchedSchema {
         // All at once, as the engine resolves root fields: loads of
         // several root fields batch into one statement, as they do there.
         let reads = lists.reads.iter().map(|read| read.run(&source, viewer.user, budget));
-        let read = async { futures::future::try_join_all(reads).await };
-        // Tracked, as the general path's execution: the loaders' batches are
-        // the same. Created in the span, so its batches link to it.
-        let read = span.in_scope(|| Tracked::with_budget(Box::pin(read), budget));
+        let read = Box::pin(async { futures::future::try_join_all(reads).await });
+        let read = match lists.reads.iter().any(Read::loads) {
+            // Tracked, as the general path's execution: the loaders' batches
+            // are the same. Created in the span, so its batches link to it.
+            true => Either::Left(span.in_scope(|| Tracked::with_budget(read, budget))),
+            // Root lists alone: statements of their own, with their budget,
+            // and no batch to track each poll for.
+            false => Either::Right(read),
+        };
         let code = match tokio::time::timeout(self.timeout, read.instrument(span)).await {
             Ok(Ok(rows)) => {
                 if let Some(touched) = &touched {
@@ -357,7 +363,9 @@ impl Merge for NoteField {
 impl Merge for UserPart {
     fn merge(&mut self, other: Self) -> Result<(), Bail> {
         match (self, other) {
-            (UserPart::Notes(keys), UserPart::Notes(more)) => more.into_iter().try_for_each(|(k, f)| insert(keys, k, f)),
+            (UserPart::Notes(keys), UserPart::Notes(more)) => {
+                more.into_iter().try_for_each(|(k, f)| insert(keys, k, f))
+            }
             (this, other) if *this == other => Ok(()),
             _ => Err(Bail),
         }
@@ -614,7 +622,8 @@ impl<'a> Walk<'a> {
     /// a literal or a variable.
     fn id(&self, field: &Field) -> Result<String, Bail> {
         let [(name, value)] = &field.arguments[..] else { return Err(Bail) };
-        let value = value.node.clone().into_const_with(|variable| self.variables.get(&variable).cloned().ok_or(Bail))?;
+        let value =
+            value.node.clone().into_const_with(|variable| self.variables.get(&variable).cloned().ok_or(Bail))?;
         match (name.node.as_str(), value) {
             ("id", Value::String(id)) => Ok(id),
             _ => Err(Bail),
@@ -790,6 +799,12 @@ fn listed(note: NoteRow, author: Option<UserRow>, tags: Option<Vec<TagRow>>) -> 
 }
 
 impl Read {
+    /// True when it reads through a loader (else it runs a statement of
+    /// its own).
+    fn loads(&self) -> bool {
+        matches!(self, Read::Note { .. } | Read::User { .. })
+    }
+
     /// Reads the rows: `source`'s pool or loaders, as `viewer`, statements
     /// by `budget`.
     async fn run(&self, source: &Source, viewer: Option<UserId>, budget: Option<db::Budget>) -> Result<Rows, Failed> {
@@ -1090,7 +1105,12 @@ fn write_note(
 }
 
 /// One user with the fields `keys` select.
-fn write_user(out: &mut Vec<u8>, user: &UserRow, keys: &Keys<UserField>, viewer: Option<UserId>) -> Result<(), Unwritable> {
+fn write_user(
+    out: &mut Vec<u8>,
+    user: &UserRow,
+    keys: &Keys<UserField>,
+    viewer: Option<UserId>,
+) -> Result<(), Unwritable> {
     object_of(out, keys, |out, field| user_scalar(out, user, *field, viewer))
 }
 
@@ -1254,7 +1274,10 @@ mod tests {
 
         let lists = Lists::read(plan).unwrap();
         assert!(matches!(lists.reads[1], Read::Note { id: NoteId(7), author: true }));
-        assert!(matches!(lists.reads[2], Read::User { id: UserId(3), notes: Some((Page { first: 5, after: None }, true)) }));
+        assert!(matches!(
+            lists.reads[2],
+            Read::User { id: UserId(3), notes: Some((Page { first: 5, after: None }, true)) }
+        ));
     }
 
     #[test]
