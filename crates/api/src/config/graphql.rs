@@ -87,10 +87,12 @@ pub struct GraphqlConfig {
     /// sent again is not parsed again; 0 keeps none.
     #[arg(long, env = "NOTEGRAPH_PARSED_DOCUMENTS_BYTES", default_value_t = DEFAULT_PARSED_DOCUMENTS_BYTES, global = true)]
     pub parsed_documents_bytes: u64,
-    /// Answer queries of the root `notes` list over plain row data (notes'
-    /// fields, authors, tags) straight from the list statement's rows, the
-    /// same bytes without resolving each field (docs/PERFORMANCE.md); off
-    /// while NOTEGRAPH_METRICS_HOT_FIELDS times fields, which it resolves.
+    /// Answer queries over plain row data (the root `notes` list with
+    /// authors and tags, `users`, `note(id:)` with its author, `user(id:)`
+    /// with a page of notes and their tags) straight from their statements'
+    /// rows, the same bytes without resolving each field
+    /// (docs/PERFORMANCE.md); off while NOTEGRAPH_METRICS_HOT_FIELDS times
+    /// fields, which it resolves.
     #[arg(long, env = "NOTEGRAPH_GRAPHQL_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub graphql_fast_path: bool,
     /// A JSON file of trusted documents (hash → document, or Apollo's

@@ -1,10 +1,22 @@
-//! The fast path of `/graphql`: a query whose selection is the root
-//! `notes` list over plain row data — `Note`'s scalar fields, its
-//! `author { … }` and `tags { … }` with their scalar fields, `__typename`,
-//! aliases, fragments, and `@skip`/`@include` — is answered as JSON bytes
-//! written straight from the list statement's rows, without resolving
-//! fields one at a time, building a value tree and serialising it
-//! (docs/PERFORMANCE.md, "Lists as cheap as their rows").
+//! The fast path of `/graphql`: a query whose root fields are plain row
+//! data is answered as JSON bytes written straight from its statements'
+//! rows, without resolving fields one at a time, building a value tree and
+//! serialising it (docs/PERFORMANCE.md, "Lists as cheap as their rows").
+//! Plain row data is, with `__typename`, aliases, fragments and
+//! `@skip`/`@include` anywhere:
+//!
+//! - the root `notes` list: `Note`'s scalar fields, its `author { … }` and
+//!   `tags { … }` with their scalar fields (one statement);
+//! - `users(first:, after:)`: `User`'s scalar fields (one statement);
+//! - `note(id:)`: `Note`'s scalar fields and `author { … }` (read as the
+//!   resolver reads it: through the shared loader, with its author when
+//!   the selection names one);
+//! - `user(id:)`: `User`'s scalar fields and one `notes(first:, after:)`
+//!   page with `Note`'s scalar fields and `tags { … }` (the user and the
+//!   page in one statement, through the loader the resolver uses).
+//!
+//! Loaders are read inside a [`Tracked`] execution, as the general path
+//! reads them, so their batches (and the statements counted) are the same.
 //!
 //! The engine still decides what is valid: a request the fast path would
 //! take is first validated by a second schema, configured as the executing
@@ -30,8 +42,13 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet};
 use async_graphql::{ID, Name, Positioned, Request, Response, SchemaBuilder, Value, Variables};
 use cache::Touched;
-use db::notes::{Including, ListedNote, NoteFilter};
+use db::notes::{Including, ListedNote, NoteFilter, NoteRow};
+use db::pages::{NoteWithTags, NotesOf, UserWithNotes};
+use db::tags::TagRow;
+use db::users::UserRow;
 use db::{NoteId, Page, UserId};
+use futures::future::Either;
+use loaders::Tracked;
 use prometheus::IntCounter;
 use tracing::Instrument as _;
 
@@ -72,7 +89,7 @@ impl FastPath {
     pub(super) fn new(builder: SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot>, primary: Arc<Source>) -> Self {
         let taken = IntCounter::new(
             "notegraph_graphql_fast_path_total",
-            "GraphQL operations answered from their list statement's rows, without field resolution.",
+            "GraphQL operations answered from their statements' rows, without field resolution.",
         )
         .expect("a valid counter name and help");
         FastPath { validator: builder.extension(ValidateOnly).finish(), primary, taken }
@@ -135,23 +152,24 @@ impl BatchedSchema {
             graphql.operation.type = kind
         );
         let budget = Some(self.budget(started));
-        let read = async {
-            let mut pages = Vec::with_capacity(lists.pages.len());
-            for list in &lists.pages {
-                let filter = NoteFilter { author: list.author, tag: list.tag.as_deref() };
-                let page = db::within(&source.pool, budget, async |db| {
-                    db::notes::list(db, viewer.user, filter, list.page, list.including).await
-                });
-                pages.push(page.await?);
-            }
-            Ok::<_, db::Error>(pages)
+        // All at once, as the engine resolves root fields: loads of
+        // several root fields batch into one statement, as they do there.
+        let reads = lists.reads.iter().map(|read| read.run(&source, viewer.user, budget));
+        let read = Box::pin(async { futures::future::try_join_all(reads).await });
+        let read = match lists.reads.iter().any(Read::loads) {
+            // Tracked, as the general path's execution: the loaders' batches
+            // are the same. Created in the span, so its batches link to it.
+            true => Either::Left(span.in_scope(|| Tracked::with_budget(read, budget))),
+            // Root lists alone: statements of their own, with their budget,
+            // and no batch to track each poll for.
+            false => Either::Right(read),
         };
         let code = match tokio::time::timeout(self.timeout, read.instrument(span)).await {
-            Ok(Ok(pages)) => {
+            Ok(Ok(rows)) => {
                 if let Some(touched) = &touched {
-                    lists.touch(touched, &pages);
+                    lists.touch(touched, &rows, viewer.user);
                 }
-                match lists.write(&pages, viewer.user) {
+                match lists.write(&rows, viewer.user) {
                     Ok(body) => {
                         fast.taken.inc();
                         self.count(name.as_deref(), "OK", started);
@@ -261,16 +279,33 @@ enum NoteField {
     Tags(Keys<TagField>),
 }
 
+/// A field of `User` under the root `user(id:)`.
+#[derive(Debug, PartialEq, Eq)]
+enum UserPart {
+    Scalar(UserField),
+    /// Its one page of notes (the arguments are the root field's).
+    Notes(Keys<NoteField>),
+}
+
 /// A root field the fast path answers.
 #[derive(Debug, PartialEq, Eq)]
 enum RootField {
     Typename,
     Notes(NotesArgs, Keys<NoteField>),
+    Users(NotesArgs, Keys<UserField>),
+    /// `note(id:)`: the id as sent, and whether the selection names
+    /// `author` anywhere (skipped or not, as the resolver's look-ahead
+    /// sees it: it picks the statement).
+    Note(String, bool, Keys<NoteField>),
+    /// `user(id:)`: the id as sent, and the one `notes` page its selection
+    /// names (skipped or not, as the resolver's look-ahead sees it) with
+    /// whether that page's selection names `tags`.
+    User(String, Option<(NotesArgs, bool)>, Keys<UserPart>),
 }
 
-/// The arguments of one root `notes` field, as sent (`None`: absent or
-/// null, which `notes` treats alike).
-#[derive(Debug, Default, PartialEq, Eq)]
+/// The arguments of one `notes` (or `users`) field, as sent (`None`:
+/// absent or null, which the resolvers treat alike).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct NotesArgs {
     first: Option<i32>,
     after: Option<String>,
@@ -325,11 +360,29 @@ impl Merge for NoteField {
     }
 }
 
+impl Merge for UserPart {
+    fn merge(&mut self, other: Self) -> Result<(), Bail> {
+        match (self, other) {
+            (UserPart::Notes(keys), UserPart::Notes(more)) => {
+                more.into_iter().try_for_each(|(k, f)| insert(keys, k, f))
+            }
+            (this, other) if *this == other => Ok(()),
+            _ => Err(Bail),
+        }
+    }
+}
+
+/// `note(id:)` and `user(id:)` at one key twice are not merged: their
+/// resolvers look ahead into one of the fields only, so which statement
+/// the general path runs is not plain from the document.
 impl Merge for RootField {
     fn merge(&mut self, other: Self) -> Result<(), Bail> {
         match (self, other) {
             (RootField::Typename, RootField::Typename) => Ok(()),
             (RootField::Notes(args, keys), RootField::Notes(more_args, more)) if *args == more_args => {
+                more.into_iter().try_for_each(|(k, f)| insert(keys, k, f))
+            }
+            (RootField::Users(args, keys), RootField::Users(more_args, more)) if *args == more_args => {
                 more.into_iter().try_for_each(|(k, f)| insert(keys, k, f))
             }
             _ => Err(Bail),
@@ -423,7 +476,8 @@ impl<'a> Walk<'a> {
         Ok(false)
     }
 
-    /// The root selection: `notes` and `__typename` only.
+    /// The root selection: `notes`, `users`, `note`, `user` and
+    /// `__typename` only.
     fn root(&mut self, set: &'a SelectionSet) -> Result<Keys<RootField>, Bail> {
         let mut fields = Vec::new();
         self.fields(set, "Query", 0, &mut fields)?;
@@ -432,6 +486,20 @@ impl<'a> Walk<'a> {
             let planned = match field.name.node.as_str() {
                 "__typename" => leaf(field, RootField::Typename)?,
                 "notes" => RootField::Notes(self.notes_args(field)?, self.note(selection(field)?)?),
+                "users" => RootField::Users(
+                    self.arguments(field, &["first", "after"])?,
+                    self.scalars(selection(field)?, "User", user_field)?,
+                ),
+                "note" => {
+                    let set = selection(field)?;
+                    let keys = self.note(set)?;
+                    // `Note.tags` loads on its own: not plain row data here.
+                    if keys.iter().any(|(_, f)| matches!(f, NoteField::Tags(_))) {
+                        return Err(Bail);
+                    }
+                    RootField::Note(self.id(field)?, !self.looked_ahead(set, "author", 0)?.is_empty(), keys)
+                }
+                "user" => self.user(field)?,
                 _ => return Err(Bail),
             };
             insert(&mut keys, field.response_key().node.clone(), planned)?;
@@ -479,15 +547,104 @@ impl<'a> Walk<'a> {
         not_empty(keys)
     }
 
+    /// A root `user(id:)`: its scalar fields and at most one `notes`
+    /// page of scalar fields and tags, which `user(id:)` reads with the
+    /// user in one statement ([`super::types::one_notes_page`]). Several
+    /// `notes` fields, or arguments that the page does not take as sent,
+    /// take the general path, which reads them apart.
+    fn user(&mut self, field: &'a Field) -> Result<RootField, Bail> {
+        let set = selection(field)?;
+        let mut fields = Vec::new();
+        self.fields(set, "User", 0, &mut fields)?;
+        let mut keys = Vec::new();
+        for field in fields {
+            let planned = match field.name.node.as_str() {
+                "notes" => {
+                    let notes = self.note(selection(field)?)?;
+                    if notes.iter().any(|(_, f)| matches!(f, NoteField::Author(_))) {
+                        return Err(Bail);
+                    }
+                    UserPart::Notes(notes)
+                }
+                name => leaf(field, UserPart::Scalar(user_field(name).ok_or(Bail)?))?,
+            };
+            insert(&mut keys, field.response_key().node.clone(), planned)?;
+        }
+        let page = match self.looked_ahead(set, "notes", 0)?[..] {
+            [] => None,
+            [notes] => {
+                let tags = !self.looked_ahead(selection(notes)?, "tags", 0)?.is_empty();
+                Some((self.arguments(notes, &["first", "after"])?, tags))
+            }
+            _ => return Err(Bail),
+        };
+        // A page read but skipped in the answer: left to the general path.
+        if page.is_some() != keys.iter().any(|(_, f)| matches!(f, UserPart::Notes(_))) {
+            return Err(Bail);
+        }
+        Ok(RootField::User(self.id(field)?, page, not_empty(keys)?))
+    }
+
+    /// The fields named `name` in `set`, through every fragment, skipped
+    /// or not: what async-graphql's look-ahead finds, which the resolvers
+    /// read to pick their statement.
+    fn looked_ahead(&mut self, set: &'a SelectionSet, name: &str, depth: usize) -> Result<Vec<&'a Field>, Bail> {
+        if depth > MAX_DEPTH {
+            return Err(Bail);
+        }
+        let mut found = Vec::new();
+        for selection in &set.items {
+            self.visits += 1;
+            if self.visits > MAX_VISITS {
+                return Err(Bail);
+            }
+            let inner = match &selection.node {
+                Selection::Field(field) => {
+                    if field.node.name.node == name {
+                        found.push(&field.node);
+                    }
+                    continue;
+                }
+                Selection::InlineFragment(inline) => &inline.node.selection_set.node,
+                Selection::FragmentSpread(spread) => {
+                    match self.document.fragments.get(&spread.node.fragment_name.node) {
+                        Some(fragment) => &fragment.node.selection_set.node,
+                        None => continue,
+                    }
+                }
+            };
+            found.extend(self.looked_ahead(inner, name, depth + 1)?);
+        }
+        Ok(found)
+    }
+
+    /// The `id` argument of `note(id:)` or `user(id:)`: a string, sent as
+    /// a literal or a variable.
+    fn id(&self, field: &Field) -> Result<String, Bail> {
+        let [(name, value)] = &field.arguments[..] else { return Err(Bail) };
+        let value =
+            value.node.clone().into_const_with(|variable| self.variables.get(&variable).cloned().ok_or(Bail))?;
+        match (name.node.as_str(), value) {
+            ("id", Value::String(id)) => Ok(id),
+            _ => Err(Bail),
+        }
+    }
+
     /// The arguments of a root `notes`, with their variables' values. A
     /// variable the request left out, or sent as null, and any value not
     /// of the argument's type take the general path.
     fn notes_args(&self, field: &Field) -> Result<NotesArgs, Bail> {
+        self.arguments(field, &["first", "after", "tag", "authorId"])
+    }
+
+    /// The arguments of `field`, of those named in `allowed`, as
+    /// [`Walk::notes_args`] reads them.
+    fn arguments(&self, field: &Field, allowed: &[&str]) -> Result<NotesArgs, Bail> {
         let mut args = NotesArgs::default();
         let mut seen: Vec<&str> = Vec::with_capacity(field.arguments.len());
         for (name, value) in &field.arguments {
             let name = name.node.as_str();
-            if seen.contains(&name) {
+            if seen.contains(&name) || !allowed.contains(&name) {
                 return Err(Bail);
             }
             seen.push(name);
@@ -577,11 +734,49 @@ fn sort<F>(keys: &mut Keys<F>, order: &KeyOrder, mut nested: impl FnMut(&mut F, 
     }
 }
 
-/// The planned root fields with what each `notes` reads.
+/// The planned root fields with what each reads.
 struct Lists {
     keys: Keys<RootField>,
-    /// One per root `notes`, in the order of `keys`.
-    pages: Vec<List>,
+    /// One per root field but `__typename`, in the order of `keys`.
+    reads: Vec<Read>,
+}
+
+/// What one root field reads, its arguments checked as its resolver
+/// checks them.
+enum Read {
+    /// The root `notes`: one statement.
+    Notes(List),
+    /// `users`: one statement.
+    Users(Page<UserId>),
+    /// `note(id:)`, through the loader its resolver uses.
+    Note { id: NoteId, author: bool },
+    /// `user(id:)`, through the loader its resolver uses.
+    User { id: UserId, notes: Option<(Page<NoteId>, bool)> },
+}
+
+/// The rows one [`Read`] brought.
+enum Rows {
+    Notes(Vec<ListedNote>),
+    Users(Vec<UserRow>),
+    /// The note, whoever may see it (the viewer's check is the writer's).
+    Note(Option<ListedNote>),
+    /// The user and its page of notes (empty when none was read).
+    User(Option<(UserRow, Vec<ListedNote>)>),
+}
+
+/// A read failed: the general path reads again and reports it.
+struct Failed;
+
+impl From<db::Error> for Failed {
+    fn from(_: db::Error) -> Self {
+        Failed
+    }
+}
+
+impl From<loaders::LoadError> for Failed {
+    fn from(_: loaders::LoadError) -> Self {
+        Failed
+    }
 }
 
 /// What one root `notes` reads: its arguments as the resolver checks them.
@@ -592,81 +787,244 @@ struct List {
     including: Including,
 }
 
+/// A page of `after` and `first` as `args::page` checks it.
+fn page_of<T: From<i64>>(args: &NotesArgs, default: i32, what: &str) -> Option<Page<T>> {
+    let after = args.after.clone().map(ID);
+    args::page(args.first, default, after.as_ref(), what).ok()
+}
+
+/// A note as the root list carries it, from a row the loaders give.
+fn listed(note: NoteRow, author: Option<UserRow>, tags: Option<Vec<TagRow>>) -> ListedNote {
+    ListedNote { note, author, tags }
+}
+
+impl Read {
+    /// True when it reads through a loader (else it runs a statement of
+    /// its own).
+    fn loads(&self) -> bool {
+        matches!(self, Read::Note { .. } | Read::User { .. })
+    }
+
+    /// Reads the rows: `source`'s pool or loaders, as `viewer`, statements
+    /// by `budget`.
+    async fn run(&self, source: &Source, viewer: Option<UserId>, budget: Option<db::Budget>) -> Result<Rows, Failed> {
+        let loaders = &source.loaders;
+        Ok(match self {
+            Read::Notes(list) => {
+                let filter = NoteFilter { author: list.author, tag: list.tag.as_deref() };
+                let (page, including) = (list.page, list.including);
+                let read = async |db: &mut db::PgConnection| db::notes::list(db, viewer, filter, page, including).await;
+                Rows::Notes(db::within(&source.pool, budget, read).await?)
+            }
+            Read::Users(page) => {
+                let page = *page;
+                Rows::Users(db::within(&source.pool, budget, async |db| db::users::list(db, page).await).await?)
+            }
+            Read::Note { id, author: true } => Rows::Note(
+                loaders
+                    .note_with_author_by_id
+                    .load_one(*id)
+                    .await?
+                    .map(|joined| listed(joined.note, Some(joined.author), None)),
+            ),
+            Read::Note { id, author: false } => {
+                Rows::Note(loaders.note_by_id.load_one(*id).await?.map(|note| listed(note, None, None)))
+            }
+            Read::User { id, notes: None } => {
+                Rows::User(loaders.user_by_id.load_one(*id).await?.map(|user| (user, Vec::new())))
+            }
+            Read::User { id, notes: Some((page, tags)) } => {
+                let key = NotesOf { parent: *id, viewer, page: *page };
+                Rows::User(match tags {
+                    true => loaders.user_with_tagged_notes_by_id.load_one(key).await?.map(|read| {
+                        with_notes(read, |joined: NoteWithTags| listed(joined.note, None, Some(joined.tags)))
+                    }),
+                    false => loaders
+                        .user_with_notes_by_id
+                        .load_one(key)
+                        .await?
+                        .map(|read| with_notes(read, |note: NoteRow| listed(note, None, None))),
+                })
+            }
+        })
+    }
+}
+
+/// A user read with its page of notes, each as `note` makes it.
+fn with_notes<R>(read: UserWithNotes<R>, note: impl FnMut(R) -> ListedNote) -> (UserRow, Vec<ListedNote>) {
+    (read.user, read.notes.into_iter().map(note).collect())
+}
+
 impl Lists {
-    /// The reads of `keys`, or `None` when an argument is one that `notes`
-    /// refuses (the general path reports it).
+    /// The reads of `keys`, or `None` when an argument is one that its
+    /// resolver refuses (the general path reports it).
     fn read(keys: Keys<RootField>) -> Option<Lists> {
-        let mut pages = Vec::new();
+        let mut reads = Vec::new();
         for (_, field) in &keys {
-            let RootField::Notes(args, fields) = field else { continue };
-            let after = args.after.clone().map(ID);
-            let page = args::page(args.first, args::NOTES_PAGE, after.as_ref(), "note").ok()?;
-            let author = match &args.author_id {
-                Some(id) => Some(args::parse_id(&ID(id.clone()), "user").ok()?),
-                None => None,
-            };
-            let tag = match &args.tag {
-                Some(tag) => Some(args::tag_lookup(tag).ok()?),
-                None => None,
-            };
-            let including = Including {
-                author: fields.iter().any(|(_, f)| matches!(f, NoteField::Author(_))),
-                tags: fields.iter().any(|(_, f)| matches!(f, NoteField::Tags(_))),
-            };
-            pages.push(List { page, author, tag, including });
+            reads.push(match field {
+                RootField::Typename => continue,
+                RootField::Notes(args, fields) => {
+                    let page = page_of(args, args::NOTES_PAGE, "note")?;
+                    let author = match &args.author_id {
+                        Some(id) => Some(args::parse_id(&ID(id.clone()), "user").ok()?),
+                        None => None,
+                    };
+                    let tag = match &args.tag {
+                        Some(tag) => Some(args::tag_lookup(tag).ok()?),
+                        None => None,
+                    };
+                    let including = Including {
+                        author: fields.iter().any(|(_, f)| matches!(f, NoteField::Author(_))),
+                        tags: fields.iter().any(|(_, f)| matches!(f, NoteField::Tags(_))),
+                    };
+                    Read::Notes(List { page, author, tag, including })
+                }
+                RootField::Users(args, _) => Read::Users(page_of(args, args::USERS_PAGE, "user")?),
+                RootField::Note(id, author, _) => {
+                    Read::Note { id: args::parse_id(&ID(id.clone()), "note").ok()?, author: *author }
+                }
+                RootField::User(id, page, _) => {
+                    let notes = match page {
+                        Some((args, tags)) => Some((page_of(args, args::NOTES_PAGE, "note")?, *tags)),
+                        None => None,
+                    };
+                    Read::User { id: args::parse_id(&ID(id.clone()), "user").ok()?, notes }
+                }
+            });
         }
-        Some(Lists { keys, pages })
+        Some(Lists { keys, reads })
     }
 
     /// Orders every object's keys as the general path does.
     fn order(&mut self, order: &KeyOrder) {
-        sort(&mut self.keys, order, |field, order| {
-            let RootField::Notes(_, fields) = field else { return };
-            sort(fields, order, |field, order| match field {
+        fn note(field: &mut NoteField, order: &KeyOrder) {
+            match field {
                 NoteField::Author(keys) => sort(keys, order, |_, _| {}),
                 NoteField::Tags(keys) => sort(keys, order, |_, _| {}),
                 _ => {}
-            });
+            }
+        }
+        sort(&mut self.keys, order, |field, order| match field {
+            RootField::Notes(_, fields) | RootField::Note(_, _, fields) => sort(fields, order, note),
+            RootField::Users(_, fields) => sort(fields, order, |_, _| {}),
+            RootField::User(_, _, fields) => sort(fields, order, |part, order| {
+                if let UserPart::Notes(fields) = part {
+                    sort(fields, order, note);
+                }
+            }),
+            RootField::Typename => {}
         });
     }
 
-    /// Records what the general path's resolvers record: each list read
-    /// (and may hold the viewer's private notes, so the response depends
-    /// on the viewer, as `User.email` does too), each author written.
-    fn touch(&self, touched: &Touched, pages: &[Vec<ListedNote>]) {
-        let lists = self.keys.iter().filter_map(|(_, field)| match field {
-            RootField::Notes(_, fields) => Some(fields),
-            RootField::Typename => None,
-        });
-        for (fields, notes) in lists.zip(pages) {
-            touched.read(tags::NOTE_LIST);
-            touched.viewer_dependent();
-            if fields.iter().any(|(_, f)| matches!(f, NoteField::Author(_))) {
-                for note in notes {
-                    touched.read(&tags::user(note.note.author_id));
+    /// The root fields but `__typename`, each with its read's rows.
+    fn with<'r>(&'r self, rows: &'r [Rows]) -> impl Iterator<Item = (&'r RootField, &'r Read, &'r Rows)> {
+        let fields = self.keys.iter().map(|(_, field)| field).filter(|field| !matches!(field, RootField::Typename));
+        fields.zip(&self.reads).zip(rows).map(|((field, read), rows)| (field, read, rows))
+    }
+
+    /// Records what the general path's resolvers record: each list or
+    /// object read, each author written, and whether the response depends
+    /// on the viewer (a list that may hold the viewer's private notes, a
+    /// private note, an `email`).
+    fn touch(&self, touched: &Touched, rows: &[Rows], viewer: Option<UserId>) {
+        let email = |keys: &Keys<UserField>| keys.iter().any(|(_, f)| *f == UserField::Email);
+        for (field, read, rows) in self.with(rows) {
+            match (field, read, rows) {
+                (RootField::Notes(_, fields), _, Rows::Notes(notes)) => {
+                    touched.read(tags::NOTE_LIST);
+                    touched.viewer_dependent();
+                    if fields.iter().any(|(_, f)| matches!(f, NoteField::Author(_))) {
+                        for note in notes {
+                            touched.read(&tags::user(note.note.author_id));
+                        }
+                    }
                 }
+                (RootField::Users(_, fields), _, Rows::Users(users)) => {
+                    touched.read(tags::USER_LIST);
+                    if !users.is_empty() && email(fields) {
+                        touched.viewer_dependent();
+                    }
+                }
+                (RootField::Note(_, _, fields), Read::Note { id, .. }, Rows::Note(note)) => {
+                    touched.read(&tags::note(*id));
+                    let Some(note) = note else { continue };
+                    if note.note.visibility == db::notes::Visibility::Private {
+                        touched.viewer_dependent();
+                    }
+                    if !note.note.is_visible_to(viewer) {
+                        continue;
+                    }
+                    for (_, field) in fields {
+                        if let NoteField::Author(keys) = field {
+                            touched.read(&tags::user(note.note.author_id));
+                            if email(keys) {
+                                touched.viewer_dependent();
+                            }
+                        }
+                    }
+                }
+                (RootField::User(..), Read::User { id, .. }, Rows::User(None)) => touched.read(&tags::user(*id)),
+                (RootField::User(_, _, parts), Read::User { id, .. }, Rows::User(Some(_))) => {
+                    touched.read(&tags::user(*id));
+                    for (_, part) in parts {
+                        match part {
+                            UserPart::Scalar(UserField::Email) => touched.viewer_dependent(),
+                            UserPart::Scalar(_) => {}
+                            UserPart::Notes(_) => {
+                                touched.read(&tags::user_notes(*id));
+                                touched.viewer_dependent();
+                            }
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
 
     /// The response body: `{"data":{…}}`, as the encode stage writes it.
-    fn write(&self, pages: &[Vec<ListedNote>], viewer: Option<UserId>) -> Result<Vec<u8>, Unwritable> {
-        let notes: usize = pages.iter().map(Vec::len).sum();
+    fn write(&self, rows: &[Rows], viewer: Option<UserId>) -> Result<Vec<u8>, Unwritable> {
+        let notes: usize = rows
+            .iter()
+            .map(|rows| match rows {
+                Rows::Notes(notes) => notes.len(),
+                Rows::Users(users) => users.len(),
+                Rows::Note(_) => 1,
+                Rows::User(user) => 1 + user.as_ref().map_or(0, |(_, notes)| notes.len()),
+            })
+            .sum();
         let mut out = Vec::with_capacity(32 + notes * BYTES_PER_NOTE);
         out.extend_from_slice(b"{\"data\":{");
-        let mut pages = pages.iter();
+        let mut rows = rows.iter();
         for (i, (key, field)) in self.keys.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             string(&mut out, key)?;
             out.push(b':');
-            match field {
-                RootField::Typename => out.extend_from_slice(b"\"Query\""),
-                RootField::Notes(_, fields) => {
-                    let page = pages.next().ok_or(Unwritable)?;
+            if let RootField::Typename = field {
+                out.extend_from_slice(b"\"Query\"");
+                continue;
+            }
+            match (field, rows.next().ok_or(Unwritable)?) {
+                (RootField::Notes(_, fields), Rows::Notes(page)) => {
                     list(&mut out, page, |out, note| write_note(out, note, fields, viewer))?;
                 }
+                (RootField::Users(_, fields), Rows::Users(users)) => {
+                    list(&mut out, users, |out, user| write_user(out, user, fields, viewer))?;
+                }
+                (RootField::Note(_, _, fields), Rows::Note(note)) => match note {
+                    Some(note) if note.note.is_visible_to(viewer) => write_note(&mut out, note, fields, viewer)?,
+                    _ => out.extend_from_slice(b"null"),
+                },
+                (RootField::User(_, _, parts), Rows::User(Some((user, notes)))) => {
+                    object_of(&mut out, parts, |out, part| match part {
+                        UserPart::Scalar(field) => user_scalar(out, user, *field, viewer),
+                        UserPart::Notes(fields) => list(out, notes, |out, note| write_note(out, note, fields, viewer)),
+                    })?;
+                }
+                (RootField::User(..), Rows::User(None)) => out.extend_from_slice(b"null"),
+                _ => return Err(Unwritable),
             }
         }
         out.extend_from_slice(b"}}");
@@ -732,20 +1090,7 @@ fn write_note(
         NoteField::CreatedAt => string(out, &row.created_at.to_rfc3339()),
         NoteField::UpdatedAt => string(out, &row.updated_at.to_rfc3339()),
         NoteField::Typename => string(out, "Note"),
-        NoteField::Author(keys) => {
-            let author = note.author.as_ref().ok_or(Unwritable)?;
-            object_of(out, keys, |out, field| match field {
-                UserField::Id => id(out, author.id.0),
-                UserField::Name => string(out, &author.name),
-                UserField::Email if viewer == Some(author.id) => string(out, &author.email),
-                UserField::Email => {
-                    out.extend_from_slice(b"null");
-                    Ok(())
-                }
-                UserField::CreatedAt => string(out, &author.created_at.to_rfc3339()),
-                UserField::Typename => string(out, "User"),
-            })
-        }
+        NoteField::Author(keys) => write_user(out, note.author.as_ref().ok_or(Unwritable)?, keys, viewer),
         NoteField::Tags(keys) => {
             let tags = note.tags.as_deref().ok_or(Unwritable)?;
             list(out, tags, |out, tag| {
@@ -757,6 +1102,31 @@ fn write_note(
             })
         }
     })
+}
+
+/// One user with the fields `keys` select.
+fn write_user(
+    out: &mut Vec<u8>,
+    user: &UserRow,
+    keys: &Keys<UserField>,
+    viewer: Option<UserId>,
+) -> Result<(), Unwritable> {
+    object_of(out, keys, |out, field| user_scalar(out, user, *field, viewer))
+}
+
+/// One scalar field of a user: `email` only to the user itself.
+fn user_scalar(out: &mut Vec<u8>, user: &UserRow, field: UserField, viewer: Option<UserId>) -> Result<(), Unwritable> {
+    match field {
+        UserField::Id => id(out, user.id.0),
+        UserField::Name => string(out, &user.name),
+        UserField::Email if viewer == Some(user.id) => string(out, &user.email),
+        UserField::Email => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+        UserField::CreatedAt => string(out, &user.created_at.to_rfc3339()),
+        UserField::Typename => string(out, "User"),
+    }
 }
 
 /// An `ID` as the engine writes it: a JSON string of the decimal key.
@@ -785,7 +1155,7 @@ mod tests {
     fn notes(plan: &Keys<RootField>, at: usize) -> (&NotesArgs, &Keys<NoteField>) {
         match &plan[at].1 {
             RootField::Notes(args, fields) => (args, fields),
-            RootField::Typename => panic!("not notes"),
+            _ => panic!("not notes"),
         }
     }
 
@@ -848,8 +1218,19 @@ mod tests {
     #[test]
     fn anything_but_plain_row_data_takes_the_general_path() {
         let general = [
-            ("{ users { id } }", serde_json::json!({})),
-            ("{ notes { id } users { id } }", serde_json::json!({})),
+            ("{ me { id } }", serde_json::json!({})),
+            ("{ notes { id } me { id } }", serde_json::json!({})),
+            ("{ users { id notes { id } } }", serde_json::json!({})),
+            ("{ users(tag: \"a\") { id } }", serde_json::json!({})),
+            ("{ note(id: \"1\") { tags { name } } }", serde_json::json!({})),
+            ("{ note(id: 1) { id } }", serde_json::json!({})),
+            ("query($id: ID!) { note(id: $id) { id } }", serde_json::json!({})),
+            ("{ a: note(id: \"1\") { id } a: note(id: \"1\") { title } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { notes { id } a: notes { id } } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { notes { author { id } } } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { name notes @skip(if: true) { id } } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { noteCount } }", serde_json::json!({})),
+            ("{ user(id: \"1\") { notes(after: 5) { id } } }", serde_json::json!({})),
             ("{ notes { similar { score } } }", serde_json::json!({})),
             ("{ notes { author { notes { id } } } }", serde_json::json!({})),
             ("{ notes { tags { noteCount } } }", serde_json::json!({})),
@@ -873,10 +1254,43 @@ mod tests {
     }
 
     #[test]
+    fn the_mixs_root_fields_are_planned_with_what_their_resolvers_read() {
+        let plan = planned(
+            "query($id: ID!) { users(first: 20) { id name } note(id: $id) { id title author @skip(if: true) { name } } \
+             u: user(id: \"3\") { ... on User { notes(first: 5) { id title tags { name } } } } }",
+            serde_json::json!({ "id": "7" }),
+        )
+        .unwrap();
+
+        assert_eq!(keys(&plan), ["users", "note", "u"]);
+        let RootField::Users(args, fields) = &plan[0].1 else { panic!("not users") };
+        assert_eq!((args.first, keys(fields)), (Some(20), vec!["id", "name"]));
+        // The skipped author is not written, but the resolver's look-ahead
+        // sees it, and reads the note with its author.
+        let RootField::Note(id, with_author, fields) = &plan[1].1 else { panic!("not note") };
+        assert_eq!((id.as_str(), *with_author, keys(fields)), ("7", true, vec!["id", "title"]));
+        let RootField::User(id, Some((args, tags)), parts) = &plan[2].1 else { panic!("not user with notes") };
+        assert_eq!((id.as_str(), args.first, *tags, keys(parts)), ("3", Some(5), true, vec!["notes"]));
+
+        let lists = Lists::read(plan).unwrap();
+        assert!(matches!(lists.reads[1], Read::Note { id: NoteId(7), author: true }));
+        assert!(matches!(
+            lists.reads[2],
+            Read::User { id: UserId(3), notes: Some((Page { first: 5, after: None }, true)) }
+        ));
+    }
+
+    #[test]
     fn refused_arguments_take_the_general_path() {
-        for query in
-            ["{ notes(first: 101) { id } }", "{ notes(after: \"x\") { id } }", "{ notes(authorId: \"0\") { id } }"]
-        {
+        for query in [
+            "{ notes(first: 101) { id } }",
+            "{ notes(after: \"x\") { id } }",
+            "{ notes(authorId: \"0\") { id } }",
+            "{ users(first: -1) { id } }",
+            "{ note(id: \"x\") { id } }",
+            "{ user(id: \"0\") { id } }",
+            "{ user(id: \"1\") { notes(first: 101) { id } } }",
+        ] {
             let plan = planned(query, serde_json::json!({})).unwrap();
             assert!(Lists::read(plan).is_none(), "{query}");
         }

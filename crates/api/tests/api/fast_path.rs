@@ -1,8 +1,10 @@
-//! The fast path of the root `notes` list (`graphql/fast_path.rs`) answers
-//! the same bytes as the general path. Two servers on one database, one
-//! with `--graphql-fast-path false`, get the same random documents: the
-//! root `notes` with random arguments (literals and variables, some
-//! missing, null or refused), aliases that repeat and merge, named and
+//! The fast path (`graphql/fast_path.rs`: the root `notes` list, `users`,
+//! `note(id:)` and `user(id:)` with its notes) answers the same bytes as
+//! the general path. Two servers on one database, one with
+//! `--graphql-fast-path false`, get the same random documents: those root
+//! fields with random arguments (literals and variables, some missing,
+//! null or refused; ids of public, private, absent and invalid rows),
+//! aliases that repeat and merge, named and
 //! inline fragments, `__typename`, `@skip`/`@include` from literals and
 //! variables, viewers (anonymous, an author with private notes, another),
 //! and now and then what only the general path answers (another root
@@ -161,6 +163,10 @@ impl Generator {
             ("Query", "notes") => format!(" {{ __typename {} }}", self.items("Note", depth, Generator::note)),
             ("Note", "author") => format!(" {{ __typename {} }}", self.items("User", depth, Generator::user)),
             ("Note", "tags") => format!(" {{ __typename {} }}", self.items("Tag", depth, Generator::tag)),
+            ("Query", "users") => format!(" {{ __typename {} }}", self.items("User", depth, Generator::user)),
+            ("Query", "note") => format!(" {{ __typename {} }}", self.items("Note", depth, Generator::note)),
+            ("Query", "user") => format!(" {{ __typename {} }}", self.items("User", depth, Generator::user_root)),
+            ("User", "notes") => format!(" {{ __typename {} }}", self.items("Note", depth, Generator::note)),
             _ => String::new(),
         };
         let prefix = alias.map(|alias| format!("{alias}: ")).unwrap_or_default();
@@ -198,12 +204,20 @@ impl Generator {
     fn root(&mut self, depth: usize) -> String {
         self.items("Query", depth, |g, depth| {
             let roll: f64 = g.rng.random();
-            let candidate = if roll < 0.8 {
+            let candidate = if roll < 0.45 {
                 format!("notes{}", g.notes_arguments())
-            } else if roll < 0.92 {
+            } else if roll < 0.55 {
                 "__typename".to_owned()
+            } else if roll < 0.68 {
+                format!("users{}", g.page_arguments(&["0", "1", "2", "5"], &["3", "29", "30", "x"]))
+            } else if roll < 0.81 {
+                let id = g.pick(&["1", "7", "14", "210", "301", "302", "999", "x"]);
+                format!("note(id: {})", g.argument("ID!", &format!("\"{id}\""), json!(id)))
+            } else if roll < 0.94 {
+                let id = g.pick(&["1", "2", "8", "31", "0"]);
+                format!("user(id: {})", g.argument("ID!", &format!("\"{id}\""), json!(id)))
             } else {
-                g.pick(&["users(first: 2) { id name }", "me { id }", "note(id: \"3\") { id title }"]).to_owned()
+                g.pick(&["me { id }", "tags(first: 2) { name }"]).to_owned()
             };
             g.field("Query", candidate, depth)
         })
@@ -261,10 +275,47 @@ impl Generator {
 
     fn user(&mut self, depth: usize) -> String {
         let candidate = match self.chance(0.04) {
-            true => self.pick(&["noteCount", "notes(first: 1) { id }"]),
+            true => self.pick(&["noteCount", "notes(first: 1)"]),
             false => self.pick(&["id", "name", "email", "createdAt", "__typename"]),
         };
         self.field("User", candidate.to_owned(), depth)
+    }
+
+    /// A field of the root `user(id:)`: its scalars, and now and then a
+    /// page of its notes (once, or at times twice, which the general path
+    /// reads apart).
+    fn user_root(&mut self, depth: usize) -> String {
+        let candidate = match self.chance(0.3) {
+            true => format!("notes{}", self.page_arguments(&["0", "1", "3", "10"], &["150", "299", "5", "x"])),
+            false => match self.chance(0.04) {
+                true => "noteCount".to_owned(),
+                false => self.pick(&["id", "name", "email", "createdAt", "__typename"]).to_owned(),
+            },
+        };
+        self.field("User", candidate, depth)
+    }
+
+    /// `(first: …, after: …)` now and then, for `users` and a user's
+    /// `notes`.
+    fn page_arguments(&mut self, firsts: &[&str], afters: &[&str]) -> String {
+        let mut arguments = Vec::new();
+        if self.chance(0.5) {
+            let first = if self.chance(0.05) { "101" } else { self.pick(firsts) };
+            let value = self.argument("Int", first, json!(first.parse::<i64>().unwrap()));
+            arguments.push(format!("first: {value}"));
+        }
+        if self.chance(0.3) {
+            let after = self.pick(afters);
+            let value = self.argument("ID", &format!("\"{after}\""), json!(after));
+            arguments.push(format!("after: {value}"));
+        }
+        if self.chance(0.05) {
+            arguments.push("first: null".to_owned());
+        }
+        match arguments.is_empty() {
+            true => String::new(),
+            false => format!("({})", arguments.join(", ")),
+        }
     }
 
     fn tag(&mut self, depth: usize) -> String {
@@ -370,4 +421,23 @@ async fn random_selections_answer_the_same_bytes_on_both_paths(_: PgPoolOptions,
     let taken = fast.metric("notegraph_graphql_fast_path_total").await - before;
     assert!(taken >= (cases / 5) as f64, "the fast path answered {taken} of {cases} (seed {seed})");
     assert_eq!(general.metric("notegraph_graphql_fast_path_total").await, 0.0);
+
+    // The mix's three documents (bench/mix.js), a private note (7, user
+    // 8's) among them, each take the fast path, with the same bytes.
+    let mix = [
+        r#"{ users(first: 20) { id name } }"#,
+        r#"{ note(id: "8") { id title author { name } } }"#,
+        r#"{ note(id: "7") { id title author { name } } }"#,
+        r#"{ user(id: "2") { notes { id title tags { name } } } }"#,
+    ];
+    for token in [None, Some("user-1"), Some("user-3")] {
+        let before = fast.metric("notegraph_graphql_fast_path_total").await;
+        for query in mix {
+            let document = Document { query: query.to_owned(), variables: Map::new(), operation_name: None };
+            let (on_fast, on_general) = (ask(&fast, token, &document).await, ask(&general, token, &document).await);
+            assert_eq!(on_fast, on_general, "{query} as {token:?}");
+            assert!(!on_fast.body.contains("errors"), "{query} as {token:?}: {on_fast:?}");
+        }
+        assert_eq!(fast.metric("notegraph_graphql_fast_path_total").await - before, mix.len() as f64, "as {token:?}");
+    }
 }

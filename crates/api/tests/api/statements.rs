@@ -243,6 +243,20 @@ async fn a_user_with_a_page_of_notes_and_their_tags_costs_one_statement(_: PgPoo
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn a_page_of_users_costs_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    // The mix's userList.
+    assert_exact(options, "{ users(first: 20) { id name } }", 1).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn notes_by_id_at_several_root_keys_batch_into_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
+    // Root fields resolve together, on the fast path as in the engine: their
+    // loads share one batch.
+    let query = r#"{ a: note(id: "8") { id author { name } } b: note(id: "9") { title author { id } } }"#;
+    assert_exact(options, query, 1).await;
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn fifty_notes_with_authors_and_tags_cost_one_statement(_: PgPoolOptions, options: PgConnectOptions) {
     // The page joined with its authors and its tags aggregated per note,
     // as the bare server's one statement: the nplus1 load scenario.
