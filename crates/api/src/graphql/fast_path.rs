@@ -1278,7 +1278,7 @@ mod tests {
         assert_eq!((id.as_str(), args.first, *tags, keys(parts)), ("3", Some(5), true, vec!["notes"]));
 
         let lists = Lists::read(plan).unwrap();
-        assert!(matches!(lists.reads[1], Read::Note { id: NoteId(7), author: true }));
+        assert!(matches!(lists.reads[1], Read::Note { id: NoteId(7), author: false }));
         assert!(matches!(
             lists.reads[2],
             Read::User { id: UserId(3), notes: Some((Page { first: 5, after: None }, true)) }
