@@ -69,6 +69,12 @@ const MAX_DEPTH: usize = 32;
 /// Most selections visited in one document before giving up: fragments
 /// spread many times over cannot make the walk expensive.
 const MAX_VISITS: usize = 2_000;
+
+/// Refuses a selection set nested deeper than `MAX_DEPTH` fragments, so
+/// every walk stops at the same depth.
+fn within_depth(depth: usize) -> Result<(), Bail> {
+    if depth > MAX_DEPTH { Err(Bail) } else { Ok(()) }
+}
 /// Bytes reserved per note written: about what a note with its title,
 /// author and two tags takes.
 const BYTES_PER_NOTE: usize = 160;
@@ -420,15 +426,9 @@ impl<'a> Walk<'a> {
     /// The fields of `set` on the type `on`, in order, fragments flattened
     /// where they are spread and skipped selections left out.
     fn fields(&mut self, set: &'a SelectionSet, on: &str, depth: usize, out: &mut Vec<&'a Field>) -> Result<(), Bail> {
-        if depth > MAX_DEPTH {
-            return Err(Bail);
-        }
+        within_depth(depth)?;
         for selection in &set.items {
-            self.visits += 1;
-            if self.visits > MAX_VISITS {
-                return Err(Bail);
-            }
-            if self.skipped(selection.node.directives())? {
+            if !self.kept(&selection.node)? {
                 continue;
             }
             match &selection.node {
@@ -449,6 +449,17 @@ impl<'a> Walk<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Counts `selection` against the walk's bound and says whether
+    /// `@skip`/`@include` keep it: the one gate every walk passes each
+    /// selection through.
+    fn kept(&mut self, selection: &Selection) -> Result<bool, Bail> {
+        self.visits += 1;
+        if self.visits > MAX_VISITS {
+            return Err(Bail);
+        }
+        Ok(!self.skipped(selection.directives())?)
     }
 
     /// Whether `@skip` or `@include` leaves the selection out, decided as
@@ -591,16 +602,10 @@ impl<'a> Walk<'a> {
     /// look-ahead finds (it looks at the document after skipped selections
     /// are removed), which the resolvers read to pick their statement.
     fn looked_ahead(&mut self, set: &'a SelectionSet, name: &str, depth: usize) -> Result<Vec<&'a Field>, Bail> {
-        if depth > MAX_DEPTH {
-            return Err(Bail);
-        }
+        within_depth(depth)?;
         let mut found = Vec::new();
         for selection in &set.items {
-            self.visits += 1;
-            if self.visits > MAX_VISITS {
-                return Err(Bail);
-            }
-            if self.skipped(selection.node.directives())? {
+            if !self.kept(&selection.node)? {
                 continue;
             }
             let inner = match &selection.node {
