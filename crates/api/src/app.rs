@@ -176,7 +176,7 @@ impl Application {
                 parsed_documents_bytes: config.graphql.parsed_documents_bytes,
                 timeout: Duration::from_millis(config.graphql.graphql_timeout_ms),
                 db_timeout: Duration::from_millis(config.database.db_timeout_ms),
-                text_ef_search: config.database.text_ef_search(),
+                text_ef_search: config.database.text_ef_search(config.embedding.kind().map_err(anyhow::Error::msg)?),
                 introspection: config.introspection_enabled(),
                 suggestions: config.suggestions_enabled(),
                 fast_path: config.graphql.graphql_fast_path,

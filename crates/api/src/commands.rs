@@ -18,8 +18,15 @@ use crate::{console, graphql, shutdown, telemetry};
 /// newcomer sees data at once (and the published k6 mix finds user 1 and
 /// note 1). Not forced: should the database hold anything the seeder did
 /// not create after all, failing to start beats deleting it.
-const DEMO: SeedOptions =
-    SeedOptions { users: 200, notes: 2_000, tags: 40, seed: 42, force: false, vector_index: IndexKind::Hnsw };
+const DEMO: SeedOptions = SeedOptions {
+    users: 200,
+    notes: 2_000,
+    tags: 40,
+    seed: 42,
+    force: false,
+    vector_index: IndexKind::Hnsw,
+    hnsw_ef_construction: db::vector_index::DEFAULT_EF_CONSTRUCTION,
+};
 
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -68,11 +75,15 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     check_embedding_dimension(&database.pool, config.embedding.embed_dimension).await?;
     if database.is_embedded() && config.database.demo_data && db::users::is_empty(&database.pool).await? {
         tracing::info!(users = DEMO.users, notes = DEMO.notes, "empty embedded database, loading demo data");
-        let demo = SeedOptions { vector_index: config.database.vector_index.kind(), ..DEMO };
+        let demo = SeedOptions {
+            vector_index: config.database.vector_index.kind(),
+            hnsw_ef_construction: hnsw_ef_construction(config)?,
+            ..DEMO
+        };
         seed::run(&database.pool, &demo, &embed::HashEmbedder::default()).await.context("loading demo data")?;
         embed_demo_data(config, &database.pool).await?;
     }
-    ensure_vector_index(&database.pool, config.database.vector_index).await?;
+    ensure_vector_index(&database.pool, config.database.vector_index, hnsw_ef_construction(config)?).await?;
     let app = Application::build_on(listener, config, database.pool.clone(), database.read_pool.clone()).await?;
     // Before anyone is told where we listen, who may then stop us at once.
     let stop = shutdown::signal();
@@ -115,6 +126,7 @@ async fn reseed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         seed: args.seed,
         force: args.force,
         vector_index: config.database.vector_index.kind(),
+        hnsw_ef_construction: hnsw_ef_construction(config)?,
     };
     let report = seed::run(&database.pool, &options, &embed::HashEmbedder::default()).await;
     database.close().await?;
@@ -149,11 +161,18 @@ pub async fn check_embedding_dimension(pool: &db::PgPool, dimension: usize) -> a
     }
 }
 
+/// The HNSW index's ef_construction for the configured embedder
+/// ([`crate::config::DatabaseConfig::hnsw_ef_construction`]).
+fn hnsw_ef_construction(config: &Config) -> anyhow::Result<u32> {
+    Ok(config.database.hnsw_ef_construction(config.embedding.kind().map_err(anyhow::Error::msg)?))
+}
+
 /// Makes the database hold the `index` kind of vector index and not the
-/// other ([`db::vector_index::ensure`]), logging what it built and how long
-/// that took. Replicas starting together build it once.
-pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex) -> anyhow::Result<()> {
-    let ensured = db::vector_index::ensure(pool, index.kind())
+/// other ([`db::vector_index::ensure`]), an HNSW one built with
+/// `ef_construction`, logging what it built and how long that took.
+/// Replicas starting together build it once.
+pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex, ef_construction: u32) -> anyhow::Result<()> {
+    let ensured = db::vector_index::ensure(pool, index.kind(), ef_construction)
         .await
         .with_context(|| format!("making notes.embedding's index {} (NOTEGRAPH_VECTOR_INDEX)", index.name()))?;
     match ensured {
@@ -163,6 +182,7 @@ pub async fn ensure_vector_index(pool: &db::PgPool, index: VectorIndex) -> anyho
             index = index.name(),
             elapsed_ms = elapsed.as_millis() as u64,
             lists,
+            ef_construction = (index == VectorIndex::Hnsw).then_some(ef_construction),
             dropped_other,
             "built the vector index NOTEGRAPH_VECTOR_INDEX names"
         ),

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use clap::ValueEnum as _;
 
-use crate::config::{Config, DEVELOPMENT_TOKEN, LogFormat};
+use crate::config::{Config, DEVELOPMENT_TOKEN, EmbedderKind, LogFormat};
 use crate::telemetry;
 
 /// Prints the configuration, as a block on a terminal or in text logs, as
@@ -77,7 +77,14 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("NOTEGRAPH_MAX_CONCURRENT_WRITES", db.max_concurrent_writes().to_string()),
         ("NOTEGRAPH_WRITE_WAIT_MS", db.write_wait_ms.to_string()),
         ("NOTEGRAPH_HNSW_EF_SEARCH", db.hnsw_ef_search.to_string()),
-        ("NOTEGRAPH_HNSW_EF_SEARCH_TEXT", db.hnsw_ef_search_text.to_string()),
+        (
+            "NOTEGRAPH_HNSW_EF_SEARCH_TEXT",
+            by_embedder(config, db.hnsw_ef_search_text, |kind| db.hnsw_ef_search_text(kind)),
+        ),
+        (
+            "NOTEGRAPH_HNSW_EF_CONSTRUCTION",
+            by_embedder(config, db.hnsw_ef_construction, |kind| db.hnsw_ef_construction(kind)),
+        ),
         ("NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", db.hnsw_max_scan_tuples.to_string()),
         ("NOTEGRAPH_EXACT_TAG_NOTES", db.exact_tag_notes.to_string()),
         ("NOTEGRAPH_IVFFLAT_PROBES", db.ivfflat_probes.to_string()),
@@ -205,6 +212,16 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
 }
 
 /// A bound of the adaptive limit, marked unused when the limit is fixed.
+/// A setting whose default depends on the embedder: as set, or the value
+/// the configured embedder gives it, naming that embedder.
+fn by_embedder(config: &Config, set: Option<u32>, default: impl Fn(EmbedderKind) -> u32) -> String {
+    match (set, config.embedding.kind()) {
+        (Some(set), _) => set.to_string(),
+        (None, Ok(kind)) => format!("unset: {} ({})", default(kind), kind.name()),
+        (None, Err(_)) => "unset".to_owned(),
+    }
+}
+
 fn concurrency_bound(http: &crate::config::ServerConfig, bound: usize) -> String {
     match http.max_concurrent_requests {
         Some(_) => format!("{bound} (unused: the limit is fixed)"),
@@ -324,6 +341,36 @@ mod tests {
         variables.sort();
         shown.sort();
         assert_eq!(shown, variables);
+    }
+
+    /// What the settings block shows for `variable` given `args`, with the
+    /// embedder's settings the environment running the tests may set left
+    /// out unless `args` has them.
+    fn shown(variable: &str, args: &[&str]) -> String {
+        let mut given = config(args);
+        given.embedding.embed_url = None;
+        if !args.contains(&"--hnsw-ef-search-text") {
+            given.database.hnsw_ef_search_text = None;
+        }
+        if !args.contains(&"--hnsw-ef-construction") {
+            given.database.hnsw_ef_construction = None;
+        }
+        settings(&given).into_iter().find(|(name, _)| *name == variable).unwrap().1
+    }
+
+    #[test]
+    fn the_settings_that_follow_the_embedder_show_what_it_makes_them() {
+        let text = |args: &[&str]| shown("NOTEGRAPH_HNSW_EF_SEARCH_TEXT", args);
+        assert_eq!(text(&["--embedder", "hash"]), "unset: 160 (hash)");
+        assert_eq!(
+            text(&["--embedder", "minilm"]),
+            format!("unset: {} (minilm)", crate::config::DEFAULT_HNSW_EF_SEARCH_TEXT_MODEL)
+        );
+        assert_eq!(text(&["--embedder", "minilm", "--hnsw-ef-search-text", "500"]), "500");
+        let index = |args: &[&str]| shown("NOTEGRAPH_HNSW_EF_CONSTRUCTION", args);
+        assert_eq!(index(&["--embedder", "hash"]), "unset: 100 (hash)");
+        assert_eq!(index(&["--embedder", "minilm"]), "unset: 256 (minilm)");
+        assert_eq!(index(&["--embedder", "minilm", "--hnsw-ef-construction", "64"]), "64");
     }
 
     #[test]

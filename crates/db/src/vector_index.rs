@@ -14,20 +14,31 @@ pub const HNSW_INDEX: &str = "notes_embedding_hnsw_idx";
 /// The IVFFlat index's name.
 pub const IVFFLAT_INDEX: &str = "notes_embedding_ivfflat_idx";
 
-/// The HNSW index the seeder and the switch build: m = 16,
-/// ef_construction = 100. Measured by `bench/vector-index.py` on the
-/// default data set (docs/PERFORMANCE.md, "The index for writes"):
-/// recall@10 0.993 on near queries at the default `ef_search` (40) for
-/// 2.40 ms of Postgres CPU per inserted note, the recall of the m = 24,
-/// ef_construction = 128 index that migration
+/// The HNSW index's ef_construction unless the caller asks for another
+/// (the server picks one per embedder). With m = 16, measured by
+/// `bench/vector-index.py` on the default data set (docs/PERFORMANCE.md,
+/// "The index for writes"): recall@10 0.993 on near queries at the default
+/// `ef_search` (40) for 2.40 ms of Postgres CPU per inserted note, the
+/// recall of the m = 24, ef_construction = 128 index that migration
 /// `20261128000001_denser_hnsw.sql` builds (3.48 ms); pgvector's defaults
 /// (16, 64) save 0.1–0.25 ms more but fall to 0.96. An index built with
-/// other options is rebuilt with these at start-up ([`ensure`]).
-const HNSW_DDL: &str = "create index notes_embedding_hnsw_idx on notes \
-     using hnsw (embedding vector_cosine_ops) with (m = 16, ef_construction = 100)";
+/// other options is rebuilt with the asked ones at start-up ([`ensure`]).
+pub const DEFAULT_EF_CONSTRUCTION: u32 = 100;
 
-/// [`HNSW_DDL`]'s options as `pg_class.reloptions` lists them.
-const HNSW_OPTIONS: [&str; 2] = ["m=16", "ef_construction=100"];
+/// `create index` for the HNSW index, named `name`: m = 16 and
+/// `ef_construction`.
+fn hnsw_ddl(name: &str, ef_construction: u32, concurrently: bool) -> String {
+    let how = if concurrently { "concurrently " } else { "" };
+    format!(
+        "create index {how}{name} on notes using hnsw (embedding vector_cosine_ops) \
+         with (m = 16, ef_construction = {ef_construction})"
+    )
+}
+
+/// [`hnsw_ddl`]'s options as `pg_class.reloptions` lists them.
+fn hnsw_options(ef_construction: u32) -> [String; 2] {
+    ["m=16".to_owned(), format!("ef_construction={ef_construction}")]
+}
 
 /// Where a rebuild with new options builds the new index, and where the
 /// old one waits to be dropped, so that searches always have an index.
@@ -98,9 +109,9 @@ pub enum Ensured {
 /// concurrent build), then drops the other. Builds `concurrently`, so
 /// writes go on meanwhile, on a connection of its own without a statement
 /// timeout (a build outlasts any request timeout), under an advisory lock.
-pub async fn ensure(pool: &PgPool, kind: IndexKind) -> Result<Ensured, Error> {
+pub async fn ensure(pool: &PgPool, kind: IndexKind, ef_construction: u32) -> Result<Ensured, Error> {
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-    let outcome = ensure_on(&mut conn, kind).await;
+    let outcome = ensure_on(&mut conn, kind, ef_construction).await;
     let unlocked = sqlx::query("select pg_advisory_unlock($1)").bind(SWITCH_LOCK).execute(&mut conn).await;
     let _ = conn.close().await;
     let outcome = outcome?;
@@ -108,14 +119,14 @@ pub async fn ensure(pool: &PgPool, kind: IndexKind) -> Result<Ensured, Error> {
     Ok(outcome)
 }
 
-async fn ensure_on(conn: &mut PgConnection, kind: IndexKind) -> Result<Ensured, Error> {
+async fn ensure_on(conn: &mut PgConnection, kind: IndexKind, ef_construction: u32) -> Result<Ensured, Error> {
     sqlx::query("set statement_timeout = 0").execute(&mut *conn).await?;
     sqlx::query("select pg_advisory_lock($1)").bind(SWITCH_LOCK).execute(&mut *conn).await?;
     let chosen = state(conn, kind.index_name()).await?;
     let other = state(conn, kind.other().index_name()).await?;
-    if kind == IndexKind::Hnsw && chosen == Some(true) && !hnsw_is_current(conn).await? {
+    if kind == IndexKind::Hnsw && chosen == Some(true) && !hnsw_is_current(conn, ef_construction).await? {
         let started = Instant::now();
-        rebuild_hnsw(conn).await?;
+        rebuild_hnsw(conn, ef_construction).await?;
         let elapsed = started.elapsed();
         if other.is_some() {
             drop_index(conn, kind.other()).await?;
@@ -137,9 +148,7 @@ async fn ensure_on(conn: &mut PgConnection, kind: IndexKind) -> Result<Ensured, 
     let started = Instant::now();
     let lists = match kind {
         IndexKind::Hnsw => {
-            sqlx::raw_sql(&HNSW_DDL.replacen("create index", "create index concurrently", 1))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::raw_sql(&hnsw_ddl(HNSW_INDEX, ef_construction, true)).execute(&mut *conn).await?;
             None
         }
         IndexKind::Ivfflat => {
@@ -156,11 +165,11 @@ async fn ensure_on(conn: &mut PgConnection, kind: IndexKind) -> Result<Ensured, 
     Ok(Ensured::Built { elapsed, lists, dropped_other: other.is_some() })
 }
 
-/// Whether the HNSW index has [`HNSW_DDL`]'s options.
-async fn hnsw_is_current(conn: &mut PgConnection) -> Result<bool, Error> {
+/// Whether the HNSW index has exactly [`hnsw_options`]`(ef_construction)`.
+async fn hnsw_is_current(conn: &mut PgConnection, ef_construction: u32) -> Result<bool, Error> {
     let current =
         sqlx::query_scalar("select coalesce(reloptions @> $1, false) from pg_class where oid = to_regclass($2)")
-            .bind(HNSW_OPTIONS)
+            .bind(hnsw_options(ef_construction))
             .bind(HNSW_INDEX)
             .fetch_optional(conn)
             .await?;
@@ -168,19 +177,17 @@ async fn hnsw_is_current(conn: &mut PgConnection) -> Result<bool, Error> {
 }
 
 /// Replaces an HNSW index built with other options by one built with
-/// [`HNSW_DDL`]'s, without blocking writes: the new index is built
+/// `ef_construction`, without blocking writes: the new index is built
 /// `concurrently` beside the old, takes its name in one transaction, and
 /// the old is dropped `concurrently`. Leftovers of an interrupted rebuild
 /// (a half-built new index, an old one not yet dropped) go first.
-async fn rebuild_hnsw(conn: &mut PgConnection) -> Result<(), Error> {
+async fn rebuild_hnsw(conn: &mut PgConnection, ef_construction: u32) -> Result<(), Error> {
     for leftover in [HNSW_NEXT, HNSW_OLD] {
         sqlx::raw_sql(&format!("drop index concurrently if exists {leftover}")).execute(&mut *conn).await?;
     }
     sqlx::query("set maintenance_work_mem = '1GB'").execute(&mut *conn).await?;
     sqlx::query("set max_parallel_maintenance_workers = 2").execute(&mut *conn).await?;
-    let build =
-        HNSW_DDL.replacen(&format!("create index {HNSW_INDEX}"), &format!("create index concurrently {HNSW_NEXT}"), 1);
-    sqlx::raw_sql(&build).execute(&mut *conn).await?;
+    sqlx::raw_sql(&hnsw_ddl(HNSW_NEXT, ef_construction, true)).execute(&mut *conn).await?;
     // One implicit transaction: searches find one index or the other.
     sqlx::raw_sql(&format!(
         "alter index {HNSW_INDEX} rename to {HNSW_OLD}; alter index {HNSW_NEXT} rename to {HNSW_INDEX}"
@@ -219,9 +226,9 @@ fn ivfflat_ddl(lists: i64, concurrently: bool) -> String {
 
 /// Builds the `kind` index inside the seeder's transaction (after the load,
 /// on a table it has truncated: nothing to run concurrently with).
-pub(crate) async fn build_in(conn: &mut PgConnection, kind: IndexKind) -> Result<(), Error> {
+pub(crate) async fn build_in(conn: &mut PgConnection, kind: IndexKind, ef_construction: u32) -> Result<(), Error> {
     match kind {
-        IndexKind::Hnsw => sqlx::query(HNSW_DDL).execute(conn).await?,
+        IndexKind::Hnsw => sqlx::query(&hnsw_ddl(HNSW_INDEX, ef_construction, false)).execute(conn).await?,
         IndexKind::Ivfflat => {
             let rows: i64 = sqlx::query_scalar("select count(*) from notes").fetch_one(&mut *conn).await?;
             sqlx::query(&ivfflat_ddl(ivfflat_lists(rows), false)).execute(conn).await?
@@ -236,9 +243,12 @@ mod tests {
 
     #[test]
     fn the_options_checked_are_the_options_built() {
-        for option in HNSW_OPTIONS {
-            let (name, value) = option.split_once('=').unwrap();
-            assert!(HNSW_DDL.contains(&format!("{name} = {value}")), "{option} not in {HNSW_DDL}");
+        for ef_construction in [DEFAULT_EF_CONSTRUCTION, 256] {
+            let ddl = hnsw_ddl(HNSW_INDEX, ef_construction, false);
+            for option in hnsw_options(ef_construction) {
+                let (name, value) = option.split_once('=').unwrap();
+                assert!(ddl.contains(&format!("{name} = {value}")), "{option} not in {ddl}");
+            }
         }
     }
 

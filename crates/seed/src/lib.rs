@@ -85,11 +85,21 @@ pub struct SeedOptions {
     pub force: bool,
     /// The vector index built after the load (`NOTEGRAPH_VECTOR_INDEX`).
     pub vector_index: IndexKind,
+    /// Its ef_construction when it is HNSW (`NOTEGRAPH_HNSW_EF_CONSTRUCTION`).
+    pub hnsw_ef_construction: u32,
 }
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        Self { users: 10_000, notes: 100_000, tags: 200, seed: 42, force: false, vector_index: IndexKind::Hnsw }
+        Self {
+            users: 10_000,
+            notes: 100_000,
+            tags: 200,
+            seed: 42,
+            force: false,
+            vector_index: IndexKind::Hnsw,
+            hnsw_ef_construction: db::vector_index::DEFAULT_EF_CONSTRUCTION,
+        }
     }
 }
 
@@ -240,7 +250,7 @@ pub async fn run_at(
     tracing::info!(elapsed = ?constraints, "foreign keys validated and sequences advanced");
 
     let phase = Instant::now();
-    load.build_vector_index(opts.vector_index).await?;
+    load.build_vector_index(opts.vector_index, opts.hnsw_ef_construction).await?;
     let index = phase.elapsed();
     tracing::info!(elapsed = ?index, "vector index built");
 

@@ -167,11 +167,16 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The server's defaults on all notes: vectors (the near queries) at
-/// `NOTEGRAPH_HNSW_EF_SEARCH`, free text at `NOTEGRAPH_HNSW_EF_SEARCH_TEXT`
-/// set for its one search as the server does, recall by kind and over
-/// all, and searches/s over the whole mixed set.
+/// `NOTEGRAPH_HNSW_EF_SEARCH`, free text at `NOTEGRAPH_HNSW_EF_SEARCH_TEXT`'s
+/// default for its embedder (the model's with `--minilm-dir`) set for its
+/// one search as the server does, recall by kind and over all, and
+/// searches/s over the whole mixed set.
 async fn defaults(args: &Args, queries: &[Query], truth: &[Found]) -> anyhow::Result<()> {
-    let (vector_ef, text_ef) = (::api::config::DEFAULT_HNSW_EF_SEARCH, ::api::config::DEFAULT_HNSW_EF_SEARCH_TEXT);
+    let text_ef = match args.minilm_dir {
+        Some(_) => ::api::config::DEFAULT_HNSW_EF_SEARCH_TEXT_MODEL,
+        None => ::api::config::DEFAULT_HNSW_EF_SEARCH_TEXT,
+    };
+    let vector_ef = ::api::config::DEFAULT_HNSW_EF_SEARCH;
     let (one, many) = pools(args, vector_ef, 0, args.concurrency).await?;
     let (hits_per_query, latencies) = search_all(&one, queries, None, Some(text_ef), 1).await?;
     let rate = throughput(&many, queries, None, Some(text_ef), args.concurrency).await?;

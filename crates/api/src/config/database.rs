@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::embedding::EmbedderKind;
 use super::secret::Secret;
 
 /// The embedded Postgres and its installation live under this directory.
@@ -51,10 +52,27 @@ pub const DEFAULT_READ_YOUR_WRITES_MS: u64 = 5_000;
 /// 45% more CPU per inserted note (docs/PERFORMANCE.md, "The index for
 /// writes").
 pub const DEFAULT_HNSW_EF_SEARCH: u32 = 40;
-/// See [`DatabaseConfig::hnsw_ef_search_text`]: the default embedder's short
-/// texts reach about 0.75 at 160 and 0.62 at 40; with 0.997 on vectors,
-/// the issue's 1,000 near and 200 free-text queries average 0.955.
+/// See [`DatabaseConfig::hnsw_ef_search_text`], with the built-in hashing
+/// embedder: its short texts reach about 0.75 at 160 and 0.62 at 40; with
+/// 0.997 on vectors, 1,000 near and 200 free-text queries average 0.955.
 pub const DEFAULT_HNSW_EF_SEARCH_TEXT: u32 = 160;
+/// See [`DatabaseConfig::hnsw_ef_search_text`], with a model (`minilm`, and
+/// `http`, which is one too): on the default data set embedded by the local
+/// model and its index ([`DEFAULT_HNSW_EF_CONSTRUCTION_MODEL`]), two words
+/// of a title reach 0.92 at 320 and 0.98 at 640, sentences 0.98 already at
+/// 160; the query's embedding (14 ms) costs far more than the wider walk
+/// (docs/PERFORMANCE.md, "With the model").
+pub const DEFAULT_HNSW_EF_SEARCH_TEXT_MODEL: u32 = 640;
+/// See [`DatabaseConfig::hnsw_ef_construction`], with the hashing embedder:
+/// the cheapest insert for recall 0.99 on vectors near notes
+/// (docs/PERFORMANCE.md, "The index for writes").
+pub const DEFAULT_HNSW_EF_CONSTRUCTION: u32 = db::vector_index::DEFAULT_EF_CONSTRUCTION;
+/// See [`DatabaseConfig::hnsw_ef_construction`], with a model: its short
+/// queries need the denser graph (two words of a title 0.85 at 640 on an
+/// index built with 100, 0.98 with 256), and the note's embedding costs a
+/// write far more than the 1.5 ms of Postgres CPU the denser insert adds
+/// (docs/PERFORMANCE.md, "With the model").
+pub const DEFAULT_HNSW_EF_CONSTRUCTION_MODEL: u32 = 256;
 /// See [`DatabaseConfig::hnsw_max_scan_tuples`]: pgvector's default.
 pub const DEFAULT_HNSW_MAX_SCAN_TUPLES: u32 = 20_000;
 /// See [`DatabaseConfig::exact_tag_notes`]: where the measured exact path (15 ms
@@ -136,10 +154,18 @@ pub struct DatabaseConfig {
     pub hnsw_ef_search: u32,
     /// HNSW candidate list size for `searchNotes(text:)`: embedded text
     /// usually sits farther from every note than a client's vector does,
-    /// and needs more for the same recall (1 to 1000).
-    #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH_TEXT", default_value_t = DEFAULT_HNSW_EF_SEARCH_TEXT, global = true,
+    /// and needs more for the same recall (1 to 1000); unset: 160 with the
+    /// hash embedder, 640 with a model (minilm or http).
+    #[arg(long, env = "NOTEGRAPH_HNSW_EF_SEARCH_TEXT", global = true,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub hnsw_ef_search_text: u32,
+    pub hnsw_ef_search_text: Option<u32>,
+    /// ef_construction of the HNSW index (32 to 1000): a denser graph finds
+    /// more of the true neighbours and costs each insert more; an index
+    /// built with another is rebuilt concurrently at start-up. Unset: 100
+    /// with the hash embedder, 256 with a model (minilm or http).
+    #[arg(long, env = "NOTEGRAPH_HNSW_EF_CONSTRUCTION", global = true,
+          value_parser = clap::value_parser!(u32).range(32..=1000))]
+    pub hnsw_ef_construction: Option<u32>,
     /// Most HNSW index tuples one filtered search visits before it gives up
     /// (`hnsw.max_scan_tuples`): the cost ceiling of a filter few notes pass.
     #[arg(long, env = "NOTEGRAPH_HNSW_MAX_SCAN_TUPLES", default_value_t = DEFAULT_HNSW_MAX_SCAN_TUPLES, global = true)]
@@ -211,19 +237,38 @@ impl DatabaseConfig {
         Ok(())
     }
 
+    /// `hnsw.ef_search` for text embedded by `embedder`: the setting, or
+    /// unset, what that embedder's queries need (a model's sentences need
+    /// a wider search than the hashing embedder's words for recall 0.95).
+    pub fn hnsw_ef_search_text(&self, embedder: EmbedderKind) -> u32 {
+        self.hnsw_ef_search_text.unwrap_or(match embedder {
+            EmbedderKind::Hash => DEFAULT_HNSW_EF_SEARCH_TEXT,
+            EmbedderKind::Minilm | EmbedderKind::Http => DEFAULT_HNSW_EF_SEARCH_TEXT_MODEL,
+        })
+    }
+
+    /// The HNSW index's ef_construction for vectors made by `embedder`: the
+    /// setting, or unset, what that embedder's queries need.
+    pub fn hnsw_ef_construction(&self, embedder: EmbedderKind) -> u32 {
+        self.hnsw_ef_construction.unwrap_or(match embedder {
+            EmbedderKind::Hash => DEFAULT_HNSW_EF_CONSTRUCTION,
+            EmbedderKind::Minilm | EmbedderKind::Http => DEFAULT_HNSW_EF_CONSTRUCTION_MODEL,
+        })
+    }
+
     /// `hnsw.ef_search` for text searches, when they need their own: on
     /// HNSW, and different from the connections' setting (otherwise a text
     /// search is one statement, like a vector search).
-    pub fn text_ef_search(&self) -> Option<u32> {
-        let own = self.hnsw_ef_search_text != self.hnsw_ef_search;
-        (self.vector_index == VectorIndex::Hnsw && own).then_some(self.hnsw_ef_search_text)
+    pub fn text_ef_search(&self, embedder: EmbedderKind) -> Option<u32> {
+        let text = self.hnsw_ef_search_text(embedder);
+        (self.vector_index == VectorIndex::Hnsw && text != self.hnsw_ef_search).then_some(text)
     }
 }
 
 /// The kinds of vector index on `notes.embedding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum VectorIndex {
-    /// HNSW (m = 16, ef_construction = 100): the default.
+    /// HNSW (m = 16; ef_construction by embedder): the default.
     Hnsw,
     /// IVFFlat, lists = rows / 1000 (√rows above a million rows).
     Ivfflat,
@@ -254,11 +299,39 @@ mod tests {
 
     #[test]
     fn text_searches_get_their_own_ef_search_only_on_hnsw_and_when_it_differs() {
-        assert_eq!(parse::<DatabaseConfig>(&[]).text_ef_search(), Some(DEFAULT_HNSW_EF_SEARCH_TEXT));
-        assert_eq!(parse::<DatabaseConfig>(&["--hnsw-ef-search", "160"]).text_ef_search(), None);
-        assert_eq!(parse::<DatabaseConfig>(&["--vector-index", "ivfflat"]).text_ef_search(), None);
+        let hash = EmbedderKind::Hash;
+        assert_eq!(parse::<DatabaseConfig>(&[]).text_ef_search(hash), Some(160));
+        assert_eq!(parse::<DatabaseConfig>(&["--hnsw-ef-search", "160"]).text_ef_search(hash), None);
+        assert_eq!(parse::<DatabaseConfig>(&["--vector-index", "ivfflat"]).text_ef_search(hash), None);
         let refused = try_parse::<DatabaseConfig>(&["--hnsw-ef-search-text", "0"]).err().map(|e| e.to_string());
         assert!(refused.is_some_and(|e| e.contains("1..=1000")), "ef_search 0 must be refused");
+    }
+
+    #[test]
+    fn the_text_ef_search_follows_the_embedder_unless_set() {
+        let unset = parse::<DatabaseConfig>(&[]);
+        assert_eq!(unset.text_ef_search(EmbedderKind::Hash), Some(160));
+        assert_eq!(unset.text_ef_search(EmbedderKind::Minilm), Some(640));
+        assert_eq!(unset.text_ef_search(EmbedderKind::Http), Some(640));
+        let set = parse::<DatabaseConfig>(&["--hnsw-ef-search-text", "200"]);
+        for embedder in [EmbedderKind::Hash, EmbedderKind::Minilm, EmbedderKind::Http] {
+            assert_eq!(set.text_ef_search(embedder), Some(200), "{embedder:?}");
+        }
+        let same = parse::<DatabaseConfig>(&["--hnsw-ef-search", "640"]);
+        assert_eq!(same.text_ef_search(EmbedderKind::Minilm), None, "one statement when the two agree");
+        assert_eq!(same.text_ef_search(EmbedderKind::Hash), Some(160));
+    }
+
+    #[test]
+    fn the_index_follows_the_embedder_unless_set() {
+        let unset = parse::<DatabaseConfig>(&[]);
+        assert_eq!(unset.hnsw_ef_construction(EmbedderKind::Hash), 100);
+        assert_eq!(unset.hnsw_ef_construction(EmbedderKind::Minilm), 256);
+        assert_eq!(unset.hnsw_ef_construction(EmbedderKind::Http), 256);
+        let set = parse::<DatabaseConfig>(&["--hnsw-ef-construction", "64"]);
+        assert_eq!(set.hnsw_ef_construction(EmbedderKind::Minilm), 64);
+        let refused = try_parse::<DatabaseConfig>(&["--hnsw-ef-construction", "16"]).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("32..=1000")), "below 2 m must be refused");
     }
 
     #[test]

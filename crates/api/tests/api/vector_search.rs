@@ -230,6 +230,21 @@ async fn serve_rebuilds_an_hnsw_index_built_with_other_options(_: PgPoolOptions,
     let body: Value = response.json().await.unwrap();
     assert_hits(&hits(&body["data"]), &[public(1), public(2), public(3)]);
     server.kill().await.unwrap();
+
+    // `NOTEGRAPH_HNSW_EF_CONSTRUCTION` rebuilds it with the one asked for;
+    // unset again (the hash embedder's 100), it is rebuilt back.
+    for (ef_construction, expected) in [(Some("64"), "ef_construction=64"), (None, "ef_construction=100")] {
+        let mut env = vec![("DATABASE_URL", url.as_str()), ("NOTEGRAPH_LISTEN", "127.0.0.1:0")];
+        env.extend(ef_construction.map(|value| ("NOTEGRAPH_HNSW_EF_CONSTRUCTION", value)));
+        let (mut server, mut logs) = serve_process(&env);
+        let base = format!("http://{}", serving_address(&mut logs).await);
+        assert_eq!(vector_indexes(&app.pool).await, ["notes_embedding_hnsw_idx"], "one index, under its name");
+        assert_eq!(hnsw_options(&app.pool).await, ["m=16", expected]);
+        let response = reqwest::Client::new().post(format!("{base}/graphql")).json(&request).send().await.unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_hits(&hits(&body["data"]), &[public(1), public(2), public(3)]);
+        server.kill().await.unwrap();
+    }
 }
 
 /// Calls of the statement that sets `hnsw.ef_search` for one search (its

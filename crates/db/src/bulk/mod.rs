@@ -198,10 +198,10 @@ impl Replacement {
     ///
     /// Any database error.
     #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.build_vector_index"))]
-    pub async fn build_vector_index(&mut self, kind: IndexKind) -> Result<(), Error> {
+    pub async fn build_vector_index(&mut self, kind: IndexKind, ef_construction: u32) -> Result<(), Error> {
         sqlx::query("set local maintenance_work_mem = '1GB'").execute(&mut *self.tx).await?;
         sqlx::query("set local max_parallel_maintenance_workers = 2").execute(&mut *self.tx).await?;
-        vector_index::build_in(&mut self.tx, kind).await
+        vector_index::build_in(&mut self.tx, kind, ef_construction).await
     }
 
     /// Runs `analyze` on the loaded tables, so the planner knows their new
