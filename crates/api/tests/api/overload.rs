@@ -326,12 +326,14 @@ async fn the_adaptive_limit_falls_while_postgres_is_slow_and_recovers_after(
 ) {
     // Arrange: the adaptive limit (no NOTEGRAPH_MAX_CONCURRENT_REQUESTS),
     // at most 24, so that 16 clients use more than half of it (it falls
-    // only while in use). Every request executes (cache off), and a
+    // only while in use), and at least 4 (below the default minimum, the
+    // pool's 16, so that its fall shows). Every request executes (cache off), and a
     // statement waiting on a lock ends at 300 ms: while `notes` is locked,
     // each request takes 300 ms and answers TIMEOUT, a slowness that
     // admitting more requests cannot help. 4 clients set the baseline (few
     // enough not to saturate even a busy machine's CPU), then 16 press.
-    let args = ["--cache-enabled", "false", "--db-timeout-ms", "300", "--concurrency-max", "24"];
+    let args =
+        ["--cache-enabled", "false", "--db-timeout-ms", "300", "--concurrency-min", "4", "--concurrency-max", "24"];
     let app = TestApp::spawn_with_args(options, &args).await;
     app.create_note("user-1", "A note", "body", "PUBLIC", &[]).await;
     let gentle = Load::start(&app, 4);
