@@ -211,7 +211,6 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A bound of the adaptive limit, marked unused when the limit is fixed.
 /// A setting whose default depends on the embedder: as set, or the value
 /// the configured embedder gives it, naming that embedder.
 fn by_embedder(config: &Config, set: Option<u32>, default: impl Fn(EmbedderKind) -> u32) -> String {
@@ -222,6 +221,7 @@ fn by_embedder(config: &Config, set: Option<u32>, default: impl Fn(EmbedderKind)
     }
 }
 
+/// A bound of the adaptive limit, marked unused when the limit is fixed.
 fn concurrency_bound(http: &crate::config::ServerConfig, bound: usize) -> String {
     match http.max_concurrent_requests {
         Some(_) => format!("{bound} (unused: the limit is fixed)"),

@@ -165,7 +165,7 @@ async fn ensure_on(conn: &mut PgConnection, kind: IndexKind, ef_construction: u3
     Ok(Ensured::Built { elapsed, lists, dropped_other: other.is_some() })
 }
 
-/// Whether the HNSW index has exactly [`hnsw_options`]`(ef_construction)`.
+/// Whether the HNSW index's options include [`hnsw_options`]`(ef_construction)`.
 async fn hnsw_is_current(conn: &mut PgConnection, ef_construction: u32) -> Result<bool, Error> {
     let current =
         sqlx::query_scalar("select coalesce(reloptions @> $1, false) from pg_class where oid = to_regclass($2)")

@@ -20,9 +20,9 @@ pub const DEFAULT_MAX_HEADERS: usize = 64;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// See [`ServerConfig::concurrency_min`]: the pool's default size
 /// (`NOTEGRAPH_DB_MAX_CONNECTIONS`), so that past the knee the limit never
-/// refuses requests while connections sit idle. With 4, offered 1.6 times
-/// the knee, it fell to 6 and 20% fewer requests were answered than at the
-/// knee; with 16, 0.98 times the knee, at a server-side p99 under 50 ms
+/// refuses requests while connections sit idle. In one pair of runs
+/// offered 1.6 times the knee, with 4 it fell to 6 and 0.80 times the knee
+/// was answered; with 16, 0.98 times, at a server-side p99 under 50 ms
 /// (docs/PERFORMANCE.md, "Past the knee with the defaults").
 pub const DEFAULT_CONCURRENCY_MIN: usize = super::DEFAULT_DB_MAX_CONNECTIONS as usize;
 /// See [`ServerConfig::concurrency_max`]: the fixed default before the

@@ -69,12 +69,6 @@ const MAX_DEPTH: usize = 32;
 /// Most selections visited in one document before giving up: fragments
 /// spread many times over cannot make the walk expensive.
 const MAX_VISITS: usize = 2_000;
-
-/// Refuses a selection set nested deeper than `MAX_DEPTH` fragments, so
-/// every walk stops at the same depth.
-fn within_depth(depth: usize) -> Result<(), Bail> {
-    if depth > MAX_DEPTH { Err(Bail) } else { Ok(()) }
-}
 /// Bytes reserved per note written: about what a note with its title,
 /// author and two tags takes.
 const BYTES_PER_NOTE: usize = 160;
@@ -411,6 +405,12 @@ fn plan(request: &mut Request) -> Option<Keys<RootField>> {
     });
     request.variables = variables;
     planned
+}
+
+/// Refuses a selection set nested deeper than `MAX_DEPTH` fragments, so
+/// every walk stops at the same depth.
+fn within_depth(depth: usize) -> Result<(), Bail> {
+    if depth > MAX_DEPTH { Err(Bail) } else { Ok(()) }
 }
 
 /// One walk over a document's selections.
