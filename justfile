@@ -50,6 +50,10 @@ latency *args:
 compare *args:
     bash bench/compare.sh {{args}}
 
+# User-space instructions per request under the mix, counted by callgrind (repeatable on a busy machine; needs valgrind and DATABASE_URL seeded): `just instructions baseline "main=target/production/notegraph"`.
+instructions *args:
+    python3 bench/instructions.py {{args}}
+
 # The first burst of 16 requests after start-up, with no idle pool connections kept and with 16 (needs DATABASE_URL seeded): [binary].
 cold-pool *args:
     bash bench/cold-pool.sh {{args}}

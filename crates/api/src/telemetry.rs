@@ -1,9 +1,7 @@
-//! Logs, metrics from spans, and traces: one `init` composes the
-//! subscriber, each layer under its own filter, so that `RUST_LOG` decides
-//! what is logged without turning metrics or traces off:
+//! Logs and traces: one `init` composes the subscriber, each layer under
+//! its own filter, so that `RUST_LOG` decides what is logged without
+//! turning traces off (metrics take no span: [`crate::metrics::statements`]):
 //! - the fmt layer (text or JSON) under the `RUST_LOG` filter;
-//! - [`crate::metrics::spans::SpanMetrics`], which sees only statement and
-//!   loader-batch spans, when metrics are on;
 //! - the OpenTelemetry layer, exporting over OTLP (HTTP/protobuf) when
 //!   `NOTEGRAPH_OTLP_ENDPOINT` is set, under a filter that decides once per
 //!   request whether it is traced ([`sampling`]).
@@ -32,7 +30,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetryConfig};
-use crate::metrics::spans::{self, SpanMetrics};
 pub use sampling::{Sampling, request_span};
 
 /// The service name traces carry.
@@ -67,7 +64,6 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
         LogFormat::Text => fmt.with_filter(filter).boxed(),
         LogFormat::Json => fmt.json().with_filter(filter).boxed(),
     };
-    let metrics = config.metrics_enabled.then(|| SpanMetrics.with_filter(spans::filter()));
     let provider = match &config.otlp_endpoint {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -88,7 +84,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     if provider.is_some() {
         install_propagator();
     }
-    tracing_subscriber::registry().with(fmt).with(metrics).with(traces).try_init()?;
+    tracing_subscriber::registry().with(fmt).with(traces).try_init()?;
     Ok(Telemetry { provider })
 }
 

@@ -13,6 +13,7 @@
 //! - `refusal`: why a connection could not be made, in plain words.
 //! - [`batch`]: group commit, many callers' writes in one statement.
 //! - [`budget`]: statements under what is left of a request's deadline.
+//! - [`measure`]: each statement counted and timed, for the api's metrics.
 //! - `error`: [`Error`], the outcomes callers act on.
 //! - `ids`: typed ids, [`Viewer`], [`notes::Visibility`] and [`Page`].
 //! - [`users`], [`notes`], [`tags`]: reads and writes of each table.
@@ -39,6 +40,7 @@ pub mod bench;
 pub mod budget;
 pub mod bulk;
 pub mod embeddings;
+pub mod measure;
 pub mod notes;
 pub mod notify;
 pub mod pages;
@@ -51,6 +53,7 @@ pub mod vector_index;
 pub use budget::{Budget, within};
 pub use error::Error;
 pub use ids::{NoteId, Page, TagId, UserId, Viewer};
+pub use measure::{StatementObserver, observe_statements};
 pub use pool::{Settings, connect, is_ready};
 pub use refusal::{Refusal, explain};
 pub use sqlx::{PgConnection, PgPool};

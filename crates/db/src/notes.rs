@@ -88,8 +88,9 @@ pub struct NoteFilter<'a> {
 }
 
 /// Notes with the given ids, visible or not (callers check visibility).
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = ids.len()))]
 pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result<Vec<NoteRow>, Error> {
+    let _statement = crate::measure::Statement::start("notes.fetch_by_ids");
     let rows = sqlx::query_as(concat!("select ", note_columns!(), " from notes n where n.id = any($1)"))
         .bind(ids)
         .fetch_all(db)
@@ -99,11 +100,12 @@ pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[NoteId]) -> Result
 
 /// Notes with the given ids and their authors, visible or not (callers
 /// check visibility).
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_with_authors_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = ids.len()))]
 pub async fn fetch_with_authors_by_ids<'c>(
     db: impl PgExecutor<'c>,
     ids: &[NoteId],
 ) -> Result<Vec<NoteWithAuthor>, Error> {
+    let _statement = crate::measure::Statement::start("notes.fetch_with_authors_by_ids");
     let rows = sqlx::query_as(concat!(
         "select ",
         note_columns!(),
@@ -158,7 +160,7 @@ pub struct ListedNote {
 /// so Postgres plans each for what it is (driving from the tag's
 /// `note_tags` range when a tag is given) instead of one generic plan full
 /// of `$n is null or …`.
-#[instrument(level = "debug", skip_all, fields(db.operation = including.operation(), db.rows = tracing::field::Empty, first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list<'c>(
     db: impl PgExecutor<'c>,
     viewer: Viewer,
@@ -166,6 +168,7 @@ pub async fn list<'c>(
     page: Page<NoteId>,
     including: Including,
 ) -> Result<Vec<ListedNote>, Error> {
+    let _statement = crate::measure::Statement::start(including.operation());
     let rows = list_query(including, viewer, filter, page).build().fetch_all(db).await?;
     let notes = rows.iter().map(|row| listed(row, including)).collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(crate::counted(notes))
@@ -502,11 +505,12 @@ const DELETE: &str = concat!(
 /// in the order given: a note whose author does not exist is
 /// [`Error::NotFound`] (the others are written all the same). The error
 /// of the statement as a whole means nothing was written.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.insert", batch = notes.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, batch = notes.len()))]
 pub async fn insert_many(
     db: &mut PgConnection,
     notes: &[(&NewNote, Writer)],
 ) -> Result<Vec<Result<ChangedNote, Error>>, Error> {
+    let _statement = crate::measure::Statement::start("notes.insert");
     let mut embeddings = Vec::new();
     let (mut lo, mut hi) = (Vec::with_capacity(notes.len()), Vec::with_capacity(notes.len()));
     let (mut tag_notes, mut tag_names) = (Vec::new(), Vec::new());
@@ -617,7 +621,7 @@ pub struct ChangedNote {
 /// snapshot (or `read_at`) and its write: read again and retry. A note
 /// that does not exist, or that is someone else's and private, is
 /// [`Error::NotFound`]; someone else's public note is [`Error::NotOwner`].
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.update", note.id = %id))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, note.id = %id))]
 pub async fn update(
     db: &mut PgConnection,
     id: NoteId,
@@ -626,6 +630,7 @@ pub async fn update(
     patch: &NotePatch,
     writer: Writer,
 ) -> Result<Option<ChangedNote>, Error> {
+    let _statement = crate::measure::Statement::start("notes.update");
     let row = sqlx::query(UPDATE)
         .bind(id)
         .bind(author)
@@ -646,13 +651,14 @@ pub async fn update(
 /// Deletes a note of `author`'s and returns it as it was, in one statement
 /// that also notifies [`NoteWritten`]. `Ok(None)` means it changed while
 /// the delete waited for it: retry. Missing or not theirs: as [`update`].
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.delete", note.id = %id))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, note.id = %id))]
 pub async fn delete(
     db: &mut PgConnection,
     id: NoteId,
     author: UserId,
     writer: Writer,
 ) -> Result<Option<ChangedNote>, Error> {
+    let _statement = crate::measure::Statement::start("notes.delete");
     let row = sqlx::query(DELETE)
         .bind(id)
         .bind(author)

@@ -225,39 +225,43 @@ impl PageRow for NoteWithTags {
 
 /// For every key, that author's visible notes newest first, in one statement.
 /// Returns `(index of the key, row)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn fetch_by_authors<'c>(
     db: impl PgExecutor<'c>,
     keys: &[NotesOf<UserId>],
 ) -> Result<Vec<(usize, NoteRow)>, Error> {
+    let _statement = crate::measure::Statement::start("notes.fetch_by_authors");
     fetch_pages(db, pages_by_authors!(), keys).await.map(crate::counted)
 }
 
 /// [`fetch_by_authors`] with each note's tags, in the same statement.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_with_tags_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn fetch_with_tags_by_authors<'c>(
     db: impl PgExecutor<'c>,
     keys: &[NotesOf<UserId>],
 ) -> Result<Vec<(usize, NoteWithTags)>, Error> {
+    let _statement = crate::measure::Statement::start("notes.fetch_with_tags_by_authors");
     fetch_pages(db, with_tags!(pages_by_authors), keys).await.map(crate::counted)
 }
 
 /// For every key, that tag's visible notes newest first, in one statement.
 /// Returns `(index of the key, row)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn fetch_by_tags<'c>(
     db: impl PgExecutor<'c>,
     keys: &[NotesOf<TagId>],
 ) -> Result<Vec<(usize, NoteRow)>, Error> {
+    let _statement = crate::measure::Statement::start("notes.fetch_by_tags");
     fetch_pages(db, pages_by_tags!(), keys).await.map(crate::counted)
 }
 
 /// [`fetch_by_tags`] with each note's tags, in the same statement.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.fetch_with_tags_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn fetch_with_tags_by_tags<'c>(
     db: impl PgExecutor<'c>,
     keys: &[NotesOf<TagId>],
 ) -> Result<Vec<(usize, NoteWithTags)>, Error> {
+    let _statement = crate::measure::Statement::start("notes.fetch_with_tags_by_tags");
     fetch_pages(db, with_tags!(pages_by_tags), keys).await.map(crate::counted)
 }
 
@@ -265,11 +269,12 @@ pub async fn fetch_with_tags_by_tags<'c>(
 /// statement: `user(id:) { notes { … } }` then costs one round trip, not
 /// two. `R` is what each note brings (its tags or not). Returns `(index of
 /// the key, user and page)` pairs; a user that does not exist is absent.
-#[instrument(level = "debug", skip_all, fields(db.operation = R::USERS_WITH_NOTES_OPERATION, db.rows = tracing::field::Empty, batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn fetch_users_with_notes<'c, R: PageRow>(
     db: impl PgExecutor<'c>,
     keys: &[NotesOf<UserId>],
 ) -> Result<Vec<(usize, UserWithNotes<R>)>, Error> {
+    let _statement = crate::measure::Statement::start(R::USERS_WITH_NOTES_OPERATION);
     let rows: Vec<(usize, UserAndNote<R>)> = crate::counted(fetch_pages(db, R::USERS_WITH_NOTES, keys).await?);
     let mut users: HashMap<usize, UserWithNotes<R>> = HashMap::with_capacity(keys.len());
     for (index, row) in rows {
@@ -281,11 +286,12 @@ pub async fn fetch_users_with_notes<'c, R: PageRow>(
 
 /// For every key, how many of that author's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_authors", db.rows = tracing::field::Empty, batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn count_by_authors<'c>(
     db: impl PgExecutor<'c>,
     keys: &[CountOf<UserId>],
 ) -> Result<Vec<(usize, i64)>, Error> {
+    let _statement = crate::measure::Statement::start("notes.count_by_authors");
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(author_id, viewer_id, ord) \
          cross join lateral ( \
@@ -297,8 +303,9 @@ pub async fn count_by_authors<'c>(
 
 /// For every key, how many of that tag's notes the viewer may see.
 /// Returns `(index of the key, count)` pairs.
-#[instrument(level = "debug", skip_all, fields(db.operation = "notes.count_by_tags", db.rows = tracing::field::Empty, batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = keys.len()))]
 pub async fn count_by_tags<'c>(db: impl PgExecutor<'c>, keys: &[CountOf<TagId>]) -> Result<Vec<(usize, i64)>, Error> {
+    let _statement = crate::measure::Statement::start("notes.count_by_tags");
     const STATEMENT: &str = "select k.ord, c.count from unnest($1::bigint[], $2::bigint[]) \
              with ordinality as k(tag_id, viewer_id, ord) \
          cross join lateral ( \

@@ -9,8 +9,9 @@ use crate::Error;
 
 /// The primary's current WAL write position: every transaction that
 /// committed before this call lies at or before it.
-#[instrument(level = "debug", skip_all, fields(db.operation = "replication.primary_position"))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
 pub async fn primary_position(primary: &PgPool) -> Result<i64, Error> {
+    let _statement = crate::measure::Statement::start("replication.primary_position");
     let position =
         sqlx::query_scalar("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint").fetch_one(primary).await?;
     Ok(position)
@@ -19,8 +20,9 @@ pub async fn primary_position(primary: &PgPool) -> Result<i64, Error> {
 /// How far the server behind `pool` has replayed the WAL: a standby's
 /// replay position, or a primary's own write position (a "replica" that is
 /// in fact the primary is never behind).
-#[instrument(level = "debug", skip_all, fields(db.operation = "replication.replayed_position"))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
 pub async fn replayed_position(pool: &PgPool) -> Result<i64, Error> {
+    let _statement = crate::measure::Statement::start("replication.replayed_position");
     let position = sqlx::query_scalar(
         "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end
                  - '0/0'::pg_lsn)::bigint",

@@ -120,7 +120,7 @@ async fn in_transaction(
 }
 
 /// The search statement itself.
-#[instrument(level = "debug", skip_all, fields(db.operation = "search.by_embedding", first, tagged = tag.is_some()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, first, tagged = tag.is_some()))]
 async fn search<'c>(
     db: impl PgExecutor<'c>,
     query: &Vector,
@@ -128,6 +128,7 @@ async fn search<'c>(
     first: i64,
     tag: Option<&str>,
 ) -> Result<Vec<Hit>, Error> {
+    let _statement = crate::measure::Statement::start("search.by_embedding");
     // `order by` repeats the distance expression (not the alias) for the
     // planner to recognise it as an HNSW index order.
     let statement = if tag.is_some() { TAGGED_SEARCH } else { UNTAGGED_SEARCH };
@@ -180,8 +181,9 @@ const TAGGED_SEARCH: &str = concat!(
 /// For every key, the visible notes nearest to that note, best first, in one
 /// statement: a lateral HNSW scan per key. Returns `(index of the key, hit)`
 /// pairs; a key whose note does not exist gets none.
-#[instrument(level = "debug", skip_all, fields(db.operation = "search.similar_to", batch = keys.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, batch = keys.len()))]
 pub async fn similar_to<'c>(db: impl PgExecutor<'c>, keys: &[SimilarTo]) -> Result<Vec<(usize, Hit)>, Error> {
+    let _statement = crate::measure::Statement::start("search.similar_to");
     let notes: Vec<NoteId> = keys.iter().map(|k| k.note).collect();
     let viewers: Vec<Viewer> = keys.iter().map(|k| k.viewer).collect();
     let limits: Vec<i64> = keys.iter().map(|k| k.first).collect();

@@ -56,8 +56,9 @@ pub(crate) fn tags_of(row: &PgRow) -> Result<Vec<TagRow>, sqlx::Error> {
 }
 
 /// The tags of every given note, sorted by note and then by tag name.
-#[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_note_ids", db.rows = tracing::field::Empty, batch = note_ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = note_ids.len()))]
 pub async fn fetch_by_note_ids<'c>(db: impl PgExecutor<'c>, note_ids: &[NoteId]) -> Result<Vec<NoteTagRow>, Error> {
+    let _statement = crate::measure::Statement::start("tags.fetch_by_note_ids");
     let rows = sqlx::query_as(
         "select nt.note_id, t.id, t.name \
          from note_tags nt join tags t on t.id = nt.tag_id \
@@ -71,8 +72,9 @@ pub async fn fetch_by_note_ids<'c>(db: impl PgExecutor<'c>, note_ids: &[NoteId])
 }
 
 /// The tag with this exact name, if a note the viewer may see carries it.
-#[instrument(level = "debug", skip_all, fields(db.operation = "tags.fetch_by_name"))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
 pub async fn fetch_by_name<'c>(db: impl PgExecutor<'c>, viewer: Viewer, name: &str) -> Result<Option<TagRow>, Error> {
+    let _statement = crate::measure::Statement::start("tags.fetch_by_name");
     const STATEMENT: &str =
         concat!("select t.id, t.name from tags t where t.name = $1 and ", carried_by_visible_note!("$2"));
     let row = sqlx::query_as(STATEMENT).bind(name).bind(viewer).fetch_optional(db).await?;
@@ -81,8 +83,9 @@ pub async fn fetch_by_name<'c>(db: impl PgExecutor<'c>, viewer: Viewer, name: &s
 
 /// Tags that a note the viewer may see carries, oldest first (by id asc),
 /// a keyset page at a time.
-#[instrument(level = "debug", skip_all, fields(db.operation = "tags.list", db.rows = tracing::field::Empty, first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list<'c>(db: impl PgExecutor<'c>, viewer: Viewer, page: Page<TagId>) -> Result<Vec<TagRow>, Error> {
+    let _statement = crate::measure::Statement::start("tags.list");
     const STATEMENT: &str = concat!(
         "select t.id, t.name from tags t where t.id > coalesce($1, 0) and ",
         carried_by_visible_note!("$3"),

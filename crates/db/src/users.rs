@@ -20,8 +20,9 @@ pub struct UserRow {
 }
 
 /// Users with the given ids, in no particular order; missing ids are absent.
-#[instrument(level = "debug", skip_all, fields(db.operation = "users.fetch_by_ids", db.rows = tracing::field::Empty, batch = ids.len()))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, batch = ids.len()))]
 pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[UserId]) -> Result<Vec<UserRow>, Error> {
+    let _statement = crate::measure::Statement::start("users.fetch_by_ids");
     let rows = sqlx::query_as("select id, name, email, created_at from users where id = any($1)")
         .bind(ids)
         .fetch_all(db)
@@ -30,8 +31,9 @@ pub async fn fetch_by_ids<'c>(db: impl PgExecutor<'c>, ids: &[UserId]) -> Result
 }
 
 /// Users oldest first (by id asc), a keyset page at a time.
-#[instrument(level = "debug", skip_all, fields(db.operation = "users.list", db.rows = tracing::field::Empty, first = page.first))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty, db.rows = tracing::field::Empty, first = page.first))]
 pub async fn list<'c>(db: impl PgExecutor<'c>, page: Page<UserId>) -> Result<Vec<UserRow>, Error> {
+    let _statement = crate::measure::Statement::start("users.list");
     // Ids start at 1, so `coalesce(after, 0)` keeps this a range condition
     // on the primary key instead of an `or` the planner cannot index.
     let rows = sqlx::query_as(
@@ -46,8 +48,9 @@ pub async fn list<'c>(db: impl PgExecutor<'c>, page: Page<UserId>) -> Result<Vec
 }
 
 /// True when there are no users at all (a fresh database).
-#[instrument(level = "debug", skip_all, fields(db.operation = "users.is_empty"))]
+#[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
 pub async fn is_empty(pool: &PgPool) -> Result<bool, Error> {
+    let _statement = crate::measure::Statement::start("users.is_empty");
     let any: bool = sqlx::query_scalar("select exists (select 1 from users)").fetch_one(pool).await?;
     Ok(!any)
 }

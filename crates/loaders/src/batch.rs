@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use futures::channel::oneshot;
@@ -20,6 +20,40 @@ use tracing::Instrument as _;
 
 use crate::LoadError;
 use crate::tracker::{self, Gate, Tracker, lock};
+
+/// Told of every batch a loader ran, so that batches can be counted and
+/// timed by loader without a span per batch (the batch's span is for
+/// traces; measured through it, a batch cost the span's bookkeeping in
+/// every layer at every poll).
+pub trait BatchObserver: Send + Sync {
+    /// `loader` answered (or failed) a batch of `keys` keys in `elapsed`.
+    fn ran(&self, loader: &'static str, keys: usize, elapsed: Duration);
+}
+
+/// The process's observer of batches, if any.
+static OBSERVER: OnceLock<&'static dyn BatchObserver> = OnceLock::new();
+
+/// Reports every later batch to `observer`. Once per process: the first
+/// observer set stays.
+pub fn observe_batches(observer: &'static dyn BatchObserver) {
+    let _ = OBSERVER.set(observer);
+}
+
+/// One batch under way, reported to the observer when dropped: answered,
+/// failed, or dropped with the request that ran it.
+struct Measured {
+    loader: &'static str,
+    keys: usize,
+    started: Instant,
+}
+
+impl Drop for Measured {
+    fn drop(&mut self) {
+        if let Some(observer) = OBSERVER.get() {
+            observer.ran(self.loader, self.keys, self.started.elapsed());
+        }
+    }
+}
 
 /// One access path: answers a whole batch of keys with one statement.
 pub trait Loader<K>: Send + Sync + 'static {
@@ -202,7 +236,10 @@ where
         // batch runs on the task of whichever request dispatched it, and
         // that request (perhaps another client's) must not die of it.
         let load = AssertUnwindSafe(self.loader.load(&keys, budget).instrument(span)).catch_unwind();
-        let result = match load.await {
+        let measured = Measured { loader: self.name, keys: keys.len(), started: Instant::now() };
+        let loaded = load.await;
+        drop(measured);
+        let result = match loaded {
             Ok(Ok(values)) => Ok(values),
             // Logged once here, not once per waiting resolver.
             Ok(Err(err)) => {

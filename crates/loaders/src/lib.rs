@@ -30,7 +30,7 @@ use db::pages::{CountOf, NotesOf};
 use db::search::SimilarTo;
 use db::{NoteId, PgPool, TagId, UserId};
 
-pub use batch::{Batched, Loader};
+pub use batch::{BatchObserver, Batched, Loader, observe_batches};
 pub use paths::{
     NoteById, NoteCountByAuthor, NoteCountByTag, NoteWithAuthorById, NotesByAuthor, NotesByTag, NotesWithTagsByAuthor,
     NotesWithTagsByTag, SimilarNotes, TagsByNote, UserById, UserWithNotesById, UserWithTaggedNotesById,

@@ -108,7 +108,10 @@ impl FastPath {
         mirror.operation_name.clone_from(&request.operation_name);
         mirror.introspection_mode = request.introspection_mode;
         mirror.set_parsed_query(document);
-        self.validator.execute(mirror).await.errors.is_empty()
+        // Boxed: the engine's execution future is large, and unboxed it
+        // would be part of the fast path's future and of every stage's
+        // above it, moved in memory at each of them on every request.
+        Box::pin(self.validator.execute(mirror)).await.errors.is_empty()
     }
 }
 

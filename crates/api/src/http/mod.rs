@@ -139,7 +139,7 @@ pub fn router(state: AppState, limits: Limits, cors: Option<CorsLayer>) -> Route
         }))
         // Counted inside the span and outside the timeout, so that a
         // timed-out or shed request counts with the status the client saw.
-        .layer(option_layer(metrics.clone().map(|m| axum::middleware::from_fn_with_state(m, metrics::track))))
+        .layer(option_layer(metrics.clone().map(metrics::TrackLayer)))
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(HandleErrorLayer::new(timed_out))
         .layer(TimeoutLayer::new(limits.timeout))

@@ -124,7 +124,7 @@ impl Collector for ParsedDocumentsCollector {
 
 /// One pool's connections, labelled `pool="primary"` or `pool="replica"`;
 /// the primary's also reports the reads waiting for a connection, which
-/// `db` counts for both pools together ([`super::spans::AcquireMetrics`]).
+/// `db` counts for both pools together ([`super::statements::AcquireMetrics`]).
 pub(super) struct PoolCollector {
     pool: db::PgPool,
     reports_waits: bool,

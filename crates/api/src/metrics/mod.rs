@@ -7,9 +7,9 @@
 //!   operations, persisted-query lookups, and the response cache and pool
 //!   read at scrape time;
 //! - process-wide ([`process`]): what code below the api crate reports
-//!   through `tracing` spans (SQL statements, loader batches, see
-//!   [`spans`]), subscriptions and embedding calls; every registry
-//!   includes them.
+//!   to observers (SQL statements, loader batches, waits for a
+//!   connection, see [`statements`]), subscriptions and embedding calls;
+//!   every registry includes them.
 //!
 //! Nothing here runs per GraphQL field: histograms are per request, per
 //! batch and per statement.
@@ -17,7 +17,7 @@
 mod collectors;
 mod operations;
 pub mod process;
-pub mod spans;
+pub mod statements;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,10 +152,12 @@ impl Metrics {
 
     /// Adds the primary pool's size and idle connections (`pool="primary"`),
     /// read at each scrape, and
-    /// has `db` report its waits for a connection (process-wide, like the
-    /// families they feed).
+    /// has `db` report its waits for a connection and its statements, and
+    /// `loaders` its batches (process-wide, like the families they feed).
     pub fn watch_pool(&self, pool: db::PgPool) -> Result<(), prometheus::Error> {
-        db::budget::observe_acquires(&spans::AcquireMetrics);
+        db::budget::observe_acquires(&statements::AcquireMetrics);
+        db::observe_statements(&statements::StatementMetrics);
+        loaders::observe_batches(&statements::StatementMetrics);
         self.inner.registry.register(Box::new(collectors::PoolCollector::new(pool, collectors::PoolRole::Primary)?))
     }
 

@@ -1,5 +1,5 @@
 //! The process-wide families: what the layers below the api crate report
-//! through `tracing` spans (turned into series by [`super::spans`]),
+//! to observers (turned into series by [`super::statements`]),
 //! subscriptions, embedding calls, and the process itself (CPU, memory,
 //! file descriptors). One set per process, added to every registry.
 //!
@@ -22,7 +22,7 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 5
 
 /// The process-wide families.
 pub(crate) struct Process {
-    /// `sql_statements_total{statement}`, counted when a statement's span closes.
+    /// `sql_statements_total{statement}`, counted when a statement ends.
     pub(crate) statements: IntCounterVec,
     /// `sql_statement_duration_seconds{statement}`.
     pub(crate) statement_duration: HistogramVec,

@@ -16,8 +16,6 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
-use tracing_subscriber::Layer as _;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::helpers::TestApp;
 
@@ -33,19 +31,6 @@ fn tool(name: &str, test: &str) -> Option<std::path::PathBuf> {
         eprintln!("skipping {test}: {name} is not on PATH (Debian: apt-get install prometheus)");
     }
     found
-}
-
-/// The server's own span metrics, as `telemetry::init` installs them: the
-/// process's global subscriber, as in the binary, so that spans reach it
-/// from whichever thread runs them. Each test runs in a process of its own
-/// (nextest); `Once` makes a second call in one process harmless.
-fn span_metrics() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let layer = api::metrics::spans::SpanMetrics.with_filter(api::metrics::spans::filter());
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
-            .expect("no other global subscriber in the test binary");
-    });
 }
 
 impl TestApp {
@@ -89,7 +74,6 @@ pub(crate) fn value(body: &str, family: &str, labels: &[&str]) -> Option<f64> {
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
 async fn metrics_count_what_a_query_did_and_pass_promtool(_: PgPoolOptions, options: PgConnectOptions) {
     // Arrange
-    span_metrics();
     let app = TestApp::spawn(options).await;
     let query = "query NotesWithAuthors { notes(first: 5) { id author { name noteCount } tags { name } } }";
 

@@ -94,8 +94,9 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.begin"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
     pub async fn begin(pool: &PgPool) -> Result<Self, Error> {
+        let _statement = crate::measure::Statement::start("bulk.begin");
         let mut tx = pool.begin().await?;
         sqlx::query("set local statement_timeout = 0").execute(&mut *tx).await?;
         sqlx::query("lock table users, notes, tags, note_tags, seed_runs in access exclusive mode")
@@ -111,8 +112,9 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.holds_unseeded_data"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
     pub async fn holds_unseeded_data(&mut self) -> Result<bool, Error> {
+        let _statement = crate::measure::Statement::start("bulk.holds_unseeded_data");
         let unseeded = sqlx::query_scalar(
             "select not exists (select 1 from seed_runs) \
                 and (exists (select 1 from users) or exists (select 1 from notes) \
@@ -133,8 +135,9 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.clear"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
     pub async fn clear(&mut self) -> Result<usize, Error> {
+        let _statement = crate::measure::Statement::start("bulk.clear");
         sqlx::query("truncate table note_tags, notes, tags, users, seed_runs restart identity cascade")
             .execute(&mut *self.tx)
             .await?;
@@ -163,8 +166,9 @@ impl Replacement {
     /// # Errors
     ///
     /// A key the loaded rows violate, or any other database error.
-    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.restore_constraints"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
     pub async fn restore_constraints(&mut self, loaded: &Loaded) -> Result<(), Error> {
+        let _statement = crate::measure::Statement::start("bulk.restore_constraints");
         for statement in std::mem::take(&mut self.foreign_keys) {
             sqlx::query(&statement).execute(&mut *self.tx).await?;
         }
@@ -197,8 +201,9 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error.
-    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.build_vector_index"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
     pub async fn build_vector_index(&mut self, kind: IndexKind, ef_construction: u32) -> Result<(), Error> {
+        let _statement = crate::measure::Statement::start("bulk.build_vector_index");
         sqlx::query("set local maintenance_work_mem = '1GB'").execute(&mut *self.tx).await?;
         sqlx::query("set local max_parallel_maintenance_workers = 2").execute(&mut *self.tx).await?;
         vector_index::build_in(&mut self.tx, kind, ef_construction).await
@@ -211,8 +216,9 @@ impl Replacement {
     /// # Errors
     ///
     /// Any database error; nothing is committed then.
-    #[instrument(level = "debug", skip_all, fields(db.operation = "bulk.finish"))]
+    #[instrument(level = "debug", skip_all, fields(db.operation = tracing::field::Empty))]
     pub async fn finish(mut self, loaded: &Loaded) -> Result<(), Error> {
+        let _statement = crate::measure::Statement::start("bulk.finish");
         sqlx::query("analyze users, notes, tags, note_tags").execute(&mut *self.tx).await?;
         sqlx::query("insert into seed_runs (seed, users, notes, tags) values ($1::numeric, $2, $3, $4)")
             .bind(loaded.seed.to_string())
