@@ -6,7 +6,7 @@
 //! metrics. A statement then costs two clock reads and the observer's
 //! counters; measured through its span, it cost the span's bookkeeping in
 //! every layer at every poll (docs/PERFORMANCE.md, "Statements without
-//! spans").
+//! spans, and smaller futures").
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

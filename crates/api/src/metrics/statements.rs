@@ -6,7 +6,7 @@
 //! turned into series by a `tracing` layer, cost its bookkeeping in every
 //! layer at every poll, on every request; an observer costs two clock
 //! reads and the series' updates (docs/PERFORMANCE.md, "Statements
-//! without spans").
+//! without spans, and smaller futures").
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
