@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """User-space instructions per request of servers under the published mix,
-counted by valgrind's callgrind: a figure that does not move with what else
-the machine is doing (two runs of one binary agree to 0.1%), for comparing
+counted by valgrind's callgrind: a figure that moves little with what else
+the machine is doing (two runs of one binary agreed within 1.2%, one with
+both cores busy building), for comparing
 builds, where CPU time per request (bench/compare.sh) moves by 10% from run
 to run on a shared 2-core machine. It leaves out the kernel (sockets,
 waking threads), which costs both servers about the same.
