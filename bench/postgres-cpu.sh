@@ -6,6 +6,14 @@
 # with that of the children it has reaped (cutime + cstime: backends that
 # exited, a pgbench run's among them) and the children alive now.
 # postmaster_of PSQL URL prints the pid in the cluster's postmaster.pid.
+#
+# pg_settled POSTMASTER_PID COUNT waits (at most 10 s) until the postmaster
+# has at most COUNT children, so that the backends of clients that just
+# left have been reaped. Read pg_ticks only then: a backend reaped between
+# the two reads pg_ticks makes (its parent's cutime, then the children
+# alive) counts in neither, and right after pgbench exits its 8 backends
+# are all in that window. Read at once after 500 statements from one
+# client, the backend's 1.4 s of CPU counted as none; 0.2 s later, all of it.
 
 postmaster_of() {
   head -1 "$("$1" "$2" -X -qAtc 'show data_directory')/postmaster.pid"
@@ -20,4 +28,12 @@ pg_ticks() {
     total=$((total + ${t:-0}))
   done
   echo "$total"
+}
+
+pg_settled() {
+  local _
+  for _ in $(seq 100); do
+    [ "$(pgrep -c -P "$1" || true)" -le "$2" ] && break
+    sleep 0.1
+  done
 }
