@@ -360,11 +360,15 @@ macro_rules! upsert_tags {
 /// no row for its position) rather than failing the batch; should the
 /// author go between the check and the commit, the foreign key fails the
 /// whole statement, which [`insert_batch`] then retries note by note.
-/// The tags of all the notes are upserted once, sorted by name, so
-/// concurrent writers lock tag rows in the same order and cannot
-/// deadlock; `do update` (rather than `do nothing`) makes the upsert
-/// return the id of an existing tag too, even one another transaction
-/// inserted a moment ago.
+/// Tags the snapshot already has are read, not written: tags are never
+/// deleted, so the row a link points to stays, and concurrent batches
+/// naming the same tag do not wait for each other's commit on its row
+/// lock (an upsert of an existing row updates it, and holds the row's
+/// lock until commit). Only names the snapshot lacks are upserted, once, sorted by
+/// name, so concurrent writers lock new tag rows in the same order and
+/// cannot deadlock; `do update` (rather than `do nothing`) makes the
+/// upsert return the id of a tag another transaction inserted after the
+/// snapshot was taken.
 const INSERT_MANY: &str = concat!(
     "with input as materialized ( \
          select nextval('notes_id_seq') as id, i.* \
@@ -379,9 +383,14 @@ const INSERT_MANY: &str = concat!(
     "), tagged as materialized ( \
          select i.id as note_id, t.name, t.pos \
          from unnest($10::int[], $11::text[]) with ordinality as t(ord, name, pos) join input i on i.ord = t.ord \
-     ), after as ( \
-         insert into tags (name) select distinct name from tagged order by name \
+     ), existing as materialized ( \
+         select t.id, t.name from tags t where t.name in (select name from tagged) \
+     ), added as ( \
+         insert into tags (name) select distinct name from tagged \
+         where name not in (select name from existing) order by name \
          on conflict (name) do update set name = excluded.name returning id, name \
+     ), after as ( \
+         select id, name from existing union all select id, name from added \
      ), links as ( \
          insert into note_tags (note_id, tag_id) select tagged.note_id, after.id from tagged join after using (name) \
      ) \
