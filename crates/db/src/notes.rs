@@ -326,21 +326,34 @@ macro_rules! notify_written {
     };
 }
 
-/// Upserts the tags named by `$names` (a SQL array of names) once per row
-/// of `$from`, the written note, so that nothing is written when the note
-/// is not; returns each tag's `id` and `name`. Callers pass names sorted,
-/// so concurrent writers lock tag rows in the same order and cannot
-/// deadlock; `do update` (rather than `do nothing`) makes the upsert
-/// return the id of an existing tag too, even one another transaction
-/// inserted a moment ago.
-macro_rules! upsert_tags {
+/// The CTEs that give the tags named by `$names` (a SQL array of names)
+/// their ids as `tag_ids`, once per row of `$from`, the written note, so
+/// that nothing is written or named when the note is not. Tags the
+/// snapshot has are read, not written (see [`INSERT_MANY`]); the others
+/// are upserted. Callers pass names sorted, so concurrent writers lock new
+/// tag rows in the same order and cannot deadlock; `do update` (rather
+/// than `do nothing`) makes the upsert return the id of a tag another
+/// transaction inserted after the snapshot was taken.
+macro_rules! tag_ids {
     ($names:literal, $from:literal) => {
         concat!(
-            "insert into tags (name) select unnest(",
+            "existing_tags as materialized ( \
+                 select t.id, t.name from tags t where t.name = any(",
             $names,
-            ") from ",
+            ") and exists (select from ",
             $from,
-            " on conflict (name) do update set name = excluded.name returning id, name"
+            ") \
+             ), added_tags as ( \
+                 insert into tags (name) select wanted.name from ",
+            $from,
+            ", unnest(",
+            $names,
+            ") as wanted(name) \
+                 where wanted.name not in (select name from existing_tags) order by wanted.name \
+                 on conflict (name) do update set name = excluded.name returning id, name \
+             ), tag_ids as ( \
+                 select id, name from existing_tags union all select id, name from added_tags \
+             )"
         )
     };
 }
@@ -447,9 +460,9 @@ const UPDATE: &str = concat!(
            and n.xmin = (select xmin from cur) and n.updated_at = coalesce($3, n.updated_at) \
          returning ",
     note_columns!(),
-    "), tag_ids as (",
-    upsert_tags!("$9::text[]", "upd"),
-    "), unlinked as ( \
+    "), ",
+    tag_ids!("$9::text[]", "upd"),
+    ", unlinked as ( \
          delete from note_tags nt using upd \
          where nt.note_id = upd.id and $9::text[] is not null and nt.tag_id not in (select id from tag_ids) \
      ), linked as ( \

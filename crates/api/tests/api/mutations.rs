@@ -112,3 +112,61 @@ async fn delete_returns_the_id_and_the_note_is_gone(_: PgPoolOptions, options: P
     assert!(after["tag"].is_null(), "a tag no note carries is gone as well: {after}");
     assert_eq!(app.error_code(Some("user-3"), DELETE, json!({ "id": id })).await, "NOT_FOUND");
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("users"))]
+async fn writers_naming_a_tag_another_transaction_is_creating_share_its_row(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Creates and updates read the tags their snapshot has, without
+    // writing their rows, and upsert the others; a tag another transaction
+    // inserts meanwhile is one the snapshot lacks and the upsert then
+    // meets. Both writers must wait for that transaction, then link the
+    // tag it committed: one row, no error.
+    let app = TestApp::spawn(options).await;
+    let create = "mutation($input: CreateNoteInput!) { createNote(input: $input) { id tags { name } } }";
+    let calm = json!({ "title": "Tides", "body": "Moon", "tags": ["calm"] });
+    let existing = app.data_as(Some("user-1"), create, json!({ "input": calm })).await;
+    let existing = existing["createNote"]["id"].as_str().unwrap().to_owned();
+
+    let version = "select xmin::text from tags where name = 'calm'";
+    let calm_before: String = sqlx::query_scalar(version).fetch_one(&app.pool).await.unwrap();
+
+    let mut other = app.pool.begin().await.unwrap();
+    let racing: i64 = sqlx::query_scalar("insert into tags (name) values ('racing') returning id")
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    let input = json!({ "title": "Regatta", "body": "Boats", "tags": ["calm", "racing"] });
+    let created = app.post(Some("user-1"), create, json!({ "input": input }));
+    let updated = app.post(Some("user-1"), UPDATE, json!({ "id": existing, "input": { "tags": ["racing"] } }));
+    let commit = async {
+        let waiting =
+            "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&app.pool).await.unwrap() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the two writers did not both wait for the tag within 60 s");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        other.commit().await.unwrap();
+    };
+    let ((created_status, created), (updated_status, updated), ()) = tokio::join!(created, updated, commit);
+    assert_eq!(created_status, reqwest::StatusCode::OK, "{created}");
+    assert!(created.get("errors").is_none(), "{created}");
+    assert_eq!(created["data"]["createNote"]["tags"], json!([{ "name": "calm" }, { "name": "racing" }]));
+    assert_eq!(updated_status, reqwest::StatusCode::OK, "{updated}");
+    assert!(updated.get("errors").is_none(), "{updated}");
+    assert_eq!(updated["data"]["updateNote"]["tags"], json!([{ "name": "racing" }]));
+
+    let rows: Vec<i64> =
+        sqlx::query_scalar("select id from tags where name = 'racing'").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(rows, vec![racing], "one row, the one the other transaction committed");
+    let linked: i64 = sqlx::query_scalar("select count(*) from note_tags where tag_id = $1")
+        .bind(racing)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(linked, 2, "the created note and the updated one");
+    let calm_after: String = sqlx::query_scalar(version).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(calm_after, calm_before, "a tag that existed is linked, not written");
+}
