@@ -441,7 +441,7 @@ const INSERT_MANY: &str = concat!(
 /// `updated_at` the caller read the note at (to embed its unchanged half):
 /// a note changed since is refused too.
 ///
-/// Tag links: the upsert names the new set; links outside it are deleted
+/// Tag links: `tag_ids` names the new set; links outside it are deleted
 /// and links in it inserted unless present, so the two never touch the
 /// same row (a delete and an insert of one key in one statement would
 /// collide on the primary key).
