@@ -83,8 +83,9 @@ pub struct GraphqlConfig {
     /// Most directives on one field or fragment.
     #[arg(long, env = "NOTEGRAPH_MAX_DIRECTIVES_PER_FIELD", default_value_t = DEFAULT_MAX_DIRECTIVES_PER_FIELD, global = true)]
     pub max_directives_per_field: usize,
-    /// Memory for parsed documents kept by their text, so that a document
-    /// sent again is not parsed again; 0 keeps none.
+    /// Memory for parsed documents kept by their shape (their text with
+    /// string literals' contents set aside), so that a document sent again,
+    /// or with another id written inline, is not parsed again; 0 keeps none.
     #[arg(long, env = "NOTEGRAPH_PARSED_DOCUMENTS_BYTES", default_value_t = DEFAULT_PARSED_DOCUMENTS_BYTES, global = true)]
     pub parsed_documents_bytes: u64,
     /// Answer queries over plain row data (the root `notes` list with

@@ -102,13 +102,14 @@ impl Limiter {
             None => {
                 self.check_size(&request.query)?;
                 let parse = tracing::debug_span!("graphql.parse");
+                let parsed = parse.in_scope(|| match &self.parsed {
+                    Some(parsed) => parsed.parse(&request.query),
+                    None => async_graphql::parser::parse_query(&request.query),
+                });
                 // A document that does not parse is the engine's to report.
-                let Ok(document) = parse.in_scope(|| async_graphql::parser::parse_query(&request.query)) else {
+                let Ok(document) = parsed else {
                     return Ok(0);
                 };
-                if let Some(parsed) = &self.parsed {
-                    parsed.insert(&request.query, &document);
-                }
                 document
             }
         };
