@@ -39,17 +39,11 @@ const PARSED_BYTES_PER_TEXT_BYTE: usize = 64;
 /// Bytes every parsed document is counted as besides its text's share.
 const PARSED_BYTES_OVERHEAD: usize = 1024;
 
-/// A bounded map from a document's shape to its parsed form; a clone
-/// shares the map (the metrics read its size).
+/// A bounded map from a document's shape to its parsed form, fillers in
+/// place of its literals; a clone shares the map (the metrics read its
+/// size).
 #[derive(Clone)]
-pub(crate) struct ParsedDocuments(Cache<String, Arc<Template>>);
-
-/// A kept parsed form and how many filler strings it holds: 0 for a
-/// document kept by its exact text.
-struct Template {
-    document: ExecutableDocument,
-    fillers: usize,
-}
+pub(crate) struct ParsedDocuments(Cache<String, Arc<ExecutableDocument>>);
 
 impl ParsedDocuments {
     /// Keeps parsed documents up to about `max_bytes` of memory, least
@@ -57,7 +51,7 @@ impl ParsedDocuments {
     pub(crate) fn new(max_bytes: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|text: &String, _: &Arc<Template>| {
+            .weigher(|text: &String, _: &Arc<ExecutableDocument>| {
                 let bytes = text.len().saturating_mul(PARSED_BYTES_PER_TEXT_BYTE) + PARSED_BYTES_OVERHEAD;
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
@@ -69,7 +63,7 @@ impl ParsedDocuments {
     /// parsed before.
     pub(crate) fn get(&self, text: &str) -> Option<ExecutableDocument> {
         let Some(shape) = Shape::of(text) else {
-            return self.0.get(text).map(|template| template.document.clone());
+            return self.0.get(text).map(|document| ExecutableDocument::clone(&document));
         };
         let template = self.0.get(shape.key.as_ref())?;
         Some(shape.fill(&template))
@@ -82,15 +76,14 @@ impl ParsedDocuments {
     pub(crate) fn parse(&self, text: &str) -> Result<ExecutableDocument, ParseError> {
         let Some(shape) = Shape::of(text).filter(|shape| !shape.literals.is_empty()) else {
             let document = parse_query(text)?;
-            let template = Template { document: document.clone(), fillers: 0 };
-            self.0.insert(text.to_owned(), Arc::new(template));
+            self.0.insert(text.to_owned(), Arc::new(document.clone()));
             return Ok(document);
         };
         // A shape parses exactly when its texts do. One whose fillers do
         // not each land once in a string value (an input object naming a
         // field twice keeps the last) is not kept, nor is one that does
         // not parse: the text is parsed on its own, for its own errors.
-        let Some(template) = parse_query(shape.key.as_ref()).ok().and_then(|document| shape.template(document)) else {
+        let Some(template) = parse_query(shape.key.as_ref()).ok().and_then(|document| shape.checked(document)) else {
             return parse_query(text);
         };
         let document = shape.fill(&template);
@@ -175,9 +168,10 @@ impl<'a> Shape<'a> {
 }
 
 impl Shape<'_> {
-    /// The parsed form of this shape as a template, when every filler
-    /// stands once in it as a string value.
-    fn template(&self, mut document: ExecutableDocument) -> Option<Template> {
+    /// `document`, the shape's parsed form, when every filler of this
+    /// shape stands once in it as a string value, so that filling it puts
+    /// each literal back where the text has it.
+    fn checked(&self, mut document: ExecutableDocument) -> Option<ExecutableDocument> {
         let mut seen = vec![false; self.literals.len()];
         let mut once = true;
         for_each_string(&mut document, &mut |string| {
@@ -189,14 +183,15 @@ impl Shape<'_> {
                 _ => once = false,
             }
         });
-        (once && seen.iter().all(|seen| *seen)).then_some(Template { document, fillers: self.literals.len() })
+        (once && seen.iter().all(|seen| *seen)).then_some(document)
     }
 
     /// A copy of `template` with this text's literals in place of its
     /// fillers.
-    fn fill(&self, template: &Template) -> ExecutableDocument {
-        let mut document = template.document.clone();
-        if template.fillers > 0 {
+    fn fill(&self, template: &ExecutableDocument) -> ExecutableDocument {
+        let mut document = template.clone();
+        // A text without literals is its own shape: nothing to fill.
+        if !self.literals.is_empty() {
             for_each_string(&mut document, &mut |string| {
                 if let Some(literal) = filler_index(string).and_then(|index| self.literals.get(index)) {
                     string.clear();
@@ -237,25 +232,28 @@ fn filler_index(filler: &str) -> Option<usize> {
 /// arguments and variables' defaults, inside lists and input objects too.
 /// async-graphql has no mutable visitor, so the walk is written out.
 fn for_each_string(document: &mut ExecutableDocument, f: &mut impl FnMut(&mut String)) {
-    let operations: Vec<&mut Positioned<OperationDefinition>> = match &mut document.operations {
-        DocumentOperations::Single(operation) => vec![operation],
-        DocumentOperations::Multiple(operations) => operations.values_mut().collect(),
-    };
-    for operation in operations {
-        let operation = &mut operation.node;
-        for variable in &mut operation.variable_definitions {
-            in_directives(&mut variable.node.directives, f);
-            if let Some(default) = &mut variable.node.default_value {
-                in_const_value(&mut default.node, f);
-            }
+    match &mut document.operations {
+        DocumentOperations::Single(operation) => in_operation(&mut operation.node, f),
+        DocumentOperations::Multiple(operations) => {
+            operations.values_mut().for_each(|operation| in_operation(&mut operation.node, f));
         }
-        in_directives(&mut operation.directives, f);
-        in_selection_set(&mut operation.selection_set.node, f);
     }
     for fragment in document.fragments.values_mut() {
         in_directives(&mut fragment.node.directives, f);
         in_selection_set(&mut fragment.node.selection_set.node, f);
     }
+}
+
+/// [`for_each_string`] in an operation.
+fn in_operation(operation: &mut OperationDefinition, f: &mut impl FnMut(&mut String)) {
+    for variable in &mut operation.variable_definitions {
+        in_directives(&mut variable.node.directives, f);
+        if let Some(default) = &mut variable.node.default_value {
+            in_const_value(&mut default.node, f);
+        }
+    }
+    in_directives(&mut operation.directives, f);
+    in_selection_set(&mut operation.selection_set.node, f);
 }
 
 /// [`for_each_string`] in a selection set.
