@@ -320,14 +320,15 @@ pub(crate) async fn serving_address(lines: &mut Lines<BufReader<ChildStderr>>) -
     .expect("serving within 60 s")
 }
 
-/// Waits (up to 60 s) until a backend in this test's database matches
-/// `condition` (SQL over `pg_stat_activity`); `what` names it in the failure.
-pub(crate) async fn wait_for_activity(pool: &PgPool, condition: &str, what: &str) {
+/// Waits (up to 60 s) until `at_least` backends in this test's database
+/// match `condition` (SQL over `pg_stat_activity`); `what` names them in
+/// the failure.
+pub(crate) async fn wait_for_activity(pool: &PgPool, condition: &str, at_least: i64, what: &str) {
     let query = format!("select count(*) from pg_stat_activity where datname = current_database() and {condition}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let matching: i64 = sqlx::query_scalar(&query).fetch_one(pool).await.unwrap();
-        if matching > 0 {
+        if matching >= at_least {
             return;
         }
         assert!(Instant::now() < deadline, "not within 60 s: {what}");
@@ -338,7 +339,7 @@ pub(crate) async fn wait_for_activity(pool: &PgPool, condition: &str, what: &str
 /// Waits until a statement in this test's database waits for a lock: the
 /// request that runs it is then in execution, stuck behind the lock.
 pub(crate) async fn wait_for_a_lock_waiter(pool: &PgPool) {
-    wait_for_activity(pool, "wait_event_type = 'Lock'", "a statement waiting for a lock").await;
+    wait_for_activity(pool, "wait_event_type = 'Lock'", 1, "a statement waiting for a lock").await;
 }
 
 /// A program from a Debian package that some tests drive (`pgbouncer`,

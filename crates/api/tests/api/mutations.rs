@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, wait_for_activity};
 
 const UPDATE: &str = "mutation($id: ID!, $input: UpdateNoteInput!) { updateNote(id: $id, input: $input) { id title body visibility tags { name } updatedAt } }";
 const DELETE: &str = "mutation($id: ID!) { deleteNote(id: $id) }";
@@ -141,13 +141,7 @@ async fn writers_naming_a_tag_another_transaction_is_creating_share_its_row(
     let created = app.post(Some("user-1"), create, json!({ "input": input }));
     let updated = app.post(Some("user-1"), UPDATE, json!({ "id": existing, "input": { "tags": ["racing"] } }));
     let commit = async {
-        let waiting =
-            "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'";
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&app.pool).await.unwrap() < 2 {
-            assert!(std::time::Instant::now() < deadline, "the two writers did not both wait for the tag within 60 s");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        wait_for_activity(&app.pool, "wait_event_type = 'Lock'", 2, "the two writers waiting for the tag").await;
         other.commit().await.unwrap();
     };
     let ((created_status, created), (updated_status, updated), ()) = tokio::join!(created, updated, commit);

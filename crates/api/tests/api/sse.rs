@@ -172,7 +172,7 @@ pub(crate) async fn wait_for_open_subscriptions(app: &TestApp, count: u32) {
 /// made at start-up, but the server starts without it when it takes more
 /// than a second, and retries in the background.
 async fn wait_until_listening(pool: &sqlx::PgPool) {
-    wait_for_activity(pool, "state = 'idle' and query ilike 'listen%'", "the server's LISTEN connection").await;
+    wait_for_activity(pool, "state = 'idle' and query ilike 'listen%'", 1, "the server's LISTEN connection").await;
 }
 
 /// Reads a raw SSE response body until `until` holds for what has come, or
