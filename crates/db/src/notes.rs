@@ -326,27 +326,25 @@ macro_rules! notify_written {
     };
 }
 
-/// The CTEs that give the tags named by `$names` (a SQL array of names)
-/// their ids as `tag_ids`, once per row of `$from`, the written note, so
-/// that nothing is written or named when the note is not. Tags the
-/// snapshot has are read, not written (see [`INSERT_MANY`]); the others
-/// are upserted. Callers pass names sorted, so concurrent writers lock new
-/// tag rows in the same order and cannot deadlock; `do update` (rather
-/// than `do nothing`) makes the upsert return the id of a tag another
-/// transaction inserted after the snapshot was taken.
+/// The CTEs that give the tags named by `$names` (a subquery of one
+/// column, the names) their ids as `tag_ids (id, name)`. Tags the snapshot
+/// has are read, not written: tags are never deleted, so the row a link
+/// points to stays, and concurrent writers naming the same tag do not wait
+/// for each other's commit on its row lock (an upsert of an existing row
+/// updates it, and holds the row's lock until commit). Only names the
+/// snapshot lacks are upserted, once, sorted by name, so concurrent
+/// writers lock new tag rows in the same order and cannot deadlock; `do
+/// update` (rather than `do nothing`) makes the upsert return the id of a
+/// tag another transaction inserted after the snapshot was taken.
 macro_rules! tag_ids {
-    ($names:literal, $from:literal) => {
+    ($names:literal) => {
         concat!(
             "existing_tags as materialized ( \
-                 select t.id, t.name from tags t where t.name = any(",
+                 select t.id, t.name from tags t where t.name in (",
             $names,
-            ") and exists (select from ",
-            $from,
             ") \
              ), added_tags as ( \
-                 insert into tags (name) select wanted.name from ",
-            $from,
-            ", unnest(",
+                 insert into tags (name) select distinct wanted.name from (",
             $names,
             ") as wanted(name) \
                  where wanted.name not in (select name from existing_tags) order by wanted.name \
@@ -373,15 +371,8 @@ macro_rules! tag_ids {
 /// no row for its position) rather than failing the batch; should the
 /// author go between the check and the commit, the foreign key fails the
 /// whole statement, which [`insert_batch`] then retries note by note.
-/// Tags the snapshot already has are read, not written: tags are never
-/// deleted, so the row a link points to stays, and concurrent batches
-/// naming the same tag do not wait for each other's commit on its row
-/// lock (an upsert of an existing row updates it, and holds the row's
-/// lock until commit). Only names the snapshot lacks are upserted, once, sorted by
-/// name, so concurrent writers lock new tag rows in the same order and
-/// cannot deadlock; `do update` (rather than `do nothing`) makes the
-/// upsert return the id of a tag another transaction inserted after the
-/// snapshot was taken.
+/// Tags are given ids by `tag_ids!`: the snapshot's read, the others
+/// upserted.
 const INSERT_MANY: &str = concat!(
     "with input as materialized ( \
          select nextval('notes_id_seq') as id, i.* \
@@ -396,22 +387,16 @@ const INSERT_MANY: &str = concat!(
     "), tagged as materialized ( \
          select i.id as note_id, t.name, t.pos \
          from unnest($10::int[], $11::text[]) with ordinality as t(ord, name, pos) join input i on i.ord = t.ord \
-     ), existing as materialized ( \
-         select t.id, t.name from tags t where t.name in (select name from tagged) \
-     ), added as ( \
-         insert into tags (name) select distinct name from tagged \
-         where name not in (select name from existing) order by name \
-         on conflict (name) do update set name = excluded.name returning id, name \
-     ), after as ( \
-         select id, name from existing union all select id, name from added \
-     ), links as ( \
-         insert into note_tags (note_id, tag_id) select tagged.note_id, after.id from tagged join after using (name) \
+     ), ",
+    tag_ids!("select name from tagged"),
+    ", links as ( \
+         insert into note_tags (note_id, tag_id) select tagged.note_id, tag_ids.id from tagged join tag_ids using (name) \
      ) \
      select i.ord, ",
     note_columns!(),
     author_columns!(),
-    ", array(select a.id from tagged t join after a using (name) where t.note_id = n.id order by a.name) as tag_ids, \
-     array(select a.name from tagged t join after a using (name) where t.note_id = n.id order by a.name) as tag_names, \
+    ", array(select a.id from tagged t join tag_ids a using (name) where t.note_id = n.id order by a.name) as tag_ids, \
+     array(select a.name from tagged t join tag_ids a using (name) where t.note_id = n.id order by a.name) as tag_names, \
      w.event \
      from ins n join input i on i.id = n.id",
     // A left join: the row (and the event) must not hang on the snapshot
@@ -461,7 +446,7 @@ const UPDATE: &str = concat!(
          returning ",
     note_columns!(),
     "), ",
-    tag_ids!("$9::text[]", "upd"),
+    tag_ids!("select unnest($9::text[]) from upd"),
     ", unlinked as ( \
          delete from note_tags nt using upd \
          where nt.note_id = upd.id and $9::text[] is not null and nt.tag_id not in (select id from tag_ids) \
