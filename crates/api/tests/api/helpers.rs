@@ -336,6 +336,35 @@ pub(crate) async fn wait_for_activity(pool: &PgPool, condition: &str, at_least: 
     }
 }
 
+/// Statements of the server's still running in this test's database:
+/// neither the asking one nor a lock holder idle in its transaction, and
+/// client backends only (an autovacuum worker analysing the fixtures'
+/// rows shows as `active` too, and is not a statement the server left).
+pub(crate) async fn running_statements(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "select query from pg_stat_activity \
+         where datname = current_database() and state = 'active' and pid <> pg_backend_pid() \
+           and backend_type = 'client backend'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until no statement of the server's runs in this test's database,
+/// or `until` passes, and returns what still runs then: an abandoned
+/// request's statement ends when Postgres next checks its closed client
+/// (every 500 ms), not at the instant its request ended.
+pub(crate) async fn statements_left_running(pool: &PgPool, until: Instant) -> Vec<String> {
+    loop {
+        let running = running_statements(pool).await;
+        if running.is_empty() || Instant::now() >= until {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until a statement in this test's database waits for a lock: the
 /// request that runs it is then in execution, stuck behind the lock.
 pub(crate) async fn wait_for_a_lock_waiter(pool: &PgPool) {

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{TestApp, wait_for_a_lock_waiter};
+use crate::helpers::{TestApp, statements_left_running, wait_for_a_lock_waiter};
 use crate::metrics::value;
 use crate::sse::NodeClient;
 use crate::statements::{BACKGROUND, Background, BusyLoops, Calls, NO_CACHE, Tally, calls_since, count_one, runs};
@@ -435,25 +435,10 @@ async fn a_client_that_leaves_after_the_first_part_stops_the_rest(_: PgPoolOptio
     // Assert: Postgres stops running the deferred statement while the lock
     // is still held (within about a second on an idle machine: Postgres
     // checks the client every 500 ms; the bound is for a saturated one).
-    let mut running = running_statements(&app.pool).await;
-    while !running.is_empty() && left.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        running = running_statements(&app.pool).await;
-    }
+    let running = statements_left_running(&app.pool, left + Duration::from_secs(10)).await;
     assert_eq!(running, Vec::<String>::new(), "still running {:?} after the client left", left.elapsed());
     println!("deferred statement cancelled {:?} after the client left", left.elapsed());
     lock.rollback().await.unwrap();
-}
-
-/// Statements running in this test's database, other than the asker's.
-async fn running_statements(pool: &sqlx::PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "select query from pg_stat_activity \
-         where datname = current_database() and state = 'active' and pid <> pg_backend_pid()",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
