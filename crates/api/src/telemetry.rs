@@ -21,10 +21,13 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use tracing::Subscriber;
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::{FilterExt as _, FilterFn};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -54,16 +57,6 @@ impl Telemetry {
 
 /// Installs the global subscriber; call once, before anything logs.
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
-    // The request span is always on for the logs, whatever `RUST_LOG`
-    // says: it is what puts the request id on every line of a request.
-    let filter = EnvFilter::try_new(&config.log_filter)?.or(FilterFn::new(sampling::is_request_span));
-    // Logs go to stderr: stdout carries command output (`print-schema`,
-    // `token`, `embedded-postgres`).
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour(config));
-    let fmt = match config.log_format {
-        LogFormat::Text => fmt.with_filter(filter).boxed(),
-        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
-    };
     let provider = match &config.otlp_endpoint {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -76,16 +69,95 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
                 .with_sampler(sampler())
                 .with_resource(Resource::builder().with_service_name(SERVICE_NAME).build())
                 .build();
+            install_propagator();
             Some(provider)
         }
         None => None,
     };
-    let traces = provider.as_ref().map(|provider| trace_layer(provider, config.trace_sample_ratio));
-    if provider.is_some() {
-        install_propagator();
-    }
-    tracing_subscriber::registry().with(fmt).with(traces).try_init()?;
+    dispatch(config, provider.as_ref())?.try_init()?;
     Ok(Telemetry { provider })
+}
+
+/// The subscriber: logs under `RUST_LOG`, and traces when `provider`
+/// exports them, each under a filter of its own. Without traces the log
+/// filter is the subscriber's global one ([`Global`]) rather than a
+/// per-layer filter beside an absent (`None`) trace layer: such a `None`
+/// enables every span in the registry, so each request made, entered and
+/// closed all its debug spans (statements, batches, phases) for no one.
+fn dispatch(config: &TelemetryConfig, provider: Option<&SdkTracerProvider>) -> anyhow::Result<tracing::Dispatch> {
+    // Logs go to stderr: stdout carries command output (`print-schema`,
+    // `token`, `embedded-postgres`).
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour(config));
+    let fmt = match config.log_format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let logs = tracing_subscriber::registry();
+    Ok(match provider {
+        Some(provider) => {
+            let fmt = fmt.with_filter(log_filter(&config.log_filter)?);
+            logs.with(fmt).with(trace_layer(provider, config.trace_sample_ratio)).into()
+        }
+        None => logs.with(fmt).with(Global(log_filter(&config.log_filter)?)).into(),
+    })
+}
+
+/// What is logged: what `directives` (`RUST_LOG`) enable, and the request
+/// span always, whatever they say: it is what puts the request id on every
+/// line of a request.
+fn log_filter<S>(directives: &str) -> anyhow::Result<impl Filter<S> + use<S>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    Ok(EnvFilter::try_new(directives)?.or(FilterFn::new(sampling::is_request_span)))
+}
+
+/// A per-layer filter as the subscriber's global filter, for a subscriber
+/// with one layer. Written here because tracing-subscriber's combinators
+/// (`or`) make per-layer filters only, and as a per-layer filter beside no
+/// other layer it drops events: an event whose callsite is always enabled
+/// is dropped when the filter last judged something else disabled on that
+/// thread (the JSON `serving` line went missing under `warn,api=info`).
+struct Global<F>(F);
+
+impl<S, F> Layer<S> for Global<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    F: Filter<S> + 'static,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        self.0.callsite_enabled(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, cx: Context<'_, S>) -> bool {
+        self.0.enabled(metadata, &cx)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    // The filter's own view of spans (`RUST_LOG` directives on span
+    // fields need them).
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
+        self.0.on_new_span(attrs, id, cx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, cx: Context<'_, S>) {
+        self.0.on_record(id, values, cx);
+    }
+
+    fn on_enter(&self, id: &Id, cx: Context<'_, S>) {
+        self.0.on_enter(id, cx);
+    }
+
+    fn on_exit(&self, id: &Id, cx: Context<'_, S>) {
+        self.0.on_exit(id, cx);
+    }
+
+    fn on_close(&self, id: Id, cx: Context<'_, S>) {
+        self.0.on_close(id, cx);
+    }
 }
 
 /// Records every span that reaches the SDK: the trace layer's filter
@@ -163,4 +235,48 @@ impl Injector for HeadersMut<'_> {
 /// unless NO_COLOR. Never in files, pipes or JSON.
 pub fn colour(config: &TelemetryConfig) -> bool {
     config.log_format == LogFormat::Text && !config.no_color && std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, Method};
+
+    use super::*;
+
+    /// Logs at warnings only, as under load; traces of `ratio` of requests
+    /// when a trace layer is there.
+    fn config(ratio: f64) -> TelemetryConfig {
+        TelemetryConfig {
+            log_filter: "warn".to_owned(),
+            log_format: LogFormat::Text,
+            no_color: true,
+            metrics_enabled: false,
+            metrics_listen: None,
+            metrics_max_operation_names: 0,
+            metrics_hot_fields: Vec::new(),
+            otlp_endpoint: None,
+            trace_sample_ratio: ratio,
+        }
+    }
+
+    /// Under `dispatch`: whether a request's span is made, and whether a
+    /// debug span inside it (a statement's, a batch's) is.
+    fn made(dispatch: &tracing::Dispatch) -> (bool, bool) {
+        tracing::dispatcher::with_default(dispatch, || {
+            let request = request_span(&Method::POST, "/graphql", "a-request", &HeaderMap::new());
+            let _inside = request.enter();
+            let statement = tracing::debug_span!("statement");
+            (!request.is_disabled(), !statement.is_disabled())
+        })
+    }
+
+    #[test]
+    fn without_traces_only_the_request_span_is_made() {
+        // Logs alone: the request's span, for its log lines, and nothing
+        // below it at debug.
+        assert_eq!(made(&dispatch(&config(1.0), None).unwrap()), (true, false));
+        // Traces of every request: the whole tree.
+        let provider = SdkTracerProvider::builder().build();
+        assert_eq!(made(&dispatch(&config(1.0), Some(&provider)).unwrap()), (true, true));
+    }
 }
