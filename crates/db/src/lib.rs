@@ -69,6 +69,6 @@ const MAX_ID: i64 = i64::MAX;
 /// Records on the statement's span how many rows it returned (`db.rows`),
 /// for traces; the rows pass through untouched.
 fn counted<T>(rows: Vec<T>) -> Vec<T> {
-    tracing::Span::current().record("db.rows", rows.len());
+    measure::record_on_own_span("db.rows", rows.len());
     rows
 }

@@ -121,7 +121,12 @@ impl<'a, T> Stream for TryAsyncStream<'a, T> {
 #[macro_export]
 macro_rules! try_stream {
     ($($block:tt)*) => {
-        $crate::ext::async_stream::TryAsyncStream::new(move |yielder| ::tracing::Instrument::in_current_span(async move {
+        // Notegraph's patch (vendor/README.md): not wrapped in
+        // `in_current_span`. The stream is polled by the code that made it,
+        // inside the span that was current then, so re-entering that span
+        // at every poll (once per row) attributed nothing new and cost the
+        // subscriber's bookkeeping each time.
+        $crate::ext::async_stream::TryAsyncStream::new(move |yielder| async move {
             // Anti-footgun: effectively pins `yielder` to this future to prevent any accidental
             // move to another task, which could deadlock.
             let yielder = &yielder;
@@ -133,6 +138,6 @@ macro_rules! try_stream {
             }
 
             $($block)*
-        }))
+        })
     }
 }
