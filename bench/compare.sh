@@ -15,7 +15,9 @@
 # turn, ROUNDS times (default 2), against the same database, which must
 # hold the default data set (`notegraph seed`). For each run it prints the
 # statements per request (pg_stat_statements), the latency k6 measured, and
-# the cores used by the server, Postgres and k6, which share the machine.
+# the cores used by the server, Postgres and k6, which share the machine,
+# and the server's CPU a request split into user and system time, with its
+# threads' context switches a request.
 # RATE (default 1000/s) and DURATION (default 30s) set the load; WARM (say
 # 30s) first runs the mix at RATE that long, unmeasured, for figures of a
 # warm server (caches filled) rather than a fresh one. ONLY=nplus1 sends
@@ -59,6 +61,12 @@ ticks() { # utime + stime of the given comma-separated pids
   done
   echo "$total"
 }
+usersys() { # utime and stime of a pid, in ticks: "user system"
+  awk '{ print $14, $15 }' "/proc/$1/stat"
+}
+switches() { # context switches of a pid's threads alive now (a server's threads live as long as it)
+  cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
 calls() { # top-level statements run so far in every database, less the counting itself
   "$psql" "$DATABASE_URL" -qAtc "select coalesce(sum(calls), 0) from pg_stat_statements \
     where toplevel and query not ilike '%pg_stat_statements%' and query not ilike '%pg_catalog%'"
@@ -81,11 +89,13 @@ run() { # name command...
   # warm-up's thresholds, and k6's exit code would end the script.
   load "$((RATE < 200 ? RATE : 200))" 3s >/dev/null || true
   [ -z "${WARM:-}" ] || load "$RATE" "$WARM" >/dev/null || true
-  local c0 s0 p0 t0; c0=$(calls); s0=$(ticks "$pid"); p0=$(pg_ticks "$postmaster"); t0=$(date +%s.%N)
+  local c0 s0 p0 t0 u0 k0; c0=$(calls); s0=$(ticks "$pid"); p0=$(pg_ticks "$postmaster"); t0=$(date +%s.%N)
+  u0=$(usersys "$pid"); k0=$(switches "$pid")
   # k6 fails when the mix's thresholds are crossed (a loaded machine):
   # the run is still measured, and the next ones still run.
   local out; out=$(load "$RATE" "$DURATION") || true
-  local t1 s1 p1 c1; t1=$(date +%s.%N); s1=$(ticks "$pid"); p1=$(pg_ticks "$postmaster"); c1=$(calls)
+  local t1 s1 p1 c1 u1 k1; t1=$(date +%s.%N); s1=$(ticks "$pid"); p1=$(pg_ticks "$postmaster"); c1=$(calls)
+  u1=$(usersys "$pid"); k1=$(switches "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local hz wall reqs; hz=$(getconf CLK_TCK); wall=$(echo "$t1 - $t0" | bc -l)
   reqs=$(awk '/http_reqs\./ { print $2 }' <<<"$out")
@@ -100,6 +110,12 @@ run() { # name command...
     "$(awk '/K6CPU/ { print ($2 + $3) }' <<<"$out" | sed "s|$| / $wall|" | bc -l)" \
     "$(echo "($s1 - $s0) * 1000 / $hz / $reqs" | bc -l)" "$(echo "($p1 - $p0) * 1000 / $hz / $reqs" | bc -l)" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
+  # Where the server's CPU went: user space (what bench/instructions.py
+  # counts) or the kernel, and the kernel work a request caused.
+  local ua sa ub sb; read -r ua sa <<<"$u0"; read -r ub sb <<<"$u1"
+  printf '%-10s server per request: user %.3f ms  system %.3f ms  context switches %.1f\n' \
+    "" "$(echo "($ub - $ua) * 1000 / $hz / $reqs" | bc -l)" "$(echo "($sb - $sa) * 1000 / $hz / $reqs" | bc -l)" \
+    "$(echo "($k1 - $k0) / $reqs" | bc -l)"
 }
 
 server=

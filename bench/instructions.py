@@ -17,7 +17,14 @@ up, then N (default 600) counted ones: bench/mix.js's queries (userList 30%,
 noteDetail 40%, userNotes 30%, ids skewed to low ones) drawn from a fixed
 seed, one at a time on one connection, so every target gets the same
 requests in the same order. Needs valgrind (Debian's package) and a database
-holding the default data set (`notegraph seed`)."""
+holding the default data set (`notegraph seed`).
+
+With --cache, callgrind also simulates the caches and branch predictors of
+this machine and prints, per request, the misses of the first-level
+instruction cache (I1) and data cache (D1) and the mispredicted branches:
+work that costs cycles without costing instructions, so that a server can
+take more CPU time than its instructions alone say (docs/PERFORMANCE.md,
+"Instructions are not the whole cost"). About twice as slow."""
 import argparse, http.client, json, os, random, re, shutil, signal, subprocess, sys, tempfile, time
 
 PORT = 18094
@@ -68,6 +75,8 @@ def measure(name, command, env, args, workdir):
     log = os.path.join(workdir, f'{name}.log')
     out = os.path.join(workdir, f'{name}.%p.out')
     valgrind = ['valgrind', '--tool=callgrind', '--instr-atstart=no', f'--callgrind-out-file={out}']
+    if args.cache:
+        valgrind[2:2] = ['--cache-sim=yes', '--branch-sim=yes']
     with open(log, 'w') as sink:
         process = subprocess.Popen(valgrind + command, env=env, stdout=sink, stderr=sink)
     try:
@@ -80,16 +89,19 @@ def measure(name, command, env, args, workdir):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait()
-    collected = re.search(r'Collected : (\d+)', open(log).read())
-    if not collected:
+    text = open(log).read()
+    events, collected = re.search(r'Events +: (.+)', text), re.search(r'Collected : (.+)', text)
+    if not events or not collected:
         sys.exit(f'{name}: callgrind reported nothing; see {log}')
-    return int(collected.group(1)) / args.n
+    counts = dict(zip(events.group(1).split(), map(int, collected.group(1).split())))
+    return {event: count / args.n for event, count in counts.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-n', type=int, default=600, help='requests counted per target (600)')
     parser.add_argument('--only', choices=['nplus1'], help="issue 30's page of 50 notes instead of the mix")
+    parser.add_argument('--cache', action='store_true', help='also simulate caches and branches: misses per request')
     parser.add_argument('targets', nargs='+')
     args = parser.parse_args()
     if 'DATABASE_URL' not in os.environ:
@@ -111,14 +123,18 @@ def main():
             command = [binary, 'serve']
         else:
             sys.exit(f'not baseline or NAME=BINARY: {target}')
-        per_request = measure(name, command, env, args, workdir)
-        results.append((name, per_request))
-        print(f'{name:12} {per_request:10,.0f} instructions per request', flush=True)
+        counts = measure(name, command, env, args, workdir)
+        results.append((name, counts['Ir']))
+        line = f'{name:12} {counts["Ir"]:10,.0f} instructions per request'
+        if args.cache:
+            line += (f'; I1 misses {counts["I1mr"]:,.0f}, D1 misses {counts["D1mr"] + counts["D1mw"]:,.0f}, '
+                     f'mispredicted branches {counts["Bcm"] + counts["Bim"]:,.0f}')
+        print(line, flush=True)
     base = dict(results).get('baseline')
     if base:
         for name, per_request in results:
             if name != 'baseline':
-                print(f'{name:12} {per_request / base:.2f}x the bare server')
+                print(f'{name:12} {per_request / base:.2f}x the bare server (instructions)')
     print(f'(callgrind files and logs in {workdir})')
 
 
