@@ -51,7 +51,7 @@ impl<N: Next<Operation, Reply>> Stage<N> for Cache {
         let (shared, private) = operation.call.keys(fingerprint);
         if operation.call.past_cache() {
             // Executed afresh, and the fresh answer replaces the stored one.
-            let answer = match execute(next, cache, shared, operation, cache.begin()).await {
+            let answer = match Box::pin(execute(next, cache, shared, operation, cache.begin())).await {
                 Ok(stored) => {
                     let body = stored.body.clone();
                     cache.insert(private, stored).await;
@@ -71,7 +71,10 @@ impl<N: Next<Operation, Reply>> Stage<N> for Cache {
         // identical one).
         let lookup = tracing::debug_span!("cache.lookup", cache.scope = "private");
         let run = |began: Epoch| execute(next, cache, shared, operation, began);
-        Answer::Reply(match cache.get_or_run(private, run).instrument(lookup).await {
+        // Boxed, like the execution above: moka's coalescing future is
+        // several kilobytes, and this stage's future, which every request
+        // builds and moves whether or not it misses, would be as large.
+        Answer::Reply(match Box::pin(cache.get_or_run(private, run)).instrument(lookup).await {
             Ok(Outcome::Hit(body)) => Reply::hit(body),
             Ok(Outcome::Miss(body)) => Reply::of(Encoded::ok(body), XCache::Miss),
             Err(reply) => Reply { x_cache: XCache::Miss, ..Arc::unwrap_or_clone(reply) },
