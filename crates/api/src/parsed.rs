@@ -99,6 +99,13 @@ impl ParsedDocuments {
     }
 }
 
+/// The key `text` is kept by (see the module): its text with each plain
+/// string literal's contents replaced by a filler; `None` when it cannot
+/// have one. Texts with one key differ only in those literals' contents.
+pub(crate) fn shape_key(text: &str) -> Option<Cow<'_, str>> {
+    Shape::of(text).map(|shape| shape.key)
+}
+
 /// The characters fillers are written in: a filler is its literal's index
 /// in base 62, least significant digit first, as long as the literal.
 const FILLER_DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

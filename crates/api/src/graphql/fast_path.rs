@@ -21,7 +21,9 @@
 //! The engine still decides what is valid: a request the fast path would
 //! take is first validated by a second schema, configured as the executing
 //! one, whose only extension ends each request where execution would begin
-//! ([`ValidateOnly`]). Anything else — another field or argument, another
+//! ([`ValidateOnly`]); what it accepted is kept by the document's shape, so
+//! that the same document with other ids is not validated again
+//! ([`Accepted`]). Anything else — another field or argument, another
 //! directive, a variable the request left out, an argument `notes` would
 //! refuse, a document that does not validate, a failed statement — takes
 //! the general path unchanged, which answers (or reports) it as before.
@@ -73,10 +75,16 @@ const MAX_VISITS: usize = 2_000;
 /// author and two tags takes.
 const BYTES_PER_NOTE: usize = 160;
 
+/// Bytes of keys kept of requests the validating schema accepted: about
+/// 20,000 documents of a few hundred bytes.
+const VALIDATED_BYTES: u64 = 8 << 20;
+
 /// The validating schema and what the fast path reads with.
 pub(crate) struct FastPath {
     /// The schema's types and settings, validating only.
     validator: AppSchema,
+    /// Requests it accepted, by what its answer depends on ([`Accepted`]).
+    accepted: moka::sync::Cache<Accepted, ()>,
     /// The primary's pool, unless a request carries the replica's.
     primary: Arc<Source>,
     /// Requests answered here: a test checks that it is used at all.
@@ -92,7 +100,11 @@ impl FastPath {
             "GraphQL operations answered from their statements' rows, without field resolution.",
         )
         .expect("a valid counter name and help");
-        FastPath { validator: builder.extension(ValidateOnly).finish(), primary, taken }
+        let accepted = moka::sync::Cache::builder()
+            .max_capacity(VALIDATED_BYTES)
+            .weigher(|key: &Accepted, _: &()| u32::try_from(key.weight()).unwrap_or(u32::MAX))
+            .build();
+        FastPath { validator: builder.extension(ValidateOnly).finish(), accepted, primary, taken }
     }
 
     /// The counter, for the metrics registry.
@@ -101,8 +113,14 @@ impl FastPath {
     }
 
     /// True when the schema accepts `request` as it stands: parse limits,
-    /// validation rules, the operation it names.
+    /// validation rules, the operation it names. A request whose
+    /// [`Accepted`] key it accepted before is accepted again without
+    /// running them.
     async fn validates(&self, request: &mut Request) -> bool {
+        let key = Accepted::of(request);
+        if key.as_ref().is_some_and(|key| self.accepted.contains_key(key)) {
+            return true;
+        }
         let Ok(document) = request.parsed_query().cloned() else { return false };
         let mut mirror = Request::new(String::new()).variables(request.variables.clone());
         mirror.operation_name.clone_from(&request.operation_name);
@@ -111,7 +129,71 @@ impl FastPath {
         // Boxed: the engine's execution future is large, and unboxed it
         // would be part of the fast path's future and of every stage's
         // above it, moved in memory at each of them on every request.
-        Box::pin(self.validator.execute(mirror)).await.errors.is_empty()
+        let accepted = Box::pin(self.validator.execute(mirror)).await.errors.is_empty();
+        if accepted && let Some(key) = key {
+            self.accepted.insert(key, ());
+        }
+        accepted
+    }
+}
+
+/// What the validating schema's answer depends on, for a request the fast
+/// path planned: its document up to the contents of its string literals
+/// (its shape, [`crate::parsed::shape_key`]), the operation it names, its
+/// variables up to the contents of their strings, and whether it may
+/// introspect. Clients send the same few documents with other ids, inline
+/// or as variables, and these are validated once.
+///
+/// The contents of strings cannot change the answer for a planned
+/// request: [`plan`] takes only the fields it knows, with arguments of
+/// type `ID`, `String` and `Int` (and `Boolean` for `@skip`/`@include`),
+/// of which `ID` and `String` accept any string and `Int` and `Boolean`
+/// none. A variable of another type (an enum, a custom scalar whose
+/// strings are checked) is either unused or used where its type is not
+/// allowed, and refused whatever its value or default. Numbers are kept
+/// whole: a page's `first` counts in the cost limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Accepted {
+    shape: String,
+    operation: Option<String>,
+    variables: String,
+    introspection: u8,
+}
+
+impl Accepted {
+    /// The key of `request`, when its document has a shape.
+    fn of(request: &Request) -> Option<Self> {
+        let shape = crate::parsed::shape_key(&request.query)?.into_owned();
+        let variables = match request.variables.is_empty() {
+            true => String::new(),
+            false => {
+                let mut variables = serde_json::to_value(&request.variables).ok()?;
+                blank_strings(&mut variables);
+                variables.to_string()
+            }
+        };
+        let introspection = match request.introspection_mode {
+            async_graphql::IntrospectionMode::Enabled => 0,
+            async_graphql::IntrospectionMode::Disabled => 1,
+            async_graphql::IntrospectionMode::IntrospectionOnly => 2,
+        };
+        Some(Accepted { shape, operation: request.operation_name.clone(), variables, introspection })
+    }
+
+    /// Bytes it is counted as.
+    fn weight(&self) -> usize {
+        self.shape.len() + self.operation.as_ref().map_or(0, String::len) + self.variables.len() + 64
+    }
+}
+
+/// Empties every string in `value`, keeping its structure and the other
+/// values.
+fn blank_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(string) => string.clear(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(blank_strings),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(blank_strings),
+        _ => {}
     }
 }
 
@@ -1311,5 +1393,36 @@ mod tests {
             Lists::read(planned("{ notes(first: 100, tag: \" A \") { id } }", serde_json::json!({})).unwrap())
                 .is_some()
         );
+    }
+
+    #[test]
+    fn an_accepted_request_is_kept_by_what_validation_reads() {
+        let key = |query: &str, variables: serde_json::Value, operation: Option<&str>| {
+            let mut request = Request::new(query).variables(Variables::from_json(variables));
+            request.operation_name = operation.map(str::to_owned);
+            Accepted::of(&request).expect("a shape")
+        };
+        let none = serde_json::json!({});
+        let page = |first: i64, after: &str| serde_json::json!({ "first": first, "after": after });
+        let by_id =
+            "query Q($first: Int, $after: ID) { note(id: \"12\") { id } notes(first: $first, after: $after) { id } }";
+        let accepted = key(by_id, page(5, "40"), Some("Q"));
+
+        // Other strings, inline or in variables: the same key.
+        let other_id = by_id.replace("\"12\"", "\"97\"");
+        assert_eq!(key(&other_id, page(5, "7"), Some("Q")), accepted);
+        // Anything else validation reads: another key.
+        assert_ne!(key(by_id, page(6, "40"), Some("Q")), accepted, "a number");
+        assert_ne!(key(by_id, page(5, "40"), Some("R")), accepted, "the operation");
+        assert_ne!(key(by_id, page(5, "40"), None), accepted, "no operation");
+        assert_ne!(key(by_id, serde_json::json!({ "first": 5 }), Some("Q")), accepted, "a variable left out");
+        assert_ne!(key(by_id, serde_json::json!({ "first": 5, "after": 40 }), Some("Q")), accepted, "a kind");
+        assert_ne!(key(&by_id.replace("{ id }", "{ title }"), page(5, "40"), Some("Q")), accepted, "a field");
+        let mut introspecting = Request::new(by_id).variables(Variables::from_json(page(5, "40")));
+        introspecting.operation_name = Some("Q".into());
+        introspecting.introspection_mode = async_graphql::IntrospectionMode::Disabled;
+        assert_ne!(Accepted::of(&introspecting), Some(accepted), "introspection");
+        assert!(Accepted::of(&Request::new("{ note(id: \"1\\n\") { id } }")).is_none(), "no shape");
+        assert_eq!(key("{ users { id } }", none.clone(), None), key("{ users { id } }", none, None));
     }
 }

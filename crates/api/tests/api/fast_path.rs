@@ -441,3 +441,48 @@ async fn random_selections_answer_the_same_bytes_on_both_paths(_: PgPoolOptions,
         assert_eq!(fast.metric("notegraph_graphql_fast_path_total").await - before, mix.len() as f64, "as {token:?}");
     }
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR", fixtures("dataset"))]
+async fn documents_of_a_shape_validated_once_get_their_own_answers_and_errors(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Arrange: a server that executes every request; a document the fast
+    // path answers, once, so that its shape is known to validate.
+    let app = TestApp::spawn_with_args(options, &["--cache-enabled", "false"]).await;
+    let query = r#"query Page($first: Int) { note(id: "8") { id } notes(first: $first) { id } }"#;
+    let document = |query: &str, first: Value, operation: &str| Document {
+        query: query.to_owned(),
+        variables: json!({ "first": first }).as_object().unwrap().clone(),
+        operation_name: Some(operation.to_owned()),
+    };
+    let first = ask(&app, None, &document(query, json!(2), "Page")).await;
+    assert!(!first.body.contains("errors"), "{first:?}");
+    let taken = app.metric("notegraph_graphql_fast_path_total").await;
+
+    // Act: the same shape with other ids and another page size (the
+    // validation kept for the shape answers for them), then an operation
+    // name the document lacks and an unused variable, which the engine
+    // refuses.
+    let other_ids = ask(&app, None, &document(&query.replace("\"8\"", "\"2\""), json!(3), "Page")).await;
+    let unknown_operation = ask(&app, None, &document(query, json!(2), "Other")).await;
+    let unused = query.replace("query Page($first: Int)", "query Page($first: Int, $unused: ID)");
+    let unused_variable = ask(&app, None, &document(&unused, json!(2), "Page")).await;
+
+    // Assert: the first is answered on the fast path with its own rows;
+    // the others get the engine's errors.
+    let body: Value = serde_json::from_str(&other_ids.body).unwrap();
+    assert_eq!(body["data"]["note"]["id"], "2", "{body}");
+    assert_eq!(body["data"]["notes"].as_array().map(Vec::len), Some(3), "{body}");
+    assert_eq!(app.metric("notegraph_graphql_fast_path_total").await, taken + 1.0);
+    for (refused, message) in [
+        (unknown_operation, r#"Unknown operation named "Other""#),
+        (unused_variable, "Variable \"$unused\" is not used"),
+    ] {
+        let body: Value = serde_json::from_str(&refused.body).unwrap();
+        let messages: Vec<&str> =
+            body["errors"].as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+        assert!(messages.iter().any(|m| m.contains(message)), "{message}: {body}");
+        assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    }
+}
