@@ -161,8 +161,12 @@ struct Accepted {
 }
 
 impl Accepted {
-    /// The key of `request`, when its document has a shape.
+    /// The key of `request`, when its document has a shape (a request
+    /// given its document parsed, without its text, has none).
     fn of(request: &Request) -> Option<Self> {
+        if request.query.is_empty() {
+            return None;
+        }
         let shape = crate::parsed::shape_key(&request.query)?.into_owned();
         let variables = match request.variables.is_empty() {
             true => String::new(),
@@ -1423,6 +1427,7 @@ mod tests {
         introspecting.introspection_mode = async_graphql::IntrospectionMode::Disabled;
         assert_ne!(Accepted::of(&introspecting), Some(accepted), "introspection");
         assert!(Accepted::of(&Request::new("{ note(id: \"1\\n\") { id } }")).is_none(), "no shape");
+        assert!(Accepted::of(&Request::new("")).is_none(), "no text");
         assert_eq!(key("{ users { id } }", none.clone(), None), key("{ users { id } }", none, None));
     }
 }
