@@ -24,7 +24,8 @@ this machine and prints, per request, the misses of the first-level
 instruction cache (I1) and data cache (D1) and the mispredicted branches:
 work that costs cycles without costing instructions, so that a server can
 take more CPU time than its instructions alone say (docs/PERFORMANCE.md,
-"Instructions are not the whole cost"). About twice as slow."""
+"Futures moved whole, and what instructions leave out"). About twice as
+slow."""
 import argparse, http.client, json, os, random, re, shutil, signal, subprocess, sys, tempfile, time
 
 PORT = 18094
